@@ -1,0 +1,155 @@
+//! How the pages reach the server: server functions for what the server
+//! renders too (the model list, the example photos), and the REST API for
+//! uploads and streams, the same API scripts use.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use starcast_model::ModelInfo;
+
+/// The body of every error the REST API returns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// A sentence saying what went wrong and what to do.
+    pub error: String,
+}
+
+/// The answer to `POST /api/flags`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct FlagReceipt {
+    pub id: String,
+}
+
+/// A photo of the examples gallery.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExamplePhoto {
+    pub name: String,
+    pub url: String,
+}
+
+/// The models the server is serving now.
+#[server]
+pub async fn served_models() -> Result<Vec<ModelInfo>, ServerFnError> {
+    let models = use_context::<starcast_model::ServedModels>()
+        .ok_or_else(|| ServerFnError::new("the server was started without its model list"))?;
+    Ok(models.infos())
+}
+
+/// The photos of the examples gallery.
+#[server]
+pub async fn example_photos() -> Result<Vec<ExamplePhoto>, ServerFnError> {
+    let gallery = use_context::<starcast_pipeline::ExamplePhotos>()
+        .ok_or_else(|| ServerFnError::new("the server was started without an examples folder"))?;
+    let names = tokio::task::spawn_blocking(move || gallery.list())
+        .await
+        .map_err(ServerFnError::new)?
+        .map_err(ServerFnError::new)?;
+    Ok(names
+        .into_iter()
+        .map(|name| ExamplePhoto {
+            url: format!("/examples/{name}"),
+            name,
+        })
+        .collect())
+}
+
+/// Browser-side calls to the REST API.
+pub mod client {
+    use serde::de::DeserializeOwned;
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+    use web_sys::{Blob, FormData, RequestInit, Response};
+
+    use super::{ErrorBody, FlagReceipt};
+    use starcast_model::ActorReport;
+
+    /// Why a call failed, in a sentence for the page.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Failure(pub String);
+
+    impl std::fmt::Display for Failure {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    fn unreachable_server(_: JsValue) -> Failure {
+        Failure("The server could not be reached: check your connection and try again.".into())
+    }
+
+    async fn fetch(url: &str, init: &RequestInit) -> Result<Response, Failure> {
+        let window = web_sys::window().ok_or_else(|| Failure("No browser window.".into()))?;
+        let response = JsFuture::from(window.fetch_with_str_and_init(url, init))
+            .await
+            .map_err(unreachable_server)?;
+        response.dyn_into().map_err(unreachable_server)
+    }
+
+    async fn text(response: &Response) -> Result<String, Failure> {
+        let promise = response.text().map_err(unreachable_server)?;
+        let text = JsFuture::from(promise).await.map_err(unreachable_server)?;
+        Ok(text.as_string().unwrap_or_default())
+    }
+
+    /// Reads a JSON answer, or the API's error sentence.
+    async fn json<T: DeserializeOwned>(response: Response) -> Result<T, Failure> {
+        let status = response.status();
+        let body = text(&response).await?;
+        if response.ok() {
+            return serde_json::from_str(&body)
+                .map_err(|e| Failure(format!("The server's answer could not be read: {e}.")));
+        }
+        Err(match serde_json::from_str::<ErrorBody>(&body) {
+            Ok(error) => Failure(error.error),
+            Err(_) => Failure(format!(
+                "The server answered with status {status}: try again."
+            )),
+        })
+    }
+
+    async fn post_form(url: &str, form: &FormData) -> Result<Response, Failure> {
+        let init = RequestInit::new();
+        init.set_method("POST");
+        init.set_body(form);
+        fetch(url, &init).await
+    }
+
+    /// `POST /api/actors/predict`.
+    pub async fn predict_actors(photo: &Blob, file_name: &str) -> Result<ActorReport, Failure> {
+        let form = FormData::new().map_err(unreachable_server)?;
+        form.append_with_blob_and_filename("image", photo, file_name)
+            .map_err(unreachable_server)?;
+        json(post_form("/api/actors/predict", &form).await?).await
+    }
+
+    /// `POST /api/flags`.
+    pub async fn flag(form: &FormData) -> Result<FlagReceipt, Failure> {
+        json(post_form("/api/flags", form).await?).await
+    }
+
+    /// The error sentence behind a URL that failed as an event stream.
+    pub async fn error_at(url: &str) -> Failure {
+        match fetch(url, &RequestInit::new()).await {
+            Ok(response) => match json::<serde_json::Value>(response).await {
+                Err(failure) => failure,
+                Ok(_) => Failure("The stream was interrupted: try again.".into()),
+            },
+            Err(failure) => failure,
+        }
+    }
+
+    /// Downloads a file (an example photo) as a blob.
+    pub async fn blob(url: &str) -> Result<Blob, Failure> {
+        let response = fetch(url, &RequestInit::new()).await?;
+        if !response.ok() {
+            return Err(Failure(format!(
+                "The example could not be loaded (status {}).",
+                response.status()
+            )));
+        }
+        let promise = response.blob().map_err(unreachable_server)?;
+        let blob = JsFuture::from(promise).await.map_err(unreachable_server)?;
+        blob.dyn_into().map_err(unreachable_server)
+    }
+}

@@ -1,0 +1,80 @@
+//! The flag button under a result, as Gradio has it: the user says what is
+//! wrong and the input, output and reason are stored for review.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use web_sys::{Blob, FormData, SubmitEvent};
+
+use crate::api::client;
+
+#[derive(Clone, Debug, PartialEq)]
+enum FlagState {
+    Closed,
+    Writing,
+    Sending,
+    Sent(String),
+    Failed(String),
+}
+
+/// `task` is `actors` or `horoscope`; `input` and `output` are JSON texts.
+#[component]
+pub fn FlagButton(
+    task: &'static str,
+    #[prop(into)] input: Signal<String>,
+    #[prop(into)] output: Signal<String>,
+    /// The uploaded photo, stored with the flag.
+    #[prop(optional)]
+    photo: Option<StoredValue<Option<Blob>, LocalStorage>>,
+) -> impl IntoView {
+    let state = RwSignal::new(FlagState::Closed);
+    let reason = RwSignal::new(String::new());
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let Ok(form) = FormData::new() else { return };
+        let _ = form.append_with_str("task", task);
+        let _ = form.append_with_str("input", &input.get_untracked());
+        let _ = form.append_with_str("output", &output.get_untracked());
+        let _ = form.append_with_str("reason", &reason.get_untracked());
+        if let Some(blob) = photo.and_then(|p| p.get_value()) {
+            let _ = form.append_with_blob_and_filename("image", &blob, "photo");
+        }
+        state.set(FlagState::Sending);
+        spawn_local(async move {
+            state.set(match client::flag(&form).await {
+                Ok(receipt) => FlagState::Sent(receipt.id),
+                Err(failure) => FlagState::Failed(failure.0),
+            });
+        });
+    };
+    view! {
+        <div class="flag">
+            {move || match state.get() {
+                FlagState::Closed => view! {
+                    <button type="button" class="secondary" on:click=move |_| state.set(FlagState::Writing)>
+                        "⚑ Flag this result"
+                    </button>
+                }.into_any(),
+                FlagState::Sent(id) => view! {
+                    <p class="notice" role="status">"Flagged for review, thank you (" <code>{id}</code> ")."</p>
+                }.into_any(),
+                other => view! {
+                    <form class="flag-form" on:submit=submit>
+                        <label for=format!("flag-reason-{task}")>"What is wrong with this result?"</label>
+                        <input
+                            id=format!("flag-reason-{task}")
+                            type="text"
+                            maxlength="2000"
+                            placeholder="e.g. wrong actor, text cut off"
+                            bind:value=reason
+                        />
+                        <button type="submit" disabled=other == FlagState::Sending>"Send flag"</button>
+                        {match other {
+                            FlagState::Failed(message) => Some(view! { <p class="error" role="alert">{message}</p> }),
+                            _ => None,
+                        }}
+                    </form>
+                }.into_any(),
+            }}
+        </div>
+    }
+}

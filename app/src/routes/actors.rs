@@ -1,0 +1,266 @@
+//! The Actors page: upload a photo (drop, pick or paste), see who is in it.
+
+use leptos::ev;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_meta::Title;
+use starcast_model::{ActorReport, Prediction};
+use web_sys::{Blob, DragEvent, HtmlInputElement, Url};
+
+use crate::api::{self, ExamplePhoto, client};
+use crate::components::flag::FlagButton;
+
+/// How many labels a result shows.
+const SHOWN_LABELS: usize = 5;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Outcome {
+    Idle,
+    Working,
+    Done(ActorReport),
+    Failed(String),
+}
+
+/// The photo being recognised: where the page shows it from, and its name.
+#[derive(Clone, Debug, PartialEq)]
+struct Preview {
+    url: String,
+    name: String,
+}
+
+#[component]
+pub fn ActorsPage() -> impl IntoView {
+    let outcome = RwSignal::new(Outcome::Idle);
+    let preview = RwSignal::new(None::<Preview>);
+    let photo = StoredValue::new_local(None::<Blob>);
+    let dragging = RwSignal::new(false);
+
+    let recognise = move |blob: Blob, name: String| {
+        if let Some(old) = preview.get_untracked() {
+            let _ = Url::revoke_object_url(&old.url);
+        }
+        preview.set(
+            Url::create_object_url_with_blob(&blob)
+                .ok()
+                .map(|url| Preview {
+                    url,
+                    name: name.clone(),
+                }),
+        );
+        photo.set_value(Some(blob.clone()));
+        outcome.set(Outcome::Working);
+        spawn_local(async move {
+            outcome.set(match client::predict_actors(&blob, &name).await {
+                Ok(report) => Outcome::Done(report),
+                Err(failure) => Outcome::Failed(failure.0),
+            });
+        });
+    };
+
+    let paste = window_event_listener(ev::paste, move |ev| {
+        let file = ev
+            .clipboard_data()
+            .and_then(|d| d.files())
+            .and_then(|f| f.get(0));
+        if let Some(file) = file {
+            ev.prevent_default();
+            let name = file.name();
+            recognise(file.into(), name);
+        }
+    });
+    on_cleanup(move || paste.remove());
+
+    let on_pick = move |ev: ev::Event| {
+        let input: HtmlInputElement = event_target(&ev);
+        if let Some(file) = input.files().and_then(|f| f.get(0)) {
+            let name = file.name();
+            recognise(file.into(), name);
+        }
+        input.set_value("");
+    };
+    let on_drop = move |ev: DragEvent| {
+        ev.prevent_default();
+        dragging.set(false);
+        let file = ev
+            .data_transfer()
+            .and_then(|d| d.files())
+            .and_then(|f| f.get(0));
+        if let Some(file) = file {
+            let name = file.name();
+            recognise(file.into(), name);
+        }
+    };
+    let try_example = move |example: ExamplePhoto| {
+        outcome.set(Outcome::Working);
+        spawn_local(async move {
+            match client::blob(&example.url).await {
+                Ok(blob) => recognise(blob, example.name),
+                Err(failure) => outcome.set(Outcome::Failed(failure.0)),
+            }
+        });
+    };
+
+    view! {
+        <Title text="Actors" />
+        <section class="intro">
+            <h1>"Who is in this photo?"</h1>
+            <p>"Upload a photo and the served model names the actors in it, with its confidence."</p>
+        </section>
+        <div class="workbench">
+            <section class="card">
+                <label
+                    class="dropzone"
+                    class:dragging=move || dragging.get()
+                    on:dragover=move |ev: DragEvent| {
+                        ev.prevent_default();
+                        dragging.set(true);
+                    }
+                    on:dragleave=move |_| dragging.set(false)
+                    on:drop=on_drop
+                >
+                    <input id="photo-input" type="file" accept="image/*" on:change=on_pick />
+                    {move || match preview.get() {
+                        Some(p) => view! {
+                            <span class="preview">
+                                <img src=p.url alt=format!("The uploaded photo {}", p.name) />
+                                <FaceBoxes outcome />
+                            </span>
+                        }.into_any(),
+                        None => view! {
+                            <span class="drop-hint">
+                                <strong>"Drop a photo here"</strong>
+                                " or click to choose one · paste with Ctrl+V"
+                            </span>
+                        }.into_any(),
+                    }}
+                </label>
+                <Examples try_example />
+            </section>
+            <section class="card result" aria-live="polite">
+                <h2>"Result"</h2>
+                <ResultView outcome photo />
+            </section>
+        </div>
+    }
+}
+
+/// One box per detected face, drawn over the preview in percentages of the
+/// photo so it scales with the image.
+#[component]
+fn FaceBoxes(outcome: RwSignal<Outcome>) -> impl IntoView {
+    move || {
+        let Outcome::Done(report) = outcome.get() else {
+            return Vec::new();
+        };
+        let (w, h) = (report.width.max(1) as f32, report.height.max(1) as f32);
+        report
+            .recognition
+            .faces
+            .into_iter()
+            .map(|face| {
+                let [x, y, fw, fh] = face.bounds.map(|v| v as f32);
+                let style = format!(
+                    "left:{}%;top:{}%;width:{}%;height:{}%",
+                    100.0 * x / w,
+                    100.0 * y / h,
+                    100.0 * fw / w,
+                    100.0 * fh / h
+                );
+                let label = face
+                    .predictions
+                    .first()
+                    .map(|p| format!("{} {:.0}%", p.label, p.score * 100.0))
+                    .unwrap_or_default();
+                view! { <span class="face-box" style=style><span>{label}</span></span> }
+            })
+            .collect::<Vec<_>>()
+    }
+}
+
+#[component]
+fn ResultView(
+    outcome: RwSignal<Outcome>,
+    photo: StoredValue<Option<Blob>, LocalStorage>,
+) -> impl IntoView {
+    move || {
+        match outcome.get() {
+        Outcome::Idle => view! { <p class="muted">"Choose a photo or an example to see who is in it."</p> }.into_any(),
+        Outcome::Working => view! { <p class="working" role="status"><span class="spinner"></span>"Recognising…"</p> }.into_any(),
+        Outcome::Failed(message) => view! { <p class="error" role="alert">{message}</p> }.into_any(),
+        Outcome::Done(report) => {
+            let output = serde_json::to_string(&report).unwrap_or_default();
+            let faces = report.recognition.faces.len();
+            view! {
+                <Labels predictions=report.recognition.predictions.clone() />
+                {(faces > 0).then(|| view! {
+                    <p class="muted">{format!("{faces} face(s) found: each has its own box and label on the photo.")}</p>
+                })}
+                <p class="meta">
+                    {format!("{:.0} ms · {} · {}×{} px", report.elapsed_ms, report.model, report.width, report.height)}
+                </p>
+                <FlagButton task="actors" input=String::from("{}") output photo />
+            }
+            .into_any()
+        }
+    }
+    }
+}
+
+/// The top labels as bars.
+#[component]
+fn Labels(predictions: Vec<Prediction>) -> impl IntoView {
+    view! {
+        <ol class="labels">
+            {predictions
+                .into_iter()
+                .take(SHOWN_LABELS)
+                .map(|p| {
+                    let percent = (p.score * 100.0).clamp(0.0, 100.0);
+                    view! {
+                        <li>
+                            <span class="label">{p.label}</span>
+                            <span class="bar" role="meter" aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{percent:.0}")>
+                                <span style=format!("width:{percent:.1}%")></span>
+                            </span>
+                            <span class="score">{format!("{percent:.1}%")}</span>
+                        </li>
+                    }
+                })
+                .collect::<Vec<_>>()}
+        </ol>
+    }
+}
+
+/// The examples gallery: click a photo to recognise it.
+#[component]
+fn Examples(try_example: impl Fn(ExamplePhoto) + Copy + Send + Sync + 'static) -> impl IntoView {
+    let examples = Resource::new(|| (), |_| api::example_photos());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                match examples.await {
+                    Ok(list) if !list.is_empty() => Some(view! {
+                        <h2>"Examples"</h2>
+                        <ul class="examples">
+                            {list
+                                .into_iter()
+                                .map(|example| {
+                                    let ExamplePhoto { name, url } = example.clone();
+                                    let title = format!("Try {name}");
+                                    view! {
+                                        <li>
+                                            <button type="button" class="example" title=title on:click=move |_| try_example(example.clone())>
+                                                <img src=url alt=name loading="lazy" />
+                                            </button>
+                                        </li>
+                                    }
+                                })
+                                .collect::<Vec<_>>()}
+                        </ul>
+                    }),
+                    _ => None,
+                }
+            })}
+        </Suspense>
+    }
+}

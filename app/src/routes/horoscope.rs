@@ -1,0 +1,248 @@
+//! The Horoscope page: pick a sign and a date, watch the horoscope being
+//! written token by token.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_meta::Title;
+use starcast_model::horoscope::{DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_TEMPERATURE};
+use starcast_model::{Horoscope, HoroscopeQuery, ZodiacSign};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use web_sys::{EventSource, MessageEvent};
+
+use crate::api::client;
+use crate::components::flag::FlagButton;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Writing {
+    Idle,
+    Streaming,
+    Done(Horoscope),
+    Failed(String),
+}
+
+/// An open event stream and the handlers it calls; dropping it closes both.
+struct OpenStream {
+    source: EventSource,
+    _handlers: Vec<Closure<dyn FnMut(MessageEvent)>>,
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.source.close();
+    }
+}
+
+/// Today's date as `YYYY-MM-DD`: the server's on the server, the user's in
+/// the browser.
+fn today() -> String {
+    #[cfg(feature = "ssr")]
+    {
+        chrono::Utc::now().date_naive().to_string()
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        let now = js_sys::Date::new_0();
+        format!(
+            "{:04}-{:02}-{:02}",
+            now.get_full_year(),
+            now.get_month() + 1,
+            now.get_date()
+        )
+    }
+}
+
+fn stream_url(query: &HoroscopeQuery) -> String {
+    let encode = |s: &str| String::from(js_sys::encode_uri_component(s));
+    let mut url = format!("/api/horoscope/stream?sign={}", encode(&query.sign));
+    if let Some(date) = &query.date {
+        url.push_str(&format!("&date={}", encode(date)));
+    }
+    if let Some(t) = query.temperature {
+        url.push_str(&format!("&temperature={t}"));
+    }
+    if let Some(p) = query.top_p {
+        url.push_str(&format!("&top_p={p}"));
+    }
+    if let Some(seed) = query.seed {
+        url.push_str(&format!("&seed={seed}"));
+    }
+    url
+}
+
+#[component]
+pub fn HoroscopePage() -> impl IntoView {
+    let sign = RwSignal::new(None::<ZodiacSign>);
+    let date = RwSignal::new(today());
+    let temperature = RwSignal::new(DEFAULT_TEMPERATURE.to_string());
+    let top_p = RwSignal::new(DEFAULT_TOP_P.to_string());
+    let seed = RwSignal::new(String::new());
+    let text = RwSignal::new(String::new());
+    let writing = RwSignal::new(Writing::Idle);
+    let stream = StoredValue::new_local(None::<OpenStream>);
+    on_cleanup(move || stream.set_value(None));
+
+    let query = move || HoroscopeQuery {
+        sign: sign.get().map(|s| s.key().to_string()).unwrap_or_default(),
+        date: Some(date.get()).filter(|d| !d.is_empty()),
+        temperature: temperature.get().parse().ok(),
+        top_p: top_p.get().parse().ok(),
+        seed: seed.get().trim().parse().ok(),
+    };
+
+    let generate = move |_| {
+        let url = stream_url(&query());
+        stream.set_value(None);
+        text.set(String::new());
+        writing.set(Writing::Streaming);
+        let Ok(source) = EventSource::new(&url) else {
+            writing.set(Writing::Failed(
+                "This browser can't open event streams.".into(),
+            ));
+            return;
+        };
+        let on_token = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+            if let Some(piece) = ev.data().as_string() {
+                text.update(|t| t.push_str(&piece));
+            }
+        });
+        let on_done = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+            let parsed = ev
+                .data()
+                .as_string()
+                .and_then(|d| serde_json::from_str::<Horoscope>(&d).ok());
+            match parsed {
+                Some(horoscope) => {
+                    text.set(horoscope.text.clone());
+                    writing.set(Writing::Done(horoscope));
+                }
+                None => writing.set(Writing::Failed(
+                    "The finished horoscope could not be read.".into(),
+                )),
+            }
+            stream.set_value(None);
+        });
+        let on_failure = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+            let message = ev.data().as_string().unwrap_or_default();
+            writing.set(Writing::Failed(message));
+            stream.set_value(None);
+        });
+        let failed_url = url.clone();
+        let on_error = Closure::<dyn FnMut(MessageEvent)>::new(move |_| {
+            if writing.get_untracked() != Writing::Streaming {
+                return;
+            }
+            stream.set_value(None);
+            let url = failed_url.clone();
+            spawn_local(async move {
+                writing.set(Writing::Failed(client::error_at(&url).await.0));
+            });
+        });
+        let handlers = [
+            ("token", on_token),
+            ("done", on_done),
+            ("failure", on_failure),
+            ("error", on_error),
+        ];
+        for (event, handler) in &handlers {
+            let _ =
+                source.add_event_listener_with_callback(event, handler.as_ref().unchecked_ref());
+        }
+        stream.set_value(Some(OpenStream {
+            source,
+            _handlers: handlers.into_iter().map(|(_, h)| h).collect(),
+        }));
+    };
+
+    let flag_input = Signal::derive(move || serde_json::to_string(&query()).unwrap_or_default());
+    let flag_output = Signal::derive(move || match writing.get() {
+        Writing::Done(h) => serde_json::to_string(&h).unwrap_or_default(),
+        _ => String::new(),
+    });
+
+    view! {
+        <Title text="Horoscope" />
+        <section class="intro">
+            <h1>"Your horoscope"</h1>
+            <p>"Pick a sign and a day; the served language model writes the horoscope as you watch."</p>
+        </section>
+        <div class="workbench">
+            <section class="card">
+                <fieldset class="signs">
+                    <legend>"Zodiac sign"</legend>
+                    {ZodiacSign::ALL
+                        .into_iter()
+                        .map(|s| {
+                            let id = format!("sign-{}", s.key());
+                            view! {
+                                <input
+                                    type="radio"
+                                    name="sign"
+                                    id=id.clone()
+                                    value=s.key()
+                                    prop:checked=move || sign.get() == Some(s)
+                                    on:change=move |_| sign.set(Some(s))
+                                />
+                                <label for=id class="sign">
+                                    <span class="glyph" aria-hidden="true">{s.glyph().to_string()}</span>
+                                    <span class="sign-name">{s.name()}</span>
+                                    <span class="sign-dates">{s.date_range()}</span>
+                                </label>
+                            }
+                        })
+                        .collect::<Vec<_>>()}
+                </fieldset>
+                <div class="row">
+                    <label for="horoscope-date">"Date"</label>
+                    <input id="horoscope-date" type="date" bind:value=date />
+                </div>
+                <details>
+                    <summary>"Advanced"</summary>
+                    <div class="row">
+                        <label for="temperature">"Temperature"</label>
+                        <input id="temperature" type="range" min="0.05" max=MAX_TEMPERATURE.to_string() step="0.05" bind:value=temperature />
+                        <output for="temperature">{move || temperature.get()}</output>
+                    </div>
+                    <div class="row">
+                        <label for="top-p">"Top-p"</label>
+                        <input id="top-p" type="range" min="0.05" max="1" step="0.05" bind:value=top_p />
+                        <output for="top-p">{move || top_p.get()}</output>
+                    </div>
+                    <div class="row">
+                        <label for="seed">"Seed"</label>
+                        <input id="seed" type="number" min="0" placeholder="the day's horoscope" bind:value=seed />
+                    </div>
+                </details>
+                <button
+                    id="generate"
+                    type="button"
+                    class="primary"
+                    on:click=generate
+                    disabled=move || sign.get().is_none() || writing.get() == Writing::Streaming
+                >
+                    {move || if writing.get() == Writing::Streaming { "Writing…" } else { "Generate" }}
+                </button>
+            </section>
+            <section class="card result" aria-live="polite">
+                <h2>
+                    {move || match sign.get() {
+                        Some(s) => format!("{} {}", s.glyph(), s.name()),
+                        None => "Result".to_string(),
+                    }}
+                </h2>
+                {move || match writing.get() {
+                    Writing::Idle => view! { <p class="muted">"Pick your sign, then Generate."</p> }.into_any(),
+                    Writing::Failed(message) => view! { <p class="error" role="alert">{message}</p> }.into_any(),
+                    Writing::Streaming => view! {
+                        <p class="horoscope streaming" id="horoscope-text">{move || text.get()}<span class="caret"></span></p>
+                    }.into_any(),
+                    Writing::Done(h) => view! {
+                        <p class="horoscope" id="horoscope-text">{move || text.get()}</p>
+                        <p class="meta">{format!("{} · {} tokens · {:.1} tokens/s · {}", h.date, h.tokens, h.tokens_per_s, h.model)}</p>
+                        <FlagButton task="horoscope" input=flag_input output=flag_output />
+                    }.into_any(),
+                }}
+            </section>
+        </div>
+    }
+}

@@ -1,0 +1,5 @@
+//! One module per page.
+
+pub mod actors;
+pub mod horoscope;
+pub mod models;

@@ -1,0 +1,65 @@
+//! Actor recognition: what a recognizer returns for a photo, and the
+//! interface the vision core implements.
+
+use serde::{Deserialize, Serialize};
+
+/// One label with its probability.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub label: String,
+    pub score: f32,
+}
+
+/// A face found in the photo, with its own predictions.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Face {
+    /// `[x, y, width, height]` in pixels of the (orientation-corrected) photo.
+    #[serde(rename = "box")]
+    pub bounds: [u32; 4],
+    pub predictions: Vec<Prediction>,
+}
+
+/// What a recognizer says about one photo: labels for the whole photo,
+/// highest first, and one entry per face when it detects faces.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Recognition {
+    pub predictions: Vec<Prediction>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faces: Vec<Face>,
+}
+
+/// The answer to an upload: the recognition plus what the user is shown
+/// about how it was made.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActorReport {
+    #[serde(flatten)]
+    pub recognition: Recognition,
+    pub width: u32,
+    pub height: u32,
+    /// The model name and version that answered.
+    pub model: String,
+    /// Decode, preprocessing and inference time in milliseconds.
+    pub elapsed_ms: f64,
+}
+
+#[cfg(feature = "runtime")]
+pub use runtime::ActorRecognizer;
+
+#[cfg(feature = "runtime")]
+mod runtime {
+    use image::DynamicImage;
+
+    use super::Recognition;
+    use crate::{ModelError, ModelInfo};
+
+    /// A model that says which actors are in a photo. Implementations are
+    /// CPU-bound: callers run them off the async threads.
+    pub trait ActorRecognizer: Send + Sync {
+        fn info(&self) -> &ModelInfo;
+        fn recognize(&self, photo: &DynamicImage) -> Result<Recognition, ModelError>;
+    }
+}

@@ -1,0 +1,180 @@
+//! Horoscope generation: what a user asks for, how it is checked, what comes
+//! back, and the interface the text core implements.
+
+use std::ops::ControlFlow;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::zodiac::{UnknownSign, ZodiacSign};
+use crate::{ModelError, ModelInfo};
+
+/// The seed project's sampling settings.
+pub const DEFAULT_TEMPERATURE: f32 = 0.6;
+pub const DEFAULT_TOP_P: f32 = 0.7;
+pub const MAX_TEMPERATURE: f32 = 2.0;
+
+/// A request as it arrives from a form, a query string or JSON: every field
+/// a string or an option, so that each mistake gets its own sentence.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HoroscopeQuery {
+    pub sign: String,
+    #[serde(default)]
+    pub date: Option<String>,
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+/// A checked request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HoroscopeRequest {
+    pub sign: ZodiacSign,
+    pub date: NaiveDate,
+    pub temperature: f32,
+    pub top_p: f32,
+    /// `None` means the day's horoscope: the writer derives the seed from
+    /// the sign, the date and the model version.
+    pub seed: Option<u64>,
+}
+
+/// Why a request can't be served.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum InvalidRequest {
+    #[error(transparent)]
+    Sign(#[from] UnknownSign),
+    #[error("the date '{0}' is not a date: write it as YYYY-MM-DD, e.g. 2026-03-21")]
+    Date(String),
+    #[error("temperature {0} is out of range: use a value above 0 and at most {MAX_TEMPERATURE}")]
+    Temperature(f32),
+    #[error("top_p {0} is out of range: use a value above 0 and at most 1")]
+    TopP(f32),
+}
+
+impl HoroscopeQuery {
+    /// Checks every field; a missing date means `today`.
+    pub fn validate(self, today: NaiveDate) -> Result<HoroscopeRequest, InvalidRequest> {
+        let sign = self.sign.parse::<ZodiacSign>()?;
+        let date = match self.date.as_deref().map(str::trim) {
+            None | Some("") => today,
+            Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map_err(|_| InvalidRequest::Date(text.to_string()))?,
+        };
+        let temperature = self.temperature.unwrap_or(DEFAULT_TEMPERATURE);
+        if !(temperature > 0.0 && temperature <= MAX_TEMPERATURE) {
+            return Err(InvalidRequest::Temperature(temperature));
+        }
+        let top_p = self.top_p.unwrap_or(DEFAULT_TOP_P);
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            return Err(InvalidRequest::TopP(top_p));
+        }
+        Ok(HoroscopeRequest {
+            sign,
+            date,
+            temperature,
+            top_p,
+            seed: self.seed,
+        })
+    }
+}
+
+/// A finished horoscope, as the API and the CLI report it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Horoscope {
+    pub sign: ZodiacSign,
+    pub date: NaiveDate,
+    pub text: String,
+    /// The model name and version that wrote it.
+    pub model: String,
+    pub tokens: usize,
+    pub tokens_per_s: f64,
+}
+
+/// A model that writes horoscopes. `write` is CPU-bound and calls
+/// `on_token` with each piece of text as it is generated; returning
+/// `ControlFlow::Break` stops generation (the reader went away).
+pub trait HoroscopeWriter: Send + Sync {
+    fn info(&self) -> &ModelInfo;
+    fn write(
+        &self,
+        request: &HoroscopeRequest,
+        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Horoscope, ModelError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
+    }
+
+    fn query(sign: &str) -> HoroscopeQuery {
+        HoroscopeQuery {
+            sign: sign.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_seed_settings_and_today() {
+        let request = query("Leo").validate(today()).unwrap();
+        assert_eq!(request.sign, ZodiacSign::Leo);
+        assert_eq!(request.date, today());
+        assert_eq!(request.temperature, DEFAULT_TEMPERATURE);
+        assert_eq!(request.top_p, DEFAULT_TOP_P);
+        assert_eq!(request.seed, None);
+    }
+
+    #[test]
+    fn each_mistake_gets_its_own_sentence() {
+        let unknown = query("dragon").validate(today()).unwrap_err();
+        assert!(unknown.to_string().contains("aries, taurus"), "{unknown}");
+
+        let date = HoroscopeQuery {
+            date: Some("22.11.2026".into()),
+            ..query("leo")
+        };
+        assert_eq!(
+            date.validate(today()),
+            Err(InvalidRequest::Date("22.11.2026".into()))
+        );
+
+        for bad in [0.0, -1.0, 2.5, f32::NAN] {
+            let q = HoroscopeQuery {
+                temperature: Some(bad),
+                ..query("leo")
+            };
+            assert!(matches!(
+                q.validate(today()),
+                Err(InvalidRequest::Temperature(_))
+            ));
+        }
+        let q = HoroscopeQuery {
+            top_p: Some(1.5),
+            ..query("leo")
+        };
+        assert_eq!(q.validate(today()), Err(InvalidRequest::TopP(1.5)));
+    }
+
+    #[test]
+    fn explicit_values_are_kept() {
+        let q = HoroscopeQuery {
+            sign: "♈".into(),
+            date: Some("2026-03-21".into()),
+            temperature: Some(1.0),
+            top_p: Some(0.9),
+            seed: Some(7),
+        };
+        let request = q.validate(today()).unwrap();
+        assert_eq!(request.date, NaiveDate::from_ymd_opt(2026, 3, 21).unwrap());
+        assert_eq!((request.temperature, request.top_p), (1.0, 0.9));
+        assert_eq!(request.seed, Some(7));
+    }
+}

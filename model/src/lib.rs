@@ -1,0 +1,31 @@
+//! Starcast's inference core. It knows nothing of HTTP: the server hands it
+//! photos and horoscope requests and shows what it returns.
+//!
+//! With default features off, only the data types remain, so the WASM front
+//! end shares them with the server.
+
+pub mod actors;
+pub mod horoscope;
+pub mod info;
+#[cfg(feature = "runtime")]
+pub mod photo;
+#[cfg(feature = "runtime")]
+mod served;
+pub mod zodiac;
+
+#[cfg(feature = "runtime")]
+pub use actors::ActorRecognizer;
+pub use actors::{ActorReport, Face, Prediction, Recognition};
+pub use horoscope::{Horoscope, HoroscopeQuery, HoroscopeRequest, HoroscopeWriter, InvalidRequest};
+pub use info::{ModelInfo, Task};
+#[cfg(feature = "runtime")]
+pub use served::ServedModels;
+pub use zodiac::{UnknownSign, ZodiacSign};
+
+/// A model failed while running.
+#[derive(Debug, thiserror::Error)]
+#[error("the model '{model}' failed: {reason}")]
+pub struct ModelError {
+    pub model: String,
+    pub reason: String,
+}

@@ -1,0 +1,245 @@
+//! Flagged predictions, as Gradio's flag button keeps them: the input, the
+//! output and the reason, stored for review and later evaluation.
+//!
+//! Each flag is a folder `<root>/<id>/` holding `flag.json` and, for photos,
+//! the uploaded file. A flag is written to a hidden folder first and renamed
+//! into place, so a crash never leaves half a flag.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The longest reason kept, in characters.
+pub const MAX_REASON_CHARS: usize = 2_000;
+const RECORD_FILE: &str = "flag.json";
+
+/// Which page's result was flagged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlaggedTask {
+    Actors,
+    Horoscope,
+}
+
+/// A flag as the user sends it.
+#[derive(Clone, Debug)]
+pub struct NewFlag {
+    pub task: FlaggedTask,
+    pub input: serde_json::Value,
+    pub output: serde_json::Value,
+    pub reason: String,
+    /// The uploaded photo and its file extension (`jpg`, `png`, ...).
+    pub attachment: Option<(String, Vec<u8>)>,
+}
+
+/// A stored flag.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlagRecord {
+    pub id: String,
+    pub task: FlaggedTask,
+    pub flagged_at: DateTime<Utc>,
+    pub input: serde_json::Value,
+    pub output: serde_json::Value,
+    pub reason: String,
+    /// The attachment's file name inside the flag's folder.
+    pub attachment: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlagError {
+    #[error("the reason is {0} characters long; keep it under {MAX_REASON_CHARS}")]
+    ReasonTooLong(usize),
+    #[error("the attachment extension '{0}' is not a plain file extension")]
+    BadExtension(String),
+    #[error("could not store the flag in {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("the flag record {path} is not valid JSON: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// The review queue of flags, in a folder.
+#[derive(Clone, Debug)]
+pub struct FlagStore {
+    root: PathBuf,
+}
+
+static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> FlagError + '_ {
+    move |source| FlagError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl FlagStore {
+    /// Opens the store, creating its folder when missing.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, FlagError> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(io_error(&root))?;
+        Ok(FlagStore { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Stores a flag and returns its record.
+    pub fn save(&self, flag: NewFlag) -> Result<FlagRecord, FlagError> {
+        let reason = flag.reason.trim().to_string();
+        let reason_chars = reason.chars().count();
+        if reason_chars > MAX_REASON_CHARS {
+            return Err(FlagError::ReasonTooLong(reason_chars));
+        }
+        let flagged_at = Utc::now();
+        let id = format!(
+            "{}-{:04}-{}",
+            flagged_at.format("%Y%m%dT%H%M%S%.6fZ"),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed) % 10_000,
+            std::process::id()
+        );
+        let staging = self.root.join(format!(".{id}.partial"));
+        fs::create_dir(&staging).map_err(io_error(&staging))?;
+        let written = self.write_flag(&staging, id, flagged_at, flag, reason);
+        let record = match written {
+            Ok(record) => record,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        let target = self.root.join(&record.id);
+        fs::rename(&staging, &target).map_err(io_error(&target))?;
+        Ok(record)
+    }
+
+    fn write_flag(
+        &self,
+        folder: &Path,
+        id: String,
+        flagged_at: DateTime<Utc>,
+        flag: NewFlag,
+        reason: String,
+    ) -> Result<FlagRecord, FlagError> {
+        let attachment = match flag.attachment {
+            Some((extension, bytes)) => {
+                if extension.is_empty() || !extension.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    return Err(FlagError::BadExtension(extension));
+                }
+                let name = format!("input.{extension}");
+                let path = folder.join(&name);
+                fs::write(&path, bytes).map_err(io_error(&path))?;
+                Some(name)
+            }
+            None => None,
+        };
+        let record = FlagRecord {
+            id,
+            task: flag.task,
+            flagged_at,
+            input: flag.input,
+            output: flag.output,
+            reason,
+            attachment,
+        };
+        let path = folder.join(RECORD_FILE);
+        let json = serde_json::to_vec_pretty(&record).expect("a flag record always serialises");
+        fs::write(&path, json).map_err(io_error(&path))?;
+        Ok(record)
+    }
+
+    /// Every stored flag, oldest first. Half-written flags are not listed.
+    pub fn list(&self) -> Result<Vec<FlagRecord>, FlagError> {
+        let mut records = Vec::new();
+        for entry in fs::read_dir(&self.root).map_err(io_error(&self.root))? {
+            let entry = entry.map_err(io_error(&self.root))?;
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = entry.path().join(RECORD_FILE);
+            let bytes = match fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_error(&path)(e)),
+            };
+            let record = serde_json::from_slice(&bytes)
+                .map_err(|source| FlagError::Corrupt { path, source })?;
+            records.push(record);
+        }
+        records.sort_by(|a: &FlagRecord, b| a.id.cmp(&b.id));
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn flag(reason: &str) -> NewFlag {
+        NewFlag {
+            task: FlaggedTask::Actors,
+            input: json!({"file": "obama.jpg"}),
+            output: json!({"predictions": [{"label": "biden", "score": 0.9}]}),
+            reason: reason.into(),
+            attachment: Some(("jpg".into(), vec![0xff, 0xd8, 0xff])),
+        }
+    }
+
+    #[test]
+    fn saved_flags_are_listed_with_their_photo() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FlagStore::open(dir.path().join("flags")).unwrap();
+        let first = store.save(flag("  wrong actor ")).unwrap();
+        let second = store
+            .save(NewFlag {
+                task: FlaggedTask::Horoscope,
+                attachment: None,
+                ..flag("too short")
+            })
+            .unwrap();
+        assert_eq!(first.reason, "wrong actor");
+        let listed = store.list().unwrap();
+        assert_eq!(listed, vec![first.clone(), second]);
+        let photo = store.root().join(&first.id).join("input.jpg");
+        assert_eq!(fs::read(photo).unwrap(), vec![0xff, 0xd8, 0xff]);
+    }
+
+    #[test]
+    fn refuses_long_reasons_and_odd_extensions_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FlagStore::open(dir.path()).unwrap();
+        let long = "é".repeat(MAX_REASON_CHARS + 1);
+        assert!(matches!(
+            store.save(flag(&long)),
+            Err(FlagError::ReasonTooLong(n)) if n == MAX_REASON_CHARS + 1
+        ));
+        let escaping = NewFlag {
+            attachment: Some(("/../../x".into(), vec![1])),
+            ..flag("x")
+        };
+        assert!(matches!(
+            store.save(escaping),
+            Err(FlagError::BadExtension(_))
+        ));
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_half_written_flag_is_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FlagStore::open(dir.path()).unwrap();
+        fs::create_dir(dir.path().join(".crashed.partial")).unwrap();
+        fs::create_dir(dir.path().join("no-record")).unwrap();
+        store.save(flag("ok")).unwrap();
+        assert_eq!(store.list().unwrap().len(), 1);
+    }
+}

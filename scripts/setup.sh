@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building Starcast needs and is missing: the wasm32 target,
+# wasm-bindgen-cli at exactly the version in Cargo.lock, and with --test
+# Chromium and the browser-test packages. Safe to rerun: it skips what is there.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+with_tests=false
+[[ "${1:-}" == "--test" ]] && with_tests=true
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+wanted=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' "$ROOT/Cargo.lock")
+have=$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)
+if [[ "$have" != "$wanted" ]]; then
+  step "installing wasm-bindgen-cli $wanted (the version in Cargo.lock; a few minutes)"
+  cargo install wasm-bindgen-cli --version "$wanted" --force
+fi
+
+if $with_tests; then
+  if ! command -v chromium >/dev/null; then
+    step "installing Chromium for the browser tests"
+    sudo_cmd=""
+    [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
+  fi
+  if [[ ! -d "$ROOT/e2e/node_modules/playwright-core" ]]; then
+    step "installing the browser-test packages"
+    (cd "$ROOT/e2e" && npm install --no-audit --no-fund --loglevel=error)
+  fi
+fi

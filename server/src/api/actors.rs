@@ -1,0 +1,95 @@
+//! `POST /api/actors/predict`: who is in an uploaded photo.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, State};
+use starcast_app::api::ErrorBody;
+use starcast_model::ActorReport;
+use starcast_model::photo::decode_photo;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Reads the bytes of the multipart field `name`, or `None` when absent.
+pub async fn read_field(
+    form: &mut Multipart,
+    name: &'static str,
+    limit_mb: usize,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::from_multipart(e, limit_mb))?
+    {
+        if field.name() == Some(name) {
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| ApiError::from_multipart(e, limit_mb))?;
+            return Ok(Some(bytes.to_vec()));
+        }
+    }
+    Ok(None)
+}
+
+pub fn multipart_expected(_: MultipartRejection) -> ApiError {
+    ApiError::BadForm("send the photo as multipart/form-data with a field named 'image'".into())
+}
+
+/// Recognise the actors in a photo.
+#[utoipa::path(
+    post,
+    path = "/api/actors/predict",
+    tag = "actors",
+    request_body(content_type = "multipart/form-data", description = "A form with the photo in the field `image` (JPEG, PNG, WebP, GIF or BMP)."),
+    responses(
+        (status = 200, description = "Labels for the photo, highest first, and one entry per face when the model finds faces", body = ActorReport),
+        (status = 413, description = "The upload is over the size limit", body = ErrorBody),
+        (status = 415, description = "The file is empty or not an image", body = ErrorBody),
+        (status = 422, description = "The image is damaged, too large in pixels, or the field is missing", body = ErrorBody),
+        (status = 503, description = "No actor model is loaded", body = ErrorBody),
+    )
+)]
+pub async fn predict(
+    State(state): State<AppState>,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<Json<ActorReport>, ApiError> {
+    let mut form = form.map_err(multipart_expected)?;
+    let limit_mb = state.limits.max_upload_mb;
+    let bytes = read_field(&mut form, "image", limit_mb)
+        .await?
+        .ok_or(ApiError::MissingField("image"))?;
+    let recognizer = state.models.actors.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        let photo = decode_photo(&bytes)?;
+        let recognizer = recognizer.ok_or(ApiError::NoModel("actor recognition"))?;
+        let recognition = recognizer.recognize(&photo.image)?;
+        let info = recognizer.info();
+        Ok::<_, ApiError>(ActorReport {
+            recognition,
+            width: photo.image.width(),
+            height: photo.image.height(),
+            model: format!("{} {}", info.name, info.version),
+            elapsed_ms: start.elapsed().as_secs_f64() * 1000.0,
+        })
+    })
+    .await?;
+    state.metrics.count("actors", outcome(&result));
+    result.map(Json)
+}
+
+/// A short label of a request's outcome for the metrics.
+pub fn outcome<T>(result: &Result<T, ApiError>) -> &'static str {
+    result.as_ref().err().map_or("ok", failure_kind)
+}
+
+pub fn failure_kind(error: &ApiError) -> &'static str {
+    match error {
+        ApiError::NoModel(_) => "no_model",
+        e if e.status().is_client_error() => "bad_input",
+        _ => "error",
+    }
+}

@@ -1,0 +1,112 @@
+//! `POST /api/flags`: store a result a user says is wrong, for review.
+
+use axum::Json;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, State};
+use starcast_app::api::{ErrorBody, FlagReceipt};
+use starcast_model::photo::photo_extension;
+use starcast_pipeline::{FlaggedTask, NewFlag};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The fields of a flag form, as text, and the optional photo.
+#[derive(Default)]
+struct FlagForm {
+    task: Option<String>,
+    input: Option<String>,
+    output: Option<String>,
+    reason: Option<String>,
+    image: Option<Vec<u8>>,
+}
+
+async fn read_form(mut form: Multipart, limit_mb: usize) -> Result<FlagForm, ApiError> {
+    let mut fields = FlagForm::default();
+    let too_big = |e| ApiError::from_multipart(e, limit_mb);
+    while let Some(field) = form.next_field().await.map_err(too_big)? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "image" {
+            fields.image = Some(field.bytes().await.map_err(too_big)?.to_vec());
+            continue;
+        }
+        let slot = match name.as_str() {
+            "task" => &mut fields.task,
+            "input" => &mut fields.input,
+            "output" => &mut fields.output,
+            "reason" => &mut fields.reason,
+            _ => continue,
+        };
+        *slot = Some(field.text().await.map_err(too_big)?);
+    }
+    Ok(fields)
+}
+
+fn json_field(field: &'static str, text: Option<String>) -> Result<serde_json::Value, ApiError> {
+    let text = text.ok_or(ApiError::MissingField(field))?;
+    serde_json::from_str(&text).map_err(|e| ApiError::BadField {
+        field,
+        reason: format!("it must be JSON ({e})"),
+    })
+}
+
+fn parse_flag(form: FlagForm) -> Result<NewFlag, ApiError> {
+    let task = match form.task.as_deref() {
+        Some("actors") => FlaggedTask::Actors,
+        Some("horoscope") => FlaggedTask::Horoscope,
+        Some(other) => {
+            return Err(ApiError::BadField {
+                field: "task",
+                reason: format!("'{other}' is neither 'actors' nor 'horoscope'"),
+            });
+        }
+        None => return Err(ApiError::MissingField("task")),
+    };
+    let attachment = match form.image {
+        Some(bytes) => {
+            let extension = photo_extension(&bytes).ok_or_else(|| ApiError::BadField {
+                field: "image",
+                reason: "it is not a photo this app can read".into(),
+            })?;
+            Some((extension.to_string(), bytes))
+        }
+        None => None,
+    };
+    Ok(NewFlag {
+        task,
+        input: json_field("input", form.input)?,
+        output: json_field("output", form.output)?,
+        reason: form.reason.unwrap_or_default(),
+        attachment,
+    })
+}
+
+/// Flag a result for review.
+#[utoipa::path(
+    post,
+    path = "/api/flags",
+    tag = "flags",
+    request_body(content_type = "multipart/form-data", description = "Fields: `task` (`actors` or `horoscope`), `input` and `output` (JSON texts), `reason` (text, optional), `image` (the photo, optional)."),
+    responses(
+        (status = 200, description = "The flag was stored", body = FlagReceipt),
+        (status = 413, description = "The upload is over the size limit", body = ErrorBody),
+        (status = 422, description = "A field is missing or invalid", body = ErrorBody),
+    )
+)]
+pub async fn flag(
+    State(state): State<AppState>,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<Json<FlagReceipt>, ApiError> {
+    let form =
+        form.map_err(|_| ApiError::BadForm("send the flag as multipart/form-data".into()))?;
+    let flag = parse_flag(read_form(form, state.limits.max_upload_mb).await?)?;
+    let store = state.flags.clone();
+    let result = tokio::task::spawn_blocking(move || store.save(flag))
+        .await?
+        .map_err(ApiError::from);
+    state
+        .metrics
+        .count("flags", super::actors::outcome(&result));
+    let record = result?;
+    tracing::info!(id = %record.id, task = ?record.task, "result flagged");
+    Ok(Json(FlagReceipt { id: record.id }))
+}

@@ -1,0 +1,119 @@
+//! `POST /api/horoscope` and `GET /api/horoscope/stream`: a horoscope for a
+//! sign and a day, whole or token by token.
+
+use std::convert::Infallible;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use starcast_app::api::ErrorBody;
+use starcast_model::{Horoscope, HoroscopeQuery, HoroscopeRequest, HoroscopeWriter};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::api::actors::{failure_kind, outcome};
+use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::state::AppState;
+
+/// How many events may wait for a slow reader before generation pauses.
+const STREAM_BUFFER: usize = 64;
+
+fn checked(
+    state: &AppState,
+    query: HoroscopeQuery,
+) -> Result<(HoroscopeRequest, Arc<dyn HoroscopeWriter>), ApiError> {
+    let request = query.validate(chrono::Utc::now().date_naive())?;
+    let writer = state
+        .models
+        .horoscope
+        .clone()
+        .ok_or(ApiError::NoModel("horoscope"))?;
+    Ok((request, writer))
+}
+
+/// Write a horoscope and return it whole.
+#[utoipa::path(
+    post,
+    path = "/api/horoscope",
+    tag = "horoscope",
+    request_body = HoroscopeQuery,
+    responses(
+        (status = 200, description = "The horoscope", body = Horoscope),
+        (status = 422, description = "Unknown sign (the message lists the 12), bad date, or sampling settings out of range", body = ErrorBody),
+        (status = 503, description = "No horoscope model is loaded", body = ErrorBody),
+    )
+)]
+pub async fn write(
+    State(state): State<AppState>,
+    ApiJson(query): ApiJson<HoroscopeQuery>,
+) -> Result<Json<Horoscope>, ApiError> {
+    let result = match checked(&state, query) {
+        Ok((request, writer)) => tokio::task::spawn_blocking(move || {
+            writer.write(&request, &mut |_| ControlFlow::Continue(()))
+        })
+        .await?
+        .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    state.metrics.count("horoscope", outcome(&result));
+    result.map(Json)
+}
+
+/// Write a horoscope as server-sent events: `token` events carry the text as
+/// it is generated, then `done` carries the finished horoscope as JSON, or
+/// `failure` a sentence. Closing the connection stops generation.
+#[utoipa::path(
+    get,
+    path = "/api/horoscope/stream",
+    tag = "horoscope",
+    params(
+        ("sign" = String, Query, description = "English or Russian name, any case, or the glyph"),
+        ("date" = Option<String>, Query, description = "YYYY-MM-DD; today when absent"),
+        ("temperature" = Option<f32>, Query, description = "Above 0, at most 2; default 0.6"),
+        ("top_p" = Option<f32>, Query, description = "Above 0, at most 1; default 0.7"),
+        ("seed" = Option<u64>, Query, description = "Absent: the day's horoscope"),
+    ),
+    responses(
+        (status = 200, description = "An event stream: `token`*, then `done` or `failure`", content_type = "text/event-stream", body = String),
+        (status = 422, description = "Invalid request", body = ErrorBody),
+        (status = 503, description = "No horoscope model is loaded", body = ErrorBody),
+    )
+)]
+pub async fn stream(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<HoroscopeQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let (request, writer) = checked(&state, query)
+        .inspect_err(|e| state.metrics.count("horoscope", failure_kind(e)))?;
+    let (events, receiver) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+    let metrics = state.metrics.clone();
+    tokio::task::spawn_blocking(move || {
+        let written = writer.write(&request, &mut |piece| match events
+            .blocking_send(Event::default().event("token").data(piece))
+        {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
+        });
+        let last = match written {
+            Ok(horoscope) => {
+                metrics.count("horoscope", "ok");
+                Event::default()
+                    .event("done")
+                    .json_data(&horoscope)
+                    .expect("a horoscope always serialises")
+            }
+            Err(error) => {
+                metrics.count("horoscope", "error");
+                tracing::error!(%error, "horoscope generation failed");
+                Event::default()
+                    .event("failure")
+                    .data("The model failed while writing; the error was logged. Try again.")
+            }
+        };
+        let _ = events.blocking_send(last);
+    });
+    let stream = futures::StreamExt::map(ReceiverStream::new(receiver), Ok);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

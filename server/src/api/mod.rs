@@ -1,0 +1,107 @@
+//! The REST API under `/api`, plus the operational endpoints.
+
+pub mod actors;
+pub mod flags;
+pub mod horoscope;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use starcast_app::api::{ErrorBody, FlagReceipt};
+use starcast_model::{
+    ActorReport, Face, Horoscope, HoroscopeQuery, ModelInfo, Prediction, Recognition, Task,
+    ZodiacSign,
+};
+use utoipa::OpenApi;
+
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Starcast API",
+        description = "Actor recognition and horoscope generation. Errors are JSON: {\"error\": \"a sentence\"}."
+    ),
+    paths(
+        actors::predict,
+        horoscope::write,
+        horoscope::stream,
+        flags::flag,
+        models,
+        health
+    ),
+    components(schemas(
+        ActorReport,
+        Recognition,
+        Prediction,
+        Face,
+        Horoscope,
+        HoroscopeQuery,
+        ModelInfo,
+        Task,
+        ZodiacSign,
+        ErrorBody,
+        FlagReceipt,
+        Health
+    ))
+)]
+pub struct ApiDoc;
+
+/// The API routes; uploads get the configured body limit.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let upload_limit = DefaultBodyLimit::max(state.limits.max_upload_bytes());
+    Router::new()
+        .route(
+            "/api/actors/predict",
+            post(actors::predict).layer(upload_limit),
+        )
+        .route("/api/horoscope", post(horoscope::write))
+        .route("/api/horoscope/stream", get(horoscope::stream))
+        .route("/api/flags", post(flags::flag).layer(upload_limit))
+        .route("/api/models", get(models))
+        .route("/api/docs", get(docs))
+        .route("/api/openapi.json", get(docs))
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
+}
+
+/// The served models.
+#[utoipa::path(get, path = "/api/models", tag = "models", responses((status = 200, body = Vec<ModelInfo>)))]
+async fn models(State(state): State<AppState>) -> Json<Vec<ModelInfo>> {
+    Json(state.models.infos())
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Health {
+    status: &'static str,
+    models: usize,
+}
+
+/// Liveness: the server answers and says how many models it serves.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        models: state.models.infos().len(),
+    })
+}
+
+async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+}
+
+async fn docs() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

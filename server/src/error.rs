@@ -1,0 +1,151 @@
+//! The one error type of the HTTP layer: every failure becomes a status and
+//! a sentence the user can act on. Server faults are logged and shown only
+//! as "something went wrong".
+
+use axum::Json;
+use axum::extract::multipart::MultipartError;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use starcast_app::api::ErrorBody;
+use starcast_model::photo::PhotoError;
+use starcast_model::{InvalidRequest, ModelError};
+use starcast_pipeline::FlagError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the upload is larger than the {limit_mb} MB limit: send a smaller photo")]
+    UploadTooLarge { limit_mb: usize },
+    #[error("the upload could not be read as a form: {0}")]
+    BadForm(String),
+    #[error("the form has no field named '{0}'")]
+    MissingField(&'static str),
+    #[error("the field '{field}' is not valid: {reason}")]
+    BadField { field: &'static str, reason: String },
+    #[error(transparent)]
+    Photo(#[from] PhotoError),
+    #[error(transparent)]
+    Request(#[from] InvalidRequest),
+    #[error("{0}")]
+    BadJson(String),
+    #[error("{0}")]
+    BadQuery(String),
+    #[error("no {0} model is loaded yet, so nothing was guessed: ask the operator to load one")]
+    NoModel(&'static str),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Flag(#[from] FlagError),
+    #[error("a background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::UploadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadForm(_) | ApiError::BadJson(_) | ApiError::BadQuery(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Photo(PhotoError::Empty | PhotoError::NotAnImage) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::MissingField(_)
+            | ApiError::BadField { .. }
+            | ApiError::Photo(_)
+            | ApiError::Request(_)
+            | ApiError::Flag(FlagError::ReasonTooLong(_) | FlagError::BadExtension(_)) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::NoModel(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Model(_) | ApiError::Flag(_) | ApiError::Task(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// Maps a multipart error: a body over the limit is the user's to fix.
+    pub fn from_multipart(error: MultipartError, limit_mb: usize) -> Self {
+        if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::UploadTooLarge { limit_mb }
+        } else {
+            ApiError::BadForm(error.body_text())
+        }
+    }
+}
+
+/// Capitalises the first letter: messages are lowercase inside error chains
+/// and sentences on their own.
+fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => {
+            let mut s: String = first.to_uppercase().chain(chars).collect();
+            if !s.ends_with('.') {
+                s.push('.');
+            }
+            s
+        }
+        None => String::new(),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let error = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(error = %self, "request failed");
+            "Something went wrong on the server; the error was logged. Try again later.".to_string()
+        } else {
+            sentence(&self.to_string())
+        };
+        (status, Json(ErrorBody { error })).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        ApiError::BadJson(format!(
+            "the JSON body could not be read: {}",
+            rejection.body_text()
+        ))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::BadQuery(format!(
+            "the query string could not be read: {}",
+            rejection.body_text()
+        ))
+    }
+}
+
+/// `Json` whose rejections are API errors with sentences.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// `Query` whose rejections are API errors with sentences.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_as_sentences() {
+        assert_eq!(sentence("the file is empty"), "The file is empty.");
+        assert_eq!(sentence("done."), "Done.");
+        assert_eq!(sentence(""), "");
+    }
+
+    #[test]
+    fn a_missing_model_is_unavailable_not_a_crash() {
+        let error = ApiError::NoModel("actor recognition");
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(error.to_string().contains("actor recognition"), "{error}");
+    }
+}

@@ -1,0 +1,13 @@
+//! The `starcast` server: axum wiring for the Leptos app and the REST API.
+//! Thin by design: the models live in `starcast-model`, the data in
+//! `starcast-pipeline`.
+
+pub mod api;
+pub mod error;
+pub mod metrics;
+pub mod router;
+pub mod serve;
+pub mod state;
+
+pub use router::router;
+pub use state::{AppState, Limits};

@@ -1,0 +1,45 @@
+//! `starcast`: the web app and its pipeline, one binary.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use starcast_server::serve::{ServeArgs, serve};
+use tracing_subscriber::EnvFilter;
+
+/// Starcast: recognise actors in photos and write daily horoscopes, with
+/// models served by candle.
+#[derive(Debug, Parser)]
+#[command(name = "starcast", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the web app and the REST API.
+    Serve(ServeArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info")),
+        )
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    }
+}

@@ -1,0 +1,97 @@
+//! The whole HTTP surface in one function: the Leptos pages, the API, the
+//! static files, and the tower layers that guard them.
+
+use axum::error_handling::HandleErrorLayer;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{BoxError, Json, Router};
+use leptos::prelude::provide_context;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use starcast_app::api::ErrorBody;
+use starcast_app::{App, shell};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
+use tower_http::services::ServeDir;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+use crate::{api, metrics};
+
+/// Builds the app. Tests call it with `oneshot` and bind no port.
+pub fn router(state: AppState) -> Router {
+    let pages = generate_route_list(App);
+    let server_fn_context = {
+        let state = state.clone();
+        move || {
+            provide_context(state.models.clone());
+            provide_context(state.examples.clone());
+        }
+    };
+    let render_shell = {
+        let options = state.leptos_options.clone();
+        move || shell(options.clone())
+    };
+    let limits = state.limits;
+    // Compressing an event stream would hold tokens back until a buffer fills.
+    let compressible =
+        DefaultPredicate::new().and(NotForContentType::const_new("text/event-stream"));
+    // Outermost first: a caught panic becomes a 500 (the last line of
+    // defence, never the plan), then tracing, load shedding, the timeout and
+    // compression.
+    let guards = ServiceBuilder::new()
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .layer(HandleErrorLayer::<_, ()>::new(overloaded))
+        .load_shed()
+        .concurrency_limit(limits.max_concurrent_requests)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(CompressionLayer::new().compress_when(compressible));
+    Router::new()
+        .merge(api::routes(&state))
+        .nest_service("/examples", ServeDir::new(state.examples.dir()))
+        .leptos_routes_with_context(&state, pages, server_fn_context, render_shell)
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
+        .layer(guards)
+        .with_state(state)
+}
+
+fn error_body(status: StatusCode, error: &str) -> axum::response::Response {
+    (
+        status,
+        Json(ErrorBody {
+            error: error.into(),
+        }),
+    )
+        .into_response()
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = detail, "a request handler panicked");
+    error_body(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong on the server; the error was logged. Try again later.",
+    )
+}
+
+async fn overloaded(error: BoxError) -> axum::response::Response {
+    tracing::warn!(%error, "request refused");
+    error_body(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The server is busy; try again in a few seconds.",
+    )
+}

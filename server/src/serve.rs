@@ -1,0 +1,132 @@
+//! `starcast serve`: start the web app.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use leptos::config::{Env, LeptosOptions};
+use starcast_app::OUTPUT_NAME;
+use starcast_model::ServedModels;
+use starcast_pipeline::{ExamplePhotos, FlagStore};
+
+use crate::metrics::Metrics;
+use crate::state::{AppState, Limits};
+
+/// How long shutdown waits for requests in flight (streams included).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, env = "STARCAST_HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+    /// The port to listen on (Hugging Face Spaces expects 7860).
+    #[arg(long, short, env = "PORT", default_value_t = 7860)]
+    pub port: u16,
+    /// The data folder: example photos in `examples/`, flagged results in `flags/`.
+    #[arg(long, env = "STARCAST_DATA", default_value = "data")]
+    pub data: PathBuf,
+    /// The built front end: `pkg/` with the WASM bundle and CSS, plus the public files.
+    #[arg(long, env = "STARCAST_SITE", default_value = "target/site")]
+    pub site: PathBuf,
+    /// The largest upload accepted, in megabytes.
+    #[arg(long, env = "STARCAST_MAX_UPLOAD_MB", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_upload_mb: u16,
+    /// Seconds a request may take before it is answered with 504.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
+}
+
+impl ServeArgs {
+    fn address(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    /// The server state these options describe.
+    pub fn state(&self) -> anyhow::Result<AppState> {
+        let bundle = self.site.join("pkg").join(format!("{OUTPUT_NAME}_bg.wasm"));
+        if !bundle.is_file() {
+            tracing::warn!(
+                "the front end is not built ({} is missing): pages render but stay static; run scripts/build.sh",
+                bundle.display()
+            );
+        }
+        let leptos_options = LeptosOptions::builder()
+            .output_name(OUTPUT_NAME)
+            .site_root(self.site.to_string_lossy().as_ref())
+            .site_pkg_dir("pkg")
+            .site_addr(self.address())
+            .env(Env::PROD)
+            .build();
+        let flags = FlagStore::open(self.data.join("flags")).with_context(|| {
+            format!(
+                "the data folder {} is not writable: pass --data with a writable folder",
+                self.data.display()
+            )
+        })?;
+        Ok(AppState {
+            leptos_options,
+            models: ServedModels::default(),
+            flags,
+            examples: ExamplePhotos::new(self.data.join("examples")),
+            metrics: Arc::new(Metrics::default()),
+            limits: Limits {
+                max_upload_mb: usize::from(self.max_upload_mb),
+                request_timeout: Duration::from_secs(self.request_timeout),
+                ..Limits::default()
+            },
+        })
+    }
+}
+
+/// Serves until Ctrl-C or SIGTERM, then gives requests in flight a grace period.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let state = args.state()?;
+    let address = args.address();
+    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
+        format!("could not listen on {address}: is another program using port {}? Choose another with --port", args.port)
+    })?;
+    tracing::info!("Starcast is serving on http://{address}");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, crate::router(state)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!(
+            "shutting down; waiting up to {}s for requests in flight",
+            SHUTDOWN_GRACE.as_secs()
+        );
+        let _ = stop.send(());
+    });
+    tokio::select! {
+        result = server => result.context("the server stopped with an error"),
+        () = async {
+            let _ = stopped.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("requests were still running after the grace period; stopping anyway");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,48 @@
+//! What every handler can reach: passed explicitly as axum state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use starcast_model::ServedModels;
+use starcast_pipeline::{ExamplePhotos, FlagStore};
+
+use crate::metrics::Metrics;
+
+/// Limits that protect the server from its clients.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The largest upload accepted, in megabytes.
+    pub max_upload_mb: usize,
+    /// How long a request may take to produce its response head.
+    pub request_timeout: Duration,
+    /// How many requests are handled at once; more are refused with 503.
+    pub max_concurrent_requests: usize,
+}
+
+impl Limits {
+    pub fn max_upload_bytes(&self) -> usize {
+        self.max_upload_mb * 1024 * 1024
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_upload_mb: 10,
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 256,
+        }
+    }
+}
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub models: ServedModels,
+    pub flags: FlagStore,
+    pub examples: ExamplePhotos,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+}
