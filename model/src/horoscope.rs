@@ -49,9 +49,11 @@ pub enum InvalidRequest {
     Sign(#[from] UnknownSign),
     #[error("the date '{0}' is not a date: write it as YYYY-MM-DD, e.g. 2026-03-21")]
     Date(String),
-    #[error("temperature {0} is out of range: use a value above 0 and at most {MAX_TEMPERATURE}")]
+    #[error(
+        "the temperature {0} is out of range: use a value above 0 and at most {MAX_TEMPERATURE}"
+    )]
     Temperature(f32),
-    #[error("top_p {0} is out of range: use a value above 0 and at most 1")]
+    #[error("the top_p value {0} is out of range: use a value above 0 and at most 1")]
     TopP(f32),
 }
 

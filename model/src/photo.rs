@@ -109,12 +109,30 @@ mod tests {
         assert!(err.to_string().contains("PNG"), "{err}");
     }
 
+    /// CRC-32 as PNG chunks use it.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
     #[test]
     fn refuses_a_huge_claimed_size_before_decoding() {
-        // A valid PNG header and IHDR claiming 30000x30000, and no pixel data.
+        // A valid PNG whose IHDR claims 30000x30000 and whose data is 1x1.
         let mut bytes = png(1, 1);
         bytes[16..20].copy_from_slice(&30_000u32.to_be_bytes());
         bytes[20..24].copy_from_slice(&30_000u32.to_be_bytes());
+        let crc = crc32(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
         let err = decode_photo(&bytes).unwrap_err();
         assert!(
             matches!(

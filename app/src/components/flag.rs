@@ -65,7 +65,8 @@ pub fn FlagButton(
                             type="text"
                             maxlength="2000"
                             placeholder="e.g. wrong actor, text cut off"
-                            bind:value=reason
+                            prop:value=move || reason.get()
+                            on:input=move |ev| reason.set(event_target_value(&ev))
                         />
                         <button type="submit" disabled=other == FlagState::Sending>"Send flag"</button>
                         {match other {

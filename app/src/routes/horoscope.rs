@@ -194,23 +194,23 @@ pub fn HoroscopePage() -> impl IntoView {
                 </fieldset>
                 <div class="row">
                     <label for="horoscope-date">"Date"</label>
-                    <input id="horoscope-date" type="date" bind:value=date />
+                    <input id="horoscope-date" type="date" value=date.get_untracked() prop:value=move || date.get() on:input=move |ev| date.set(event_target_value(&ev)) />
                 </div>
                 <details>
                     <summary>"Advanced"</summary>
                     <div class="row">
                         <label for="temperature">"Temperature"</label>
-                        <input id="temperature" type="range" min="0.05" max=MAX_TEMPERATURE.to_string() step="0.05" bind:value=temperature />
+                        <input id="temperature" type="range" min="0.05" max=MAX_TEMPERATURE.to_string() step="0.05" value=temperature.get_untracked() on:input=move |ev| temperature.set(event_target_value(&ev)) />
                         <output for="temperature">{move || temperature.get()}</output>
                     </div>
                     <div class="row">
                         <label for="top-p">"Top-p"</label>
-                        <input id="top-p" type="range" min="0.05" max="1" step="0.05" bind:value=top_p />
+                        <input id="top-p" type="range" min="0.05" max="1" step="0.05" value=top_p.get_untracked() on:input=move |ev| top_p.set(event_target_value(&ev)) />
                         <output for="top-p">{move || top_p.get()}</output>
                     </div>
                     <div class="row">
                         <label for="seed">"Seed"</label>
-                        <input id="seed" type="number" min="0" placeholder="the day's horoscope" bind:value=seed />
+                        <input id="seed" type="number" min="0" placeholder="the day's horoscope" value=seed.get_untracked() on:input=move |ev| seed.set(event_target_value(&ev)) />
                     </div>
                 </details>
                 <button

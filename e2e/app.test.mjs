@@ -1,0 +1,207 @@
+// End-to-end tests: the real starcast binary, the real WASM bundle, a real
+// headless Chromium. Run by scripts/test.sh, which builds both first.
+//
+// STARCAST_BIN   the starcast binary
+// STARCAST_SITE  the built site folder (pkg/ with the bundle)
+// SCREENSHOTS    where screenshots go (kept under target/)
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createServer } from "node:net";
+import { chromium } from "playwright-core";
+
+const bin = process.env.STARCAST_BIN;
+const site = process.env.STARCAST_SITE;
+const screenshots = process.env.SCREENSHOTS ?? "screenshots";
+assert.ok(bin && site, "set STARCAST_BIN and STARCAST_SITE (scripts/test.sh does)");
+
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+
+// An 8x8 orange PNG, so the tests need no image package.
+function tinyPng() {
+  return Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEUlEQVR4nGM4YaOBFTEMLQkAdntLARs7+acAAAAASUVORK5CYII=", "base64");
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+    probe.on("error", reject);
+  });
+}
+
+async function waitForHealth(url, child) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`starcast exited with ${child.exitCode}`);
+    try {
+      const response = await fetch(`${url}/healthz`);
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("starcast did not answer /healthz within 30 s");
+}
+
+let server;
+let browser;
+let base;
+let data;
+
+before(async () => {
+  data = mkdtempSync(join(tmpdir(), "starcast-e2e-"));
+  mkdirSync(join(data, "examples"));
+  writeFileSync(join(data, "examples", "tiny.png"), tinyPng());
+  mkdirSync(screenshots, { recursive: true });
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = spawn(bin, ["serve", "--host", "127.0.0.1", "--port", String(port), "--site", site, "--data", data], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  await waitForHealth(base, server);
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    // launch() gives every run a fresh temporary profile (--user-data-dir).
+    args: CHROMIUM_ARGS,
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+  if (data) rmSync(data, { recursive: true, force: true });
+});
+
+async function open(path, options = {}) {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(`${base}${path}`);
+  await page.waitForSelector("html[data-hydrated=true]", { timeout: 20_000 });
+  return { page, errors, close: () => context.close() };
+}
+
+describe("actors page", () => {
+  test("hydrates: the theme switch responds", async () => {
+    const { page, errors, close } = await open("/", { colorScheme: "light" });
+    assert.equal(await page.getAttribute("html", "data-theme"), null);
+    await page.click("#theme-toggle");
+    assert.equal(await page.getAttribute("html", "data-theme"), "dark");
+    await page.screenshot({ path: join(screenshots, "actors-dark.png"), fullPage: true });
+    await page.reload();
+    await page.waitForSelector("html[data-hydrated=true]");
+    assert.equal(await page.getAttribute("html", "data-theme"), "dark", "the choice is remembered");
+    assert.deepEqual(errors, []);
+    await close();
+  });
+
+  test("an uploaded photo is previewed and answered; no model means no guess", async () => {
+    const { page, close } = await open("/");
+    await page.setInputFiles("#photo-input", { name: "tiny.png", mimeType: "image/png", buffer: tinyPng() });
+    await page.waitForSelector(".preview img");
+    const message = await page.textContent(".result .error", { timeout: 10_000 });
+    assert.match(message, /No actor recognition model is loaded yet/);
+    await page.screenshot({ path: join(screenshots, "actors-no-model.png"), fullPage: true });
+    await close();
+  });
+
+  test("a file that is not an image gets a clear message", async () => {
+    const { page, close } = await open("/");
+    await page.setInputFiles("#photo-input", {
+      name: "notes.txt",
+      mimeType: "text/plain",
+      buffer: Buffer.from("these are not pixels"),
+    });
+    const message = await page.textContent(".result .error", { timeout: 10_000 });
+    assert.match(message, /not an image this app can read/);
+    await close();
+  });
+
+  test("paste and drop upload too", async () => {
+    const { page, close } = await open("/");
+    const bytes = [...tinyPng()];
+    const send = (kind) =>
+      page.evaluate(
+        ([bytes, kind]) => {
+          const file = new File([new Uint8Array(bytes)], `${kind}.png`, { type: "image/png" });
+          const transfer = new DataTransfer();
+          transfer.items.add(file);
+          if (kind === "pasted") {
+            window.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer }));
+          } else {
+            document.querySelector(".dropzone").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+          }
+        },
+        [bytes, kind],
+      );
+    await send("pasted");
+    await page.waitForSelector('.preview img[alt*="pasted.png"]');
+    await page.waitForSelector(".result .error");
+    await send("dropped");
+    await page.waitForSelector('.preview img[alt*="dropped.png"]');
+    await page.waitForSelector(".result .error");
+    await close();
+  });
+
+  test("clicking an example runs it", async () => {
+    const { page, close } = await open("/");
+    await page.click('button.example[title="Try tiny.png"]');
+    await page.waitForSelector('.preview img[alt*="tiny.png"]');
+    assert.match(await page.textContent(".result .error"), /No actor recognition model/);
+    await close();
+  });
+});
+
+describe("horoscope page", () => {
+  test("pick a sign by keyboard and generate; no model means a clear message", async () => {
+    const { page, errors, close } = await open("/horoscope");
+    assert.equal(await page.isDisabled("#generate"), true, "nothing to generate before a sign is picked");
+    const today = await page.inputValue("#horoscope-date");
+    assert.match(today, /^\d{4}-\d{2}-\d{2}$/);
+    await page.focus("#sign-aries");
+    await page.keyboard.press("Space");
+    await page.keyboard.press("ArrowRight");
+    assert.equal(await page.isChecked("#sign-taurus"), true);
+    assert.equal(await page.isDisabled("#generate"), false);
+    await page.click("#generate");
+    const message = await page.textContent(".result .error", { timeout: 10_000 });
+    assert.match(message, /No horoscope model is loaded yet/);
+    await page.screenshot({ path: join(screenshots, "horoscope-no-model.png"), fullPage: true });
+    assert.deepEqual(errors, []);
+    await close();
+  });
+
+  test("fits a phone screen", async () => {
+    const { page, close } = await open("/horoscope", { viewport: { width: 390, height: 844 }, isMobile: true });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow}px wider than the phone`);
+    await page.screenshot({ path: join(screenshots, "horoscope-phone.png"), fullPage: true });
+    await close();
+  });
+});
+
+describe("models page", () => {
+  test("says that no model is served", async () => {
+    const { page, close } = await open("/models");
+    assert.match(await page.textContent("#no-models"), /No model is loaded yet/);
+    await close();
+  });
+});

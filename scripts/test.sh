@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh clone: installs what is missing
+# (wasm32 target, wasm-bindgen-cli, Chromium, playwright-core), checks
+# formatting and lints, builds the app, runs the Rust tests and the
+# end-to-end tests in headless Chromium. Screenshots: target/e2e-screenshots/.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+"$ROOT/scripts/setup.sh" --test
+cd "$ROOT"
+
+step "checking formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --exclude starcast-frontend --all-targets -- -D warnings
+cargo clippy -p starcast-frontend --target wasm32-unknown-unknown -- -D warnings
+
+"$ROOT/scripts/build.sh" debug
+
+step "running the Rust tests"
+cargo test --workspace --exclude starcast-frontend
+
+step "running the browser tests"
+cd "$ROOT/e2e"
+STARCAST_BIN="$CARGO_TARGET_DIR/debug/starcast" STARCAST_SITE="$SITE" \
+  SCREENSHOTS="$ROOT/target/e2e-screenshots" node --test

@@ -1,0 +1,274 @@
+//! What the HTTP tests share: a server state in a temporary folder, request
+//! builders, and small models with real (if simple) behaviour so the wiring
+//! can be tested before the vision and text cores land.
+
+#![allow(dead_code)]
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use image::DynamicImage;
+use leptos::config::LeptosOptions;
+use starcast_model::{
+    ActorRecognizer, Horoscope, HoroscopeRequest, HoroscopeWriter, ModelError, ModelInfo,
+    Prediction, Recognition, ServedModels, Task,
+};
+use starcast_pipeline::{ExamplePhotos, FlagStore};
+use starcast_server::metrics::Metrics;
+use starcast_server::{AppState, Limits};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+pub struct TestServer {
+    pub state: AppState,
+    pub data: TempDir,
+}
+
+pub fn server(models: ServedModels) -> TestServer {
+    server_with_limits(models, Limits::default())
+}
+
+pub fn server_with_limits(models: ServedModels, limits: Limits) -> TestServer {
+    let data = tempfile::tempdir().unwrap();
+    let site = data.path().join("site");
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    std::fs::write(site.join("favicon.svg"), "<svg/>").unwrap();
+    let state = AppState {
+        leptos_options: LeptosOptions::builder()
+            .output_name(starcast_app::OUTPUT_NAME)
+            .site_root(site.to_string_lossy().as_ref())
+            .build(),
+        models,
+        flags: FlagStore::open(data.path().join("flags")).unwrap(),
+        examples: ExamplePhotos::new(data.path().join("examples")),
+        metrics: Arc::new(Metrics::default()),
+        limits,
+    };
+    TestServer { state, data }
+}
+
+impl TestServer {
+    pub fn app(&self) -> Router {
+        starcast_server::router(self.state.clone())
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Response<Body> {
+        self.app().oneshot(request).await.unwrap()
+    }
+
+    pub async fn get(&self, uri: &str) -> (StatusCode, String) {
+        let response = self
+            .send(Request::get(uri).body(Body::empty()).unwrap())
+            .await;
+        let status = response.status();
+        (status, text(response).await)
+    }
+
+    pub async fn post_json(&self, uri: &str, json: &str) -> (StatusCode, serde_json::Value) {
+        let request = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json.to_string()))
+            .unwrap();
+        let response = self.send(request).await;
+        let status = response.status();
+        (status, serde_json::from_str(&text(response).await).unwrap())
+    }
+
+    pub async fn post_form(&self, uri: &str, form: Multipart) -> (StatusCode, serde_json::Value) {
+        let response = self.send(form.request(uri)).await;
+        let status = response.status();
+        let body = text(response).await;
+        let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+        (status, json)
+    }
+}
+
+pub async fn text(response: Response<Body>) -> String {
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A multipart/form-data body built by hand, as a browser sends it.
+#[derive(Default)]
+pub struct Multipart {
+    body: Vec<u8>,
+}
+
+const BOUNDARY: &str = "starcast-test-boundary";
+
+impl Multipart {
+    pub fn text(mut self, name: &str, value: &str) -> Self {
+        self.body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+        self
+    }
+
+    pub fn file(mut self, name: &str, file_name: &str, bytes: &[u8]) -> Self {
+        self.body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        self.body.extend_from_slice(bytes);
+        self.body.extend_from_slice(b"\r\n");
+        self
+    }
+
+    pub fn request(mut self, uri: &str) -> Request<Body> {
+        self.body
+            .extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        Request::post(uri)
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(Body::from(self.body))
+            .unwrap()
+    }
+}
+
+pub fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(width, height, image::Rgb(rgb));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+fn info(task: Task, name: &str) -> ModelInfo {
+    ModelInfo {
+        task,
+        name: name.into(),
+        version: "test".into(),
+        architecture: "test".into(),
+        source: "tests".into(),
+        labels: vec!["red".into(), "green".into(), "blue".into()],
+        metrics: [("accuracy".to_string(), 0.75)].into(),
+    }
+}
+
+/// Names the dominant colour channel of a photo, with the channel means as
+/// scores: a real computation on the decoded pixels.
+pub struct ColourRecognizer(ModelInfo);
+
+impl ColourRecognizer {
+    pub fn new() -> Self {
+        ColourRecognizer(info(Task::ImageClassification, "colours"))
+    }
+}
+
+impl ActorRecognizer for ColourRecognizer {
+    fn info(&self) -> &ModelInfo {
+        &self.0
+    }
+
+    fn recognize(&self, photo: &DynamicImage) -> Result<Recognition, ModelError> {
+        let rgb = photo.to_rgb8();
+        let mut sums = [0f64; 3];
+        for pixel in rgb.pixels() {
+            for (sum, &v) in sums.iter_mut().zip(pixel.0.iter()) {
+                *sum += f64::from(v) + 1.0;
+            }
+        }
+        let total: f64 = sums.iter().sum();
+        let mut predictions: Vec<Prediction> = self
+            .0
+            .labels
+            .iter()
+            .zip(sums)
+            .map(|(label, sum)| Prediction {
+                label: label.clone(),
+                score: (sum / total) as f32,
+            })
+            .collect();
+        predictions.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Ok(Recognition {
+            predictions,
+            faces: Vec::new(),
+        })
+    }
+}
+
+/// A recognizer with a bug: it panics.
+pub struct PanickingRecognizer(ModelInfo);
+
+impl PanickingRecognizer {
+    pub fn new() -> Self {
+        PanickingRecognizer(info(Task::ImageClassification, "panics"))
+    }
+}
+
+impl ActorRecognizer for PanickingRecognizer {
+    fn info(&self) -> &ModelInfo {
+        &self.0
+    }
+
+    fn recognize(&self, _: &DynamicImage) -> Result<Recognition, ModelError> {
+        panic!("index out of bounds in a buggy model")
+    }
+}
+
+/// Writes the sign's name and date word by word, up to `words` words, and
+/// counts the words it was allowed to write.
+pub struct EchoWriter {
+    info: ModelInfo,
+    words: usize,
+    pause: Duration,
+    pub written: Arc<AtomicUsize>,
+}
+
+impl EchoWriter {
+    pub fn new(words: usize, pause: Duration) -> Self {
+        EchoWriter {
+            info: info(Task::TextGeneration, "echo"),
+            words,
+            pause,
+            written: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+impl HoroscopeWriter for EchoWriter {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn write(
+        &self,
+        request: &HoroscopeRequest,
+        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Horoscope, ModelError> {
+        let mut text = String::new();
+        for i in 0..self.words {
+            let piece = if i == 0 {
+                format!("{} {}", request.sign.name(), request.date)
+            } else {
+                format!(" word{i}")
+            };
+            std::thread::sleep(self.pause);
+            text.push_str(&piece);
+            self.written.fetch_add(1, Ordering::SeqCst);
+            if on_token(&piece).is_break() {
+                break;
+            }
+        }
+        Ok(Horoscope {
+            sign: request.sign,
+            date: request.date,
+            tokens: self.written.load(Ordering::SeqCst),
+            text,
+            model: "echo test".into(),
+            tokens_per_s: 0.0,
+        })
+    }
+}
