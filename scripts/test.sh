@@ -12,7 +12,7 @@ cd "$ROOT"
 step "checking formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --exclude starcast-frontend --all-targets -- -D warnings
-cargo clippy -p starcast-frontend --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p starcast-frontend -p starcast-app --features starcast-app/hydrate --target wasm32-unknown-unknown -- -D warnings
 
 "$ROOT/scripts/build.sh" debug
 

