@@ -2,6 +2,7 @@
 //! Rendered on the server (`ssr`) and hydrated in the browser (`hydrate`).
 
 pub mod api;
+mod browser;
 mod components;
 mod routes;
 

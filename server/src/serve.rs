@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use leptos::config::{Env, LeptosOptions};
 use starcast_app::OUTPUT_NAME;
 use starcast_model::ServedModels;
@@ -88,6 +89,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
         format!("could not listen on {address}: is another program using port {}? Choose another with --port", args.port)
     })?;
+    // Pages stream in small chunks: without TCP_NODELAY, Nagle's algorithm
+    // and delayed ACKs hold each chunk back by up to 40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     tracing::info!("Starcast is serving on http://{address}");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, crate::router(state)).with_graceful_shutdown(async move {

@@ -49,6 +49,15 @@ fn runtime_stage() -> Vec<String> {
     instructions[from..].to_vec()
 }
 
+/// Every `ENV` setting of the runtime stage, as one line.
+fn runtime_env() -> String {
+    runtime_stage()
+        .into_iter()
+        .filter(|l| l.starts_with("ENV "))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[test]
 fn the_front_matter_describes_a_docker_space() {
     assert_eq!(front("sdk"), "docker");
@@ -62,12 +71,7 @@ fn the_image_listens_where_the_space_expects() {
     let port = front("app_port");
     let stage = runtime_stage();
     assert!(stage.contains(&format!("EXPOSE {port}")), "{stage:#?}");
-    let env = stage
-        .iter()
-        .filter(|l| l.starts_with("ENV "))
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let env = runtime_env();
     assert!(env.contains(&format!("PORT={port}")), "{env}");
     assert!(env.contains("STARCAST_HOST=0.0.0.0"), "{env}");
     assert!(
@@ -80,12 +84,7 @@ fn the_image_listens_where_the_space_expects() {
 fn the_image_runs_as_uid_1000_with_writable_home_and_hf_home() {
     let stage = runtime_stage();
     assert!(stage.contains(&"USER 1000".to_string()), "{stage:#?}");
-    let env = stage
-        .iter()
-        .filter(|l| l.starts_with("ENV "))
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let env = runtime_env();
     assert!(env.contains("HOME=/home/user"), "{env}");
     assert!(
         env.contains("HF_HOME=/home/user/"),

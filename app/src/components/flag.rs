@@ -6,6 +6,7 @@ use leptos::task::spawn_local;
 use web_sys::{Blob, FormData, SubmitEvent};
 
 use crate::api::client;
+use crate::browser::{BrowserSlot, cloned};
 
 #[derive(Clone, Debug, PartialEq)]
 enum FlagState {
@@ -24,7 +25,7 @@ pub fn FlagButton(
     #[prop(into)] output: Signal<String>,
     /// The uploaded photo, stored with the flag.
     #[prop(optional)]
-    photo: Option<StoredValue<Option<Blob>, LocalStorage>>,
+    photo: Option<BrowserSlot<Blob>>,
 ) -> impl IntoView {
     let state = RwSignal::new(FlagState::Closed);
     let reason = RwSignal::new(String::new());
@@ -35,7 +36,7 @@ pub fn FlagButton(
         let _ = form.append_with_str("input", &input.get_untracked());
         let _ = form.append_with_str("output", &output.get_untracked());
         let _ = form.append_with_str("reason", &reason.get_untracked());
-        if let Some(blob) = photo.and_then(|p| p.get_value()) {
+        if let Some(blob) = photo.and_then(cloned) {
             let _ = form.append_with_blob_and_filename("image", &blob, "photo");
         }
         state.set(FlagState::Sending);

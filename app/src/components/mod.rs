@@ -1,4 +1,5 @@
 //! Pieces shared by the pages.
 
 pub mod flag;
+pub mod model_notice;
 pub mod theme;

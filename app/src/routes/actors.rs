@@ -4,11 +4,13 @@ use leptos::ev;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
-use starcast_model::{ActorReport, Prediction};
+use starcast_model::{ActorReport, Prediction, Task};
 use web_sys::{Blob, DragEvent, HtmlInputElement, Url};
 
 use crate::api::{self, ExamplePhoto, client};
+use crate::browser::{BrowserSlot, browser_slot, fill};
 use crate::components::flag::FlagButton;
+use crate::components::model_notice::ModelNotice;
 
 /// How many labels a result shows.
 const SHOWN_LABELS: usize = 5;
@@ -32,7 +34,7 @@ struct Preview {
 pub fn ActorsPage() -> impl IntoView {
     let outcome = RwSignal::new(Outcome::Idle);
     let preview = RwSignal::new(None::<Preview>);
-    let photo = StoredValue::new_local(None::<Blob>);
+    let photo = browser_slot::<Blob>();
     let dragging = RwSignal::new(false);
 
     let recognise = move |blob: Blob, name: String| {
@@ -47,7 +49,7 @@ pub fn ActorsPage() -> impl IntoView {
                     name: name.clone(),
                 }),
         );
-        photo.set_value(Some(blob.clone()));
+        fill(photo, Some(blob.clone()));
         outcome.set(Outcome::Working);
         spawn_local(async move {
             outcome.set(match client::predict_actors(&blob, &name).await {
@@ -138,7 +140,8 @@ pub fn ActorsPage() -> impl IntoView {
             </section>
             <section class="card result" aria-live="polite">
                 <h2>"Result"</h2>
-                <ResultView outcome photo />
+                <ModelNotice tasks=&[Task::ImageClassification, Task::FaceEmbedding] what="actor recognition" />
+                <ResultView outcome photo preview />
             </section>
         </div>
     }
@@ -180,8 +183,13 @@ fn FaceBoxes(outcome: RwSignal<Outcome>) -> impl IntoView {
 #[component]
 fn ResultView(
     outcome: RwSignal<Outcome>,
-    photo: StoredValue<Option<Blob>, LocalStorage>,
+    photo: BrowserSlot<Blob>,
+    preview: RwSignal<Option<Preview>>,
 ) -> impl IntoView {
+    let input = Signal::derive(move || {
+        let file = preview.get().map(|p| p.name).unwrap_or_default();
+        serde_json::json!({ "file": file }).to_string()
+    });
     move || {
         match outcome.get() {
         Outcome::Idle => view! { <p class="muted">"Choose a photo or an example to see who is in it."</p> }.into_any(),
@@ -198,7 +206,7 @@ fn ResultView(
                 <p class="meta">
                     {format!("{:.0} ms · {} · {}×{} px", report.elapsed_ms, report.model, report.width, report.height)}
                 </p>
-                <FlagButton task="actors" input=String::from("{}") output photo />
+                <FlagButton task="actors" input output photo />
             }
             .into_any()
         }

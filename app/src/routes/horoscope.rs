@@ -5,13 +5,15 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
 use starcast_model::horoscope::{DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_TEMPERATURE};
-use starcast_model::{Horoscope, HoroscopeQuery, ZodiacSign};
+use starcast_model::{Horoscope, HoroscopeQuery, Task, ZodiacSign};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{EventSource, MessageEvent};
 
 use crate::api::client;
+use crate::browser::{browser_slot, fill};
 use crate::components::flag::FlagButton;
+use crate::components::model_notice::ModelNotice;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Writing {
@@ -79,8 +81,8 @@ pub fn HoroscopePage() -> impl IntoView {
     let seed = RwSignal::new(String::new());
     let text = RwSignal::new(String::new());
     let writing = RwSignal::new(Writing::Idle);
-    let stream = StoredValue::new_local(None::<OpenStream>);
-    on_cleanup(move || stream.set_value(None));
+    let stream = browser_slot::<OpenStream>();
+    on_cleanup(move || fill(stream, None));
 
     let query = move || HoroscopeQuery {
         sign: sign.get().map(|s| s.key().to_string()).unwrap_or_default(),
@@ -92,7 +94,7 @@ pub fn HoroscopePage() -> impl IntoView {
 
     let generate = move |_| {
         let url = stream_url(&query());
-        stream.set_value(None);
+        fill(stream, None);
         text.set(String::new());
         writing.set(Writing::Streaming);
         let Ok(source) = EventSource::new(&url) else {
@@ -120,19 +122,19 @@ pub fn HoroscopePage() -> impl IntoView {
                     "The finished horoscope could not be read.".into(),
                 )),
             }
-            stream.set_value(None);
+            fill(stream, None);
         });
         let on_failure = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
             let message = ev.data().as_string().unwrap_or_default();
             writing.set(Writing::Failed(message));
-            stream.set_value(None);
+            fill(stream, None);
         });
         let failed_url = url.clone();
         let on_error = Closure::<dyn FnMut(MessageEvent)>::new(move |_| {
             if writing.get_untracked() != Writing::Streaming {
                 return;
             }
-            stream.set_value(None);
+            fill(stream, None);
             let url = failed_url.clone();
             spawn_local(async move {
                 writing.set(Writing::Failed(client::error_at(&url).await.0));
@@ -148,10 +150,13 @@ pub fn HoroscopePage() -> impl IntoView {
             let _ =
                 source.add_event_listener_with_callback(event, handler.as_ref().unchecked_ref());
         }
-        stream.set_value(Some(OpenStream {
-            source,
-            _handlers: handlers.into_iter().map(|(_, h)| h).collect(),
-        }));
+        fill(
+            stream,
+            Some(OpenStream {
+                source,
+                _handlers: handlers.into_iter().map(|(_, h)| h).collect(),
+            }),
+        );
     };
 
     let flag_input = Signal::derive(move || serde_json::to_string(&query()).unwrap_or_default());
@@ -230,6 +235,7 @@ pub fn HoroscopePage() -> impl IntoView {
                         None => "Result".to_string(),
                     }}
                 </h2>
+                <ModelNotice tasks=&[Task::TextGeneration] what="horoscope" />
                 {move || match writing.get() {
                     Writing::Idle => view! { <p class="muted">"Pick your sign, then Generate."</p> }.into_any(),
                     Writing::Failed(message) => view! { <p class="error" role="alert">{message}</p> }.into_any(),
