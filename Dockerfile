@@ -7,7 +7,10 @@
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS chef
-RUN rustup target add wasm32-unknown-unknown \
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nodejs npm \
+ && rm -rf /var/lib/apt/lists/* \
+ && rustup target add wasm32-unknown-unknown \
  && cargo install cargo-chef --version 0.1.78 --locked
 WORKDIR /build
 
@@ -25,6 +28,8 @@ RUN version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print
 COPY --from=planner /build/recipe.json recipe.json
 RUN cargo chef cook --release --package starcast-server --recipe-path recipe.json \
  && cargo chef cook --profile wasm-release --target wasm32-unknown-unknown --package starcast-frontend --recipe-path recipe.json
+COPY tools/package.json tools/.npmrc tools/
+RUN cd tools && npm install --no-audit --no-fund
 COPY . .
 RUN CARGO_TARGET_DIR=/build/target STARCAST_SITE=/build/site scripts/build.sh release
 

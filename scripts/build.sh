@@ -18,6 +18,11 @@ rm -rf "$SITE.new"
 mkdir -p "$SITE.new/pkg"
 wasm-bindgen --target web --no-typescript --out-dir "$SITE.new/pkg" --out-name starcast \
   "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$wasm_dir/starcast_frontend.wasm"
+wasm_opt="$ROOT/tools/node_modules/.bin/wasm-opt"
+if [[ "$profile" == release && -x "$wasm_opt" ]]; then
+  "$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-mutable-globals "$SITE.new/pkg/starcast_bg.wasm" -o "$SITE.new/pkg/starcast_bg.wasm"
+fi
 cp style/main.css "$SITE.new/pkg/starcast.css"
 cp -r public/. "$SITE.new/"
 rm -rf "$SITE"

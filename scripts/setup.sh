@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building Starcast needs and is missing: the wasm32 target,
-# wasm-bindgen-cli at exactly the version in Cargo.lock, and with --test
-# Chromium and the browser-test packages. Safe to rerun: it skips what is there.
+# wasm-bindgen-cli at exactly the version in Cargo.lock, wasm-opt, and with
+# --test Chromium and the browser-test packages. Safe to rerun: it skips what is there.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -18,6 +18,11 @@ have=$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)
 if [[ "$have" != "$wanted" ]]; then
   step "installing wasm-bindgen-cli $wanted (the version in Cargo.lock; a few minutes)"
   cargo install wasm-bindgen-cli --version "$wanted" --force
+fi
+
+if [[ ! -x "$ROOT/tools/node_modules/.bin/wasm-opt" ]]; then
+  step "installing wasm-opt (binaryen, from npm) to shrink the release bundle"
+  (cd "$ROOT/tools" && npm install --no-audit --no-fund --loglevel=error)
 fi
 
 if $with_tests; then
