@@ -251,7 +251,7 @@ async fn generation_stops_when_the_reader_goes_away() {
     let written = writer.written.clone();
     let server = server(with_writer(writer));
     let response = server
-        .send(
+        .send_streaming(
             Request::get("/api/horoscope/stream?sign=leo")
                 .body(Body::empty())
                 .unwrap(),

@@ -25,6 +25,8 @@ use starcast_server::{AppState, Limits};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub struct TestServer {
     pub state: AppState,
     pub data: TempDir,
@@ -58,7 +60,25 @@ impl TestServer {
         starcast_server::router(self.state.clone())
     }
 
+    /// Sends a request to a new router and reads the whole answer.
+    ///
+    /// Tests take turns: Leptos collects a router's page routes by rendering
+    /// the app, and that collection running while another router renders a
+    /// page in the same process was seen to hang the page (about one run in
+    /// ten). A server builds its one router before serving, so this never
+    /// happens there; `tests/load.rs` covers concurrent pages.
     pub async fn send(&self, request: Request<Body>) -> Response<Body> {
+        let _turn = TURN.lock().await;
+        let response = self.app().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        Response::from_parts(parts, Body::from(bytes))
+    }
+
+    /// Sends a request and hands back the answer's body unread, for
+    /// streams. Only for API routes: the turn ends before the body is read.
+    pub async fn send_streaming(&self, request: Request<Body>) -> Response<Body> {
+        let _turn = TURN.lock().await;
         self.app().oneshot(request).await.unwrap()
     }
 
