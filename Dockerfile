@@ -34,8 +34,8 @@ COPY . .
 RUN CARGO_TARGET_DIR=/build/target STARCAST_SITE=/build/site scripts/build.sh release
 
 FROM python:3.11-slim-bookworm AS assets
-COPY scripts/lib.sh scripts/fetch-examples.sh /scripts/
-RUN /scripts/fetch-examples.sh /data/examples
+COPY scripts/lib.sh scripts/fetch-defaults.sh /scripts/
+RUN /scripts/fetch-defaults.sh /data
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \

@@ -4,6 +4,7 @@
 // STARCAST_BIN   the starcast binary
 // STARCAST_SITE  the built site folder (pkg/ with the bundle)
 // SCREENSHOTS    where screenshots go (kept under target/)
+// HOROSCOPE_MODEL  the SmolLM2 model folder (scripts/fetch-defaults.sh)
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -60,22 +61,37 @@ async function waitForHealth(url, child) {
   throw new Error("starcast did not answer /healthz within 30 s");
 }
 
+// A starcast server on a free loopback port with a fresh data folder that
+// holds one example photo; `args` are more `serve` options.
+async function startServer(args = []) {
+  const data = mkdtempSync(join(tmpdir(), "starcast-e2e-"));
+  mkdirSync(join(data, "examples"));
+  writeFileSync(join(data, "examples", "tiny.png"), tinyPng());
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("STARCAST_")));
+  const child = spawn(bin, ["serve", "--host", "127.0.0.1", "--port", String(port), "--site", site, "--data", data, ...args], {
+    stdio: ["ignore", "inherit", "inherit"],
+    env,
+  });
+  await waitForHealth(url, child);
+  return {
+    url,
+    stop() {
+      child.kill("SIGTERM");
+      rmSync(data, { recursive: true, force: true });
+    },
+  };
+}
+
 let server;
 let browser;
 let base;
-let data;
 
 before(async () => {
-  data = mkdtempSync(join(tmpdir(), "starcast-e2e-"));
-  mkdirSync(join(data, "examples"));
-  writeFileSync(join(data, "examples", "tiny.png"), tinyPng());
   mkdirSync(screenshots, { recursive: true });
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(bin, ["serve", "--host", "127.0.0.1", "--port", String(port), "--site", site, "--data", data], {
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  await waitForHealth(base, server);
+  server = await startServer();
+  base = server.url;
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     // launch() gives every run a fresh temporary profile (--user-data-dir).
@@ -85,16 +101,15 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  server?.kill("SIGTERM");
-  if (data) rmSync(data, { recursive: true, force: true });
+  server?.stop();
 });
 
-async function open(path, options = {}) {
+async function open(path, options = {}, url = base) {
   const context = await browser.newContext(options);
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${base}${path}`);
+  await page.goto(`${url}${path}`);
   await page.waitForSelector("html[data-hydrated=true]", { timeout: 20_000 });
   return { page, errors, close: () => context.close() };
 }
@@ -202,6 +217,46 @@ describe("models page", () => {
   test("says that no model is served", async () => {
     const { page, close } = await open("/models");
     assert.match(await page.textContent("#no-models"), /No model is loaded yet/);
+    await close();
+  });
+});
+
+describe("horoscope page with the SmolLM2 model", () => {
+  const model = process.env.HOROSCOPE_MODEL;
+  let modelServer;
+
+  before(async () => {
+    assert.ok(model, "set HOROSCOPE_MODEL to the SmolLM2 model folder (scripts/test.sh does)");
+    modelServer = await startServer(["--horoscope-model", model]);
+  });
+  after(() => modelServer?.stop());
+
+  test("a horoscope streams in and is flagged", async () => {
+    const { page, errors, close } = await open("/horoscope", {}, modelServer.url);
+    assert.equal(await page.$(".notice-missing"), null, "the model is loaded");
+    await page.click('label[for="sign-leo"]');
+    await page.click("#generate");
+    await page.waitForSelector("#horoscope-text.streaming", { timeout: 20_000 });
+    const partial = await page.textContent("#horoscope-text");
+    await page.waitForSelector(".result .meta", { timeout: 120_000 });
+    const text = (await page.textContent("#horoscope-text")).trim();
+    assert.ok(text.startsWith("Today, Leo"), text);
+    assert.ok(text.length >= 300 && text.length <= 500, `${text.length} characters: ${text}`);
+    assert.ok(partial.length < text.length + 200, "streamed text came before the end");
+    assert.match(await page.textContent(".result .meta"), /tokens/);
+    await page.screenshot({ path: join(screenshots, "horoscope-leo.png"), fullPage: true });
+    await page.click(".flag button");
+    await page.fill(".flag-form input", "too vague");
+    await page.click(".flag-form button[type=submit]");
+    assert.match(await page.textContent(".flag .notice", { timeout: 10_000 }), /Flagged for review/);
+    assert.deepEqual(errors, []);
+    await close();
+  });
+
+  test("the models page lists it", async () => {
+    const { page, close } = await open("/models", {}, modelServer.url);
+    assert.match(await page.textContent(".model"), /SmolLM2-135M-Instruct/);
+    await page.screenshot({ path: join(screenshots, "models.png"), fullPage: true });
     await close();
   });
 });

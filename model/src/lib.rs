@@ -5,12 +5,16 @@
 //! end shares them with the server.
 
 pub mod actors;
+#[cfg(feature = "runtime")]
+pub mod folder;
 pub mod horoscope;
 pub mod info;
 #[cfg(feature = "runtime")]
 pub mod photo;
 #[cfg(feature = "runtime")]
 mod served;
+#[cfg(feature = "runtime")]
+pub mod text;
 pub mod zodiac;
 
 #[cfg(feature = "runtime")]

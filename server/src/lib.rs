@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod error;
+pub mod generate;
 pub mod metrics;
 pub mod router;
 pub mod serve;

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use starcast_server::generate::{self, HoroscopeArgs};
 use starcast_server::serve::{ServeArgs, serve};
 use tracing_subscriber::EnvFilter;
 
@@ -19,6 +20,15 @@ struct Cli {
 enum Command {
     /// Serve the web app and the REST API.
     Serve(ServeArgs),
+    /// Generate with a model from the command line.
+    #[command(subcommand)]
+    Generate(Generate),
+}
+
+#[derive(Debug, Subcommand)]
+enum Generate {
+    /// Write a horoscope for a sign and a day.
+    Horoscope(HoroscopeArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,8 +48,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(serve(args)),
+        Command::Generate(Generate::Horoscope(args)) => generate::horoscope(args),
     }
 }

@@ -10,10 +10,14 @@ use axum::serve::ListenerExt;
 use leptos::config::{Env, LeptosOptions};
 use starcast_app::OUTPUT_NAME;
 use starcast_model::ServedModels;
+use starcast_model::text::load_horoscope_writer;
 use starcast_pipeline::{ExamplePhotos, FlagStore};
 
 use crate::metrics::Metrics;
 use crate::state::{AppState, Limits};
+
+/// The horoscope model folder that scripts/fetch-defaults.sh prepares.
+const DEFAULT_HOROSCOPE_MODEL: &str = "smollm2-135m-instruct";
 
 /// How long shutdown waits for requests in flight (streams included).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -35,6 +39,10 @@ pub struct ServeArgs {
     /// The largest upload accepted, in megabytes.
     #[arg(long, env = "STARCAST_MAX_UPLOAD_MB", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_upload_mb: u16,
+    /// The horoscope model folder; without it, `<data>/models/smollm2-135m-instruct`
+    /// when that exists (scripts/fetch-defaults.sh puts it there).
+    #[arg(long, env = "STARCAST_HOROSCOPE_MODEL")]
+    pub horoscope_model: Option<PathBuf>,
     /// Seconds a request may take before it is answered with 504.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
@@ -69,7 +77,7 @@ impl ServeArgs {
         })?;
         Ok(AppState {
             leptos_options,
-            models: ServedModels::default(),
+            models: self.models()?,
             flags,
             examples: ExamplePhotos::new(self.data.join("examples")),
             metrics: Arc::new(Metrics::default()),
@@ -78,6 +86,39 @@ impl ServeArgs {
                 request_timeout: Duration::from_secs(self.request_timeout),
                 ..Limits::default()
             },
+        })
+    }
+}
+
+impl ServeArgs {
+    /// Loads the models to serve. A model named on the command line must
+    /// load; a missing default is only worth a warning.
+    fn models(&self) -> anyhow::Result<ServedModels> {
+        let default_horoscope = self.data.join("models").join(DEFAULT_HOROSCOPE_MODEL);
+        let horoscope = match &self.horoscope_model {
+            Some(path) => Some(path.clone()),
+            None if default_horoscope.join("config.json").is_file() => Some(default_horoscope),
+            None => {
+                tracing::warn!(
+                    "no horoscope model in {}: run scripts/fetch-defaults.sh or pass --horoscope-model",
+                    default_horoscope.display()
+                );
+                None
+            }
+        };
+        let horoscope = match horoscope {
+            Some(path) => {
+                let writer = load_horoscope_writer(&path).with_context(|| {
+                    format!("could not load the horoscope model in {}", path.display())
+                })?;
+                tracing::info!(model = %writer.info().name, path = %path.display(), "horoscope model loaded");
+                Some(writer)
+            }
+            None => None,
+        };
+        Ok(ServedModels {
+            horoscope,
+            ..ServedModels::default()
         })
     }
 }

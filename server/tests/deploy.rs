@@ -116,7 +116,7 @@ fn the_build_is_multi_stage_with_cached_dependencies() {
         "dependencies must build before the sources are copied"
     );
     assert!(
-        dockerfile.contains("fetch-examples.sh"),
+        dockerfile.contains("fetch-defaults.sh"),
         "default data is fetched at build time"
     );
 }

@@ -1,0 +1,172 @@
+//! A model folder: `config.json`, the weights, and `metrics.json` from
+//! evaluation. What a student uploads and what training writes.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::text::PromptStyle;
+use crate::{ModelInfo, Task};
+
+/// Why a model could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("could not read {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path} is not a valid model config: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error("the model folder {folder} has no {expected} file")]
+    MissingWeights { folder: PathBuf, expected: String },
+    #[error("the weights in {path} can't be used: {reason}")]
+    Weights { path: PathBuf, reason: String },
+    #[error(
+        "a {task} model of architecture '{architecture}' is not supported yet: use {supported}"
+    )]
+    Unsupported {
+        task: &'static str,
+        architecture: String,
+        supported: &'static str,
+    },
+}
+
+/// `config.json`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ModelConfig {
+    pub task: Task,
+    pub architecture: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Where the weights came from, for people (a package, a Hub repo).
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Text models: how to ask the model for a horoscope.
+    #[serde(default)]
+    pub prompt: Option<PromptStyle>,
+}
+
+/// An opened model folder.
+#[derive(Clone, Debug)]
+pub struct ModelFolder {
+    pub path: PathBuf,
+    pub config: ModelConfig,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+fn read(path: &Path) -> Result<String, LoadError> {
+    fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+impl ModelFolder {
+    /// Reads `config.json` and, when present, `metrics.json`.
+    pub fn open(path: &Path) -> Result<Self, LoadError> {
+        let config_path = path.join("config.json");
+        let config = serde_json::from_str(&read(&config_path)?).map_err(|e| LoadError::Config {
+            path: config_path,
+            reason: e.to_string(),
+        })?;
+        let metrics_path = path.join("metrics.json");
+        let metrics = if metrics_path.is_file() {
+            serde_json::from_str(&read(&metrics_path)?).map_err(|e| LoadError::Config {
+                path: metrics_path,
+                reason: format!("metrics must be a JSON object of numbers ({e})"),
+            })?
+        } else {
+            BTreeMap::new()
+        };
+        Ok(ModelFolder {
+            path: path.to_path_buf(),
+            config,
+            metrics,
+        })
+    }
+
+    /// The one file in the folder with this extension.
+    pub fn weights(&self, extension: &str) -> Result<PathBuf, LoadError> {
+        let missing = || LoadError::MissingWeights {
+            folder: self.path.clone(),
+            expected: format!(".{extension}"),
+        };
+        let entries = fs::read_dir(&self.path).map_err(|source| LoadError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == extension))
+            .collect();
+        found.sort();
+        found.into_iter().next().ok_or_else(missing)
+    }
+
+    /// What the app shows about this model.
+    pub fn info(&self) -> ModelInfo {
+        let folder_name = self
+            .path
+            .file_name()
+            .map_or_else(|| "model".to_string(), |n| n.to_string_lossy().into_owned());
+        ModelInfo {
+            task: self.config.task,
+            name: self.config.name.clone().unwrap_or(folder_name),
+            version: self
+                .config
+                .version
+                .clone()
+                .unwrap_or_else(|| "local".into()),
+            architecture: self.config.architecture.clone(),
+            source: self
+                .config
+                .source
+                .clone()
+                .unwrap_or_else(|| self.path.display().to_string()),
+            labels: self.config.labels.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_config_and_metrics_and_names_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("config.json"),
+            r#"{"task": "text-generation", "architecture": "llama", "version": "v3", "prompt": "chat"}"#,
+        )
+        .unwrap();
+        fs::write(dir.path().join("metrics.json"), r#"{"perplexity": 12.5}"#).unwrap();
+        let folder = ModelFolder::open(dir.path()).unwrap();
+        let info = folder.info();
+        assert_eq!(info.version, "v3");
+        assert_eq!(info.metrics["perplexity"], 12.5);
+        assert_eq!(folder.config.prompt, Some(PromptStyle::Chat));
+        let err = folder.weights("gguf").unwrap_err();
+        assert!(err.to_string().contains("no .gguf file"), "{err}");
+    }
+
+    #[test]
+    fn a_broken_config_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("config.json"), r#"{"task": "dancing"}"#).unwrap();
+        let err = ModelFolder::open(dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("config.json is not a valid model config"),
+            "{err}"
+        );
+        let err = ModelFolder::open(&dir.path().join("nowhere")).unwrap_err();
+        assert!(matches!(err, LoadError::Io { .. }), "{err}");
+    }
+}

@@ -1,0 +1,227 @@
+//! Llama-architecture models in GGUF (SmolLM2-135M-Instruct is the offline
+//! default), through candle's quantized Llama, with the tokenizer the GGUF
+//! file carries.
+
+use std::fs::File;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::quantized::gguf_file;
+use candle_core::quantized::tokenizer::TokenizerFromGguf;
+use candle_core::{Device, Tensor};
+use candle_transformers::models::quantized_llama::ModelWeights;
+use tokenizers::Tokenizer;
+
+use super::clean::{MAX_CHARS, MIN_CHARS, shape_horoscope};
+use super::prompt::{PromptStyle, horoscope_prompt};
+use super::sampler::{Sampler, SamplingSettings};
+use super::seed::daily_seed;
+use crate::folder::{LoadError, ModelFolder};
+use crate::{Horoscope, HoroscopeRequest, HoroscopeWriter, ModelError, ModelInfo};
+
+/// How many samples (each with the next seed) may be tried for one usable
+/// horoscope before giving up.
+const ATTEMPTS: u64 = 4;
+/// Raw text long enough to cut a 500-character horoscope from, with room
+/// for what cleaning removes.
+const ENOUGH_CHARS: usize = MAX_CHARS + 150;
+const STOP_TOKENS: [&str; 2] = ["<|im_end|>", "<|endoftext|>"];
+
+pub struct QuantizedLlama {
+    info: ModelInfo,
+    weights: ModelWeights,
+    tokenizer: Tokenizer,
+    stop_tokens: Vec<u32>,
+    prompt: PromptStyle,
+    sampling: SamplingSettings,
+}
+
+/// One pass of generation.
+struct Sample {
+    text: String,
+    tokens: usize,
+    /// The reader went away before the end.
+    abandoned: bool,
+}
+
+fn weights_error(path: &Path) -> impl Fn(candle_core::Error) -> LoadError + '_ {
+    move |e| LoadError::Weights {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+impl QuantizedLlama {
+    /// Loads the folder's `.gguf` file.
+    pub fn load(folder: &ModelFolder) -> Result<Self, LoadError> {
+        let path = folder.weights("gguf")?;
+        let error = weights_error(&path);
+        let mut file = File::open(&path).map_err(|source| LoadError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let content = gguf_file::Content::read(&mut file).map_err(&error)?;
+        let tokenizer = Tokenizer::from_gguf(&content).map_err(&error)?;
+        let weights = ModelWeights::from_gguf(content, &mut file, &Device::Cpu).map_err(&error)?;
+        let stop_tokens = STOP_TOKENS
+            .iter()
+            .filter_map(|t| tokenizer.token_to_id(t))
+            .collect();
+        Ok(QuantizedLlama {
+            info: folder.info(),
+            weights,
+            tokenizer,
+            stop_tokens,
+            prompt: folder.config.prompt.unwrap_or(PromptStyle::Chat),
+            sampling: SamplingSettings::default(),
+        })
+    }
+
+    fn failed(&self, reason: impl ToString) -> ModelError {
+        ModelError {
+            model: self.info.name.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Generates one answer, which begins with `answer_start`.
+    fn sample(
+        &self,
+        prompt: &[u32],
+        answer_start: &str,
+        sampler: &mut Sampler,
+        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Sample, ModelError> {
+        if on_token(answer_start).is_break() {
+            return Ok(Sample {
+                text: answer_start.to_string(),
+                tokens: 0,
+                abandoned: true,
+            });
+        }
+        // A clone shares the weights and owns its own attention cache, so
+        // requests run side by side on one loaded model.
+        let mut model = self.weights.clone();
+        let fail = |e: candle_core::Error| self.failed(e);
+        let input = Tensor::new(prompt, &Device::Cpu)
+            .and_then(|t| t.unsqueeze(0))
+            .map_err(fail)?;
+        let mut logits = model.forward(&input, 0).map_err(fail)?;
+        let mut generated: Vec<u32> = Vec::new();
+        let mut text = String::new();
+        while generated.len() < sampler.settings().max_new_tokens {
+            let mut scores = logits
+                .squeeze(0)
+                .and_then(|l| l.to_vec1::<f32>())
+                .map_err(fail)?;
+            // Small models like to stop after one sentence: no stopping
+            // before the horoscope is long enough.
+            if answer_start.len() + text.chars().count() < MIN_CHARS {
+                for &stop in &self.stop_tokens {
+                    if let Some(score) = scores.get_mut(stop as usize) {
+                        *score = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            let token = sampler.next_token(&mut scores, &generated);
+            if self.stop_tokens.contains(&token) {
+                break;
+            }
+            generated.push(token);
+            let decoded = self
+                .tokenizer
+                .decode(&generated, true)
+                .map_err(|e| self.failed(e))?;
+            // A token can end inside a multi-byte character: wait for the rest.
+            if !decoded.ends_with('\u{fffd}')
+                && decoded.len() > text.len()
+                && decoded.starts_with(&text)
+            {
+                let piece = &decoded[text.len()..];
+                if on_token(piece).is_break() {
+                    return Ok(Sample {
+                        text: format!("{answer_start}{decoded}"),
+                        tokens: generated.len(),
+                        abandoned: true,
+                    });
+                }
+                text = decoded;
+            }
+            if text.chars().count() >= ENOUGH_CHARS {
+                break;
+            }
+            let next = Tensor::new(&[token], &Device::Cpu)
+                .and_then(|t| t.unsqueeze(0))
+                .map_err(fail)?;
+            logits = model
+                .forward(&next, prompt.len() + generated.len() - 1)
+                .map_err(fail)?;
+        }
+        Ok(Sample {
+            text: format!("{answer_start}{text}"),
+            tokens: generated.len(),
+            abandoned: false,
+        })
+    }
+}
+
+impl HoroscopeWriter for QuantizedLlama {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn write(
+        &self,
+        request: &HoroscopeRequest,
+        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Horoscope, ModelError> {
+        let start = Instant::now();
+        let prompt = horoscope_prompt(self.prompt, request.sign, request.date);
+        let encoding = self
+            .tokenizer
+            .encode(prompt.input.as_str(), false)
+            .map_err(|e| self.failed(e))?;
+        let seed = request
+            .seed
+            .unwrap_or_else(|| daily_seed(request.sign, request.date, &self.info.version));
+        let settings = SamplingSettings {
+            temperature: request.temperature,
+            top_p: request.top_p,
+            ..self.sampling.clone()
+        };
+        let mut tokens = 0;
+        for attempt in 0..ATTEMPTS {
+            let mut sampler = Sampler::new(settings.clone(), seed.wrapping_add(attempt));
+            let sample = self.sample(
+                encoding.get_ids(),
+                &prompt.answer_start,
+                &mut sampler,
+                on_token,
+            )?;
+            tokens += sample.tokens;
+            let shaped = if sample.abandoned {
+                Some(sample.text)
+            } else {
+                let shaped = shape_horoscope(&sample.text);
+                if shaped.is_none() {
+                    tracing::debug!(attempt, text = %sample.text, "not a usable horoscope; sampling again");
+                }
+                shaped
+            };
+            if let Some(text) = shaped {
+                return Ok(Horoscope {
+                    sign: request.sign,
+                    date: request.date,
+                    text,
+                    model: format!("{} {}", self.info.name, self.info.version),
+                    tokens,
+                    tokens_per_s: tokens as f64 / start.elapsed().as_secs_f64().max(1e-9),
+                });
+            }
+        }
+        Err(self.failed(format!(
+            "{ATTEMPTS} samples gave no horoscope of 300 to 500 characters ending a sentence; try another seed or a lower temperature"
+        )))
+    }
+}

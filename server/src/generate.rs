@@ -1,0 +1,74 @@
+//! `starcast generate horoscope`: one horoscope on the command line.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use starcast_model::HoroscopeQuery;
+use starcast_model::text::load_horoscope_writer;
+
+#[derive(Debug, clap::Args)]
+pub struct HoroscopeArgs {
+    /// The sign: English or Russian name in any case, or the glyph.
+    #[arg(long)]
+    pub sign: String,
+    /// The day, YYYY-MM-DD; today when absent.
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Another horoscope for the same day; absent: the day's horoscope.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Sampling temperature, above 0 and at most 2.
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling: above 0 and at most 1.
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// The model folder.
+    #[arg(
+        long,
+        env = "STARCAST_HOROSCOPE_MODEL",
+        default_value = "data/models/smollm2-135m-instruct"
+    )]
+    pub model: PathBuf,
+    /// Print one JSON object instead of streaming the text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn horoscope(args: HoroscopeArgs) -> anyhow::Result<()> {
+    let request = HoroscopeQuery {
+        sign: args.sign,
+        date: args.date,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        seed: args.seed,
+    }
+    .validate(chrono::Local::now().date_naive())?;
+    let writer = load_horoscope_writer(&args.model).with_context(|| {
+        format!(
+            "could not load the horoscope model in {}",
+            args.model.display()
+        )
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    let streaming = !args.json;
+    let horoscope = writer.write(&request, &mut |piece| {
+        if streaming {
+            let _ = write!(stdout, "{piece}");
+            let _ = stdout.flush();
+        }
+        ControlFlow::Continue(())
+    })?;
+    if args.json {
+        writeln!(stdout, "{}", serde_json::to_string(&horoscope)?)?;
+    } else {
+        writeln!(stdout, "\n\n{}", horoscope.text)?;
+        eprintln!(
+            "{} · {} · {} tokens at {:.1} tokens/s",
+            horoscope.sign, horoscope.date, horoscope.tokens, horoscope.tokens_per_s
+        );
+    }
+    Ok(())
+}
