@@ -7,13 +7,15 @@ use std::sync::OnceLock;
 
 use chrono::NaiveDate;
 use starcast_model::folder::{LoadError, ModelFolder};
-use starcast_model::text::{load_horoscope_writer, QuantizedLlama, MAX_CHARS, MIN_CHARS};
+use starcast_model::text::{MAX_CHARS, MIN_CHARS, QuantizedLlama, load_horoscope_writer};
 use starcast_model::{HoroscopeRequest, HoroscopeWriter, ZodiacSign};
 
 fn model_folder() -> PathBuf {
-    std::env::var_os("STARCAST_SMOLLM2").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/models/smollm2-135m-instruct")
-    })
+    std::env::var_os("STARCAST_SMOLLM2")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/models/smollm2-135m-instruct")
+        })
 }
 
 fn smollm2() -> &'static QuantizedLlama {
@@ -49,19 +51,33 @@ fn the_days_horoscope_is_reproducible_and_300_to_500_characters() {
         })
         .unwrap();
     let chars = first.text.chars().count();
-    assert!((MIN_CHARS..=MAX_CHARS).contains(&chars), "{chars}: {}", first.text);
+    assert!(
+        (MIN_CHARS..=MAX_CHARS).contains(&chars),
+        "{chars}: {}",
+        first.text
+    );
     assert!(first.text.starts_with("Today, Leo"), "{}", first.text);
     assert!(first.text.ends_with(['.', '!', '?']), "{}", first.text);
     assert!(first.tokens > 0 && first.tokens_per_s > 0.0);
-    assert!(streamed.contains("Today, Leo, the stars"), "tokens were streamed: {streamed}");
+    assert!(
+        streamed.contains("Today, Leo, the stars"),
+        "tokens were streamed: {streamed}"
+    );
 
     let again = smollm2()
-        .write(&request(ZodiacSign::Leo, None), &mut |_| ControlFlow::Continue(()))
+        .write(&request(ZodiacSign::Leo, None), &mut |_| {
+            ControlFlow::Continue(())
+        })
         .unwrap();
-    assert_eq!(first.text, again.text, "same sign, date and model: same horoscope");
+    assert_eq!(
+        first.text, again.text,
+        "same sign, date and model: same horoscope"
+    );
 
     let other = smollm2()
-        .write(&request(ZodiacSign::Leo, Some(12345)), &mut |_| ControlFlow::Continue(()))
+        .write(&request(ZodiacSign::Leo, Some(12345)), &mut |_| {
+            ControlFlow::Continue(())
+        })
         .unwrap();
     assert_ne!(first.text, other.text, "another seed: another horoscope");
 }
@@ -72,11 +88,19 @@ fn generation_stops_when_the_reader_goes_away() {
     let horoscope = smollm2()
         .write(&request(ZodiacSign::Aries, Some(1)), &mut |_| {
             pieces += 1;
-            if pieces < 4 { ControlFlow::Continue(()) } else { ControlFlow::Break(()) }
+            if pieces < 4 {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
         })
         .unwrap();
     assert_eq!(pieces, 4);
-    assert!(horoscope.tokens <= 4, "{} tokens after the reader left", horoscope.tokens);
+    assert!(
+        horoscope.tokens <= 4,
+        "{} tokens after the reader left",
+        horoscope.tokens
+    );
 }
 
 #[test]
@@ -95,7 +119,10 @@ fn broken_model_folders_get_errors_that_name_the_problem() {
 
     config(r#"{"task": "text-generation", "architecture": "gpt-j"}"#);
     let err = load_horoscope_writer(dir.path()).err().unwrap();
-    assert!(err.to_string().contains("'gpt-j' is not supported yet"), "{err}");
+    assert!(
+        err.to_string().contains("'gpt-j' is not supported yet"),
+        "{err}"
+    );
 
     config(r#"{"task": "image-classification", "architecture": "resnet18"}"#);
     let err = load_horoscope_writer(dir.path()).err().unwrap();
