@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Horoscope generation speed beside llama.cpp: the same SmolLM2-135M-Instruct
+# Q4_1 GGUF, the same threads, one run. llama.cpp is built from its public
+# source (vendored in the llama-cpp-python sdist on PyPI) under
+# ~/.cache/starcast-peers, outside the repository. Usage: bench/text.sh
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib.sh"
+
+threads=${THREADS:-2}
+model="$ROOT/data/models/smollm2-135m-instruct"
+peers="$HOME/.cache/starcast-peers"
+llama_bench="$peers/llama-bench"
+llama_version=0.3.36
+
+"$ROOT/scripts/fetch-defaults.sh" "$ROOT/data"
+
+if [[ ! -x "$llama_bench" ]]; then
+  step "building llama.cpp (llama-cpp-python $llama_version sdist) into $peers"
+  command -v cmake >/dev/null || { apt-get update -qq && apt-get install -y -qq cmake >/dev/null; }
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  # The sdist's metadata step needs its build backend, not a compiler.
+  python3 -m pip install --quiet scikit-build-core
+  python3 -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation \
+    "llama-cpp-python==$llama_version" -d "$work"
+  tar xzf "$work/llama_cpp_python-$llama_version.tar.gz" -C "$work"
+  src="$work/llama_cpp_python-$llama_version/vendor/llama.cpp"
+  cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF >/dev/null
+  cmake --build "$work/build" --target llama-bench -j "$(nproc)" >/dev/null
+  mkdir -p "$peers"
+  cp "$work/build/bin/llama-bench" "$llama_bench"
+fi
+
+step "Starcast: candle quantized Llama, $threads threads"
+cd "$ROOT"
+RAYON_NUM_THREADS=$threads cargo bench -p starcast-model --bench text_generation -- "$model" 5
+
+step "llama.cpp llama-bench, $threads threads"
+"$llama_bench" -m "$model/model.gguf" -t "$threads" -p 64 -n 64 -r 5 -o md

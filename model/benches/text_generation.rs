@@ -1,0 +1,125 @@
+//! Text generation speed on the packaged SmolLM2-135M-Instruct Q4_1 GGUF:
+//! prompt processing and generation tokens/s of candle's quantized Llama as
+//! `QuantizedLlama` runs it, time to first token and the day's horoscope end
+//! to end, and peak memory. bench/text.sh runs llama.cpp beside it.
+//!
+//! Usage: cargo bench -p starcast-model --bench text_generation -- [MODEL_DIR] [RUNS]
+//! Prints one JSON object.
+
+use std::fs::File;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::models::quantized_llama::ModelWeights;
+use chrono::NaiveDate;
+use starcast_model::folder::ModelFolder;
+use starcast_model::text::QuantizedLlama;
+use starcast_model::{HoroscopeRequest, HoroscopeWriter, ZodiacSign};
+
+const PROMPT_TOKENS: usize = 64;
+const GENERATED_TOKENS: usize = 64;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn main() -> candle_core::Result<()> {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let folder = args.first().map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/models/smollm2-135m-instruct")
+    });
+    let runs: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(5);
+    let gguf = folder.join("model.gguf");
+    let file_mb = std::fs::metadata(&gguf)?.len() as f64 / 1e6;
+
+    let load_start = Instant::now();
+    let mut file = File::open(&gguf)?;
+    let content = gguf_file::Content::read(&mut file)?;
+    let weights = ModelWeights::from_gguf(content, &mut file, &Device::Cpu)?;
+    let load = load_start.elapsed();
+
+    // Token ids below 1000 are ordinary text pieces in this vocabulary.
+    let prompt: Vec<u32> = (0..PROMPT_TOKENS as u32)
+        .map(|i| 300 + (i * 7) % 600)
+        .collect();
+    let mut prompt_tps = Vec::new();
+    let mut generation_tps = Vec::new();
+    for _ in 0..runs {
+        let mut model = weights.clone();
+        let input = Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+        let start = Instant::now();
+        let mut logits = model.forward(&input, 0)?;
+        prompt_tps.push(PROMPT_TOKENS as f64 / start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        for i in 0..GENERATED_TOKENS {
+            let next = logits.squeeze(0)?.argmax(0)?.to_scalar::<u32>()?;
+            let input = Tensor::new(&[next], &Device::Cpu)?.unsqueeze(0)?;
+            logits = model.forward(&input, PROMPT_TOKENS + i)?;
+        }
+        generation_tps.push(GENERATED_TOKENS as f64 / start.elapsed().as_secs_f64());
+    }
+    drop(weights);
+
+    let writer =
+        QuantizedLlama::load(&ModelFolder::open(&folder).map_err(candle_core::Error::wrap)?)
+            .map_err(candle_core::Error::wrap)?;
+    let request = HoroscopeRequest {
+        sign: ZodiacSign::Leo,
+        date: NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
+        temperature: 0.6,
+        top_p: 0.7,
+        seed: None,
+    };
+    let mut first_token = None;
+    let start = Instant::now();
+    let horoscope = writer
+        .write(&request, &mut |_| {
+            // The first piece is the answer's given start; the model's own
+            // first token is the second.
+            if first_token.is_none() {
+                first_token = Some(Duration::ZERO);
+            } else if first_token == Some(Duration::ZERO) {
+                first_token = Some(start.elapsed());
+            }
+            ControlFlow::Continue(())
+        })
+        .map_err(candle_core::Error::wrap)?;
+    let whole = start.elapsed();
+
+    let report = serde_json::json!({
+        "model": gguf.display().to_string(),
+        "threads": candle_core::utils::get_num_threads(),
+        "runs": runs,
+        "load_s": load.as_secs_f64(),
+        "prompt_tokens": PROMPT_TOKENS,
+        "prompt_tokens_per_s": median(prompt_tps),
+        "generated_tokens": GENERATED_TOKENS,
+        "generation_tokens_per_s": median(generation_tps),
+        "horoscope": {
+            "time_to_first_token_s": first_token.unwrap_or_default().as_secs_f64(),
+            "total_s": whole.as_secs_f64(),
+            "tokens": horoscope.tokens,
+            "characters": horoscope.text.chars().count(),
+        },
+        "peak_rss_mb": peak_rss_mb(),
+        "weights_file_mb": file_mb,
+    });
+    println!("{report}");
+    Ok(())
+}
