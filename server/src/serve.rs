@@ -12,6 +12,7 @@ use starcast_app::OUTPUT_NAME;
 use starcast_model::ServedModels;
 use starcast_model::text::load_horoscope_writer;
 use starcast_pipeline::{ExamplePhotos, FlagStore};
+use tokio::sync::Semaphore;
 
 use crate::metrics::Metrics;
 use crate::state::{AppState, Limits};
@@ -43,6 +44,9 @@ pub struct ServeArgs {
     /// when that exists (scripts/fetch-defaults.sh puts it there).
     #[arg(long, env = "STARCAST_HOROSCOPE_MODEL")]
     pub horoscope_model: Option<PathBuf>,
+    /// How many horoscopes are generated at once; more wait their turn.
+    #[arg(long, env = "STARCAST_MAX_GENERATIONS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_generations: u16,
     /// Seconds a request may take before it is answered with 504.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
@@ -84,8 +88,10 @@ impl ServeArgs {
             limits: Limits {
                 max_upload_mb: usize::from(self.max_upload_mb),
                 request_timeout: Duration::from_secs(self.request_timeout),
+                max_concurrent_generations: usize::from(self.max_generations),
                 ..Limits::default()
             },
+            generations: Arc::new(Semaphore::new(usize::from(self.max_generations))),
         })
     }
 }

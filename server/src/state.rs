@@ -7,6 +7,7 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use starcast_model::ServedModels;
 use starcast_pipeline::{ExamplePhotos, FlagStore};
+use tokio::sync::Semaphore;
 
 use crate::metrics::Metrics;
 
@@ -19,6 +20,9 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// How many requests are handled at once; more are refused with 503.
     pub max_concurrent_requests: usize,
+    /// How many horoscopes are generated at once; more wait their turn, so
+    /// the CPU cores are shared by a few generations instead of thrashed.
+    pub max_concurrent_generations: usize,
 }
 
 impl Limits {
@@ -33,6 +37,7 @@ impl Default for Limits {
             max_upload_mb: 10,
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 256,
+            max_concurrent_generations: 2,
         }
     }
 }
@@ -45,4 +50,6 @@ pub struct AppState {
     pub examples: ExamplePhotos,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
+    /// Turns for generation, `limits.max_concurrent_generations` at once.
+    pub generations: Arc<Semaphore>,
 }

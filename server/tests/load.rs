@@ -7,21 +7,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::server;
+use common::{over_tcp, server};
 use starcast_model::ServedModels;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 const CLIENTS: usize = 16;
 const ROUNDS: usize = 8;
 
 async fn get(address: std::net::SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(address).await.unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    String::from_utf8_lossy(&response).into_owned()
+    over_tcp(address, request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -40,11 +40,11 @@ fn ModelCard(model: ModelInfo) -> impl IntoView {
     let labels = (!model.labels.is_empty()).then(|| model.labels.join(", "));
     view! {
         <article class="card model">
-            <h2>{model.name.clone()} <span class="version">{model.version.clone()}</span></h2>
+            <h2>{model.name.clone()}" "<span class="version">{model.version.clone()}</span></h2>
             <dl>
                 <dt>"Task"</dt><dd>{model.task.describe()}</dd>
                 <dt>"Architecture"</dt><dd>{model.architecture.clone()}</dd>
-                <dt>"Source"</dt><dd><code>{model.source.clone()}</code></dd>
+                <dt>"Source"</dt><dd>{model.source.clone()}</dd>
                 {labels.map(|l| view! { <dt>"Labels"</dt><dd>{l}</dd> })}
             </dl>
             {(!model.metrics.is_empty()).then(|| view! {

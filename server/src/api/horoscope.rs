@@ -50,11 +50,15 @@ pub async fn write(
     ApiJson(query): ApiJson<HoroscopeQuery>,
 ) -> Result<Json<Horoscope>, ApiError> {
     let result = match checked(&state, query) {
-        Ok((request, writer)) => tokio::task::spawn_blocking(move || {
-            writer.write(&request, &mut |_| ControlFlow::Continue(()))
-        })
-        .await?
-        .map_err(ApiError::from),
+        Ok((request, writer)) => {
+            let turn = state.generations.clone().acquire_owned().await;
+            tokio::task::spawn_blocking(move || {
+                let _turn = turn;
+                writer.write(&request, &mut |_| ControlFlow::Continue(()))
+            })
+            .await?
+            .map_err(ApiError::from)
+        }
         Err(e) => Err(e),
     };
     state.metrics.count("horoscope", outcome(&result));
@@ -89,30 +93,39 @@ pub async fn stream(
         .inspect_err(|e| state.metrics.count("horoscope", failure_kind(e)))?;
     let (events, receiver) = tokio::sync::mpsc::channel(STREAM_BUFFER);
     let metrics = state.metrics.clone();
-    tokio::task::spawn_blocking(move || {
-        let written = writer.write(&request, &mut |piece| match events
-            .blocking_send(Event::default().event("token").data(piece))
-        {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(_) => ControlFlow::Break(()),
+    let generations = state.generations.clone();
+    // Queued streams answer at once and wait for their turn in the background.
+    tokio::spawn(async move {
+        let turn = generations.acquire_owned().await;
+        let generation = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            let written = writer.write(&request, &mut |piece| match events
+                .blocking_send(Event::default().event("token").data(piece))
+            {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()),
+            });
+            let last = match written {
+                Ok(horoscope) => {
+                    metrics.count("horoscope", "ok");
+                    Event::default()
+                        .event("done")
+                        .json_data(&horoscope)
+                        .expect("a horoscope always serialises")
+                }
+                Err(error) => {
+                    metrics.count("horoscope", "error");
+                    tracing::error!(%error, "horoscope generation failed");
+                    Event::default()
+                        .event("failure")
+                        .data("The model failed while writing; the error was logged. Try again.")
+                }
+            };
+            let _ = events.blocking_send(last);
         });
-        let last = match written {
-            Ok(horoscope) => {
-                metrics.count("horoscope", "ok");
-                Event::default()
-                    .event("done")
-                    .json_data(&horoscope)
-                    .expect("a horoscope always serialises")
-            }
-            Err(error) => {
-                metrics.count("horoscope", "error");
-                tracing::error!(%error, "horoscope generation failed");
-                Event::default()
-                    .event("failure")
-                    .data("The model failed while writing; the error was logged. Try again.")
-            }
-        };
-        let _ = events.blocking_send(last);
+        if let Err(error) = generation.await {
+            tracing::error!(%error, "horoscope generation crashed");
+        }
     });
     let stream = futures::StreamExt::map(ReceiverStream::new(receiver), Ok);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))

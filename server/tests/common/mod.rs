@@ -50,6 +50,9 @@ pub fn server_with_limits(models: ServedModels, limits: Limits) -> TestServer {
         flags: FlagStore::open(data.path().join("flags")).unwrap(),
         examples: ExamplePhotos::new(data.path().join("examples")),
         metrics: Arc::new(Metrics::default()),
+        generations: Arc::new(tokio::sync::Semaphore::new(
+            limits.max_concurrent_generations,
+        )),
         limits,
     };
     TestServer { state, data }
@@ -107,6 +110,17 @@ impl TestServer {
         let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
         (status, json)
     }
+}
+
+/// Sends a raw HTTP/1.1 request (with `Connection: close`) over TCP and
+/// reads the whole answer, as bytes arrive on the wire.
+pub async fn over_tcp(address: std::net::SocketAddr, request: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    String::from_utf8_lossy(&response).into_owned()
 }
 
 pub async fn text(response: Response<Body>) -> String {
@@ -245,6 +259,9 @@ pub struct EchoWriter {
     words: usize,
     pause: Duration,
     pub written: Arc<AtomicUsize>,
+    active: AtomicUsize,
+    /// The most generations that ever ran at once.
+    pub most_at_once: Arc<AtomicUsize>,
 }
 
 impl EchoWriter {
@@ -254,6 +271,8 @@ impl EchoWriter {
             words,
             pause,
             written: Arc::new(AtomicUsize::new(0)),
+            active: AtomicUsize::new(0),
+            most_at_once: Arc::new(AtomicUsize::new(0)),
         }
     }
 }
@@ -268,6 +287,8 @@ impl HoroscopeWriter for EchoWriter {
         request: &HoroscopeRequest,
         on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Horoscope, ModelError> {
+        let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_at_once.fetch_max(now, Ordering::SeqCst);
         let mut text = String::new();
         for i in 0..self.words {
             let piece = if i == 0 {
@@ -282,6 +303,7 @@ impl HoroscopeWriter for EchoWriter {
                 break;
             }
         }
+        self.active.fetch_sub(1, Ordering::SeqCst);
         Ok(Horoscope {
             sign: request.sign,
             date: request.date,
