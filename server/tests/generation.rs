@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{EchoWriter, over_tcp, server_with_limits};
+use common::{EchoWriter, join_within, over_tcp, server_with_limits};
 use starcast_model::ServedModels;
 use starcast_server::Limits;
 use tokio::net::TcpListener;
@@ -49,13 +49,6 @@ async fn generations_take_turns_and_every_request_is_answered() {
             }
         });
     }
-    let all = async {
-        while let Some(result) = clients.join_next().await {
-            result.unwrap();
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(60), all)
-        .await
-        .expect("bounded to a minute");
+    join_within(clients, Duration::from_secs(60)).await;
     assert_eq!(most_at_once.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

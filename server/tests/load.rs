@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{over_tcp, server};
+use common::{join_within, over_tcp, server};
 use starcast_model::ServedModels;
 use tokio::net::TcpListener;
 
@@ -45,12 +45,5 @@ async fn pages_arrive_whole_under_concurrent_load() {
             }
         });
     }
-    let all = async {
-        while let Some(result) = clients.join_next().await {
-            result.unwrap();
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(120), all)
-        .await
-        .expect("the load test is bounded to 2 minutes");
+    join_within(clients, Duration::from_secs(120)).await;
 }

@@ -123,6 +123,19 @@ pub async fn over_tcp(address: std::net::SocketAddr, request: String) -> String 
     String::from_utf8_lossy(&response).into_owned()
 }
 
+/// Waits for every client task, failing if one fails or time runs out:
+/// load tests stop by themselves.
+pub async fn join_within(mut clients: tokio::task::JoinSet<()>, limit: Duration) {
+    let all = async {
+        while let Some(result) = clients.join_next().await {
+            result.unwrap();
+        }
+    };
+    tokio::time::timeout(limit, all)
+        .await
+        .unwrap_or_else(|_| panic!("the clients did not finish within {limit:?}"));
+}
+
 pub async fn text(response: Response<Body>) -> String {
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8_lossy(&bytes).into_owned()
