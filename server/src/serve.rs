@@ -2,7 +2,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,9 +11,7 @@ use starcast_app::OUTPUT_NAME;
 use starcast_model::ServedModels;
 use starcast_model::text::load_horoscope_writer;
 use starcast_pipeline::{ExamplePhotos, FlagStore};
-use tokio::sync::Semaphore;
 
-use crate::metrics::Metrics;
 use crate::state::{AppState, Limits};
 
 /// The horoscope model folder that scripts/fetch-defaults.sh prepares.
@@ -79,20 +76,19 @@ impl ServeArgs {
                 self.data.display()
             )
         })?;
-        Ok(AppState {
+        let limits = Limits {
+            max_upload_mb: usize::from(self.max_upload_mb),
+            request_timeout: Duration::from_secs(self.request_timeout),
+            max_concurrent_generations: usize::from(self.max_generations),
+            ..Limits::default()
+        };
+        Ok(AppState::new(
             leptos_options,
-            models: self.models()?,
+            self.models()?,
             flags,
-            examples: ExamplePhotos::new(self.data.join("examples")),
-            metrics: Arc::new(Metrics::default()),
-            limits: Limits {
-                max_upload_mb: usize::from(self.max_upload_mb),
-                request_timeout: Duration::from_secs(self.request_timeout),
-                max_concurrent_generations: usize::from(self.max_generations),
-                ..Limits::default()
-            },
-            generations: Arc::new(Semaphore::new(usize::from(self.max_generations))),
-        })
+            ExamplePhotos::new(self.data.join("examples")),
+            limits,
+        ))
     }
 }
 

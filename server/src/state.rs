@@ -53,3 +53,24 @@ pub struct AppState {
     /// Turns for generation, `limits.max_concurrent_generations` at once.
     pub generations: Arc<Semaphore>,
 }
+
+impl AppState {
+    /// A fresh state: new metrics, and generation turns as `limits` says.
+    pub fn new(
+        leptos_options: LeptosOptions,
+        models: ServedModels,
+        flags: FlagStore,
+        examples: ExamplePhotos,
+        limits: Limits,
+    ) -> Self {
+        AppState {
+            leptos_options,
+            models,
+            flags,
+            examples,
+            metrics: Arc::new(Metrics::default()),
+            generations: Arc::new(Semaphore::new(limits.max_concurrent_generations)),
+            limits,
+        }
+    }
+}

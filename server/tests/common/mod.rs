@@ -20,7 +20,6 @@ use starcast_model::{
     Prediction, Recognition, ServedModels, Task,
 };
 use starcast_pipeline::{ExamplePhotos, FlagStore};
-use starcast_server::metrics::Metrics;
 use starcast_server::{AppState, Limits};
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -41,20 +40,17 @@ pub fn server_with_limits(models: ServedModels, limits: Limits) -> TestServer {
     let site = data.path().join("site");
     std::fs::create_dir_all(site.join("pkg")).unwrap();
     std::fs::write(site.join("favicon.svg"), "<svg/>").unwrap();
-    let state = AppState {
-        leptos_options: LeptosOptions::builder()
-            .output_name(starcast_app::OUTPUT_NAME)
-            .site_root(site.to_string_lossy().as_ref())
-            .build(),
+    let leptos_options = LeptosOptions::builder()
+        .output_name(starcast_app::OUTPUT_NAME)
+        .site_root(site.to_string_lossy().as_ref())
+        .build();
+    let state = AppState::new(
+        leptos_options,
         models,
-        flags: FlagStore::open(data.path().join("flags")).unwrap(),
-        examples: ExamplePhotos::new(data.path().join("examples")),
-        metrics: Arc::new(Metrics::default()),
-        generations: Arc::new(tokio::sync::Semaphore::new(
-            limits.max_concurrent_generations,
-        )),
+        FlagStore::open(data.path().join("flags")).unwrap(),
+        ExamplePhotos::new(data.path().join("examples")),
         limits,
-    };
+    );
     TestServer { state, data }
 }
 
