@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::text::PromptStyle;
+use crate::vision::Preprocess;
 use crate::{ModelInfo, Task};
 
 /// Why a model could not be loaded.
@@ -49,6 +50,19 @@ pub struct ModelConfig {
     /// Text models: how to ask the model for a horoscope.
     #[serde(default)]
     pub prompt: Option<PromptStyle>,
+    /// Classifiers: the input transform, when not torchvision's ImageNet one.
+    #[serde(default)]
+    pub preprocess: Option<Preprocess>,
+}
+
+impl ModelConfig {
+    /// Reads and checks a `config.json`.
+    pub fn read(path: &Path) -> Result<Self, LoadError> {
+        serde_json::from_str(&read(path)?).map_err(|e| LoadError::Config {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    }
 }
 
 /// An opened model folder.
@@ -70,10 +84,7 @@ impl ModelFolder {
     /// Reads `config.json` and, when present, `metrics.json`.
     pub fn open(path: &Path) -> Result<Self, LoadError> {
         let config_path = path.join("config.json");
-        let config = serde_json::from_str(&read(&config_path)?).map_err(|e| LoadError::Config {
-            path: config_path,
-            reason: e.to_string(),
-        })?;
+        let config = ModelConfig::read(&config_path)?;
         let metrics_path = path.join("metrics.json");
         let metrics = if metrics_path.is_file() {
             serde_json::from_str(&read(&metrics_path)?).map_err(|e| LoadError::Config {

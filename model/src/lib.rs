@@ -15,6 +15,8 @@ pub mod photo;
 mod served;
 #[cfg(feature = "runtime")]
 pub mod text;
+#[cfg(feature = "runtime")]
+pub mod vision;
 pub mod zodiac;
 
 #[cfg(feature = "runtime")]

@@ -1,0 +1,336 @@
+//! An image classifier from a student's weights: the architecture and
+//! class count read from the tensors when the config doesn't say, labels
+//! from the config, `labels.txt` or the caller, never from code.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Module, Tensor};
+use image::DynamicImage;
+
+use super::efficientnet::EfficientNet;
+use super::mobilenet_v2::MobileNetV2;
+use super::preprocess::Preprocess;
+use super::resnet::{self, ResNet};
+use super::weights::{NamedTensors, build_exactly, read_weights};
+use crate::folder::{LoadError, ModelConfig};
+use crate::{ActorRecognizer, ModelError, ModelInfo, Prediction, Recognition, Task};
+
+/// The architectures this core runs, by torchvision name.
+pub const ARCHITECTURES: &str =
+    "resnet18, resnet34, resnet50, resnet101, resnet152, mobilenet_v2, efficientnet_b0";
+
+/// The most labels a prediction lists.
+pub const MAX_PREDICTIONS: usize = 10;
+
+/// Weight file names a model folder may hold, in order of preference.
+const WEIGHT_FILES: [&str; 4] = [
+    "model.safetensors",
+    "model.pth",
+    "model.pt",
+    "pytorch_model.bin",
+];
+
+/// A network and its configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Architecture {
+    ResNet(resnet::Config),
+    MobileNetV2 { classes: usize },
+    EfficientNetB0 { classes: usize },
+}
+
+impl Architecture {
+    /// A named architecture with the class count the weights' head has.
+    pub fn named(name: &str, tensors: &NamedTensors) -> Result<Self, String> {
+        let head = |tensor: &str| {
+            rows(tensors, tensor).ok_or_else(|| {
+                format!("the weights have no {tensor}, which a {name} classifier head needs")
+            })
+        };
+        match name {
+            "mobilenet_v2" => Ok(Architecture::MobileNetV2 {
+                classes: head("classifier.1.weight")?,
+            }),
+            "efficientnet_b0" => Ok(Architecture::EfficientNetB0 {
+                classes: head("classifier.1.weight")?,
+            }),
+            _ => {
+                let Some(preset) = resnet::Config::named(name, 0) else {
+                    return Err(format!(
+                        "unknown architecture '{name}': use one of {ARCHITECTURES}"
+                    ));
+                };
+                Ok(Architecture::ResNet(resnet::Config {
+                    classes: head("fc.weight")?,
+                    ..preset
+                }))
+            }
+        }
+    }
+
+    /// The architecture the tensor names and shapes describe.
+    pub fn infer(tensors: &NamedTensors) -> Option<Self> {
+        let has = |name: &str| tensors.contains_key(name);
+        if let Some(classes) = rows(tensors, "fc.weight") {
+            return resnet::Config::infer(has, classes).map(Architecture::ResNet);
+        }
+        let classes = rows(tensors, "classifier.1.weight")?;
+        if has("features.1.conv.0.0.weight") {
+            Some(Architecture::MobileNetV2 { classes })
+        } else if has("features.1.0.block.0.0.weight") {
+            Some(Architecture::EfficientNetB0 { classes })
+        } else {
+            None
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Architecture::ResNet(config) => config.name(),
+            Architecture::MobileNetV2 { .. } => "mobilenet_v2".into(),
+            Architecture::EfficientNetB0 { .. } => "efficientnet_b0".into(),
+        }
+    }
+
+    pub fn classes(&self) -> usize {
+        match self {
+            Architecture::ResNet(config) => config.classes,
+            Architecture::MobileNetV2 { classes } | Architecture::EfficientNetB0 { classes } => {
+                *classes
+            }
+        }
+    }
+
+    /// Builds the network from the tensors, all of them and only them.
+    pub fn build(&self, tensors: NamedTensors) -> Result<Box<dyn Module + Send + Sync>, String> {
+        Ok(match self {
+            Architecture::ResNet(config) => {
+                Box::new(build_exactly(tensors, |vb| ResNet::load(vb, config))?)
+            }
+            Architecture::MobileNetV2 { classes } => Box::new(build_exactly(tensors, |vb| {
+                MobileNetV2::load(vb, *classes)
+            })?),
+            Architecture::EfficientNetB0 { classes } => Box::new(build_exactly(tensors, |vb| {
+                EfficientNet::load_b0(vb, *classes)
+            })?),
+        })
+    }
+}
+
+fn rows(tensors: &NamedTensors, name: &str) -> Option<usize> {
+    tensors.get(name).and_then(|t| t.dims().first().copied())
+}
+
+/// What the caller knows that the files may not say.
+#[derive(Clone, Debug, Default)]
+pub struct ClassifierOptions {
+    /// Overrides the architecture in the config or read from the weights.
+    pub architecture: Option<String>,
+    /// Labels in class order, when neither `config.json` nor `labels.txt` has them.
+    pub labels: Option<Vec<String>>,
+}
+
+/// A loaded classifier that answers with labelled probabilities.
+pub struct ImageClassifier {
+    network: Box<dyn Module + Send + Sync>,
+    labels: Vec<String>,
+    preprocess: Preprocess,
+    info: ModelInfo,
+}
+
+impl std::fmt::Debug for ImageClassifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageClassifier")
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl ImageClassifier {
+    /// Loads a model folder (config.json optional) or a single weights file.
+    pub fn load(path: &Path, options: &ClassifierOptions) -> Result<Self, LoadError> {
+        let (folder, weights_path) = locate(path)?;
+        let config = match &folder {
+            Some(folder) if folder.join("config.json").is_file() => {
+                Some(ModelConfig::read(&folder.join("config.json"))?)
+            }
+            _ => None,
+        };
+        let unusable = |reason: String| LoadError::Weights {
+            path: weights_path.clone(),
+            reason,
+        };
+        let tensors = read_weights(&weights_path)?;
+        let named = options.architecture.clone().or_else(|| {
+            config
+                .as_ref()
+                .map(|c| c.architecture.clone())
+                .filter(|a| !a.is_empty() && a != "auto")
+        });
+        let architecture = match named {
+            Some(name) => Architecture::named(&name, &tensors).map_err(unusable)?,
+            None => Architecture::infer(&tensors).ok_or_else(|| {
+                unusable(format!(
+                    "its tensor names match none of {ARCHITECTURES}: name the architecture with --arch or in config.json"
+                ))
+            })?,
+        };
+        let labels = labels(
+            folder.as_deref(),
+            config.as_ref(),
+            options,
+            architecture.classes(),
+        )?;
+        let preprocess = config
+            .as_ref()
+            .and_then(|c| c.preprocess.clone())
+            .unwrap_or_default();
+        preprocess.check().map_err(|reason| LoadError::Config {
+            path: path.join("config.json"),
+            reason,
+        })?;
+        let network = architecture.build(tensors).map_err(unusable)?;
+        let stem = weights_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned());
+        let folder_name = folder
+            .as_ref()
+            .and_then(|f| f.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        let info = ModelInfo {
+            task: Task::ImageClassification,
+            name: config
+                .as_ref()
+                .and_then(|c| c.name.clone())
+                .or(folder_name)
+                .or(stem)
+                .unwrap_or_else(|| "classifier".into()),
+            version: config
+                .as_ref()
+                .and_then(|c| c.version.clone())
+                .unwrap_or_else(|| "local".into()),
+            architecture: architecture.name(),
+            source: config
+                .as_ref()
+                .and_then(|c| c.source.clone())
+                .unwrap_or_else(|| path.display().to_string()),
+            labels: labels.clone(),
+            metrics: Default::default(),
+        };
+        Ok(ImageClassifier {
+            network,
+            labels,
+            preprocess,
+            info,
+        })
+    }
+
+    /// Class probabilities in label order.
+    pub fn probabilities(&self, photo: &DynamicImage) -> candle_core::Result<Vec<f32>> {
+        let input = self.preprocess.tensor(photo)?;
+        let logits = self.network.forward(&input)?;
+        candle_nn::ops::softmax_last_dim(&logits)?
+            .squeeze(0)?
+            .to_vec1()
+    }
+
+    /// Raw scores before the softmax, for parity checks.
+    pub fn logits(&self, input: &Tensor) -> candle_core::Result<Tensor> {
+        self.network.forward(input)
+    }
+}
+
+impl ActorRecognizer for ImageClassifier {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn recognize(&self, photo: &DynamicImage) -> Result<Recognition, ModelError> {
+        let probabilities = self.probabilities(photo).map_err(|e| ModelError {
+            model: self.info.name.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Recognition {
+            predictions: ranked(&self.labels, &probabilities),
+            faces: Vec::new(),
+        })
+    }
+}
+
+/// Labels with their scores, highest first, at most [`MAX_PREDICTIONS`].
+pub fn ranked(labels: &[String], scores: &[f32]) -> Vec<Prediction> {
+    let mut predictions: Vec<Prediction> = labels
+        .iter()
+        .zip(scores)
+        .map(|(label, &score)| Prediction {
+            label: label.clone(),
+            score,
+        })
+        .collect();
+    predictions.sort_by(|a, b| b.score.total_cmp(&a.score));
+    predictions.truncate(MAX_PREDICTIONS);
+    predictions
+}
+
+/// The folder (if any) and the weights file a path names.
+fn locate(path: &Path) -> Result<(Option<PathBuf>, PathBuf), LoadError> {
+    if path.is_file() {
+        return Ok((path.parent().map(Path::to_path_buf), path.to_path_buf()));
+    }
+    if !path.is_dir() {
+        return Err(LoadError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+        });
+    }
+    WEIGHT_FILES
+        .iter()
+        .map(|name| path.join(name))
+        .find(|p| p.is_file())
+        .map(|weights| (Some(path.to_path_buf()), weights))
+        .ok_or_else(|| LoadError::MissingWeights {
+            folder: path.to_path_buf(),
+            expected: WEIGHT_FILES.join(" or "),
+        })
+}
+
+/// Labels from config.json, else labels.txt beside the weights, else the
+/// caller; a model without any gets `class N`.
+fn labels(
+    folder: Option<&Path>,
+    config: Option<&ModelConfig>,
+    options: &ClassifierOptions,
+    classes: usize,
+) -> Result<Vec<String>, LoadError> {
+    let from_file = folder.map(|f| f.join("labels.txt")).filter(|p| p.is_file());
+    let (labels, origin) =
+        if let Some(labels) = config.map(|c| c.labels.clone()).filter(|l| !l.is_empty()) {
+            (labels, folder.map(|f| f.join("config.json")))
+        } else if let Some(path) = from_file {
+            let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let labels = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect();
+            (labels, Some(path))
+        } else if let Some(labels) = options.labels.clone() {
+            (labels, None)
+        } else {
+            return Ok((0..classes).map(|i| format!("class {i}")).collect());
+        };
+    if labels.len() != classes {
+        let origin = origin.map_or_else(|| "--labels".to_string(), |p| p.display().to_string());
+        return Err(LoadError::Config {
+            path: PathBuf::from(&origin),
+            reason: format!(
+                "it names {} labels but the model has {classes} classes",
+                labels.len()
+            ),
+        });
+    }
+    Ok(labels)
+}

@@ -1,0 +1,144 @@
+//! The building block every classifier here shares: a convolution whose
+//! BatchNorm (eval mode) is folded into its weights and bias at load time,
+//! so inference runs one convolution instead of four tensor passes.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+/// The activation after a convolution.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    None,
+    Relu,
+    Relu6,
+    Silu,
+}
+
+impl Activation {
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::None => Ok(x.clone()),
+            Activation::Relu => x.relu(),
+            Activation::Relu6 => x.clamp(0f32, 6f32),
+            Activation::Silu => x.silu(),
+        }
+    }
+}
+
+/// The shape of a convolution: channels in and out, square kernel,
+/// stride, groups. Padding keeps "same" size at stride 1, as torchvision does.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvShape {
+    pub cin: usize,
+    pub cout: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub groups: usize,
+}
+
+impl ConvShape {
+    pub fn new(cin: usize, cout: usize, kernel: usize, stride: usize) -> Self {
+        ConvShape {
+            cin,
+            cout,
+            kernel,
+            stride,
+            groups: 1,
+        }
+    }
+
+    pub fn depthwise(channels: usize, kernel: usize, stride: usize) -> Self {
+        ConvShape {
+            groups: channels,
+            ..ConvShape::new(channels, channels, kernel, stride)
+        }
+    }
+}
+
+/// Conv2d (+ folded BatchNorm) + activation.
+#[derive(Debug)]
+pub struct ConvNorm {
+    weight: Tensor,
+    bias: Tensor,
+    shape: ConvShape,
+    activation: Activation,
+}
+
+impl ConvNorm {
+    /// A bias-free convolution at `conv` followed by BatchNorm at `norm`.
+    pub fn load(
+        conv: VarBuilder,
+        norm: VarBuilder,
+        shape: ConvShape,
+        eps: f64,
+        activation: Activation,
+    ) -> Result<Self> {
+        let ConvShape {
+            cin,
+            cout,
+            kernel,
+            groups,
+            ..
+        } = shape;
+        let weight = conv.get((cout, cin / groups, kernel, kernel), "weight")?;
+        let gamma = norm.get(cout, "weight")?;
+        let beta = norm.get(cout, "bias")?;
+        let mean = norm.get(cout, "running_mean")?;
+        let var = norm.get(cout, "running_var")?;
+        let scale = (gamma / (var + eps)?.sqrt()?)?;
+        let weight = weight.broadcast_mul(&scale.reshape((cout, 1, 1, 1))?)?;
+        let bias = (beta - (mean * &scale)?)?;
+        Ok(ConvNorm {
+            weight,
+            bias,
+            shape,
+            activation,
+        })
+    }
+
+    /// A convolution with its own bias and no norm (squeeze-excitation).
+    pub fn load_plain(vb: VarBuilder, shape: ConvShape, activation: Activation) -> Result<Self> {
+        let ConvShape {
+            cin,
+            cout,
+            kernel,
+            groups,
+            ..
+        } = shape;
+        Ok(ConvNorm {
+            weight: vb.get((cout, cin / groups, kernel, kernel), "weight")?,
+            bias: vb.get(cout, "bias")?,
+            shape,
+            activation,
+        })
+    }
+}
+
+impl Module for ConvNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let s = self.shape;
+        let y = x.conv2d(&self.weight, (s.kernel - 1) / 2, s.stride, 1, s.groups)?;
+        let y = y.broadcast_add(&self.bias.reshape((1, s.cout, 1, 1))?)?;
+        self.activation.apply(&y)
+    }
+}
+
+/// The classifier head: global average pooling, then a linear layer.
+#[derive(Debug)]
+pub struct Head {
+    linear: candle_nn::Linear,
+}
+
+impl Head {
+    pub fn load(vb: VarBuilder, features: usize, classes: usize) -> Result<Self> {
+        Ok(Head {
+            linear: candle_nn::linear(features, classes, vb)?,
+        })
+    }
+}
+
+impl Module for Head {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.linear.forward(&x.mean((2, 3))?)
+    }
+}

@@ -1,0 +1,139 @@
+//! The input transform of torchvision's ImageNet recipe, computed as
+//! torchvision computes it on a PIL image: `Resize(256)` (shorter side,
+//! antialiased bilinear, Pillow's filter), `CenterCrop(224)`, `ToTensor()`,
+//! `Normalize(mean, std)`.
+
+use candle_core::{Device, Tensor};
+use fast_image_resize::images::Image;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, RgbImage};
+use serde::Deserialize;
+
+/// The transform's settings, as `config.json`'s `preprocess` writes them.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Preprocess {
+    /// The shorter side after resizing.
+    pub resize: u32,
+    /// The side of the centred square crop.
+    pub crop: u32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Default for Preprocess {
+    fn default() -> Self {
+        Preprocess {
+            resize: 256,
+            crop: 224,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+        }
+    }
+}
+
+impl Preprocess {
+    /// Settings a network can't run with, in words.
+    pub fn check(&self) -> Result<(), String> {
+        if self.crop == 0 || self.resize < self.crop {
+            return Err(format!(
+                "preprocess needs 0 < crop <= resize, got crop {} and resize {}",
+                self.crop, self.resize
+            ));
+        }
+        if self.std.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+            return Err(format!(
+                "preprocess std must be positive, got {:?}",
+                self.std
+            ));
+        }
+        Ok(())
+    }
+
+    /// The photo as a normalised `(1, 3, crop, crop)` tensor. Grey, alpha,
+    /// 16-bit and CMYK photos become 8-bit RGB first, as PIL's
+    /// `convert("RGB")` does.
+    pub fn tensor(&self, photo: &DynamicImage) -> candle_core::Result<Tensor> {
+        let resized = self.resize(photo.to_rgb8())?;
+        let (w, h) = resized.dimensions();
+        let side = self.crop;
+        // torchvision rounds the offset with Python's round(): ties to even.
+        let top = (f64::from(h.saturating_sub(side)) / 2.0).round_ties_even() as u32;
+        let left = (f64::from(w.saturating_sub(side)) / 2.0).round_ties_even() as u32;
+        let plane = (side * side) as usize;
+        let mut data = vec![0f32; 3 * plane];
+        for y in 0..side.min(h) {
+            for x in 0..side.min(w) {
+                let pixel = resized.get_pixel(left + x, top + y);
+                let at = (y * side + x) as usize;
+                for c in 0..3 {
+                    let value = f32::from(pixel[c]) / 255.0;
+                    data[c * plane + at] = (value - self.mean[c]) / self.std[c];
+                }
+            }
+        }
+        Tensor::from_vec(data, (1, 3, side as usize, side as usize), &Device::Cpu)
+    }
+
+    /// Shorter side to `self.resize`, the longer in proportion (truncated,
+    /// as torchvision does).
+    fn resize(&self, rgb: RgbImage) -> candle_core::Result<RgbImage> {
+        let (w, h) = rgb.dimensions();
+        let (short, long) = if w <= h { (w, h) } else { (h, w) };
+        let new_long = (u64::from(self.resize) * u64::from(long) / u64::from(short.max(1))) as u32;
+        let (nw, nh) = if w <= h {
+            (self.resize, new_long)
+        } else {
+            (new_long, self.resize)
+        };
+        if (nw, nh) == (w, h) || w == 0 || h == 0 {
+            return Ok(rgb);
+        }
+        let failed =
+            |e: String| candle_core::Error::Msg(format!("could not resize the photo: {e}"));
+        let src = Image::from_vec_u8(w, h, rgb.into_raw(), PixelType::U8x3)
+            .map_err(|e| failed(e.to_string()))?;
+        let mut dst = Image::new(nw, nh, PixelType::U8x3);
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+        Resizer::new()
+            .resize(&src, &mut dst, &options)
+            .map_err(|e| failed(e.to_string()))?;
+        RgbImage::from_raw(nw, nh, dst.into_vec()).ok_or_else(|| failed("wrong buffer size".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crops_the_centre_of_the_resized_photo() {
+        let photo = DynamicImage::ImageRgb8(RgbImage::from_fn(512, 300, |x, _| {
+            image::Rgb([if x < 256 { 0 } else { 255 }, 128, 255])
+        }));
+        let t = Preprocess::default().tensor(&photo).unwrap();
+        assert_eq!(t.dims(), &[1, 3, 224, 224]);
+        let red = t
+            .get(0)
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let black = (0.0 - 0.485) / 0.229;
+        let white = (1.0 - 0.485) / 0.229;
+        assert!((red[0] - black).abs() < 1e-5, "{}", red[0]);
+        assert!((red[223] - white).abs() < 1e-5, "{}", red[223]);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let p = Preprocess {
+            crop: 300,
+            ..Preprocess::default()
+        };
+        assert!(p.check().unwrap_err().contains("crop"));
+    }
+}

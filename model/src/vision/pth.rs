@@ -1,0 +1,423 @@
+//! PyTorch `.pth` files in every form students save: the zip format
+//! (torch >= 1.6) and the legacy format before it; a state_dict, a
+//! checkpoint dict holding one, a DataParallel state_dict (`module.`), or a
+//! whole pickled module. The pickles are read as data, never run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Cursor, Read};
+
+use candle_core::{DType, Device, Tensor};
+
+use super::pickle::{self, Object, Pickle, Value};
+
+/// Why a `.pth` file gave no tensors.
+#[derive(Debug, thiserror::Error)]
+pub enum PthError {
+    #[error(transparent)]
+    Pickle(#[from] pickle::PickleError),
+    #[error("the zip archive is damaged: {0}")]
+    Zip(String),
+    #[error("{0}")]
+    Format(String),
+}
+
+fn format_error<T>(reason: impl Into<String>) -> Result<T, PthError> {
+    Err(PthError::Format(reason.into()))
+}
+
+/// The first bytes of a legacy file: `pickle.dumps(0x1950a86a20f9469cfc6c)`.
+const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+
+/// Where a checkpoint dict keeps the model's state_dict.
+const CHECKPOINT_KEYS: [&str; 5] = ["state_dict", "model_state_dict", "model", "net", "module"];
+
+/// Reads the named float tensors of a `.pth` file, as f32 on the CPU.
+/// Integer buffers (BatchNorm's `num_batches_tracked`) are left out.
+pub fn read_pth(bytes: &[u8]) -> Result<HashMap<String, Tensor>, PthError> {
+    let (pickle, storages) = if bytes.starts_with(b"PK\x03\x04") {
+        read_zip(bytes)?
+    } else {
+        read_legacy(bytes)?
+    };
+    let mut found = BTreeMap::new();
+    let root = state_dict_root(&pickle, &pickle.root);
+    collect(&pickle, root, String::new(), &mut found, 0)?;
+    if found.is_empty() {
+        return format_error(
+            "it holds no tensors: save the model with torch.save(model.state_dict(), \"model.pth\")",
+        );
+    }
+    let mut tensors = HashMap::with_capacity(found.len());
+    for (name, value) in found {
+        if let Some(tensor) = rebuild(&pickle, value, &storages, &name)? {
+            tensors.insert(name, tensor);
+        }
+    }
+    Ok(strip_data_parallel(tensors))
+}
+
+/// The storages of a file by key, with the element type each holds.
+type Storages = HashMap<String, Vec<u8>>;
+
+fn read_zip(bytes: &[u8]) -> Result<(Pickle, Storages), PthError> {
+    let zip_error = |e: zip::result::ZipError| PthError::Zip(e.to_string());
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(zip_error)?;
+    let names: Vec<String> = archive
+        .file_names()
+        .map(|n| n.map(|n| n.into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(zip_error)?;
+    let Some(data_pkl) = names.iter().find(|n| n.ends_with("data.pkl")) else {
+        return format_error("the zip archive has no data.pkl: it is not a PyTorch file");
+    };
+    let prefix = data_pkl.trim_end_matches("data.pkl").to_string();
+    let pickle_bytes = read_entry(&mut archive, data_pkl)?;
+    let (pickle, _) = pickle::read(&pickle_bytes)?;
+    let mut storages = HashMap::new();
+    for key in storage_keys(&pickle) {
+        let entry = format!("{prefix}data/{key}");
+        if !names.contains(&entry) {
+            return format_error(format!("the archive lacks the storage {entry}"));
+        }
+        storages.insert(key, read_entry(&mut archive, &entry)?);
+    }
+    Ok((pickle, storages))
+}
+
+fn read_entry(
+    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    name: &str,
+) -> Result<Vec<u8>, PthError> {
+    let mut file = archive
+        .by_name(name)
+        .map_err(|e| PthError::Zip(e.to_string()))?;
+    let mut out = Vec::new();
+    file.read_to_end(&mut out)
+        .map_err(|e| PthError::Zip(format!("{name}: {e}")))?;
+    Ok(out)
+}
+
+/// Legacy layout: magic, protocol version, system info, the object, the
+/// list of storage keys, then each storage as an 8-byte element count and
+/// its raw bytes.
+fn read_legacy(bytes: &[u8]) -> Result<(Pickle, Storages), PthError> {
+    let not_pytorch =
+        || PthError::Format("it is neither a zip nor a legacy PyTorch file".to_string());
+    let (magic, mut pos) = pickle::read(bytes).map_err(|_| not_pytorch())?;
+    if magic.root != Value::Bytes(LEGACY_MAGIC.to_vec()) {
+        return Err(not_pytorch());
+    }
+    for _ in 0..2 {
+        let (_, used) = pickle::read(&bytes[pos..])?;
+        pos += used;
+    }
+    let (pickle, used) = pickle::read(&bytes[pos..])?;
+    pos += used;
+    let (keys, used) = pickle::read(&bytes[pos..])?;
+    pos += used;
+    let element_sizes: HashMap<String, usize> = storage_descriptors(&pickle)
+        .into_iter()
+        .map(|(key, dtype)| (key, dtype.size_in_bytes()))
+        .collect();
+    let mut storages = HashMap::new();
+    for key in keys.items(&keys.root).unwrap_or_default() {
+        let Value::Str(key) = key else {
+            return format_error("a storage key is not a string");
+        };
+        let Some(count) = bytes.get(pos..pos + 8) else {
+            return format_error(format!("the file ends before storage {key}"));
+        };
+        let count = u64::from_le_bytes(count.try_into().unwrap_or_default());
+        let size = element_sizes.get(key).copied().unwrap_or(4);
+        let len = usize::try_from(count)
+            .ok()
+            .and_then(|c| c.checked_mul(size))
+            .filter(|&len| pos + 8 + len <= bytes.len());
+        let Some(len) = len else {
+            return format_error(format!("the file ends inside storage {key}"));
+        };
+        storages.insert(key.clone(), bytes[pos + 8..pos + 8 + len].to_vec());
+        pos += 8 + len;
+    }
+    Ok((pickle, storages))
+}
+
+fn storage_keys(pickle: &Pickle) -> Vec<String> {
+    storage_descriptors(pickle)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// Every persistent storage reference: `('storage', torch.FloatStorage, key, location, numel[, view])`.
+fn storage_descriptors(pickle: &Pickle) -> Vec<(String, DType)> {
+    let mut out: Vec<(String, DType)> = pickle
+        .objects()
+        .iter()
+        .filter_map(|o| match o {
+            Object::Persistent(pid) => storage_of(pickle, pid),
+            _ => None,
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
+fn storage_of(pickle: &Pickle, pid: &Value) -> Option<(String, DType)> {
+    let items = pickle.items(pid)?;
+    let (Value::Str(kind), Some(class), Some(Value::Str(key))) =
+        (items.first()?, items.get(1), items.get(2))
+    else {
+        return None;
+    };
+    if kind != "storage" {
+        return None;
+    }
+    let (_, class) = pickle.global(class)?;
+    Some((key.clone(), storage_dtype(class)?))
+}
+
+fn storage_dtype(class: &str) -> Option<DType> {
+    Some(match class {
+        "FloatStorage" => DType::F32,
+        "DoubleStorage" => DType::F64,
+        "HalfStorage" => DType::F16,
+        "BFloat16Storage" => DType::BF16,
+        "LongStorage" => DType::I64,
+        "ByteStorage" | "BoolStorage" | "UntypedStorage" => DType::U8,
+        _ => return None,
+    })
+}
+
+/// Follows a checkpoint dict to the state_dict inside it.
+fn state_dict_root<'a>(pickle: &'a Pickle, value: &'a Value) -> &'a Value {
+    if pickle.dict(value).is_some() {
+        for key in CHECKPOINT_KEYS {
+            if let Some(inner) = pickle.get(value, key)
+                && (pickle.dict(inner).is_some() || module_state(pickle, inner).is_some())
+            {
+                return state_dict_root(pickle, inner);
+            }
+        }
+    }
+    value
+}
+
+/// The `__dict__` of a pickled `nn.Module`: a dict with `_parameters`.
+fn module_state<'a>(pickle: &'a Pickle, value: &'a Value) -> Option<&'a Value> {
+    match pickle.object(value)? {
+        Object::Call {
+            state: Some(state), ..
+        } if pickle.get(state, "_parameters").is_some() => Some(state),
+        _ => None,
+    }
+}
+
+/// Names every tensor under `value`: dict entries, and a module's
+/// parameters, buffers and submodules, joined with dots.
+fn collect<'a>(
+    pickle: &'a Pickle,
+    value: &'a Value,
+    prefix: String,
+    found: &mut BTreeMap<String, &'a Value>,
+    depth: usize,
+) -> Result<(), PthError> {
+    if depth > 64 {
+        return format_error("modules nest deeper than any real network");
+    }
+    if let Some(state) = module_state(pickle, value) {
+        for part in ["_parameters", "_buffers", "_modules"] {
+            if let Some(inner) = pickle.get(state, part) {
+                collect(pickle, inner, prefix.clone(), found, depth + 1)?;
+            }
+        }
+        return Ok(());
+    }
+    if let Some(entries) = pickle.dict(value) {
+        for (key, inner) in entries {
+            let key = match key {
+                Value::Str(s) => s.clone(),
+                Value::Int(i) => i.to_string(),
+                _ => continue,
+            };
+            let name = if prefix.is_empty() {
+                key
+            } else {
+                format!("{prefix}.{key}")
+            };
+            collect(pickle, inner, name, found, depth + 1)?;
+        }
+        return Ok(());
+    }
+    if tensor_call(pickle, value).is_some() {
+        found.insert(prefix, value);
+    }
+    Ok(())
+}
+
+/// The arguments of a tensor-building call, unwrapping `Parameter`s.
+fn tensor_call<'a>(pickle: &'a Pickle, value: &'a Value) -> Option<&'a [Value]> {
+    let Object::Call { callee, args, .. } = pickle.object(value)? else {
+        return None;
+    };
+    let (module, name) = pickle.global(callee)?;
+    let args = pickle.items(args)?;
+    match (module, name) {
+        ("torch._utils", "_rebuild_tensor" | "_rebuild_tensor_v2") => Some(args),
+        ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state")
+        | ("torch.nn.parameter", "Parameter") => tensor_call(pickle, args.first()?),
+        _ => None,
+    }
+}
+
+/// Builds one tensor from `(storage, offset, size, stride, ...)`; `None` for
+/// integer buffers, which no model here reads.
+fn rebuild(
+    pickle: &Pickle,
+    value: &Value,
+    storages: &Storages,
+    name: &str,
+) -> Result<Option<Tensor>, PthError> {
+    let bad = |reason: &str| PthError::Format(format!("tensor {name}: {reason}"));
+    let args = tensor_call(pickle, value).ok_or_else(|| bad("not a tensor"))?;
+    let storage = match args.first().and_then(|v| pickle.object(v)) {
+        Some(Object::Persistent(pid)) => pid,
+        _ => return Err(bad("its data is not a stored tensor")),
+    };
+    let (key, dtype) = storage_of(pickle, storage).ok_or_else(|| bad("unknown storage type"))?;
+    if !matches!(dtype, DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
+        return Ok(None);
+    }
+    let bytes = storages
+        .get(&key)
+        .ok_or_else(|| bad("its storage is missing"))?;
+    let offset = match args.get(1) {
+        Some(Value::Int(o)) => usize::try_from(*o).map_err(|_| bad("negative offset"))?,
+        _ => return Err(bad("no storage offset")),
+    };
+    let ints = |v: Option<&Value>| -> Option<Vec<usize>> {
+        pickle
+            .items(v?)?
+            .iter()
+            .map(|x| match x {
+                Value::Int(i) => usize::try_from(*i).ok(),
+                _ => None,
+            })
+            .collect()
+    };
+    let shape = ints(args.get(2)).ok_or_else(|| bad("no shape"))?;
+    let stride = ints(args.get(3)).ok_or_else(|| bad("no strides"))?;
+    if shape.len() != stride.len() {
+        return Err(bad("shape and strides differ in length"));
+    }
+    let elements = elements_as_f32(bytes, dtype);
+    let values = gather(&elements, offset, &shape, &stride)
+        .ok_or_else(|| bad("its shape reaches past its storage"))?;
+    Tensor::from_vec(values, shape, &Device::Cpu)
+        .map(Some)
+        .map_err(|e| bad(&e.to_string()))
+}
+
+fn elements_as_f32(bytes: &[u8], dtype: DType) -> Vec<f32> {
+    match dtype {
+        DType::F64 => bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default()) as f32)
+            .collect(),
+        DType::F16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        DType::BF16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        _ => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    }
+}
+
+/// The elements of a strided view, in row-major order; `None` when the
+/// view reaches outside the storage.
+fn gather(storage: &[f32], offset: usize, shape: &[usize], stride: &[usize]) -> Option<Vec<f32>> {
+    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+    if count == 0 {
+        return Some(Vec::new());
+    }
+    let last = shape
+        .iter()
+        .zip(stride)
+        .try_fold(offset, |a, (&d, &s)| a.checked_add((d - 1).checked_mul(s)?))?;
+    if last >= storage.len() {
+        return None;
+    }
+    let contiguous = shape
+        .iter()
+        .zip(stride)
+        .rev()
+        .try_fold(1usize, |expected, (&d, &s)| {
+            (d == 1 || s == expected).then_some(expected * d)
+        })
+        .is_some();
+    if contiguous {
+        return Some(storage[offset..offset + count].to_vec());
+    }
+    let mut out = Vec::with_capacity(count);
+    let mut index = vec![0usize; shape.len()];
+    for _ in 0..count {
+        let at = offset + index.iter().zip(stride).map(|(i, s)| i * s).sum::<usize>();
+        out.push(storage[at]);
+        for axis in (0..shape.len()).rev() {
+            index[axis] += 1;
+            if index[axis] < shape[axis] {
+                break;
+            }
+            index[axis] = 0;
+        }
+    }
+    Some(out)
+}
+
+/// `nn.DataParallel` saves every name under `module.`.
+fn strip_data_parallel(tensors: HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+    if !tensors.keys().all(|k| k.starts_with("module.")) {
+        return tensors;
+    }
+    tensors
+        .into_iter()
+        .map(|(k, v)| (k["module.".len()..].to_string(), v))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gathers_strided_views() {
+        let storage: Vec<f32> = (0..6).map(|x| x as f32).collect();
+        // a 2x3 matrix and its transpose
+        assert_eq!(
+            gather(&storage, 0, &[2, 3], &[3, 1]).unwrap(),
+            vec![0., 1., 2., 3., 4., 5.]
+        );
+        assert_eq!(
+            gather(&storage, 0, &[3, 2], &[1, 3]).unwrap(),
+            vec![0., 3., 1., 4., 2., 5.]
+        );
+        assert_eq!(gather(&storage, 4, &[2], &[1]).unwrap(), vec![4., 5.]);
+        assert!(gather(&storage, 5, &[2], &[1]).is_none());
+        assert!(gather(&storage, 0, &[usize::MAX, 2], &[1, 1]).is_none());
+    }
+
+    #[test]
+    fn garbage_is_named_not_a_panic() {
+        for bytes in [&b""[..], b"hello", b"PK\x03\x04broken", b"\x80\x02K\x01."] {
+            let err = read_pth(bytes).unwrap_err();
+            assert!(!err.to_string().is_empty());
+        }
+    }
+}

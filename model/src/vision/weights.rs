@@ -1,0 +1,129 @@
+//! Named tensors from a weights file, and a `VarBuilder` over them that
+//! remembers which names a network used, so a file that doesn't fit the
+//! architecture is described by name: missing, unexpected, wrong shape.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::VarBuilder;
+use candle_nn::var_builder::SimpleBackend;
+
+use super::pth::read_pth;
+use crate::folder::LoadError;
+
+/// The float tensors of a weights file by name, as f32 on the CPU.
+pub type NamedTensors = HashMap<String, Tensor>;
+
+/// Reads `.pth`/`.pt`/`.bin` (PyTorch) or `.safetensors`.
+pub fn read_weights(path: &Path) -> Result<NamedTensors, LoadError> {
+    let unusable = |reason: String| LoadError::Weights {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
+    let tensors = if is_safetensors {
+        candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+            .map_err(|e| unusable(format!("not a safetensors file ({e})")))?
+            .into_iter()
+            .filter(|(_, t)| t.dtype().is_float())
+            .map(|(k, t)| Ok((k, t.to_dtype(DType::F32)?)))
+            .collect::<candle_core::Result<NamedTensors>>()
+            .map_err(|e| unusable(e.to_string()))?
+    } else {
+        read_pth(&bytes).map_err(|e| unusable(e.to_string()))?
+    };
+    Ok(tensors)
+}
+
+/// Tensors that remember which of them were asked for.
+struct Tracked {
+    tensors: NamedTensors,
+    used: Mutex<BTreeSet<String>>,
+}
+
+/// Shares one `Tracked` between the `VarBuilder` and the check after it.
+#[derive(Clone)]
+struct Shared(Arc<Tracked>);
+
+impl SimpleBackend for Shared {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let tensor = self.get_unchecked(name, dtype, device)?;
+        if tensor.shape() != &shape {
+            candle_core::bail!(
+                "tensor {name} has shape {:?}, the architecture needs {:?}",
+                tensor.dims(),
+                shape.dims()
+            );
+        }
+        Ok(tensor)
+    }
+
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let Some(tensor) = self.0.tensors.get(name) else {
+            candle_core::bail!("the weights have no tensor {name}");
+        };
+        if let Ok(mut used) = self.0.used.lock() {
+            used.insert(name.to_string());
+        }
+        tensor.to_dtype(dtype)?.to_device(device)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.0.tensors.contains_key(name)
+    }
+}
+
+/// Builds a network from named tensors and refuses tensors it didn't use:
+/// a file for another architecture fails here rather than predicting
+/// nonsense.
+pub fn build_exactly<M>(
+    tensors: NamedTensors,
+    build: impl FnOnce(VarBuilder) -> candle_core::Result<M>,
+) -> Result<M, String> {
+    let tracked = Shared(Arc::new(Tracked {
+        tensors,
+        used: Mutex::new(BTreeSet::new()),
+    }));
+    let vb = VarBuilder::from_backend(Box::new(tracked.clone()), DType::F32, Device::Cpu);
+    let model = build(vb).map_err(|e| e.to_string())?;
+    let used = tracked.0.used.lock().map(|u| u.clone()).unwrap_or_default();
+    let mut unexpected: Vec<&String> = tracked
+        .0
+        .tensors
+        .keys()
+        .filter(|k| !used.contains(*k))
+        .collect();
+    if !unexpected.is_empty() {
+        unexpected.sort();
+        let shown: Vec<&str> = unexpected.iter().take(5).map(|s| s.as_str()).collect();
+        let more = unexpected.len().saturating_sub(shown.len());
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "unexpected tensors {}{more}: the file is for another architecture",
+            shown.join(", ")
+        ));
+    }
+    Ok(model)
+}
