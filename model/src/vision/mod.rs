@@ -8,6 +8,7 @@ mod mobilenet_v2;
 mod pickle;
 mod preprocess;
 mod pth;
+mod resample;
 mod resnet;
 mod weights;
 

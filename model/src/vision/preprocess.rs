@@ -1,11 +1,10 @@
 //! The input transform of torchvision's ImageNet recipe, computed as
 //! torchvision computes it on a PIL image: `Resize(256)` (shorter side,
-//! antialiased bilinear, Pillow's filter), `CenterCrop(224)`, `ToTensor()`,
+//! Pillow's antialiased bilinear), `CenterCrop(224)`, `ToTensor()`,
 //! `Normalize(mean, std)`.
 
+use super::resample::resize_bilinear;
 use candle_core::{Device, Tensor};
-use fast_image_resize::images::Image;
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, RgbImage};
 use serde::Deserialize;
 
@@ -54,7 +53,7 @@ impl Preprocess {
     /// 16-bit and CMYK photos become 8-bit RGB first, as PIL's
     /// `convert("RGB")` does.
     pub fn tensor(&self, photo: &DynamicImage) -> candle_core::Result<Tensor> {
-        let resized = self.resize(photo.to_rgb8())?;
+        let resized = self.resize(photo.to_rgb8());
         let (w, h) = resized.dimensions();
         let side = self.crop;
         // torchvision rounds the offset with Python's round(): ties to even.
@@ -77,7 +76,7 @@ impl Preprocess {
 
     /// Shorter side to `self.resize`, the longer in proportion (truncated,
     /// as torchvision does).
-    fn resize(&self, rgb: RgbImage) -> candle_core::Result<RgbImage> {
+    fn resize(&self, rgb: RgbImage) -> RgbImage {
         let (w, h) = rgb.dimensions();
         let (short, long) = if w <= h { (w, h) } else { (h, w) };
         let new_long = (u64::from(self.resize) * u64::from(long) / u64::from(short.max(1))) as u32;
@@ -87,18 +86,9 @@ impl Preprocess {
             (new_long, self.resize)
         };
         if (nw, nh) == (w, h) || w == 0 || h == 0 {
-            return Ok(rgb);
+            return rgb;
         }
-        let failed =
-            |e: String| candle_core::Error::Msg(format!("could not resize the photo: {e}"));
-        let src = Image::from_vec_u8(w, h, rgb.into_raw(), PixelType::U8x3)
-            .map_err(|e| failed(e.to_string()))?;
-        let mut dst = Image::new(nw, nh, PixelType::U8x3);
-        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-        Resizer::new()
-            .resize(&src, &mut dst, &options)
-            .map_err(|e| failed(e.to_string()))?;
-        RgbImage::from_raw(nw, nh, dst.into_vec()).ok_or_else(|| failed("wrong buffer size".into()))
+        resize_bilinear(&rgb, nw, nh)
     }
 }
 

@@ -28,6 +28,27 @@ fn format_error<T>(reason: impl Into<String>) -> Result<T, PthError> {
 /// The first bytes of a legacy file: `pickle.dumps(0x1950a86a20f9469cfc6c)`.
 const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 
+/// Modules whose functions a weights file has no reason to name: a pickle
+/// that does is an attack (or not a model), so it is refused outright.
+const CODE_MODULES: [&str; 16] = [
+    "os",
+    "posix",
+    "nt",
+    "subprocess",
+    "sys",
+    "builtins",
+    "__builtin__",
+    "shutil",
+    "socket",
+    "importlib",
+    "runpy",
+    "pty",
+    "ctypes",
+    "webbrowser",
+    "code",
+    "marshal",
+];
+
 /// Where a checkpoint dict keeps the model's state_dict.
 const CHECKPOINT_KEYS: [&str; 5] = ["state_dict", "model_state_dict", "model", "net", "module"];
 
@@ -39,6 +60,7 @@ pub fn read_pth(bytes: &[u8]) -> Result<HashMap<String, Tensor>, PthError> {
     } else {
         read_legacy(bytes)?
     };
+    refuse_code(&pickle)?;
     let mut found = BTreeMap::new();
     let root = state_dict_root(&pickle, &pickle.root);
     collect(&pickle, root, String::new(), &mut found, 0)?;
@@ -97,6 +119,20 @@ fn read_entry(
     Ok(out)
 }
 
+fn refuse_code(pickle: &Pickle) -> Result<(), PthError> {
+    for object in pickle.objects() {
+        if let Object::Global { module, name } = object {
+            let root = module.split('.').next().unwrap_or_default();
+            if CODE_MODULES.contains(&root) || (module == "torch" && name == "load") {
+                return format_error(format!(
+                    "it asks Python to run {module}.{name} when loaded; this is not a model file, and nothing in it was run"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Legacy layout: magic, protocol version, system info, the object, the
 /// list of storage keys, then each storage as an 8-byte element count and
 /// its raw bytes.
@@ -105,6 +141,7 @@ fn read_legacy(bytes: &[u8]) -> Result<(Pickle, Storages), PthError> {
         || PthError::Format("it is neither a zip nor a legacy PyTorch file".to_string());
     let (magic, mut pos) = pickle::read(bytes).map_err(|_| not_pytorch())?;
     if magic.root != Value::Bytes(LEGACY_MAGIC.to_vec()) {
+        refuse_code(&magic)?;
         return Err(not_pytorch());
     }
     for _ in 0..2 {
@@ -411,6 +448,15 @@ mod tests {
         assert_eq!(gather(&storage, 4, &[2], &[1]).unwrap(), vec![4., 5.]);
         assert!(gather(&storage, 5, &[2], &[1]).is_none());
         assert!(gather(&storage, 0, &[usize::MAX, 2], &[1, 1]).is_none());
+    }
+
+    #[test]
+    fn a_pickle_that_runs_a_command_is_refused() {
+        // `torch.save` of an object whose __reduce__ returns (os.system, ("echo pwned",))
+        let evil = b"\x80\x02cposix\nsystem\nq\x00X\n\x00\x00\x00echo pwnedq\x01\x85q\x02Rq\x03.";
+        let err = read_pth(evil).unwrap_err().to_string();
+        assert!(err.contains("posix.system"), "{err}");
+        assert!(err.contains("nothing in it was run"), "{err}");
     }
 
     #[test]
