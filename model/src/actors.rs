@@ -47,14 +47,42 @@ pub struct ActorReport {
 }
 
 #[cfg(feature = "runtime")]
-pub use runtime::ActorRecognizer;
+pub use runtime::{ActorRecognizer, load_actor_recognizer};
 
 #[cfg(feature = "runtime")]
 mod runtime {
+    use std::path::Path;
+    use std::sync::Arc;
+
     use image::DynamicImage;
 
     use super::Recognition;
-    use crate::{ModelError, ModelInfo};
+    use crate::faces::FaceGalleryRecognizer;
+    use crate::folder::{LoadError, ModelFolder};
+    use crate::vision::{ClassifierOptions, ImageClassifier};
+    use crate::{ModelError, ModelInfo, Task};
+
+    /// Loads an actor model: a face-gallery folder (`"task": "face-embedding"`),
+    /// or a classifier as a folder or a single weights file.
+    pub fn load_actor_recognizer(
+        path: &Path,
+        options: &ClassifierOptions,
+    ) -> Result<Arc<dyn ActorRecognizer>, LoadError> {
+        if path.join("config.json").is_file() {
+            let folder = ModelFolder::open(path)?;
+            match folder.config.task {
+                Task::FaceEmbedding => return Ok(Arc::new(FaceGalleryRecognizer::load(&folder)?)),
+                Task::TextGeneration => {
+                    return Err(LoadError::Config {
+                        path: path.join("config.json"),
+                        reason: "it describes a text model, not an actor model".into(),
+                    });
+                }
+                Task::ImageClassification => {}
+            }
+        }
+        Ok(Arc::new(ImageClassifier::load(path, options)?))
+    }
 
     /// A model that says which actors are in a photo. Implementations are
     /// CPU-bound: callers run them off the async threads.

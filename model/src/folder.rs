@@ -50,6 +50,9 @@ pub struct ModelConfig {
     /// Text models: how to ask the model for a horoscope.
     #[serde(default)]
     pub prompt: Option<PromptStyle>,
+    /// Face galleries: the descriptor distance beyond which a face is "unknown".
+    #[serde(default)]
+    pub threshold: Option<f32>,
     /// Classifiers: the input transform, when not torchvision's ImageNet one.
     #[serde(default)]
     pub preprocess: Option<Preprocess>,

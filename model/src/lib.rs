@@ -6,6 +6,8 @@
 
 pub mod actors;
 #[cfg(feature = "runtime")]
+pub mod faces;
+#[cfg(feature = "runtime")]
 pub mod folder;
 pub mod horoscope;
 pub mod info;
@@ -20,7 +22,7 @@ pub mod vision;
 pub mod zodiac;
 
 #[cfg(feature = "runtime")]
-pub use actors::ActorRecognizer;
+pub use actors::{ActorRecognizer, load_actor_recognizer};
 pub use actors::{ActorReport, Face, Prediction, Recognition};
 pub use horoscope::{Horoscope, HoroscopeQuery, HoroscopeRequest, HoroscopeWriter, InvalidRequest};
 pub use info::{ModelInfo, Task};

@@ -1,4 +1,4 @@
-//! The building block every classifier here shares: a convolution whose
+//! The building block every network here shares: a convolution whose
 //! BatchNorm (eval mode) is folded into its weights and bias at load time,
 //! so inference runs one convolution instead of four tensor passes.
 
@@ -55,12 +55,14 @@ impl ConvShape {
     }
 }
 
-/// Conv2d (+ folded BatchNorm) + activation.
+/// Conv2d (+ folded BatchNorm or scale) + activation.
 #[derive(Debug)]
 pub struct ConvNorm {
     weight: Tensor,
     bias: Tensor,
-    shape: ConvShape,
+    stride: usize,
+    padding: usize,
+    groups: usize,
     activation: Activation,
 }
 
@@ -88,12 +90,25 @@ impl ConvNorm {
         let scale = (gamma / (var + eps)?.sqrt()?)?;
         let weight = weight.broadcast_mul(&scale.reshape((cout, 1, 1, 1))?)?;
         let bias = (beta - (mean * &scale)?)?;
-        Ok(ConvNorm {
+        Ok(ConvNorm::new(weight, bias, shape, activation))
+    }
+
+    /// Ready weights `(cout, cin / groups, k, k)` and bias `(cout)`, with
+    /// torchvision's padding: "same" size at stride 1.
+    pub fn new(weight: Tensor, bias: Tensor, shape: ConvShape, activation: Activation) -> Self {
+        ConvNorm {
             weight,
             bias,
-            shape,
+            stride: shape.stride,
+            padding: (shape.kernel - 1) / 2,
+            groups: shape.groups,
             activation,
-        })
+        }
+    }
+
+    /// The same convolution without padding (TensorFlow's "valid").
+    pub fn without_padding(self) -> Self {
+        ConvNorm { padding: 0, ..self }
     }
 
     /// A convolution with its own bias and no norm (squeeze-excitation).
@@ -105,20 +120,16 @@ impl ConvNorm {
             groups,
             ..
         } = shape;
-        Ok(ConvNorm {
-            weight: vb.get((cout, cin / groups, kernel, kernel), "weight")?,
-            bias: vb.get(cout, "bias")?,
-            shape,
-            activation,
-        })
+        let weight = vb.get((cout, cin / groups, kernel, kernel), "weight")?;
+        let bias = vb.get(cout, "bias")?;
+        Ok(ConvNorm::new(weight, bias, shape, activation))
     }
 }
 
 impl Module for ConvNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let s = self.shape;
-        let y = x.conv2d(&self.weight, (s.kernel - 1) / 2, s.stride, 1, s.groups)?;
-        let y = y.broadcast_add(&self.bias.reshape((1, s.cout, 1, 1))?)?;
+        let y = x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?;
+        let y = y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?;
         self.activation.apply(&y)
     }
 }

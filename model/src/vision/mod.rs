@@ -3,18 +3,20 @@
 
 mod classifier;
 mod efficientnet;
-mod layers;
+pub(crate) mod layers;
 mod mobilenet_v2;
 mod pickle;
 mod preprocess;
 mod pth;
 mod resample;
 mod resnet;
-mod weights;
+mod tfjs;
+pub(crate) mod weights;
 
 pub use classifier::{
     ARCHITECTURES, Architecture, ClassifierOptions, ImageClassifier, MAX_PREDICTIONS, ranked,
 };
 pub use preprocess::Preprocess;
 pub use pth::{PthError, read_pth};
+pub use tfjs::read_tfjs;
 pub use weights::{NamedTensors, read_weights};

@@ -1,0 +1,165 @@
+//! Actor recognition without training: find each face, describe it with
+//! face-api's descriptor network, and name it after the nearest person in
+//! a gallery of labelled photos (`gallery/<actor>/<photo>`).
+
+mod detector;
+mod embedding;
+mod gallery;
+
+use std::path::{Path, PathBuf};
+
+use image::DynamicImage;
+
+pub use detector::{FaceBox, FaceDetector};
+pub use embedding::{DESCRIPTOR_LEN, FaceEmbedder, INPUT_SIDE};
+pub use gallery::{DEFAULT_THRESHOLD, Gallery, Identity, UNKNOWN};
+
+use crate::folder::{LoadError, ModelFolder};
+use crate::photo::decode_photo;
+use crate::vision::read_tfjs;
+use crate::vision::weights::build_exactly;
+use crate::{ActorRecognizer, Face, ModelError, ModelInfo, Prediction, Recognition};
+
+/// The files of a face-gallery model folder.
+pub const EMBEDDER_MANIFEST: &str = "face_recognition_model-weights_manifest.json";
+pub const DETECTOR_FILE: &str = "seeta_fd_frontal_v1.0.bin";
+pub const GALLERY_DIR: &str = "gallery";
+
+/// Finds faces and names them from a gallery.
+pub struct FaceGalleryRecognizer {
+    detector: FaceDetector,
+    embedder: FaceEmbedder,
+    gallery: Gallery,
+    info: ModelInfo,
+}
+
+impl FaceGalleryRecognizer {
+    /// Loads a face-gallery model folder and enrolls its gallery.
+    pub fn load(folder: &ModelFolder) -> Result<Self, LoadError> {
+        let detector = FaceDetector::load(&folder.path.join(DETECTOR_FILE))?;
+        let manifest = folder.path.join(EMBEDDER_MANIFEST);
+        let embedder = build_exactly(read_tfjs(&manifest)?, FaceEmbedder::load).map_err(|reason| {
+            LoadError::Weights {
+                path: manifest.clone(),
+                reason,
+            }
+        })?;
+        let threshold = folder.config.threshold.unwrap_or(DEFAULT_THRESHOLD);
+        let mut recognizer = FaceGalleryRecognizer {
+            detector,
+            embedder,
+            gallery: Gallery {
+                identities: Vec::new(),
+                threshold,
+            },
+            info: folder.info(),
+        };
+        recognizer.gallery.identities = recognizer.enroll(&folder.path.join(GALLERY_DIR))?;
+        recognizer.info.labels = recognizer.gallery.labels();
+        Ok(recognizer)
+    }
+
+    /// One identity per sub-folder, from the largest face of each photo.
+    fn enroll(&self, gallery: &Path) -> Result<Vec<Identity>, LoadError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LoadError::Io { path, source }
+        };
+        let mut people: Vec<PathBuf> = std::fs::read_dir(gallery)
+            .map_err(io(gallery))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        people.sort();
+        let mut identities = Vec::new();
+        for person in people {
+            let label = person.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let mut photos: Vec<PathBuf> = std::fs::read_dir(&person)
+                .map_err(io(&person))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            photos.sort();
+            let mut descriptors = Vec::new();
+            for photo in photos {
+                match self.enroll_photo(&photo) {
+                    Ok(descriptor) => descriptors.push(descriptor),
+                    Err(reason) => tracing::warn!(photo = %photo.display(), "{reason}; left out of the gallery"),
+                }
+            }
+            if descriptors.is_empty() {
+                tracing::warn!(person = %label, "no usable photo; left out of the gallery");
+            } else {
+                identities.push(Identity { label, descriptors });
+            }
+        }
+        if identities.is_empty() {
+            return Err(LoadError::MissingWeights {
+                folder: gallery.to_path_buf(),
+                expected: "<person>/<photo> with one face per photo".into(),
+            });
+        }
+        Ok(identities)
+    }
+
+    fn enroll_photo(&self, path: &Path) -> Result<Vec<f32>, String> {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        let photo = decode_photo(&bytes).map_err(|e| e.to_string())?.image;
+        let face = self.detector.detect(&photo).into_iter().next().ok_or("no face found")?;
+        self.describe(&photo, &face).map_err(|e| e.to_string())
+    }
+
+    /// The descriptor of one detected face, from exactly the detector's box:
+    /// on the face_recognition photos a box grown by 10% or 40% brought
+    /// different people closer (Obama-Biden 0.70 -> 0.53) and the same
+    /// person no closer.
+    pub fn describe(&self, photo: &DynamicImage, face: &FaceBox) -> candle_core::Result<Vec<f32>> {
+        let [x, y, w, h] = face.bounds;
+        self.embedder.embed(&photo.crop_imm(x, y, w, h).to_rgb8())
+    }
+
+    pub fn gallery(&self) -> &Gallery {
+        &self.gallery
+    }
+
+    pub fn detector(&self) -> &FaceDetector {
+        &self.detector
+    }
+}
+
+impl ActorRecognizer for FaceGalleryRecognizer {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Every face gets its own predictions; the photo's are its largest
+    /// face's, or "unknown" when there is no face.
+    fn recognize(&self, photo: &DynamicImage) -> Result<Recognition, ModelError> {
+        let failed = |e: candle_core::Error| ModelError {
+            model: self.info.name.clone(),
+            reason: e.to_string(),
+        };
+        let faces = self
+            .detector
+            .detect(photo)
+            .iter()
+            .map(|face| {
+                let descriptor = self.describe(photo, face).map_err(failed)?;
+                Ok(Face {
+                    bounds: face.bounds,
+                    predictions: self.gallery.rank(&descriptor),
+                })
+            })
+            .collect::<Result<Vec<Face>, ModelError>>()?;
+        let predictions = faces.first().map_or_else(
+            || {
+                vec![Prediction {
+                    label: UNKNOWN.into(),
+                    score: 1.0,
+                }]
+            },
+            |face| face.predictions.clone(),
+        );
+        Ok(Recognition { predictions, faces })
+    }
+}

@@ -1,0 +1,94 @@
+//! The face gallery on real photos: the demo gallery of
+//! scripts/fetch-defaults.sh (face_recognition's Obama and Biden photos,
+//! face-api's descriptor network, SeetaFace's detector).
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use image::{DynamicImage, GenericImageView, RgbImage};
+use starcast_model::ActorRecognizer;
+use starcast_model::faces::{FaceGalleryRecognizer, UNKNOWN};
+use starcast_model::folder::ModelFolder;
+use starcast_model::photo::decode_photo;
+
+fn data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data")
+}
+
+fn gallery() -> &'static FaceGalleryRecognizer {
+    static GALLERY: OnceLock<FaceGalleryRecognizer> = OnceLock::new();
+    GALLERY.get_or_init(|| {
+        let folder = data().join("models/face-gallery");
+        let folder = ModelFolder::open(&folder)
+            .unwrap_or_else(|e| panic!("{e}: run scripts/fetch-defaults.sh data"));
+        FaceGalleryRecognizer::load(&folder).unwrap()
+    })
+}
+
+fn photo(path: &str) -> DynamicImage {
+    decode_photo(&std::fs::read(data().join(path)).unwrap()).unwrap().image
+}
+
+#[test]
+fn the_gallery_enrolls_one_identity_per_folder() {
+    let labels = &gallery().info().labels;
+    assert_eq!(labels, &["Barack Obama", "Joe Biden", UNKNOWN]);
+}
+
+#[test]
+fn a_photo_outside_the_gallery_is_recognised() {
+    let recognition = gallery().recognize(&photo("examples/obama3.jpg")).unwrap();
+    assert_eq!(recognition.faces.len(), 1);
+    assert_eq!(recognition.predictions[0].label, "Barack Obama");
+    let total: f32 = recognition.predictions.iter().map(|p| p.score).sum();
+    assert!((total - 1.0).abs() < 1e-4, "{total}");
+    let [x, y, w, h] = recognition.faces[0].bounds;
+    assert!(x + w <= 1434 && y + h <= 2333 && w > 100, "{:?}", recognition.faces[0].bounds);
+}
+
+#[test]
+fn a_transparent_png_is_recognised() {
+    let recognition = gallery().recognize(&photo("samples/32bit.png")).unwrap();
+    assert_eq!(recognition.predictions[0].label, "Barack Obama");
+}
+
+#[test]
+fn a_stranger_is_unknown() {
+    let recognition = gallery().recognize(&photo("samples/astronaut.png")).unwrap();
+    assert_eq!(recognition.faces.len(), 1);
+    assert_eq!(recognition.predictions[0].label, UNKNOWN);
+}
+
+#[test]
+fn a_photo_without_faces_is_unknown_with_no_boxes() {
+    for image in [
+        photo("samples/chelsea.png"),
+        DynamicImage::ImageRgb8(RgbImage::new(1, 1)),
+    ] {
+        let recognition = gallery().recognize(&image).unwrap();
+        assert!(recognition.faces.is_empty());
+        assert_eq!(recognition.predictions[0].label, UNKNOWN);
+        assert_eq!(recognition.predictions[0].score, 1.0);
+    }
+}
+
+#[test]
+fn each_face_of_a_group_photo_gets_its_own_answer() {
+    // Two people side by side: the faces of obama3.jpg and biden.jpg.
+    let obama = photo("examples/obama3.jpg").view(500, 150, 600, 600).to_image();
+    let biden = photo("examples/biden.jpg").view(300, 100, 600, 600).to_image();
+    let mut group = image::RgbaImage::new(1200, 600);
+    image::imageops::overlay(&mut group, &obama, 0, 0);
+    image::imageops::overlay(&mut group, &biden, 600, 0);
+    let recognition = gallery().recognize(&DynamicImage::ImageRgba8(group)).unwrap();
+    assert_eq!(recognition.faces.len(), 2, "{:?}", recognition.faces);
+    let mut named: Vec<(u32, &str)> = recognition
+        .faces
+        .iter()
+        .map(|f| (f.bounds[0], f.predictions[0].label.as_str()))
+        .collect();
+    named.sort();
+    assert_eq!(named[0].1, "Barack Obama");
+    assert_eq!(named[1].1, "Joe Biden");
+    assert!(named[1].0 >= 600);
+}
