@@ -21,6 +21,14 @@ pub enum LoadError {
     Config { path: PathBuf, reason: String },
     #[error("the model folder {folder} has no {expected} file")]
     MissingWeights { folder: PathBuf, expected: String },
+    #[error(
+        "{origin} names {found} labels but the model has {classes} classes: give one label per class, in class order"
+    )]
+    Labels {
+        origin: String,
+        found: usize,
+        classes: usize,
+    },
     #[error("the weights in {path} can't be used: {reason}")]
     Weights { path: PathBuf, reason: String },
     #[error(

@@ -27,7 +27,7 @@ pub use actors::{ActorReport, Face, Prediction, Recognition};
 pub use horoscope::{Horoscope, HoroscopeQuery, HoroscopeRequest, HoroscopeWriter, InvalidRequest};
 pub use info::{ModelInfo, Task};
 #[cfg(feature = "runtime")]
-pub use served::ServedModels;
+pub use served::{Models, ServedModels};
 pub use zodiac::{UnknownSign, ZodiacSign};
 
 /// A model failed while running.

@@ -1,22 +1,62 @@
-//! The models a server is serving right now, one per task.
+//! The models a server is serving right now, one per task, swappable while
+//! it serves: a request takes the model that was current when it began.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::{ActorRecognizer, HoroscopeWriter, ModelInfo};
 
-/// The served model of each task; a task without one answers that no model
-/// is loaded instead of guessing.
+/// One model per task; a task without one answers that no model is loaded
+/// instead of guessing.
 #[derive(Clone, Default)]
-pub struct ServedModels {
+pub struct Models {
     pub actors: Option<Arc<dyn ActorRecognizer>>,
     pub horoscope: Option<Arc<dyn HoroscopeWriter>>,
 }
 
+/// The served [`Models`], shared by every request and replaceable at once.
+#[derive(Clone, Default)]
+pub struct ServedModels {
+    current: Arc<RwLock<Models>>,
+}
+
+impl From<Models> for ServedModels {
+    fn from(models: Models) -> Self {
+        ServedModels {
+            current: Arc::new(RwLock::new(models)),
+        }
+    }
+}
+
 impl ServedModels {
+    fn now(&self) -> Models {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn actors(&self) -> Option<Arc<dyn ActorRecognizer>> {
+        self.now().actors
+    }
+
+    pub fn horoscope(&self) -> Option<Arc<dyn HoroscopeWriter>> {
+        self.now().horoscope
+    }
+
+    /// Serves another actor model from the next request on; requests in
+    /// flight finish with the one they started with.
+    pub fn serve_actors(&self, model: Arc<dyn ActorRecognizer>) {
+        self.current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .actors = Some(model);
+    }
+
     /// What is served, for the Models page and `GET /api/models`.
     pub fn infos(&self) -> Vec<ModelInfo> {
-        let actors = self.actors.iter().map(|m| m.info().clone());
-        let horoscope = self.horoscope.iter().map(|m| m.info().clone());
+        let models = self.now();
+        let actors = models.actors.iter().map(|m| m.info().clone());
+        let horoscope = models.horoscope.iter().map(|m| m.info().clone());
         actors.chain(horoscope).collect()
     }
 }

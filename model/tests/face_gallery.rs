@@ -26,7 +26,9 @@ fn gallery() -> &'static FaceGalleryRecognizer {
 }
 
 fn photo(path: &str) -> DynamicImage {
-    decode_photo(&std::fs::read(data().join(path)).unwrap()).unwrap().image
+    decode_photo(&std::fs::read(data().join(path)).unwrap())
+        .unwrap()
+        .image
 }
 
 #[test]
@@ -43,7 +45,11 @@ fn a_photo_outside_the_gallery_is_recognised() {
     let total: f32 = recognition.predictions.iter().map(|p| p.score).sum();
     assert!((total - 1.0).abs() < 1e-4, "{total}");
     let [x, y, w, h] = recognition.faces[0].bounds;
-    assert!(x + w <= 1434 && y + h <= 2333 && w > 100, "{:?}", recognition.faces[0].bounds);
+    assert!(
+        x + w <= 1434 && y + h <= 2333 && w > 100,
+        "{:?}",
+        recognition.faces[0].bounds
+    );
 }
 
 #[test]
@@ -54,7 +60,9 @@ fn a_transparent_png_is_recognised() {
 
 #[test]
 fn a_stranger_is_unknown() {
-    let recognition = gallery().recognize(&photo("samples/astronaut.png")).unwrap();
+    let recognition = gallery()
+        .recognize(&photo("samples/astronaut.png"))
+        .unwrap();
     assert_eq!(recognition.faces.len(), 1);
     assert_eq!(recognition.predictions[0].label, UNKNOWN);
 }
@@ -75,12 +83,18 @@ fn a_photo_without_faces_is_unknown_with_no_boxes() {
 #[test]
 fn each_face_of_a_group_photo_gets_its_own_answer() {
     // Two people side by side: the faces of obama3.jpg and biden.jpg.
-    let obama = photo("examples/obama3.jpg").view(500, 150, 600, 600).to_image();
-    let biden = photo("examples/biden.jpg").view(300, 100, 600, 600).to_image();
+    let obama = photo("examples/obama3.jpg")
+        .view(500, 150, 600, 600)
+        .to_image();
+    let biden = photo("examples/biden.jpg")
+        .view(300, 100, 600, 600)
+        .to_image();
     let mut group = image::RgbaImage::new(1200, 600);
     image::imageops::overlay(&mut group, &obama, 0, 0);
     image::imageops::overlay(&mut group, &biden, 600, 0);
-    let recognition = gallery().recognize(&DynamicImage::ImageRgba8(group)).unwrap();
+    let recognition = gallery()
+        .recognize(&DynamicImage::ImageRgba8(group))
+        .unwrap();
     assert_eq!(recognition.faces.len(), 2, "{:?}", recognition.faces);
     let mut named: Vec<(u32, &str)> = recognition
         .faces

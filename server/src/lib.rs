@@ -6,6 +6,7 @@ pub mod api;
 pub mod error;
 pub mod generate;
 pub mod metrics;
+pub mod predict;
 pub mod router;
 pub mod serve;
 pub mod state;

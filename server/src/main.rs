@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use starcast_server::generate::{self, HoroscopeArgs};
+use starcast_server::predict::{self, ActorsArgs};
 use starcast_server::serve::{ServeArgs, serve};
 use tracing_subscriber::EnvFilter;
 
@@ -23,6 +24,15 @@ enum Command {
     /// Generate with a model from the command line.
     #[command(subcommand)]
     Generate(Generate),
+    /// Recognise with a model from the command line.
+    #[command(subcommand)]
+    Predict(Predict),
+}
+
+#[derive(Debug, Subcommand)]
+enum Predict {
+    /// Say who is in each photo (JSON lines with --json).
+    Actors(ActorsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,7 +49,7 @@ fn main() -> ExitCode {
         )
         .init();
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -47,9 +57,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(serve(args)),
-        Command::Generate(Generate::Horoscope(args)) => generate::horoscope(args),
+        Command::Serve(args) => {
+            tokio::runtime::Runtime::new()?.block_on(serve(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate(Generate::Horoscope(args)) => {
+            generate::horoscope(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Predict(Predict::Actors(args)) => predict::actors(args),
     }
 }

@@ -8,14 +8,16 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use leptos::config::{Env, LeptosOptions};
 use starcast_app::OUTPUT_NAME;
-use starcast_model::ServedModels;
 use starcast_model::text::load_horoscope_writer;
+use starcast_model::vision::ClassifierOptions;
+use starcast_model::{Models, ServedModels, load_actor_recognizer};
 use starcast_pipeline::{ExamplePhotos, FlagStore};
 
 use crate::state::{AppState, Limits};
 
-/// The horoscope model folder that scripts/fetch-defaults.sh prepares.
+/// The model folders that scripts/fetch-defaults.sh prepares.
 const DEFAULT_HOROSCOPE_MODEL: &str = "smollm2-135m-instruct";
+const DEFAULT_ACTORS_MODEL: &str = "face-gallery";
 
 /// How long shutdown waits for requests in flight (streams included).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -41,6 +43,21 @@ pub struct ServeArgs {
     /// when that exists (scripts/fetch-defaults.sh puts it there).
     #[arg(long, env = "STARCAST_HOROSCOPE_MODEL")]
     pub horoscope_model: Option<PathBuf>,
+    /// The actor model: a face-gallery folder, a classifier folder, or a
+    /// weights file (.pth, .safetensors); without it, `<data>/models/face-gallery`
+    /// when that exists (scripts/fetch-defaults.sh puts it there).
+    #[arg(long, env = "STARCAST_ACTORS_MODEL")]
+    pub actors_model: Option<PathBuf>,
+    /// The classifier's architecture, when neither config.json nor the weights' tensor names tell.
+    #[arg(long, env = "STARCAST_ACTORS_ARCH")]
+    pub actors_arch: Option<String>,
+    /// The classifier's labels in class order, comma-separated, when its folder has no config.json labels or labels.txt.
+    #[arg(long, env = "STARCAST_ACTORS_LABELS", value_delimiter = ',')]
+    pub actors_labels: Option<Vec<String>>,
+    /// The token an admin sends (`Authorization: Bearer ...`) to upload a new
+    /// actor model; without it, uploads are off.
+    #[arg(long, env = "STARCAST_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// How many horoscopes are generated at once; more wait their turn.
     #[arg(long, env = "STARCAST_MAX_GENERATIONS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_generations: u16,
@@ -96,32 +113,47 @@ impl ServeArgs {
     /// Loads the models to serve. A model named on the command line must
     /// load; a missing default is only worth a warning.
     fn models(&self) -> anyhow::Result<ServedModels> {
-        let default_horoscope = self.data.join("models").join(DEFAULT_HOROSCOPE_MODEL);
-        let horoscope = match &self.horoscope_model {
-            Some(path) => Some(path.clone()),
-            None if default_horoscope.join("config.json").is_file() => Some(default_horoscope),
-            None => {
-                tracing::warn!(
-                    "no horoscope model in {}: run scripts/fetch-defaults.sh or pass --horoscope-model",
-                    default_horoscope.display()
-                );
-                None
-            }
-        };
-        let horoscope = match horoscope {
-            Some(path) => {
+        let horoscope = self
+            .model_path(&self.horoscope_model, DEFAULT_HOROSCOPE_MODEL, "--horoscope-model")
+            .map(|path| {
                 let writer = load_horoscope_writer(&path).with_context(|| {
                     format!("could not load the horoscope model in {}", path.display())
                 })?;
                 tracing::info!(model = %writer.info().name, path = %path.display(), "horoscope model loaded");
-                Some(writer)
-            }
-            None => None,
+                anyhow::Ok(writer)
+            })
+            .transpose()?;
+        let options = ClassifierOptions {
+            architecture: self.actors_arch.clone(),
+            labels: self.actors_labels.clone(),
         };
-        Ok(ServedModels {
-            horoscope,
-            ..ServedModels::default()
-        })
+        let actors = self
+            .model_path(&self.actors_model, DEFAULT_ACTORS_MODEL, "--actors-model")
+            .map(|path| {
+                let recognizer = load_actor_recognizer(&path, &options).with_context(|| {
+                    format!("could not load the actor model in {}", path.display())
+                })?;
+                tracing::info!(model = %recognizer.info().name, path = %path.display(), "actor model loaded");
+                anyhow::Ok(recognizer)
+            })
+            .transpose()?;
+        Ok(Models { actors, horoscope }.into())
+    }
+
+    /// The model named by an option, else the default folder when it exists.
+    fn model_path(&self, named: &Option<PathBuf>, default: &str, option: &str) -> Option<PathBuf> {
+        if let Some(path) = named {
+            return Some(path.clone());
+        }
+        let default = self.data.join("models").join(default);
+        if default.join("config.json").is_file() {
+            return Some(default);
+        }
+        tracing::warn!(
+            "no model in {}: run scripts/fetch-defaults.sh or pass {option}",
+            default.display()
+        );
+        None
     }
 }
 

@@ -12,21 +12,23 @@ use common::{
 };
 use http_body_util::BodyExt;
 use serde_json::Value;
-use starcast_model::ServedModels;
+use starcast_model::{Models, ServedModels};
 use starcast_server::Limits;
 
 fn with_actors() -> ServedModels {
-    ServedModels {
+    Models {
         actors: Some(Arc::new(ColourRecognizer::new())),
         ..Default::default()
     }
+    .into()
 }
 
 fn with_writer(writer: EchoWriter) -> ServedModels {
-    ServedModels {
+    Models {
         horoscope: Some(Arc::new(writer)),
         ..Default::default()
     }
+    .into()
 }
 
 fn error_of(json: &Value) -> &str {
@@ -132,10 +134,13 @@ async fn an_upload_over_the_limit_gets_413_with_a_sentence() {
 
 #[tokio::test]
 async fn a_panicking_model_is_a_500_and_the_server_keeps_serving() {
-    let server = server(ServedModels {
-        actors: Some(Arc::new(PanickingRecognizer::new())),
-        ..Default::default()
-    });
+    let server = server(
+        Models {
+            actors: Some(Arc::new(PanickingRecognizer::new())),
+            ..Default::default()
+        }
+        .into(),
+    );
     let form = Multipart::default().file("image", "a.png", &png(8, 8, [1, 2, 3]));
     let (status, json) = server.post_form("/api/actors/predict", form).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);

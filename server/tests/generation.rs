@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{EchoWriter, join_within, over_tcp, server_with_limits};
-use starcast_model::ServedModels;
+use starcast_model::Models;
 use starcast_server::Limits;
 use tokio::net::TcpListener;
 
@@ -20,10 +20,11 @@ async fn generations_take_turns_and_every_request_is_answered() {
         max_concurrent_generations: 1,
         ..Limits::default()
     };
-    let models = ServedModels {
+    let models = Models {
         horoscope: Some(std::sync::Arc::new(writer)),
         ..Default::default()
-    };
+    }
+    .into();
     let server = server_with_limits(models, limits);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

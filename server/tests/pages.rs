@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use common::{ColourRecognizer, server};
-use starcast_model::{ServedModels, ZodiacSign};
+use starcast_model::{Models, ServedModels, ZodiacSign};
 
 #[tokio::test]
 async fn the_actors_page_renders_with_its_hydration_scripts() {
@@ -46,10 +46,11 @@ async fn the_models_page_says_when_nothing_is_served_and_lists_what_is() {
     let (_, empty) = server(ServedModels::default()).get("/models").await;
     assert!(empty.contains("No model is loaded yet"), "{empty}");
 
-    let served = ServedModels {
+    let served = Models {
         actors: Some(Arc::new(ColourRecognizer::new())),
         ..Default::default()
-    };
+    }
+    .into();
     let (status, html) = server(served).get("/models").await;
     assert_eq!(status, StatusCode::OK);
     assert!(!html.contains("No model is loaded yet"));

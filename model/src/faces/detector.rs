@@ -54,7 +54,12 @@ impl FaceDetector {
         let scale = (f64::from(w.max(h)) / f64::from(SEARCH_SIDE)).max(1.0);
         let gray: GrayImage = if scale > 1.0 {
             let (sw, sh) = ((f64::from(w) / scale) as u32, (f64::from(h) / scale) as u32);
-            imageops::resize(&photo.to_luma8(), sw.max(1), sh.max(1), imageops::FilterType::Triangle)
+            imageops::resize(
+                &photo.to_luma8(),
+                sw.max(1),
+                sh.max(1),
+                imageops::FilterType::Triangle,
+            )
         } else {
             photo.to_luma8()
         };
@@ -76,7 +81,10 @@ impl FaceDetector {
                 let y = (f64::from(b.y().max(0)) * scale) as u32;
                 let right = ((f64::from(b.x()) + f64::from(b.width())) * scale).min(f64::from(w));
                 let bottom = ((f64::from(b.y()) + f64::from(b.height())) * scale).min(f64::from(h));
-                let (bw, bh) = ((right as u32).saturating_sub(x), (bottom as u32).saturating_sub(y));
+                let (bw, bh) = (
+                    (right as u32).saturating_sub(x),
+                    (bottom as u32).saturating_sub(y),
+                );
                 (bw > 0 && bh > 0).then_some(FaceBox {
                     bounds: [x, y, bw, bh],
                     score: face.score(),

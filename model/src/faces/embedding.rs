@@ -44,9 +44,17 @@ struct Residual {
 impl Residual {
     fn load(vb: VarBuilder, cin: usize, cout: usize, down: bool) -> Result<Self> {
         let stride = if down { 2 } else { 1 };
-        let conv1 = conv(vb.pp("conv1"), ConvShape::new(cin, cout, 3, stride), Activation::Relu)?;
+        let conv1 = conv(
+            vb.pp("conv1"),
+            ConvShape::new(cin, cout, 3, stride),
+            Activation::Relu,
+        )?;
         let conv1 = if down { conv1.without_padding() } else { conv1 };
-        let conv2 = conv(vb.pp("conv2"), ConvShape::new(cout, cout, 3, 1), Activation::None)?;
+        let conv2 = conv(
+            vb.pp("conv2"),
+            ConvShape::new(cout, cout, 3, 1),
+            Activation::None,
+        )?;
         Ok(Residual { conv1, conv2, down })
     }
 }
@@ -81,8 +89,12 @@ pub struct FaceEmbedder {
 impl FaceEmbedder {
     /// Loads from TF.js names (`conv32_down.conv.filters`, ..., `fc`).
     pub fn load(vb: VarBuilder) -> Result<Self> {
-        let stem = conv(vb.pp("conv32_down"), ConvShape::new(3, 32, 7, 2), Activation::Relu)?
-            .without_padding();
+        let stem = conv(
+            vb.pp("conv32_down"),
+            ConvShape::new(3, 32, 7, 2),
+            Activation::Relu,
+        )?
+        .without_padding();
         let layout: [(&str, usize, usize, bool); 14] = [
             ("conv32_1", 32, 32, false),
             ("conv32_2", 32, 32, false),
@@ -109,8 +121,14 @@ impl FaceEmbedder {
 
     /// The descriptor of a face crop.
     pub fn embed(&self, face: &RgbImage) -> Result<Vec<f32>> {
-        let x = self.stem.forward(&input(face)?)?.max_pool2d_with_stride(3, 2)?;
-        let x = self.blocks.iter().try_fold(x, |x, block| block.forward(&x))?;
+        let x = self
+            .stem
+            .forward(&input(face)?)?
+            .max_pool2d_with_stride(3, 2)?;
+        let x = self
+            .blocks
+            .iter()
+            .try_fold(x, |x, block| block.forward(&x))?;
         x.mean((2, 3))?.matmul(&self.fc)?.squeeze(0)?.to_vec1()
     }
 }
@@ -130,7 +148,9 @@ fn input(face: &RgbImage) -> Result<Tensor> {
     let (dx, dy) = if h > w { (before, 0) } else { (0, before) };
     let pixel = |x: usize, y: usize, c: usize| -> f32 {
         match (x.checked_sub(dx), y.checked_sub(dy)) {
-            (Some(x), Some(y)) if x < w && y < h => f32::from(face.get_pixel(x as u32, y as u32)[c]),
+            (Some(x), Some(y)) if x < w && y < h => {
+                f32::from(face.get_pixel(x as u32, y as u32)[c])
+            }
             _ => 0.0,
         }
     };

@@ -25,7 +25,11 @@ pub struct Gallery {
 }
 
 fn distance(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt()
 }
 
 impl Gallery {
@@ -56,7 +60,10 @@ impl Gallery {
             })
             .chain(std::iter::once((UNKNOWN.to_string(), self.threshold)))
             .collect::<Vec<_>>();
-        let closest = distances.iter().map(|(_, d)| *d).fold(f32::INFINITY, f32::min);
+        let closest = distances
+            .iter()
+            .map(|(_, d)| *d)
+            .fold(f32::INFINITY, f32::min);
         let weights: Vec<f32> = distances
             .iter()
             .map(|(_, d)| (-(d - closest) / TEMPERATURE).exp())

@@ -38,12 +38,13 @@ impl FaceGalleryRecognizer {
     pub fn load(folder: &ModelFolder) -> Result<Self, LoadError> {
         let detector = FaceDetector::load(&folder.path.join(DETECTOR_FILE))?;
         let manifest = folder.path.join(EMBEDDER_MANIFEST);
-        let embedder = build_exactly(read_tfjs(&manifest)?, FaceEmbedder::load).map_err(|reason| {
-            LoadError::Weights {
-                path: manifest.clone(),
-                reason,
-            }
-        })?;
+        let embedder =
+            build_exactly(read_tfjs(&manifest)?, FaceEmbedder::load).map_err(|reason| {
+                LoadError::Weights {
+                    path: manifest.clone(),
+                    reason,
+                }
+            })?;
         let threshold = folder.config.threshold.unwrap_or(DEFAULT_THRESHOLD);
         let mut recognizer = FaceGalleryRecognizer {
             detector,
@@ -73,7 +74,10 @@ impl FaceGalleryRecognizer {
         people.sort();
         let mut identities = Vec::new();
         for person in people {
-            let label = person.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let label = person
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let mut photos: Vec<PathBuf> = std::fs::read_dir(&person)
                 .map_err(io(&person))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -84,7 +88,9 @@ impl FaceGalleryRecognizer {
             for photo in photos {
                 match self.enroll_photo(&photo) {
                     Ok(descriptor) => descriptors.push(descriptor),
-                    Err(reason) => tracing::warn!(photo = %photo.display(), "{reason}; left out of the gallery"),
+                    Err(reason) => {
+                        tracing::warn!(photo = %photo.display(), "{reason}; left out of the gallery")
+                    }
                 }
             }
             if descriptors.is_empty() {
@@ -105,7 +111,12 @@ impl FaceGalleryRecognizer {
     fn enroll_photo(&self, path: &Path) -> Result<Vec<f32>, String> {
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         let photo = decode_photo(&bytes).map_err(|e| e.to_string())?.image;
-        let face = self.detector.detect(&photo).into_iter().next().ok_or("no face found")?;
+        let face = self
+            .detector
+            .detect(&photo)
+            .into_iter()
+            .next()
+            .ok_or("no face found")?;
         self.describe(&photo, &face).map_err(|e| e.to_string())
     }
 

@@ -323,13 +323,10 @@ fn labels(
             return Ok((0..classes).map(|i| format!("class {i}")).collect());
         };
     if labels.len() != classes {
-        let origin = origin.map_or_else(|| "--labels".to_string(), |p| p.display().to_string());
-        return Err(LoadError::Config {
-            path: PathBuf::from(&origin),
-            reason: format!(
-                "it names {} labels but the model has {classes} classes",
-                labels.len()
-            ),
+        return Err(LoadError::Labels {
+            origin: origin.map_or_else(|| "--labels".to_string(), |p| p.display().to_string()),
+            found: labels.len(),
+            classes,
         });
     }
     Ok(labels)

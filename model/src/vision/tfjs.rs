@@ -56,7 +56,9 @@ pub fn read_tfjs(manifest: &Path) -> Result<NamedTensors, LoadError> {
         let mut bytes = Vec::new();
         for shard in &group.paths {
             if shard.contains("..") || Path::new(shard).is_absolute() {
-                return Err(unusable(format!("shard path {shard} leaves the model folder")));
+                return Err(unusable(format!(
+                    "shard path {shard} leaves the model folder"
+                )));
             }
             bytes.extend(read(&folder.join(shard))?);
         }
@@ -88,7 +90,10 @@ fn decode(bytes: &[u8], count: usize, entry: &Entry) -> Option<(Vec<f32>, usize)
     };
     let used = count.checked_mul(width)?;
     let raw = bytes.get(..used)?;
-    let (scale, min) = entry.quantization.as_ref().map_or((1.0, 0.0), |q| (q.scale, q.min));
+    let (scale, min) = entry
+        .quantization
+        .as_ref()
+        .map_or((1.0, 0.0), |q| (q.scale, q.min));
     let values = match storage {
         "uint8" => raw.iter().map(|&q| f32::from(q) * scale + min).collect(),
         "uint16" => raw

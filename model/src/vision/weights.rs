@@ -62,11 +62,11 @@ impl SimpleBackend for Shared {
     ) -> candle_core::Result<Tensor> {
         let tensor = self.get_unchecked(name, dtype, device)?;
         if tensor.shape() != &shape {
-            candle_core::bail!(
+            return Err(candle_core::Error::Msg(format!(
                 "tensor {name} has shape {:?}, the architecture needs {:?}",
                 tensor.dims(),
                 shape.dims()
-            );
+            )));
         }
         Ok(tensor)
     }
@@ -78,7 +78,9 @@ impl SimpleBackend for Shared {
         device: &Device,
     ) -> candle_core::Result<Tensor> {
         let Some(tensor) = self.0.tensors.get(name) else {
-            candle_core::bail!("the weights have no tensor {name}");
+            return Err(candle_core::Error::Msg(format!(
+                "the weights have no tensor {name}"
+            )));
         };
         if let Ok(mut used) = self.0.used.lock() {
             used.insert(name.to_string());
@@ -103,7 +105,11 @@ pub fn build_exactly<M>(
         used: Mutex::new(BTreeSet::new()),
     }));
     let vb = VarBuilder::from_backend(Box::new(tracked.clone()), DType::F32, Device::Cpu);
-    let model = build(vb).map_err(|e| e.to_string())?;
+    let model = build(vb).map_err(|e| match e {
+        // The backtrace is for developers; the user gets the sentence.
+        candle_core::Error::WithBacktrace { inner, .. } => inner.to_string(),
+        other => other.to_string(),
+    })?;
     let used = tracked.0.used.lock().map(|u| u.clone()).unwrap_or_default();
     let mut unexpected: Vec<&String> = tracked
         .0

@@ -61,7 +61,7 @@ pub async fn predict(
     let bytes = read_field(&mut form, "image", limit_mb)
         .await?
         .ok_or(ApiError::MissingField("image"))?;
-    let recognizer = state.models.actors.clone();
+    let recognizer = state.models.actors();
     let result = tokio::task::spawn_blocking(move || {
         let start = Instant::now();
         let photo = decode_photo(&bytes)?;

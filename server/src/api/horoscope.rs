@@ -27,8 +27,7 @@ fn checked(
     let request = query.validate(chrono::Utc::now().date_naive())?;
     let writer = state
         .models
-        .horoscope
-        .clone()
+        .horoscope()
         .ok_or(ApiError::NoModel("horoscope"))?;
     Ok((request, writer))
 }
