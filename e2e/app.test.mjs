@@ -5,6 +5,8 @@
 // STARCAST_SITE  the built site folder (pkg/ with the bundle)
 // SCREENSHOTS    where screenshots go (kept under target/)
 // HOROSCOPE_MODEL  the SmolLM2 model folder (scripts/fetch-defaults.sh)
+// ACTORS_MODEL     the demo face gallery folder (scripts/fetch-defaults.sh)
+// PHOTOS           the data folder's examples/ with face_recognition's photos
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -257,6 +259,32 @@ describe("horoscope page with the SmolLM2 model", () => {
     const { page, close } = await open("/models", {}, modelServer.url);
     assert.match(await page.textContent(".model"), /SmolLM2-135M-Instruct/);
     await page.screenshot({ path: join(screenshots, "models.png"), fullPage: true });
+    await close();
+  });
+});
+
+describe("actors page with the demo face gallery", () => {
+  const model = process.env.ACTORS_MODEL;
+  const photos = process.env.PHOTOS;
+  let modelServer;
+
+  before(async () => {
+    assert.ok(model && photos, "set ACTORS_MODEL and PHOTOS (scripts/test.sh does)");
+    modelServer = await startServer(["--actors-model", model]);
+  });
+  after(() => modelServer?.stop());
+
+  test("a photo gets a named face box and ranked labels", async () => {
+    const { page, errors, close } = await open("/", {}, modelServer.url);
+    assert.equal(await page.$(".notice-missing"), null, "the model is loaded");
+    await page.setInputFiles("#photo-input", join(photos, "obama3.jpg"));
+    await page.waitForSelector(".labels .label", { timeout: 30_000 });
+    assert.equal((await page.textContent(".labels .label")).trim(), "Barack Obama");
+    const boxes = await page.$$(".face-box");
+    assert.equal(boxes.length, 1);
+    assert.match(await boxes[0].textContent(), /Barack Obama/);
+    await page.screenshot({ path: join(screenshots, "actors-gallery.png"), fullPage: true });
+    assert.deepEqual(errors, []);
     await close();
   });
 });

@@ -24,4 +24,5 @@ step "running the browser tests"
 cd "$ROOT/e2e"
 STARCAST_BIN="$CARGO_TARGET_DIR/debug/starcast" STARCAST_SITE="$SITE" \
   HOROSCOPE_MODEL="$ROOT/data/models/smollm2-135m-instruct" \
+  ACTORS_MODEL="$ROOT/data/models/face-gallery" PHOTOS="$ROOT/data/examples" \
   SCREENSHOTS="$ROOT/target/e2e-screenshots" node --test
