@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use candle_core::{Device, Module, Tensor};
+use candle_core::{Device, Tensor};
 use starcast_model::ActorRecognizer;
 use starcast_model::photo::decode_photo;
 use starcast_model::vision::{

@@ -1,9 +1,11 @@
 //! Starcast's data pipeline: the records and files that feed the app,
-//! evaluation and retraining. Today: the examples gallery and the review
-//! queue of flagged predictions.
+//! evaluation and retraining. Today: the examples gallery, the review
+//! queue of flagged predictions, and models uploaded by an admin.
 
 pub mod examples;
 pub mod flags;
+pub mod uploads;
 
 pub use examples::ExamplePhotos;
 pub use flags::{FlagError, FlagRecord, FlagStore, FlaggedTask, NewFlag};
+pub use uploads::{ModelUpload, ModelUploads, UploadError, parse_labels};

@@ -10,11 +10,11 @@ use axum::response::{IntoResponse, Response};
 use starcast_app::api::ErrorBody;
 use starcast_model::photo::PhotoError;
 use starcast_model::{InvalidRequest, ModelError};
-use starcast_pipeline::FlagError;
+use starcast_pipeline::{FlagError, UploadError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("the upload is larger than the {limit_mb} MB limit: send a smaller photo")]
+    #[error("the upload is larger than the {limit_mb} MB limit: send a smaller file")]
     UploadTooLarge { limit_mb: usize },
     #[error("the upload could not be read as a form: {0}")]
     BadForm(String),
@@ -38,6 +38,14 @@ pub enum ApiError {
     Flag(#[from] FlagError),
     #[error("a background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("model uploads are off: the operator can turn them on with STARCAST_ADMIN_TOKEN")]
+    AdminOff,
+    #[error("this needs the admin token: send it as 'Authorization: Bearer <token>'")]
+    Unauthorized,
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+    #[error("the uploaded model can't be served, and the served one was kept: {0}")]
+    BadModel(String),
 }
 
 impl ApiError {
@@ -57,8 +65,12 @@ impl ApiError {
             | ApiError::Flag(FlagError::ReasonTooLong(_) | FlagError::BadExtension(_)) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
+            ApiError::Upload(UploadError::BadFileName(_) | UploadError::Empty)
+            | ApiError::BadModel(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::AdminOff => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NoModel(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Model(_) | ApiError::Flag(_) | ApiError::Task(_) => {
+            ApiError::Model(_) | ApiError::Flag(_) | ApiError::Task(_) | ApiError::Upload(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }

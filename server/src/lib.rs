@@ -12,4 +12,4 @@ pub mod serve;
 pub mod state;
 
 pub use router::router;
-pub use state::{AppState, Limits};
+pub use state::{Admin, AppState, Limits};

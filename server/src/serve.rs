@@ -11,9 +11,9 @@ use starcast_app::OUTPUT_NAME;
 use starcast_model::text::load_horoscope_writer;
 use starcast_model::vision::ClassifierOptions;
 use starcast_model::{Models, ServedModels, load_actor_recognizer};
-use starcast_pipeline::{ExamplePhotos, FlagStore};
+use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 
-use crate::state::{AppState, Limits};
+use crate::state::{Admin, AppState, Limits};
 
 /// The model folders that scripts/fetch-defaults.sh prepares.
 const DEFAULT_HOROSCOPE_MODEL: &str = "smollm2-135m-instruct";
@@ -58,6 +58,9 @@ pub struct ServeArgs {
     /// actor model; without it, uploads are off.
     #[arg(long, env = "STARCAST_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// The largest model an admin may upload, in megabytes.
+    #[arg(long, env = "STARCAST_MAX_MODEL_MB", default_value_t = 512, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_model_mb: u16,
     /// How many horoscopes are generated at once; more wait their turn.
     #[arg(long, env = "STARCAST_MAX_GENERATIONS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_generations: u16,
@@ -97,15 +100,25 @@ impl ServeArgs {
             max_upload_mb: usize::from(self.max_upload_mb),
             request_timeout: Duration::from_secs(self.request_timeout),
             max_concurrent_generations: usize::from(self.max_generations),
+            max_model_mb: usize::from(self.max_model_mb),
             ..Limits::default()
         };
-        Ok(AppState::new(
+        let state = AppState::new(
             leptos_options,
             self.models()?,
             flags,
             ExamplePhotos::new(self.data.join("examples")),
             limits,
-        ))
+        );
+        Ok(
+            match self.admin_token.as_deref().filter(|t| !t.is_empty()) {
+                Some(token) => {
+                    let uploads = ModelUploads::new(self.data.join("models").join("uploads"));
+                    state.with_admin(Admin::new(token, uploads))
+                }
+                None => state,
+            },
+        )
     }
 }
 

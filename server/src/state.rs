@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use starcast_model::ServedModels;
-use starcast_pipeline::{ExamplePhotos, FlagStore};
+use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 use tokio::sync::Semaphore;
 
 use crate::metrics::Metrics;
@@ -23,6 +23,8 @@ pub struct Limits {
     /// How many horoscopes are generated at once; more wait their turn, so
     /// the CPU cores are shared by a few generations instead of thrashed.
     pub max_concurrent_generations: usize,
+    /// The largest model an admin may upload, in megabytes.
+    pub max_model_mb: usize,
 }
 
 impl Limits {
@@ -38,6 +40,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 256,
             max_concurrent_generations: 2,
+            max_model_mb: 512,
         }
     }
 }
@@ -52,6 +55,35 @@ pub struct AppState {
     pub limits: Limits,
     /// Turns for generation, `limits.max_concurrent_generations` at once.
     pub generations: Arc<Semaphore>,
+    /// Model uploads; `None` keeps them off.
+    pub admin: Option<Admin>,
+}
+
+/// What an admin may do, and the token that proves one is.
+#[derive(Clone)]
+pub struct Admin {
+    token: Arc<str>,
+    pub uploads: ModelUploads,
+}
+
+impl Admin {
+    pub fn new(token: &str, uploads: ModelUploads) -> Self {
+        Admin {
+            token: token.into(),
+            uploads,
+        }
+    }
+
+    /// Whether `Authorization: Bearer <token>` carries the token, compared
+    /// in time that doesn't depend on where the first difference is.
+    pub fn allows(&self, authorization: Option<&str>) -> bool {
+        let Some(given) = authorization.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        let (given, token) = (given.trim().as_bytes(), self.token.as_bytes());
+        given.len() == token.len()
+            && given.iter().zip(token).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
+    }
 }
 
 impl AppState {
@@ -71,6 +103,15 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             generations: Arc::new(Semaphore::new(limits.max_concurrent_generations)),
             limits,
+            admin: None,
+        }
+    }
+
+    /// Turns model uploads on.
+    pub fn with_admin(self, admin: Admin) -> Self {
+        AppState {
+            admin: Some(admin),
+            ..self
         }
     }
 }

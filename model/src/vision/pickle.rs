@@ -282,7 +282,7 @@ impl Machine<'_> {
     }
 
     fn set_items(&mut self, target: &Value, items: Vec<Value>) -> Result<(), PickleError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return self.fail("a dict gets a key without a value");
         }
         let mut pairs = Vec::with_capacity(items.len() / 2);

@@ -1,6 +1,7 @@
 //! The REST API under `/api`, plus the operational endpoints.
 
 pub mod actors;
+pub mod admin;
 pub mod flags;
 pub mod horoscope;
 
@@ -24,12 +25,14 @@ use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&AdminToken),
     info(
         title = "Starcast API",
         description = "Actor recognition and horoscope generation. Errors are JSON: {\"error\": \"a sentence\"}."
     ),
     paths(
         actors::predict,
+        admin::upload_actors_model,
         horoscope::write,
         horoscope::stream,
         flags::flag,
@@ -53,6 +56,22 @@ use crate::state::AppState;
 )]
 pub struct ApiDoc;
 
+/// The bearer token that admin routes require.
+struct AdminToken;
+
+impl utoipa::Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "admin_token",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
 /// The API routes; uploads get the configured body limit.
 pub fn routes(state: &AppState) -> Router<AppState> {
     let upload_limit = DefaultBodyLimit::max(state.limits.max_upload_bytes());
@@ -64,6 +83,12 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/horoscope", post(horoscope::write))
         .route("/api/horoscope/stream", get(horoscope::stream))
         .route("/api/flags", post(flags::flag).layer(upload_limit))
+        .route(
+            "/api/admin/actors/model",
+            post(admin::upload_actors_model).layer(DefaultBodyLimit::max(
+                state.limits.max_model_mb * 1024 * 1024,
+            )),
+        )
         .route("/api/models", get(models))
         .route("/api/docs", get(docs))
         .route("/api/openapi.json", get(docs))

@@ -19,8 +19,8 @@ use starcast_model::{
     ActorRecognizer, Horoscope, HoroscopeRequest, HoroscopeWriter, ModelError, ModelInfo,
     Prediction, Recognition, ServedModels, Task,
 };
-use starcast_pipeline::{ExamplePhotos, FlagStore};
-use starcast_server::{AppState, Limits};
+use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
+use starcast_server::{Admin, AppState, Limits};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
@@ -51,6 +51,17 @@ pub fn server_with_limits(models: ServedModels, limits: Limits) -> TestServer {
         ExamplePhotos::new(data.path().join("examples")),
         limits,
     );
+    TestServer { state, data }
+}
+
+/// The admin token test servers with uploads accept.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A test server whose admin may upload models into its data folder.
+pub fn server_with_admin(models: ServedModels) -> TestServer {
+    let TestServer { state, data } = server(models);
+    let uploads = ModelUploads::new(data.path().join("models/uploads"));
+    let state = state.with_admin(Admin::new(ADMIN_TOKEN, uploads));
     TestServer { state, data }
 }
 
@@ -110,10 +121,10 @@ impl TestServer {
 
 /// Sends a raw HTTP/1.1 request (with `Connection: close`) over TCP and
 /// reads the whole answer, as bytes arrive on the wire.
-pub async fn over_tcp(address: std::net::SocketAddr, request: String) -> String {
+pub async fn over_tcp(address: std::net::SocketAddr, request: impl AsRef<[u8]>) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(request.as_ref()).await.unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.unwrap();
     String::from_utf8_lossy(&response).into_owned()
@@ -168,16 +179,34 @@ impl Multipart {
         self
     }
 
-    pub fn request(mut self, uri: &str) -> Request<Body> {
+    /// The content type and the finished body.
+    pub fn finish(mut self) -> (String, Vec<u8>) {
         self.body
             .extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        (
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+            self.body,
+        )
+    }
+
+    pub fn request(self, uri: &str) -> Request<Body> {
+        let (content_type, body) = self.finish();
         Request::post(uri)
-            .header(
-                header::CONTENT_TYPE,
-                format!("multipart/form-data; boundary={BOUNDARY}"),
-            )
-            .body(Body::from(self.body))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
             .unwrap()
+    }
+
+    /// The whole HTTP/1.1 request as bytes, for raw TCP clients.
+    pub fn raw(self, uri: &str, extra_headers: &str) -> Vec<u8> {
+        let (content_type, body) = self.finish();
+        let mut raw = format!(
+            "POST {uri} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra_headers}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        raw.extend_from_slice(&body);
+        raw
     }
 }
 
