@@ -2,7 +2,9 @@
 //! BatchNorm (eval mode) is folded into its weights and bias at load time,
 //! so inference runs one convolution instead of four tensor passes.
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor};
+
+use super::conv::Conv2d;
 use candle_nn::VarBuilder;
 
 /// The activation after a convolution.
@@ -128,6 +130,17 @@ impl ConvNorm {
 
 impl Module for ConvNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            let op = Conv2d {
+                stride: self.stride,
+                padding: self.padding,
+                groups: self.groups,
+                activation: self.activation,
+            };
+            return x
+                .contiguous()?
+                .apply_op3_no_bwd(&self.weight, &self.bias, &op);
+        }
         let y = x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?;
         let y = y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?;
         self.activation.apply(&y)

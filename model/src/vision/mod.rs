@@ -2,6 +2,7 @@
 //! torchvision's networks and preprocessing.
 
 mod classifier;
+mod conv;
 mod efficientnet;
 pub(crate) mod layers;
 mod mobilenet_v2;
