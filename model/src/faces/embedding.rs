@@ -29,7 +29,7 @@ fn conv(vb: VarBuilder, shape: ConvShape, activation: Activation) -> Result<Conv
         .broadcast_mul(&scale.reshape((cout, 1, 1, 1))?)?
         .contiguous()?;
     let bias = ((bias * &scale)? + shift)?;
-    Ok(ConvNorm::new(weight, bias, shape, activation))
+    ConvNorm::new(weight, bias, shape, activation)
 }
 
 /// Two 3x3 convolutions and a shortcut; a downsampling block halves the
@@ -49,7 +49,11 @@ impl Residual {
             ConvShape::new(cin, cout, 3, stride),
             Activation::Relu,
         )?;
-        let conv1 = if down { conv1.without_padding() } else { conv1 };
+        let conv1 = if down {
+            conv1.without_padding()?
+        } else {
+            conv1
+        };
         let conv2 = conv(
             vb.pp("conv2"),
             ConvShape::new(cout, cout, 3, 1),
@@ -94,7 +98,7 @@ impl FaceEmbedder {
             ConvShape::new(3, 32, 7, 2),
             Activation::Relu,
         )?
-        .without_padding();
+        .without_padding()?;
         let layout: [(&str, usize, usize, bool); 14] = [
             ("conv32_1", 32, 32, false),
             ("conv32_2", 32, 32, false),

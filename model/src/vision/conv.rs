@@ -7,19 +7,54 @@
 //! went from 115 to 14 ms and ResNet-18's from 89 to 39 ms (bench/vision.sh,
 //! 2 threads).
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, bail};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 use super::layers::Activation;
 
 /// Stride, padding, groups and activation of one convolution; the weight
 /// `(cout, cin / groups, k, k)` and bias `(cout)` are the op's other inputs.
+/// With `winograd`, the weight is [`winograd_weights`]' `(16, cout, cin)`
+/// instead (3x3, stride 1, padding 1 only).
 #[derive(Clone, Copy, Debug)]
 pub struct Conv2d {
     pub stride: usize,
     pub padding: usize,
     pub groups: usize,
     pub activation: Activation,
+    pub winograd: bool,
+}
+
+/// Whether a convolution can run as Winograd F(2x2, 3x3): 2.25 times fewer
+/// multiplications for the 3x3 stride-1 layers that dominate ResNets.
+pub fn winograd_fits(kernel: usize, stride: usize, padding: usize, groups: usize) -> bool {
+    kernel == 3 && stride == 1 && padding == 1 && groups == 1
+}
+
+/// `G g Gᵀ` for every 3x3 filter: `(cout, cin, 3, 3)` -> `(16, cout, cin)`.
+pub fn winograd_weights(weight: &Tensor) -> Result<Tensor> {
+    let (cout, cin, _, _) = weight.dims4()?;
+    let g = weight.flatten_all()?.to_vec1::<f32>()?;
+    let mut u = vec![0f32; 16 * cout * cin];
+    for (filter, g) in g.chunks_exact(9).enumerate() {
+        // G g: 4x3, rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2 over the filter's rows.
+        let mut gg = [[0f32; 3]; 4];
+        for c in 0..3 {
+            let (a, b, d) = (g[c], g[3 + c], g[6 + c]);
+            gg[0][c] = a;
+            gg[1][c] = (a + b + d) * 0.5;
+            gg[2][c] = (a - b + d) * 0.5;
+            gg[3][c] = d;
+        }
+        for (r, row) in gg.iter().enumerate() {
+            let (a, b, d) = (row[0], row[1], row[2]);
+            let out = [a, (a + b + d) * 0.5, (a - b + d) * 0.5, d];
+            for (c, v) in out.into_iter().enumerate() {
+                u[(r * 4 + c) * cout * cin + filter] = v;
+            }
+        }
+    }
+    Tensor::from_vec(u, (16, cout, cin), weight.device())
 }
 
 impl Activation {
@@ -74,6 +109,31 @@ impl CustomOp3 for Conv2d {
         let weights = contiguous(weight, weight_layout, "weight")?;
         let bias = contiguous(bias, bias_layout, "bias")?;
         let (batch, cin, h, w) = input_layout.shape().dims4()?;
+        if self.winograd {
+            let (sixteen, cout, wcin) = weight_layout.shape().dims3()?;
+            if sixteen != 16 || wcin != cin || bias.len() != cout {
+                bail!(
+                    "Winograd weights {:?} don't fit the input {:?}",
+                    weight_layout.dims(),
+                    input_layout.dims()
+                );
+            }
+            let g = Geometry {
+                cin,
+                cout,
+                h,
+                w,
+                k: 3,
+                oh: h,
+                ow: w,
+            };
+            let (image_in, image_out) = (cin * h * w, cout * h * w);
+            let mut out = vec![0f32; batch * image_out];
+            for (x, out) in x.chunks(image_in).zip(out.chunks_mut(image_out)) {
+                self.winograd(x, weights, bias, out, g);
+            }
+            return Ok((CpuStorage::F32(out), Shape::from((batch, cout, h, w))));
+        }
         let (cout, cin_per_group, k, k2) = weight_layout.shape().dims4()?;
         if k != k2 || cin_per_group * self.groups != cin || bias.len() != cout {
             bail!(
@@ -163,6 +223,131 @@ impl Conv2d {
         out.par_chunks_mut(n)
             .zip(bias.par_iter())
             .for_each(|(row, &b)| row.iter_mut().for_each(|v| *v = activation.scalar(*v + b)));
+    }
+
+    /// Winograd F(2x2, 3x3): each 4x4 input tile becomes `Bᵀ d B`, the 16
+    /// positions multiply as 16 GEMMs over (channels x tiles), and each
+    /// 4x4 product becomes a 2x2 output tile as `Aᵀ m A`.
+    fn winograd(&self, x: &[f32], u: &[f32], bias: &[f32], out: &mut [f32], g: Geometry) {
+        let (tiles_y, tiles_x) = (g.h.div_ceil(2), g.w.div_ceil(2));
+        let tiles = tiles_y * tiles_x;
+        let (cin, cout) = (g.cin, g.cout);
+        let mut v = vec![0f32; 16 * cin * tiles];
+        // v[xi][ci][t]: transformed input tiles, one channel per task.
+        let mut per_channel: Vec<Vec<f32>> = vec![Vec::new(); cin];
+        per_channel
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(ci, local)| {
+                local.resize(16 * tiles, 0.0);
+                let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+                for ty in 0..tiles_y {
+                    for tx in 0..tiles_x {
+                        let mut d = [[0f32; 4]; 4];
+                        for (r, row) in d.iter_mut().enumerate() {
+                            let iy = (2 * ty + r) as isize - 1;
+                            if iy < 0 || iy >= g.h as isize {
+                                continue;
+                            }
+                            for (c, value) in row.iter_mut().enumerate() {
+                                let ix = (2 * tx + c) as isize - 1;
+                                if ix >= 0 && ix < g.w as isize {
+                                    *value = plane[iy as usize * g.w + ix as usize];
+                                }
+                            }
+                        }
+                        // Bᵀ d: rows d0-d2, d1+d2, d2-d1, d1-d3; then the same on columns.
+                        let mut bd = [[0f32; 4]; 4];
+                        for c in 0..4 {
+                            bd[0][c] = d[0][c] - d[2][c];
+                            bd[1][c] = d[1][c] + d[2][c];
+                            bd[2][c] = d[2][c] - d[1][c];
+                            bd[3][c] = d[1][c] - d[3][c];
+                        }
+                        let t = ty * tiles_x + tx;
+                        for (r, row) in bd.iter().enumerate() {
+                            let values = [
+                                row[0] - row[2],
+                                row[1] + row[2],
+                                row[2] - row[1],
+                                row[1] - row[3],
+                            ];
+                            for (c, value) in values.into_iter().enumerate() {
+                                local[(r * 4 + c) * tiles + t] = value;
+                            }
+                        }
+                    }
+                }
+            });
+        for (ci, local) in per_channel.iter().enumerate() {
+            for xi in 0..16 {
+                let target = (xi * cin + ci) * tiles;
+                v[target..target + tiles].copy_from_slice(&local[xi * tiles..(xi + 1) * tiles]);
+            }
+        }
+        drop(per_channel);
+        // m[xi] = u[xi] (cout x cin) x v[xi] (cin x tiles), positions in parallel.
+        let mut m = vec![0f32; 16 * cout * tiles];
+        m.par_chunks_mut(cout * tiles)
+            .enumerate()
+            .for_each(|(xi, m)| {
+                let lhs = &u[xi * cout * cin..(xi + 1) * cout * cin];
+                let rhs = &v[xi * cin * tiles..(xi + 1) * cin * tiles];
+                // SAFETY: lhs holds cout*cin, rhs cin*tiles and m cout*tiles
+                // floats, row-major with these strides, and m is not aliased.
+                unsafe {
+                    gemm::gemm(
+                        cout,
+                        tiles,
+                        cin,
+                        m.as_mut_ptr(),
+                        1,
+                        tiles as isize,
+                        false,
+                        lhs.as_ptr(),
+                        1,
+                        cin as isize,
+                        rhs.as_ptr(),
+                        1,
+                        tiles as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            });
+        let activation = self.activation;
+        out.par_chunks_mut(g.h * g.w)
+            .enumerate()
+            .for_each(|(co, plane)| {
+                for ty in 0..tiles_y {
+                    for tx in 0..tiles_x {
+                        let t = ty * tiles_x + tx;
+                        let at = |xi: usize| m[(xi * cout + co) * tiles + t];
+                        // Aᵀ m: rows m0+m1+m2 and m1-m2-m3; then the same on columns.
+                        let am: [[f32; 4]; 2] = [
+                            std::array::from_fn(|c| at(c) + at(4 + c) + at(8 + c)),
+                            std::array::from_fn(|c| at(4 + c) - at(8 + c) - at(12 + c)),
+                        ];
+                        for (r, row) in am.iter().enumerate() {
+                            let y = 2 * ty + r;
+                            if y >= g.h {
+                                continue;
+                            }
+                            let values = [row[0] + row[1] + row[2], row[1] - row[2] - row[3]];
+                            for (c, value) in values.into_iter().enumerate() {
+                                let x = 2 * tx + c;
+                                if x < g.w {
+                                    plane[y * g.w + x] = activation.scalar(value + bias[co]);
+                                }
+                            }
+                        }
+                    }
+                }
+            });
     }
 
     /// Rows `(ci, ky, kx)`, columns the output positions; zeros for padding.

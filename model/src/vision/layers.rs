@@ -4,7 +4,7 @@
 
 use candle_core::{DType, Module, Result, Tensor};
 
-use super::conv::Conv2d;
+use super::conv::{Conv2d, winograd_fits, winograd_weights};
 use candle_nn::VarBuilder;
 
 /// The activation after a convolution.
@@ -61,6 +61,8 @@ impl ConvShape {
 #[derive(Debug)]
 pub struct ConvNorm {
     weight: Tensor,
+    /// The weights transformed for Winograd, for the layers that fit it.
+    winograd: Option<Tensor>,
     bias: Tensor,
     stride: usize,
     padding: usize,
@@ -92,25 +94,48 @@ impl ConvNorm {
         let scale = (gamma / (var + eps)?.sqrt()?)?;
         let weight = weight.broadcast_mul(&scale.reshape((cout, 1, 1, 1))?)?;
         let bias = (beta - (mean * &scale)?)?;
-        Ok(ConvNorm::new(weight, bias, shape, activation))
+        ConvNorm::new(weight, bias, shape, activation)
     }
 
     /// Ready weights `(cout, cin / groups, k, k)` and bias `(cout)`, with
     /// torchvision's padding: "same" size at stride 1.
-    pub fn new(weight: Tensor, bias: Tensor, shape: ConvShape, activation: Activation) -> Self {
+    pub fn new(
+        weight: Tensor,
+        bias: Tensor,
+        shape: ConvShape,
+        activation: Activation,
+    ) -> Result<Self> {
         ConvNorm {
             weight,
+            winograd: None,
             bias,
             stride: shape.stride,
             padding: (shape.kernel - 1) / 2,
             groups: shape.groups,
             activation,
         }
+        .prepared()
     }
 
     /// The same convolution without padding (TensorFlow's "valid").
-    pub fn without_padding(self) -> Self {
-        ConvNorm { padding: 0, ..self }
+    pub fn without_padding(self) -> Result<Self> {
+        ConvNorm {
+            padding: 0,
+            winograd: None,
+            ..self
+        }
+        .prepared()
+    }
+
+    /// Transforms the weights once for the CPU's Winograd path when it fits.
+    fn prepared(mut self) -> Result<Self> {
+        let kernel = self.weight.dim(3)?;
+        if self.weight.device().is_cpu()
+            && winograd_fits(kernel, self.stride, self.padding, self.groups)
+        {
+            self.winograd = Some(winograd_weights(&self.weight)?);
+        }
+        Ok(self)
     }
 
     /// A convolution with its own bias and no norm (squeeze-excitation).
@@ -124,7 +149,7 @@ impl ConvNorm {
         } = shape;
         let weight = vb.get((cout, cin / groups, kernel, kernel), "weight")?;
         let bias = vb.get(cout, "bias")?;
-        Ok(ConvNorm::new(weight, bias, shape, activation))
+        ConvNorm::new(weight, bias, shape, activation)
     }
 }
 
@@ -136,10 +161,10 @@ impl Module for ConvNorm {
                 padding: self.padding,
                 groups: self.groups,
                 activation: self.activation,
+                winograd: self.winograd.is_some(),
             };
-            return x
-                .contiguous()?
-                .apply_op3_no_bwd(&self.weight, &self.bias, &op);
+            let weight = self.winograd.as_ref().unwrap_or(&self.weight);
+            return x.contiguous()?.apply_op3_no_bwd(weight, &self.bias, &op);
         }
         let y = x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?;
         let y = y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?;

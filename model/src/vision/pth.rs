@@ -30,14 +30,12 @@ const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 
 
 /// Modules whose functions a weights file has no reason to name: a pickle
 /// that does is an attack (or not a model), so it is refused outright.
-const CODE_MODULES: [&str; 16] = [
+const CODE_MODULES: [&str; 14] = [
     "os",
     "posix",
     "nt",
     "subprocess",
     "sys",
-    "builtins",
-    "__builtin__",
     "shutil",
     "socket",
     "importlib",
@@ -47,6 +45,21 @@ const CODE_MODULES: [&str; 16] = [
     "webbrowser",
     "code",
     "marshal",
+];
+/// Builtins that run or reach code; `set`, `slice` and the like are data.
+const CODE_BUILTINS: [&str; 12] = [
+    "eval",
+    "exec",
+    "compile",
+    "open",
+    "__import__",
+    "getattr",
+    "setattr",
+    "delattr",
+    "globals",
+    "locals",
+    "vars",
+    "breakpoint",
 ];
 
 /// Where a checkpoint dict keeps the model's state_dict.
@@ -123,7 +136,11 @@ fn refuse_code(pickle: &Pickle) -> Result<(), PthError> {
     for object in pickle.objects() {
         if let Object::Global { module, name } = object {
             let root = module.split('.').next().unwrap_or_default();
-            if CODE_MODULES.contains(&root) || (module == "torch" && name == "load") {
+            let builtin = matches!(root, "builtins" | "__builtin__");
+            if CODE_MODULES.contains(&root)
+                || (builtin && CODE_BUILTINS.contains(&name.as_str()))
+                || (module == "torch" && name == "load")
+            {
                 return format_error(format!(
                     "it asks Python to run {module}.{name} when loaded; this is not a model file, and nothing in it was run"
                 ));
@@ -457,6 +474,14 @@ mod tests {
         let err = read_pth(evil).unwrap_err().to_string();
         assert!(err.contains("posix.system"), "{err}");
         assert!(err.contains("nothing in it was run"), "{err}");
+    }
+
+    #[test]
+    fn builtins_that_run_code_are_refused() {
+        // `builtins.eval("1+1")`
+        let evil = b"\x80\x02cbuiltins\neval\nX\x03\x00\x00\x001+1\x85R.";
+        let err = read_pth(evil).unwrap_err().to_string();
+        assert!(err.contains("builtins.eval"), "{err}");
     }
 
     #[test]
