@@ -29,6 +29,8 @@ pub enum LoadError {
         found: usize,
         classes: usize,
     },
+    #[error("could not fetch {location} from the Hugging Face Hub: {reason}")]
+    Hub { location: String, reason: String },
     #[error("the weights in {path} can't be used: {reason}")]
     Weights { path: PathBuf, reason: String },
     #[error(

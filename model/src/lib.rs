@@ -10,6 +10,8 @@ pub mod faces;
 #[cfg(feature = "runtime")]
 pub mod folder;
 pub mod horoscope;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod info;
 #[cfg(feature = "runtime")]
 pub mod photo;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use starcast_model::HoroscopeQuery;
+use starcast_model::hub::local_model;
 use starcast_model::text::load_horoscope_writer;
 
 #[derive(Debug, clap::Args)]
@@ -25,7 +26,7 @@ pub struct HoroscopeArgs {
     /// Nucleus sampling: above 0 and at most 1.
     #[arg(long)]
     pub top_p: Option<f32>,
-    /// The model folder.
+    /// The model folder or `hf://user/repo[@revision]`.
     #[arg(
         long,
         env = "STARCAST_HOROSCOPE_MODEL",
@@ -46,7 +47,8 @@ pub fn horoscope(args: HoroscopeArgs) -> anyhow::Result<()> {
         seed: args.seed,
     }
     .validate(chrono::Local::now().date_naive())?;
-    let writer = load_horoscope_writer(&args.model).with_context(|| {
+    let path = local_model(&args.model)?;
+    let writer = load_horoscope_writer(&path).with_context(|| {
         format!(
             "could not load the horoscope model in {}",
             args.model.display()

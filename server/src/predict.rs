@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde::Serialize;
+use starcast_model::hub::local_model;
 use starcast_model::photo::decode_photo;
 use starcast_model::vision::ClassifierOptions;
 use starcast_model::{ActorRecognizer, Face, Prediction, Task, load_actor_recognizer};
@@ -22,8 +23,8 @@ struct Line<'a> {
 
 #[derive(Debug, clap::Args)]
 pub struct ActorsArgs {
-    /// The model: a face-gallery folder, a classifier folder, or a weights
-    /// file (.pth, .pt, .safetensors).
+    /// The model: a face-gallery folder, a classifier folder, a weights
+    /// file (.pth, .pt, .safetensors) or `hf://user/repo[@revision]`.
     #[arg(
         long,
         env = "STARCAST_ACTORS_MODEL",
@@ -53,7 +54,8 @@ pub fn actors(args: ActorsArgs) -> anyhow::Result<ExitCode> {
         architecture: args.arch.clone(),
         labels: args.labels.clone(),
     };
-    let model = load_actor_recognizer(&args.model, &options)
+    let path = local_model(&args.model)?;
+    let model = load_actor_recognizer(&path, &options)
         .with_context(|| format!("could not load the actor model {}", args.model.display()))?;
     let mut stdout = std::io::stdout().lock();
     let mut failed = false;

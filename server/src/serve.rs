@@ -8,6 +8,7 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use leptos::config::{Env, LeptosOptions};
 use starcast_app::OUTPUT_NAME;
+use starcast_model::hub::local_model;
 use starcast_model::text::load_horoscope_writer;
 use starcast_model::vision::ClassifierOptions;
 use starcast_model::{Models, ServedModels, load_actor_recognizer};
@@ -39,12 +40,12 @@ pub struct ServeArgs {
     /// The largest upload accepted, in megabytes.
     #[arg(long, env = "STARCAST_MAX_UPLOAD_MB", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_upload_mb: u16,
-    /// The horoscope model folder; without it, `<data>/models/smollm2-135m-instruct`
+    /// The horoscope model folder or `hf://user/repo[@revision]`; without it, `<data>/models/smollm2-135m-instruct`
     /// when that exists (scripts/fetch-defaults.sh puts it there).
     #[arg(long, env = "STARCAST_HOROSCOPE_MODEL")]
     pub horoscope_model: Option<PathBuf>,
-    /// The actor model: a face-gallery folder, a classifier folder, or a
-    /// weights file (.pth, .safetensors); without it, `<data>/models/face-gallery`
+    /// The actor model: a face-gallery folder, a classifier folder, a
+    /// weights file (.pth, .safetensors) or `hf://user/repo[@revision]`; without it, `<data>/models/face-gallery`
     /// when that exists (scripts/fetch-defaults.sh puts it there).
     #[arg(long, env = "STARCAST_ACTORS_MODEL")]
     pub actors_model: Option<PathBuf>,
@@ -128,7 +129,8 @@ impl ServeArgs {
     fn models(&self) -> anyhow::Result<ServedModels> {
         let horoscope = self
             .model_path(&self.horoscope_model, DEFAULT_HOROSCOPE_MODEL, "--horoscope-model")
-            .map(|path| {
+            .map(|location| {
+                let path = local_model(&location)?;
                 let writer = load_horoscope_writer(&path).with_context(|| {
                     format!("could not load the horoscope model in {}", path.display())
                 })?;
@@ -142,7 +144,8 @@ impl ServeArgs {
         };
         let actors = self
             .model_path(&self.actors_model, DEFAULT_ACTORS_MODEL, "--actors-model")
-            .map(|path| {
+            .map(|location| {
+                let path = local_model(&location)?;
                 let recognizer = load_actor_recognizer(&path, &options).with_context(|| {
                     format!("could not load the actor model in {}", path.display())
                 })?;

@@ -8,31 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use candle_core::{Device, Tensor};
 use common::{
     ADMIN_TOKEN, ColourRecognizer, Multipart, join_within, over_tcp, png, server_with_admin,
+    three_class_safetensors,
 };
 use starcast_model::Models;
-use starcast_model::vision::read_weights;
 use tokio::net::TcpListener;
 
 const CLIENTS: usize = 6;
-
-/// MobileNetV2's ImageNet features with a new 3-class head whose weights
-/// are zero and biases 0, 1, 2: every photo is "Cleo" first.
-fn three_class_safetensors() -> Vec<u8> {
-    let pth = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../data/models/mobilenet-v2-imagenet/model.pth");
-    let mut tensors =
-        read_weights(&pth).unwrap_or_else(|e| panic!("{e}: run scripts/fetch-defaults.sh data"));
-    let head = Tensor::zeros((3, 1280), candle_core::DType::F32, &Device::Cpu).unwrap();
-    let bias = Tensor::new(&[0f32, 1.0, 2.0], &Device::Cpu).unwrap();
-    tensors.insert("classifier.1.weight".into(), head);
-    tensors.insert("classifier.1.bias".into(), bias);
-    let file = tempfile::NamedTempFile::new().unwrap();
-    candle_core::safetensors::save(&tensors, file.path()).unwrap();
-    std::fs::read(file.path()).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_upload_is_served_at_once_without_a_failed_request() {

@@ -352,3 +352,21 @@ impl HoroscopeWriter for EchoWriter {
         })
     }
 }
+
+/// MobileNetV2's ImageNet features with a new 3-class head whose weights
+/// are zero and biases 0, 1, 2: every photo gets the third label first.
+/// As safetensors bytes, the way a student's fine-tuned model arrives.
+pub fn three_class_safetensors() -> Vec<u8> {
+    use candle_core::{DType, Device, Tensor};
+    let pth = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../data/models/mobilenet-v2-imagenet/model.pth");
+    let mut tensors = starcast_model::vision::read_weights(&pth)
+        .unwrap_or_else(|e| panic!("{e}: run scripts/fetch-defaults.sh data"));
+    let head = Tensor::zeros((3, 1280), DType::F32, &Device::Cpu).unwrap();
+    let bias = Tensor::new(&[0f32, 1.0, 2.0], &Device::Cpu).unwrap();
+    tensors.insert("classifier.1.weight".into(), head);
+    tensors.insert("classifier.1.bias".into(), bias);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    candle_core::safetensors::save(&tensors, file.path()).unwrap();
+    std::fs::read(file.path()).unwrap()
+}
