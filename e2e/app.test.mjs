@@ -7,6 +7,7 @@
 // HOROSCOPE_MODEL  the SmolLM2 model folder (scripts/fetch-defaults.sh)
 // ACTORS_MODEL     the demo face gallery folder (scripts/fetch-defaults.sh)
 // PHOTOS           the data folder's examples/ with face_recognition's photos
+// CLASSIFIER       a classifier weights file for the admin upload (MobileNetV2's .pth)
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -270,7 +271,7 @@ describe("actors page with the demo face gallery", () => {
 
   before(async () => {
     assert.ok(model && photos, "set ACTORS_MODEL and PHOTOS (scripts/test.sh does)");
-    modelServer = await startServer(["--actors-model", model]);
+    modelServer = await startServer(["--actors-model", model, "--admin-token", "e2e-admin-token"]);
   });
   after(() => modelServer?.stop());
 
@@ -284,6 +285,34 @@ describe("actors page with the demo face gallery", () => {
     assert.equal(boxes.length, 1);
     assert.match(await boxes[0].textContent(), /Barack Obama/);
     await page.screenshot({ path: join(screenshots, "actors-gallery.png"), fullPage: true });
+    assert.deepEqual(errors, []);
+    await close();
+  });
+});
+
+describe("models page admin upload", () => {
+  const classifier = process.env.CLASSIFIER;
+  let adminServer;
+
+  before(async () => {
+    assert.ok(classifier, "set CLASSIFIER to a .pth file (scripts/test.sh does)");
+    adminServer = await startServer(["--admin-token", "e2e-admin-token"]);
+  });
+  after(() => adminServer?.stop());
+
+  test("a wrong token is refused; the right one serves the upload at once", async () => {
+    const { page, errors, close } = await open("/models", {}, adminServer.url);
+    await page.click(".admin summary");
+    await page.fill("#admin-token", "wrong");
+    await page.setInputFiles("#admin-weights", classifier);
+    await page.click(".admin-form button[type=submit]");
+    assert.match(await page.textContent(".admin .error", { timeout: 30_000 }), /admin token/);
+    await page.fill("#admin-token", "e2e-admin-token");
+    await page.click(".admin-form button[type=submit]");
+    assert.match(await page.textContent(".admin .notice", { timeout: 60_000 }), /Now serving .*mobilenet_v2, 1000 labels/);
+    await page.waitForSelector(".model", { timeout: 10_000 });
+    assert.match(await page.textContent(".model"), /uploaded classifier/);
+    await page.screenshot({ path: join(screenshots, "models-admin-upload.png"), fullPage: true });
     assert.deepEqual(errors, []);
     await close();
   });

@@ -25,4 +25,5 @@ cd "$ROOT/e2e"
 STARCAST_BIN="$CARGO_TARGET_DIR/debug/starcast" STARCAST_SITE="$SITE" \
   HOROSCOPE_MODEL="$ROOT/data/models/smollm2-135m-instruct" \
   ACTORS_MODEL="$ROOT/data/models/face-gallery" PHOTOS="$ROOT/data/examples" \
+  CLASSIFIER="$ROOT/data/models/mobilenet-v2-imagenet/model.pth" \
   SCREENSHOTS="$ROOT/target/e2e-screenshots" node --test

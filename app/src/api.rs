@@ -59,10 +59,10 @@ pub mod client {
     use serde::de::DeserializeOwned;
     use wasm_bindgen::{JsCast, JsValue};
     use wasm_bindgen_futures::JsFuture;
-    use web_sys::{Blob, FormData, RequestInit, Response};
+    use web_sys::{Blob, FormData, Headers, RequestInit, Response};
 
     use super::{ErrorBody, FlagReceipt};
-    use starcast_model::ActorReport;
+    use starcast_model::{ActorReport, ModelInfo};
 
     /// Why a call failed, in a sentence for the page.
     #[derive(Clone, Debug, PartialEq)]
@@ -121,6 +121,21 @@ pub mod client {
         form.append_with_blob_and_filename("image", photo, file_name)
             .map_err(unreachable_server)?;
         json(post_form("/api/actors/predict", &form).await?).await
+    }
+
+    /// `POST /api/admin/actors/model` with the admin's token.
+    pub async fn upload_actors_model(form: &FormData, token: &str) -> Result<ModelInfo, Failure> {
+        let headers = Headers::new().map_err(unreachable_server)?;
+        headers
+            .set("Authorization", &format!("Bearer {}", token.trim()))
+            .map_err(|_| {
+                Failure("The token can't be sent: it has characters a header can't carry.".into())
+            })?;
+        let init = RequestInit::new();
+        init.set_method("POST");
+        init.set_headers(&headers);
+        init.set_body(form);
+        json(fetch("/api/admin/actors/model", &init).await?).await
     }
 
     /// `POST /api/flags`.
