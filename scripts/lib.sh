@@ -1,6 +1,9 @@
 # Shared settings for the scripts; sourced, not run.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/starcast-target}
+# Incremental caches help editing, not scripted builds, and they grow by
+# gigabytes per change in the shared target folder.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 SITE=${STARCAST_SITE:-$ROOT/target/site}
 export PATH="$HOME/.cargo/bin:$PATH"
 

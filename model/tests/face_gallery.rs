@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use image::{DynamicImage, GenericImageView, RgbImage};
 use starcast_model::ActorRecognizer;
-use starcast_model::faces::{FaceGalleryRecognizer, UNKNOWN};
+use starcast_model::faces::{FaceBox, FaceGalleryRecognizer, UNKNOWN};
 use starcast_model::folder::ModelFolder;
 use starcast_model::photo::decode_photo;
 
@@ -105,4 +105,44 @@ fn each_face_of_a_group_photo_gets_its_own_answer() {
     assert_eq!(named[0].1, "Barack Obama");
     assert_eq!(named[1].1, "Joe Biden");
     assert!(named[1].0 >= 600);
+}
+
+#[test]
+fn descriptors_match_face_api_in_a_browser() {
+    // scripts/reference/face_descriptors.mjs ran face-api 1.7.15 itself
+    // (TensorFlow.js CPU backend in Chromium) on these boxes.
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/face_descriptors.json");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for face in reference["faces"].as_array().unwrap() {
+        let name = face["photo"].as_str().unwrap();
+        let numbers = |v: &serde_json::Value| -> Vec<f64> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        let b = numbers(&face["box"]);
+        let bounds = [b[0] as u32, b[1] as u32, b[2] as u32, b[3] as u32];
+        let ours = gallery()
+            .describe(&photo(name), &FaceBox { bounds, score: 0.0 })
+            .unwrap();
+        let theirs = numbers(&face["descriptor"]);
+        assert_eq!(ours.len(), theirs.len());
+        let distance = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (f64::from(*a) - b).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        // Same person is about 0.4 apart, different people 0.65. PNGs decode
+        // identically in Chromium and here; JPEG decoders differ by a level.
+        let tolerance = if name.ends_with(".png") { 1e-4 } else { 5e-3 };
+        assert!(
+            distance < tolerance,
+            "{name}: {distance} from face-api's descriptor"
+        );
+    }
 }
