@@ -119,6 +119,46 @@ mod tests {
     }
 
     #[test]
+    fn grey_16_bit_alpha_and_tiny_photos_become_rgb_tensors() {
+        let grey =
+            DynamicImage::ImageLuma8(image::GrayImage::from_pixel(300, 280, image::Luma([128])));
+        let deep = DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(
+            260,
+            260,
+            image::Rgb([65535u16, 0, 32768]),
+        ));
+        let clear = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+            256,
+            256,
+            image::Rgba([255, 255, 255, 0]),
+        ));
+        let tiny = DynamicImage::ImageRgb8(RgbImage::from_pixel(1, 1, image::Rgb([0, 0, 0])));
+        let p = Preprocess::default();
+        let value = |t: &Tensor, c: usize| {
+            t.get(0)
+                .unwrap()
+                .get(c)
+                .unwrap()
+                .get(100)
+                .unwrap()
+                .get(100)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        let g = p.tensor(&grey).unwrap();
+        let expected = (128.0 / 255.0 - 0.485) / 0.229;
+        assert!((value(&g, 0) - expected).abs() < 1e-5);
+        let d = p.tensor(&deep).unwrap();
+        assert!((value(&d, 0) - (1.0 - 0.485) / 0.229).abs() < 1e-5);
+        assert!((value(&d, 1) - (0.0 - 0.456) / 0.224).abs() < 1e-5);
+        // Alpha is dropped, as PIL's convert("RGB") does: transparent white is white.
+        let c = p.tensor(&clear).unwrap();
+        assert!((value(&c, 2) - (1.0 - 0.406) / 0.225).abs() < 1e-5);
+        assert_eq!(p.tensor(&tiny).unwrap().dims(), &[1, 3, 224, 224]);
+    }
+
+    #[test]
     fn bad_settings_are_named() {
         let p = Preprocess {
             crop: 300,
