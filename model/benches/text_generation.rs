@@ -1,6 +1,6 @@
 //! Text generation speed on the packaged SmolLM2-135M-Instruct Q4_1 GGUF:
-//! prompt processing and generation tokens/s of candle's quantized Llama as
-//! `QuantizedLlama` runs it, time to first token and the day's horoscope end
+//! prompt processing and generation tokens/s of candle's quantized Llama
+//! with the weights as `QuantizedLlama` loads them (Q4_1 requantized to Q8_0), time to first token and the day's horoscope end
 //! to end, and peak memory. bench/text.sh runs llama.cpp beside it.
 //!
 //! Usage: cargo bench -p starcast-model --bench text_generation -- [MODEL_DIR] [RUNS]
@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
-use candle_transformers::models::quantized_llama::ModelWeights;
 use chrono::NaiveDate;
 use starcast_model::folder::ModelFolder;
-use starcast_model::text::QuantizedLlama;
+use starcast_model::text::{QuantizedLlama, load_weights};
 use starcast_model::{HoroscopeRequest, HoroscopeWriter, ZodiacSign};
 
 const PROMPT_TOKENS: usize = 64;
@@ -41,9 +40,13 @@ fn main() -> candle_core::Result<()> {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
-    let folder = args.first().map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/models/smollm2-135m-instruct")
-    });
+    let folder = args
+        .first()
+        .filter(|a| !a.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/models/smollm2-135m-instruct")
+        });
     let runs: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(5);
     let gguf = folder.join("model.gguf");
     let file_mb = std::fs::metadata(&gguf)?.len() as f64 / 1e6;
@@ -51,7 +54,7 @@ fn main() -> candle_core::Result<()> {
     let load_start = Instant::now();
     let mut file = File::open(&gguf)?;
     let content = gguf_file::Content::read(&mut file)?;
-    let weights = ModelWeights::from_gguf(content, &mut file, &Device::Cpu)?;
+    let weights = load_weights(content, &mut file)?;
     let load = load_start.elapsed();
 
     // Token ids below 1000 are ordinary text pieces in this vocabulary.
