@@ -109,6 +109,17 @@ pub trait HoroscopeWriter: Send + Sync {
     ) -> Result<Horoscope, ModelError>;
 }
 
+/// Punctuation a horoscope keeps besides letters, ASCII digits and spaces:
+/// the seed project's set plus typographic quotes and dashes.
+pub const KEPT_PUNCTUATION: &str = "!.,:?;«»-—'’\"“”()";
+
+/// Whether a character belongs in a horoscope's text (letters of any
+/// alphabet, ASCII digits, spaces and [`KEPT_PUNCTUATION`]); the text core
+/// and the data pipeline clean with the same rule.
+pub fn is_kept_char(c: char) -> bool {
+    c.is_alphabetic() || c.is_ascii_digit() || c == ' ' || KEPT_PUNCTUATION.contains(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

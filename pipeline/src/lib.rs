@@ -1,9 +1,11 @@
 //! Starcast's data pipeline: the records and files that feed the app,
 //! evaluation and retraining. Today: the examples gallery, the review
-//! queue of flagged predictions, and models uploaded by an admin.
+//! queue of flagged predictions, models uploaded by an admin, and the
+//! processing of collected horoscopes.
 
 pub mod examples;
 pub mod flags;
+pub mod horoscopes;
 pub mod uploads;
 
 pub use examples::ExamplePhotos;

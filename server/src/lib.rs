@@ -7,6 +7,7 @@ pub mod error;
 pub mod generate;
 pub mod metrics;
 pub mod predict;
+pub mod process;
 pub mod router;
 pub mod serve;
 pub mod state;

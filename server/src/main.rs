@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use starcast_server::generate::{self, HoroscopeArgs};
 use starcast_server::predict::{self, ActorsArgs};
+use starcast_server::process::{self, HoroscopesArgs};
 use starcast_server::serve::{ServeArgs, serve};
 use tracing_subscriber::EnvFilter;
 
@@ -27,6 +28,15 @@ enum Command {
     /// Recognise with a model from the command line.
     #[command(subcommand)]
     Predict(Predict),
+    /// Turn collected data into training data.
+    #[command(subcommand)]
+    Process(Process),
+}
+
+#[derive(Debug, Subcommand)]
+enum Process {
+    /// Clean, map signs, deduplicate and length-filter collected horoscopes.
+    Horoscopes(HoroscopesArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,10 +61,23 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", explain(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes in one line. Library errors often quote their
+/// cause already, so a cause whose words are there is not repeated.
+fn explain(error: &anyhow::Error) -> String {
+    let mut message = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message = format!("{message}: {cause}");
+        }
+    }
+    message
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -68,5 +91,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Predict(Predict::Actors(args)) => predict::actors(args),
+        Command::Process(Process::Horoscopes(args)) => {
+            process::horoscopes(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -5,14 +5,7 @@
 pub const MIN_CHARS: usize = 300;
 pub const MAX_CHARS: usize = 500;
 
-/// Punctuation kept besides letters, ASCII digits and spaces: the seed's set
-/// plus typographic quotes and dashes.
-const KEPT_PUNCTUATION: &str = "!.,:?;«»-—'’\"“”()";
-
-/// Whether a character survives cleaning.
-pub fn is_kept_char(c: char) -> bool {
-    c.is_alphabetic() || c.is_ascii_digit() || c == ' ' || KEPT_PUNCTUATION.contains(c)
-}
+use crate::horoscope::is_kept_char;
 
 /// Removes stray characters and junk sequences: line breaks and
 /// non-breaking spaces become spaces, other characters outside the kept set

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use cache::{CACHED_HOROSCOPES, CachedWriter};
-pub use clean::{MAX_CHARS, MIN_CHARS, clean_text, cut_to_length, is_kept_char, shape_horoscope};
+pub use clean::{MAX_CHARS, MIN_CHARS, clean_text, cut_to_length, shape_horoscope};
 pub use prompt::{PromptStyle, horoscope_prompt};
 pub use quantized_llama::{QuantizedLlama, load_weights};
 pub use sampler::{Sampler, SamplingSettings};
