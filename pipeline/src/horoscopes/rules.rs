@@ -11,7 +11,7 @@
 //! f. keep the input order.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use serde::{Deserialize, Serialize};
 use starcast_model::ZodiacSign;
@@ -135,11 +135,10 @@ impl Rules {
     }
 
     fn key(&self, record: &Record) -> u128 {
-        let [high, low] = self.hashers.each_ref().map(|state| {
-            let mut hasher = state.build_hasher();
-            (&record.date, &record.sign, &record.text).hash(&mut hasher);
-            hasher.finish()
-        });
+        let [high, low] = self
+            .hashers
+            .each_ref()
+            .map(|state| state.hash_one((&record.date, &record.sign, &record.text)));
         (u128::from(high) << 64) | u128::from(low)
     }
 
