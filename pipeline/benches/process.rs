@@ -72,11 +72,19 @@ fn main() {
             let mut text = String::new();
             while text.chars().count() < target {
                 text += WORDS[(next(&mut state) % WORDS.len() as u64) as usize];
-                text.push(if next(&mut state) % 9 == 0 { '\n' } else { ' ' });
+                text.push(if next(&mut state).is_multiple_of(9) {
+                    '\n'
+                } else {
+                    ' '
+                });
             }
             let sign = SIGNS[(next(&mut state) % SIGNS.len() as u64) as usize];
             let day = 1 + next(&mut state) % 28;
-            let source = if rows % 50 == 0 { "" } else { "site-a" };
+            let source = if rows.is_multiple_of(50) {
+                ""
+            } else {
+                "site-a"
+            };
             format!("2026-02-{day:02},{sign},\"{text}\",{source}\n")
         };
         file.write_all(line.as_bytes()).unwrap();
