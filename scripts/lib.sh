@@ -5,6 +5,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/starcast-target}
 # gigabytes per change in the shared target folder.
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 SITE=${STARCAST_SITE:-$ROOT/target/site}
+# The S3-compatible server the storage tests start (setup.sh --test installs it).
+export MOTO_SERVER=${MOTO_SERVER:-$HOME/.cache/starcast-tools/moto-venv/bin/moto_server}
 export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n==> %s\n' "$*"; }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building Starcast needs and is missing: the wasm32 target,
 # wasm-bindgen-cli at exactly the version in Cargo.lock, wasm-opt, and with
-# --test Chromium and the browser-test packages. Safe to rerun: it skips what is there.
+# --test Chromium, the browser-test packages and moto (an S3-compatible
+# server from PyPI, in a virtual environment under ~/.cache/starcast-tools).
+# Safe to rerun: it skips what is there.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -36,5 +38,10 @@ if $with_tests; then
   if [[ ! -d "$ROOT/e2e/node_modules/playwright-core" ]]; then
     step "installing the browser-test packages"
     (cd "$ROOT/e2e" && npm install --no-audit --no-fund --loglevel=error)
+  fi
+  if [[ ! -x "$MOTO_SERVER" ]]; then
+    step "installing moto, an S3-compatible server for the storage tests (PyPI)"
+    python3 -m venv "$(dirname "$(dirname "$MOTO_SERVER")")"
+    "$(dirname "$MOTO_SERVER")/pip" install --quiet "moto[server]==5.*"
   fi
 fi

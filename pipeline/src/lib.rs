@@ -6,6 +6,7 @@
 pub mod examples;
 pub mod flags;
 pub mod horoscopes;
+pub mod store;
 pub mod uploads;
 
 pub use examples::ExamplePhotos;

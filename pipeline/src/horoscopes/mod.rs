@@ -3,5 +3,5 @@
 mod process;
 mod rules;
 
-pub use process::{ProcessError, input_files, process_horoscopes};
+pub use process::{ProcessError, input_files, process_horoscopes, process_horoscopes_at};
 pub use rules::{Counts, FEWER_THAN, MORE_THAN, RawRecord, Record, Rules, clean_text};

@@ -15,6 +15,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 
 use super::rules::{Counts, Record, Rules};
+use crate::store::{self, Location, StoreError};
 
 /// Rows per Parquet row group: enough for good compression, little memory.
 const ROW_GROUP: usize = 65_536;
@@ -31,6 +32,27 @@ pub enum ProcessError {
     OutputFormat(PathBuf),
     #[error("could not write {path}: {reason}")]
     Write { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// `process_horoscopes` between storage locations: local paths, or
+/// `s3://bucket/prefix` for the input folder and the output file.
+pub fn process_horoscopes_at(input: &str, output: &str) -> Result<Counts, ProcessError> {
+    let input = Location::parse(input)?;
+    let output = Location::parse(output)?;
+    let scratch = tempfile::tempdir().map_err(|source| ProcessError::Read {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let input_path = store::fetch(&input, ".csv", &scratch.path().join("input"))?;
+    let output_path = match &output {
+        Location::Local(path) => path.clone(),
+        Location::Remote { .. } => scratch.path().join(output.file_name()),
+    };
+    let counts = process_horoscopes(&input_path, &output_path)?;
+    store::publish(&output_path, &output)?;
+    Ok(counts)
 }
 
 /// The CSV files an input names: the file itself, or every `.csv` under a
