@@ -3,6 +3,7 @@
 //! `starcast-pipeline`.
 
 pub mod api;
+pub mod collect;
 pub mod error;
 pub mod generate;
 pub mod metrics;

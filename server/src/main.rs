@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use starcast_server::collect;
 use starcast_server::generate::{self, HoroscopeArgs};
 use starcast_server::predict::{self, ActorsArgs};
 use starcast_server::process::{self, HoroscopesArgs};
@@ -28,9 +29,18 @@ enum Command {
     /// Recognise with a model from the command line.
     #[command(subcommand)]
     Predict(Predict),
+    /// Collect data from the web.
+    #[command(subcommand)]
+    Collect(Collect),
     /// Turn collected data into training data.
     #[command(subcommand)]
     Process(Process),
+}
+
+#[derive(Debug, Subcommand)]
+enum Collect {
+    /// Today's horoscopes from the sites of a sources file, one CSV per site.
+    Horoscopes(collect::HoroscopesArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Predict(Predict::Actors(args)) => predict::actors(args),
+        Command::Collect(Collect::Horoscopes(args)) => collect::horoscopes(args),
         Command::Process(Process::Horoscopes(args)) => {
             process::horoscopes(args)?;
             Ok(ExitCode::SUCCESS)
