@@ -3,6 +3,7 @@
 //! queue of flagged predictions, models uploaded by an admin, and the
 //! processing of collected horoscopes.
 
+pub mod dataset;
 pub mod examples;
 pub mod flags;
 pub mod horoscopes;

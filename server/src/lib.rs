@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod collect;
+pub mod dataset;
 pub mod error;
 pub mod generate;
 pub mod metrics;

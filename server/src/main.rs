@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use starcast_server::collect;
 use starcast_server::generate::{self, HoroscopeArgs};
 use starcast_server::predict::{self, ActorsArgs};
 use starcast_server::process::{self, HoroscopesArgs};
 use starcast_server::serve::{ServeArgs, serve};
+use starcast_server::{collect, dataset};
 use tracing_subscriber::EnvFilter;
 
 /// Starcast: recognise actors in photos and write daily horoscopes, with
@@ -35,6 +35,17 @@ enum Command {
     /// Turn collected data into training data.
     #[command(subcommand)]
     Process(Process),
+    /// Actor photo datasets.
+    #[command(subcommand)]
+    Dataset(Dataset),
+}
+
+#[derive(Debug, Subcommand)]
+enum Dataset {
+    /// Unpack the lab's dataset.zip (or copy a folder) as <actor>/<photo>.
+    Import(dataset::ImportArgs),
+    /// Quarantine undecodable, duplicate, faceless, blurred and mislabelled photos.
+    Clean(dataset::CleanArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +113,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Predict(Predict::Actors(args)) => predict::actors(args),
         Command::Collect(Collect::Horoscopes(args)) => collect::horoscopes(args),
+        Command::Dataset(Dataset::Import(args)) => {
+            dataset::import(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dataset(Dataset::Clean(args)) => {
+            dataset::clean(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Process(Process::Horoscopes(args)) => {
             process::horoscopes(args)?;
             Ok(ExitCode::SUCCESS)

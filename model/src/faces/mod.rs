@@ -25,19 +25,18 @@ pub const EMBEDDER_MANIFEST: &str = "face_recognition_model-weights_manifest.jso
 pub const DETECTOR_FILE: &str = "seeta_fd_frontal_v1.0.bin";
 pub const GALLERY_DIR: &str = "gallery";
 
-/// Finds faces and names them from a gallery.
-pub struct FaceGalleryRecognizer {
-    detector: FaceDetector,
-    embedder: FaceEmbedder,
-    gallery: Gallery,
-    info: ModelInfo,
+/// A face detector and the descriptor network, from a face-gallery model
+/// folder: what recognition and dataset cleaning both need.
+pub struct FaceTools {
+    pub detector: FaceDetector,
+    pub embedder: FaceEmbedder,
 }
 
-impl FaceGalleryRecognizer {
-    /// Loads a face-gallery model folder and enrolls its gallery.
-    pub fn load(folder: &ModelFolder) -> Result<Self, LoadError> {
-        let detector = FaceDetector::load(&folder.path.join(DETECTOR_FILE))?;
-        let manifest = folder.path.join(EMBEDDER_MANIFEST);
+impl FaceTools {
+    /// Loads the detector and descriptor files of a model folder.
+    pub fn load(folder: &Path) -> Result<Self, LoadError> {
+        let detector = FaceDetector::load(&folder.join(DETECTOR_FILE))?;
+        let manifest = folder.join(EMBEDDER_MANIFEST);
         let embedder =
             build_exactly(read_tfjs(&manifest)?, FaceEmbedder::load).map_err(|reason| {
                 LoadError::Weights {
@@ -45,10 +44,33 @@ impl FaceGalleryRecognizer {
                     reason,
                 }
             })?;
+        Ok(FaceTools { detector, embedder })
+    }
+
+    /// The descriptor of one detected face, from exactly the detector's box:
+    /// on the face_recognition photos a box grown by 10% or 40% brought
+    /// different people closer (Obama-Biden 0.70 -> 0.53) and the same
+    /// person no closer.
+    pub fn describe(&self, photo: &DynamicImage, face: &FaceBox) -> candle_core::Result<Vec<f32>> {
+        let [x, y, w, h] = face.bounds;
+        self.embedder.embed(&photo.crop_imm(x, y, w, h).to_rgb8())
+    }
+}
+
+/// Finds faces and names them from a gallery.
+pub struct FaceGalleryRecognizer {
+    tools: FaceTools,
+    gallery: Gallery,
+    info: ModelInfo,
+}
+
+impl FaceGalleryRecognizer {
+    /// Loads a face-gallery model folder and enrolls its gallery.
+    pub fn load(folder: &ModelFolder) -> Result<Self, LoadError> {
+        let tools = FaceTools::load(&folder.path)?;
         let threshold = folder.config.threshold.unwrap_or(DEFAULT_THRESHOLD);
         let mut recognizer = FaceGalleryRecognizer {
-            detector,
-            embedder,
+            tools,
             gallery: Gallery {
                 identities: Vec::new(),
                 threshold,
@@ -112,6 +134,7 @@ impl FaceGalleryRecognizer {
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         let photo = decode_photo(&bytes).map_err(|e| e.to_string())?.image;
         let face = self
+            .tools
             .detector
             .detect(&photo)
             .into_iter()
@@ -120,13 +143,9 @@ impl FaceGalleryRecognizer {
         self.describe(&photo, &face).map_err(|e| e.to_string())
     }
 
-    /// The descriptor of one detected face, from exactly the detector's box:
-    /// on the face_recognition photos a box grown by 10% or 40% brought
-    /// different people closer (Obama-Biden 0.70 -> 0.53) and the same
-    /// person no closer.
+    /// The descriptor of one detected face.
     pub fn describe(&self, photo: &DynamicImage, face: &FaceBox) -> candle_core::Result<Vec<f32>> {
-        let [x, y, w, h] = face.bounds;
-        self.embedder.embed(&photo.crop_imm(x, y, w, h).to_rgb8())
+        self.tools.describe(photo, face)
     }
 
     pub fn gallery(&self) -> &Gallery {
@@ -134,7 +153,7 @@ impl FaceGalleryRecognizer {
     }
 
     pub fn detector(&self) -> &FaceDetector {
-        &self.detector
+        &self.tools.detector
     }
 }
 
@@ -151,6 +170,7 @@ impl ActorRecognizer for FaceGalleryRecognizer {
             reason: e.to_string(),
         };
         let faces = self
+            .tools
             .detector
             .detect(photo)
             .iter()

@@ -1,0 +1,89 @@
+//! `starcast dataset import|clean`: the lab's photo dataset, made usable.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use starcast_model::faces::FaceTools;
+use starcast_pipeline::dataset::{
+    CleanSettings, apply_verdicts, import_dataset, judge_dataset, quarantine_of, report_of,
+};
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// `dataset.zip` as the lab made it, or a folder of `<actor>/<photo>`.
+    pub source: PathBuf,
+    /// The dataset folder to create (replaced if it exists).
+    #[arg(long, default_value = "data/datasets/actors")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CleanArgs {
+    /// The dataset folder: `<actor>/<photo>`.
+    pub dataset: PathBuf,
+    /// A face-gallery model folder, for its face detector and descriptor network.
+    #[arg(long, default_value = "data/models/face-gallery")]
+    pub faces: PathBuf,
+    /// The smallest face side kept, in pixels.
+    #[arg(long, default_value_t = CleanSettings::default().min_face)]
+    pub min_face: u32,
+    /// Only report; move nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let imported = import_dataset(&args.source, &args.out)
+        .with_context(|| format!("could not import {}", args.source.display()))?;
+    for (actor, photos) in &imported.classes {
+        println!("{photos:>6}  {actor}");
+    }
+    println!(
+        "{} actors imported into {}",
+        imported.classes.len(),
+        imported.target.display()
+    );
+    Ok(())
+}
+
+pub fn clean(args: CleanArgs) -> anyhow::Result<()> {
+    let faces = FaceTools::load(&args.faces).with_context(|| {
+        format!(
+            "could not load the face model in {}: run scripts/fetch-defaults.sh data or pass --faces",
+            args.faces.display()
+        )
+    })?;
+    let settings = CleanSettings {
+        min_face: args.min_face,
+        ..CleanSettings::default()
+    };
+    let verdicts = judge_dataset(&args.dataset, &faces, &settings)?;
+    let mut table: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
+    for verdict in &verdicts {
+        let kind = verdict.rejected.as_ref().map_or("kept", |r| r.kind());
+        *table
+            .entry(&verdict.actor)
+            .or_default()
+            .entry(kind)
+            .or_default() += 1;
+        if let Some(reason) = &verdict.rejected {
+            println!("  {}: {reason}", verdict.path.display());
+        }
+    }
+    for (actor, kinds) in &table {
+        let counts: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        println!("{actor:>24}  {}", counts.join(", "));
+    }
+    if args.dry_run {
+        println!("dry run: nothing moved");
+        return Ok(());
+    }
+    apply_verdicts(&args.dataset, &verdicts)?;
+    println!(
+        "rejected photos moved to {}; report: {}",
+        quarantine_of(&args.dataset).display(),
+        report_of(&args.dataset).display()
+    );
+    Ok(())
+}
