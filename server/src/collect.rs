@@ -1,10 +1,11 @@
-//! `starcast collect horoscopes`: today's horoscopes from the declared sites.
+//! `starcast collect horoscopes|photos`: data from the web for the models.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use starcast_pipeline::horoscopes::{SourceOutcome, Sources, collect_horoscopes};
+use starcast_pipeline::photos::{DownloadSettings, Endpoints, collect_photos};
 
 #[derive(Debug, clap::Args)]
 pub struct HoroscopesArgs {
@@ -47,4 +48,74 @@ pub fn horoscopes(args: HoroscopesArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PhotosArgs {
+    /// The actor's name, as a search would be typed.
+    #[arg(long)]
+    pub actor: String,
+    /// How many photos the actor's folder should hold.
+    #[arg(long, default_value_t = 50)]
+    pub count: usize,
+    /// The dataset folder; photos go to `<out>/<actor>/`.
+    #[arg(long, default_value = "data/datasets/actors")]
+    pub out: PathBuf,
+    /// Downloads at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub concurrency: u16,
+    /// DuckDuckGo's address; empty to skip it.
+    #[arg(
+        long,
+        env = "STARCAST_DUCKDUCKGO_URL",
+        default_value = "https://duckduckgo.com"
+    )]
+    pub duckduckgo: String,
+    /// The Wikimedia Commons API; empty to skip it.
+    #[arg(
+        long,
+        env = "STARCAST_WIKIMEDIA_URL",
+        default_value = "https://commons.wikimedia.org/w/api.php"
+    )]
+    pub wikimedia: String,
+}
+
+/// Downloads what is new for one actor and reports it.
+pub fn photos(args: PhotosArgs) -> anyhow::Result<ExitCode> {
+    let endpoints = Endpoints {
+        duckduckgo: Some(args.duckduckgo).filter(|u| !u.is_empty()),
+        wikimedia: Some(args.wikimedia).filter(|u| !u.is_empty()),
+    };
+    let settings = DownloadSettings {
+        count: args.count,
+        concurrency: usize::from(args.concurrency),
+        ..DownloadSettings::default()
+    };
+    let progress = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos}/{len} photos {wide_bar} {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let report = collect_photos(&args.actor, &args.out, &endpoints, &settings, &progress)
+        .with_context(|| format!("could not collect photos of {}", args.actor))?;
+    progress.finish_and_clear();
+    for failure in &report.search_failures {
+        println!("search failed: {failure}");
+    }
+    for (url, reason) in &report.failed {
+        println!("skipped {url}: {reason}");
+    }
+    println!(
+        "{} found, {} already there, {} added to {}",
+        report.found,
+        report.already_had,
+        report.added,
+        args.out.join(&args.actor).display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

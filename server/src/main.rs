@@ -52,6 +52,8 @@ enum Dataset {
 enum Collect {
     /// Today's horoscopes from the sites of a sources file, one CSV per site.
     Horoscopes(collect::HoroscopesArgs),
+    /// Photos of an actor from DuckDuckGo and Wikimedia Commons.
+    Photos(collect::PhotosArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Predict(Predict::Actors(args)) => predict::actors(args),
         Command::Collect(Collect::Horoscopes(args)) => collect::horoscopes(args),
+        Command::Collect(Collect::Photos(args)) => collect::photos(args),
         Command::Dataset(Dataset::Import(args)) => {
             dataset::import(args)?;
             Ok(ExitCode::SUCCESS)

@@ -120,6 +120,10 @@ text = "p"
     )
     .unwrap();
     let store = dir.path().join("store");
+    // A run that crashed between writing and renaming left half a file.
+    let day = store.join("raw/date=2026-11-22");
+    std::fs::create_dir_all(&day).unwrap();
+    std::fs::write(day.join("site-a.csv.partial"), "date,sign,te").unwrap();
     let args = [
         "collect",
         "horoscopes",
@@ -145,7 +149,6 @@ text = "p"
         assert!(stdout.contains("answered 404"), "{stdout}");
         assert!(stdout.contains("has the site changed?"), "{stdout}");
     }
-    let day = store.join("raw/date=2026-11-22");
     let read = |name: &str| -> Vec<csv::StringRecord> {
         csv::Reader::from_path(day.join(name))
             .unwrap()
