@@ -3,6 +3,8 @@
 //! is gone and one whose markup changed. The working sources are written,
 //! the others reported, and a rerun of the day replaces its files.
 
+mod common;
+
 use std::process::Command;
 
 use axum::Router;
@@ -10,6 +12,7 @@ use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use common::{loopback_listener, serve_in_background};
 
 /// A text of 330-400 characters, as a real daily horoscope is.
 fn long(sentence: &str) -> String {
@@ -59,20 +62,9 @@ fn start_sites() -> String {
             "/changed",
             get(|| async { "<html><body><p>redesigned</p></body></html>" }),
         );
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let address = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    format!("http://{address}")
+    let (listener, base) = loopback_listener();
+    serve_in_background(listener, app);
+    base
 }
 
 fn starcast(args: &[&str]) -> std::process::Output {

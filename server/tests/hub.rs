@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use common::three_class_safetensors;
+use common::{loopback_listener, serve_in_background, three_class_safetensors};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -92,20 +92,9 @@ fn start_hub(files: BTreeMap<String, Vec<u8>>) -> (String, Hub) {
         .route("/api/models/{user}/{repo}/revision/{rev}", get(revision))
         .route("/{user}/{repo}/resolve/{rev}/{*file}", get(resolve))
         .with_state(hub.clone());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let address = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    (format!("http://{address}"), hub)
+    let (listener, base) = loopback_listener();
+    serve_in_background(listener, app);
+    (base, hub)
 }
 
 fn predict(endpoint: &str, home: &std::path::Path, model: &str) -> std::process::Output {

@@ -4,6 +4,8 @@
 //! downloads are skipped, duplicates by content are stored once, and a
 //! rerun adds only what is new.
 
+mod common;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use common::{loopback_listener, serve_in_background};
 use serde_json::json;
 
 #[derive(Clone)]
@@ -81,10 +84,9 @@ async fn image(State(web): State<Web>, Path(name): Path<String>) -> Response {
 }
 
 fn start_web() -> Web {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
+    let (listener, base) = loopback_listener();
     let web = Web {
-        base: format!("http://{}", listener.local_addr().unwrap()),
+        base,
         image_requests: Arc::new(AtomicUsize::new(0)),
     };
     let app = Router::new()
@@ -93,16 +95,7 @@ fn start_web() -> Web {
         .route("/w/api.php", get(commons))
         .route("/img/{name}", get(image))
         .with_state(web.clone());
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
+    serve_in_background(listener, app);
     web
 }
 

@@ -130,7 +130,7 @@ impl Source {
             .iter()
             .flat_map(|url| {
                 if url.contains("{sign}") {
-                    ZODIAC
+                    ZodiacSign::ALL
                         .iter()
                         .map(|&sign| (url.replace("{sign}", sign.key()), Some(sign)))
                         .collect()
@@ -199,21 +199,6 @@ impl Source {
         Ok(encoding.decode(&bytes).0.into_owned())
     }
 }
-
-const ZODIAC: [ZodiacSign; 12] = [
-    ZodiacSign::Aries,
-    ZodiacSign::Taurus,
-    ZodiacSign::Gemini,
-    ZodiacSign::Cancer,
-    ZodiacSign::Leo,
-    ZodiacSign::Virgo,
-    ZodiacSign::Libra,
-    ZodiacSign::Scorpio,
-    ZodiacSign::Sagittarius,
-    ZodiacSign::Capricorn,
-    ZodiacSign::Aquarius,
-    ZodiacSign::Pisces,
-];
 
 fn text_of(element: ElementRef) -> String {
     element

@@ -370,3 +370,26 @@ pub fn three_class_safetensors() -> Vec<u8> {
     candle_core::safetensors::save(&tensors, file.path()).unwrap();
     std::fs::read(file.path()).unwrap()
 }
+
+/// A listener on a free loopback port, and its base URL.
+pub fn loopback_listener() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    (listener, base)
+}
+
+/// Serves `app` from a thread of its own, for tests whose code under test
+/// blocks: the CLI as a child process, or a synchronous client.
+pub fn serve_in_background(listener: std::net::TcpListener, app: Router) {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+}
