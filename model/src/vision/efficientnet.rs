@@ -4,7 +4,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::layers::{Activation, ConvNorm, ConvShape, Head};
+use super::layers::{Activation, ConvNorm, ConvShape, FeaturesClassifier, Head};
 
 const EPS: f64 = 1e-5;
 
@@ -36,7 +36,7 @@ impl Module for SqueezeExcitation {
 }
 
 #[derive(Debug)]
-struct MbConv {
+pub struct MbConv {
     expand: Option<ConvNorm>,
     depthwise: ConvNorm,
     se: SqueezeExcitation,
@@ -126,15 +126,9 @@ impl Module for MbConv {
 }
 
 /// An EfficientNet-B0 classifier.
-#[derive(Debug)]
-pub struct EfficientNet {
-    stem: ConvNorm,
-    blocks: Vec<MbConv>,
-    last: ConvNorm,
-    head: Head,
-}
+pub type EfficientNet = FeaturesClassifier<MbConv>;
 
-impl EfficientNet {
+impl FeaturesClassifier<MbConv> {
     pub fn load_b0(vb: VarBuilder, classes: usize) -> Result<Self> {
         let features = vb.pp("features");
         let stem = ConvNorm::load(
@@ -170,21 +164,11 @@ impl EfficientNet {
             Activation::Silu,
         )?;
         let head = Head::load(vb.pp("classifier.1"), LAST_CHANNELS, classes)?;
-        Ok(EfficientNet {
+        Ok(FeaturesClassifier {
             stem,
             blocks,
             last,
             head,
         })
-    }
-}
-
-impl Module for EfficientNet {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut x = self.stem.forward(x)?;
-        for block in &self.blocks {
-            x = block.forward(&x)?;
-        }
-        self.head.forward(&self.last.forward(&x)?)
     }
 }

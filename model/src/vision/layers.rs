@@ -172,6 +172,28 @@ impl Module for ConvNorm {
     }
 }
 
+/// torchvision's `features` + `classifier` layout, shared by MobileNetV2
+/// and EfficientNet: a stem convolution, the blocks, a last 1x1
+/// convolution, then pooling and the linear head.
+#[derive(Debug)]
+pub struct FeaturesClassifier<B> {
+    pub stem: ConvNorm,
+    pub blocks: Vec<B>,
+    pub last: ConvNorm,
+    pub head: Head,
+}
+
+impl<B: Module> Module for FeaturesClassifier<B> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.stem.forward(x)?;
+        let x = self
+            .blocks
+            .iter()
+            .try_fold(x, |x, block| block.forward(&x))?;
+        self.head.forward(&self.last.forward(&x)?)
+    }
+}
+
 /// The classifier head: global average pooling, then a linear layer.
 #[derive(Debug)]
 pub struct Head {

@@ -4,7 +4,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::layers::{Activation, ConvNorm, ConvShape, Head};
+use super::layers::{Activation, ConvNorm, ConvShape, FeaturesClassifier, Head};
 
 const EPS: f64 = 1e-5;
 
@@ -22,7 +22,7 @@ const STAGES: [(usize, usize, usize, usize); 7] = [
 const LAST_CHANNELS: usize = 1280;
 
 #[derive(Debug)]
-struct InvertedResidual {
+pub struct InvertedResidual {
     convs: Vec<ConvNorm>,
     residual: bool,
 }
@@ -82,15 +82,9 @@ impl Module for InvertedResidual {
 }
 
 /// A MobileNetV2 classifier (width 1.0).
-#[derive(Debug)]
-pub struct MobileNetV2 {
-    stem: ConvNorm,
-    blocks: Vec<InvertedResidual>,
-    last: ConvNorm,
-    head: Head,
-}
+pub type MobileNetV2 = FeaturesClassifier<InvertedResidual>;
 
-impl MobileNetV2 {
+impl FeaturesClassifier<InvertedResidual> {
     pub fn load(vb: VarBuilder, classes: usize) -> Result<Self> {
         let features = vb.pp("features");
         let stem = ConvNorm::load(
@@ -124,21 +118,11 @@ impl MobileNetV2 {
             Activation::Relu6,
         )?;
         let head = Head::load(vb.pp("classifier.1"), LAST_CHANNELS, classes)?;
-        Ok(MobileNetV2 {
+        Ok(FeaturesClassifier {
             stem,
             blocks,
             last,
             head,
         })
-    }
-}
-
-impl Module for MobileNetV2 {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut x = self.stem.forward(x)?;
-        for block in &self.blocks {
-            x = block.forward(&x)?;
-        }
-        self.head.forward(&self.last.forward(&x)?)
     }
 }
