@@ -93,20 +93,35 @@ fn read(path: &Path) -> Result<String, LoadError> {
     })
 }
 
+/// The top-level numbers of a folder's `metrics.json` (none without one):
+/// what the Models page shows. Nested figures such as per-class metrics or
+/// a confusion matrix stay in the file.
+pub fn read_metrics(folder: &Path) -> Result<BTreeMap<String, f64>, LoadError> {
+    let path = folder.join("metrics.json");
+    if !path.is_file() {
+        return Ok(BTreeMap::new());
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(&read(&path)?).map_err(|e| LoadError::Config {
+            path: path.clone(),
+            reason: format!("metrics.json is not JSON ({e})"),
+        })?;
+    let object = value.as_object().ok_or_else(|| LoadError::Config {
+        path: path.clone(),
+        reason: "metrics.json must be a JSON object".into(),
+    })?;
+    Ok(object
+        .iter()
+        .filter_map(|(name, value)| value.as_f64().map(|v| (name.clone(), v)))
+        .collect())
+}
+
 impl ModelFolder {
     /// Reads `config.json` and, when present, `metrics.json`.
     pub fn open(path: &Path) -> Result<Self, LoadError> {
         let config_path = path.join("config.json");
         let config = ModelConfig::read(&config_path)?;
-        let metrics_path = path.join("metrics.json");
-        let metrics = if metrics_path.is_file() {
-            serde_json::from_str(&read(&metrics_path)?).map_err(|e| LoadError::Config {
-                path: metrics_path,
-                reason: format!("metrics must be a JSON object of numbers ({e})"),
-            })?
-        } else {
-            BTreeMap::new()
-        };
+        let metrics = read_metrics(path)?;
         Ok(ModelFolder {
             path: path.to_path_buf(),
             config,
@@ -170,11 +185,16 @@ mod tests {
             r#"{"task": "text-generation", "architecture": "llama", "version": "v3", "prompt": "chat"}"#,
         )
         .unwrap();
-        fs::write(dir.path().join("metrics.json"), r#"{"perplexity": 12.5}"#).unwrap();
+        fs::write(
+            dir.path().join("metrics.json"),
+            r#"{"perplexity": 12.5, "confusion": [[1]]}"#,
+        )
+        .unwrap();
         let folder = ModelFolder::open(dir.path()).unwrap();
         let info = folder.info();
         assert_eq!(info.version, "v3");
         assert_eq!(info.metrics["perplexity"], 12.5);
+        assert_eq!(info.metrics.len(), 1, "nested figures stay in the file");
         assert_eq!(folder.config.prompt, Some(PromptStyle::Chat));
         let err = folder.weights("gguf").unwrap_err();
         assert!(err.to_string().contains("no .gguf file"), "{err}");

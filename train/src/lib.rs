@@ -1,7 +1,26 @@
-//! Starcast's training side. Its first piece is the dataset reader: the
-//! class order it records is what the served model's labels come from, so
-//! nobody types a `labels` list by hand again.
+//! Starcast's training side: the dataset reader (the class order it
+//! records is what the served model's labels come from, so nobody types a
+//! `labels` list by hand again), augmentation, the fine-tuning loop for the
+//! actor classifier, and the evaluation that promotion relies on.
 
+mod augment;
+mod classifier;
+mod curves;
+mod evaluate;
 pub mod image_folder;
+mod metrics;
+mod schedule;
+mod split;
+mod trainable;
 
+pub use augment::Augment;
+pub use classifier::{
+    Method, Progress, SkippedPhoto, TrainError, TrainOptions, TrainedClassifier, fine_tune,
+};
+pub use curves::EpochRecord;
+pub use evaluate::{EvaluateError, evaluate_classifier};
 pub use image_folder::{ImageFolder, ImageFolderError};
+pub use metrics::{ClassMetrics, ClassificationReport};
+pub use schedule::WarmupCosine;
+pub use split::{SplitError, stratified_split};
+pub use trainable::TrainingConvNorm;

@@ -4,15 +4,17 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{Module, Tensor};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
 use image::DynamicImage;
 
 use super::efficientnet::EfficientNet;
+use super::layers::{ConvLayer, ConvNorm, Network};
 use super::mobilenet_v2::MobileNetV2;
 use super::preprocess::Preprocess;
 use super::resnet::{self, ResNet};
 use super::weights::{NamedTensors, build_exactly, read_weights};
-use crate::folder::{LoadError, ModelConfig};
+use crate::folder::{LoadError, ModelConfig, read_metrics};
 use crate::{ActorRecognizer, ModelError, ModelInfo, Prediction, Recognition, Task};
 
 /// The architectures this core runs, by torchvision name.
@@ -100,14 +102,59 @@ impl Architecture {
         }
     }
 
-    /// Builds the network from the tensors, all of them and only them.
-    pub fn build(&self, tensors: NamedTensors) -> Result<Box<dyn Module + Send + Sync>, String> {
-        Ok(match self {
-            Architecture::ResNet(config) => {
-                Box::new(build_exactly(tensors, |vb| ResNet::load(vb, config))?)
+    /// The prefix of the head's tensors (`fc`, `classifier.1`).
+    pub fn head_prefix(&self) -> &'static str {
+        match self {
+            Architecture::ResNet(_) => "fc",
+            Architecture::MobileNetV2 { .. } | Architecture::EfficientNetB0 { .. } => {
+                "classifier.1"
             }
+        }
+    }
+
+    /// The same network with another number of classes (a new head).
+    pub fn with_classes(&self, classes: usize) -> Self {
+        match self {
+            Architecture::ResNet(config) => Architecture::ResNet(resnet::Config {
+                classes,
+                ..config.clone()
+            }),
+            Architecture::MobileNetV2 { .. } => Architecture::MobileNetV2 { classes },
+            Architecture::EfficientNetB0 { .. } => Architecture::EfficientNetB0 { classes },
+        }
+    }
+
+    /// The network built from `vb` with another convolution layer, e.g. a
+    /// trainable one whose BatchNorm runs in training mode.
+    pub fn build_with<C: ConvLayer + 'static>(
+        &self,
+        vb: VarBuilder,
+    ) -> Result<Box<dyn Network>, String> {
+        let built: candle_core::Result<Box<dyn Network>> = match self {
+            Architecture::ResNet(config) => {
+                ResNet::<C>::load(vb, config).map(|n| Box::new(n) as Box<dyn Network>)
+            }
+            Architecture::MobileNetV2 { classes } => {
+                MobileNetV2::<C>::load(vb, *classes).map(|n| Box::new(n) as Box<dyn Network>)
+            }
+            Architecture::EfficientNetB0 { .. } => {
+                return Err(format!(
+                    "{} can only be fine-tuned head-only (its squeeze-excitation layers are serving-only here)",
+                    self.name()
+                ));
+            }
+        };
+        built.map_err(|e| e.to_string())
+    }
+
+    /// Builds the network from the tensors, all of them and only them.
+    pub fn build(&self, tensors: NamedTensors) -> Result<Box<dyn Network>, String> {
+        Ok(match self {
+            Architecture::ResNet(config) => Box::new(build_exactly(tensors, |vb| {
+                ResNet::<ConvNorm>::load(vb, config)
+            })?),
             Architecture::MobileNetV2 { classes } => Box::new(build_exactly(tensors, |vb| {
-                MobileNetV2::load(vb, *classes)
+                MobileNetV2::<ConvNorm>::load(vb, *classes)
             })?),
             Architecture::EfficientNetB0 { classes } => Box::new(build_exactly(tensors, |vb| {
                 EfficientNet::load_b0(vb, *classes)
@@ -131,10 +178,12 @@ pub struct ClassifierOptions {
 
 /// A loaded classifier that answers with labelled probabilities.
 pub struct ImageClassifier {
-    network: Box<dyn Module + Send + Sync>,
+    network: Box<dyn Network>,
+    architecture: Architecture,
     labels: Vec<String>,
     preprocess: Preprocess,
     info: ModelInfo,
+    weights: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ImageClassifier {
@@ -214,14 +263,72 @@ impl ImageClassifier {
                 .and_then(|c| c.source.clone())
                 .unwrap_or_else(|| path.display().to_string()),
             labels: labels.clone(),
+            metrics: match &folder {
+                Some(folder) => read_metrics(folder)?,
+                None => Default::default(),
+            },
+        };
+        Ok(ImageClassifier {
+            network,
+            architecture,
+            labels,
+            preprocess,
+            info,
+            weights: Some(weights_path),
+        })
+    }
+
+    /// A classifier from tensors in memory, such as a network in training.
+    pub fn from_tensors(
+        architecture: Architecture,
+        tensors: NamedTensors,
+        labels: Vec<String>,
+        preprocess: Preprocess,
+    ) -> Result<Self, String> {
+        if labels.len() != architecture.classes() {
+            return Err(format!(
+                "{} labels for {} classes",
+                labels.len(),
+                architecture.classes()
+            ));
+        }
+        let network = architecture.build(tensors)?;
+        let info = ModelInfo {
+            task: Task::ImageClassification,
+            name: architecture.name(),
+            version: "in memory".into(),
+            architecture: architecture.name(),
+            source: "in memory".into(),
+            labels: labels.clone(),
             metrics: Default::default(),
         };
         Ok(ImageClassifier {
             network,
+            architecture,
             labels,
             preprocess,
             info,
+            weights: None,
         })
+    }
+
+    pub fn architecture(&self) -> &Architecture {
+        &self.architecture
+    }
+
+    pub fn preprocess(&self) -> &Preprocess {
+        &self.preprocess
+    }
+
+    /// The file the weights were read from (none for tensors in memory).
+    pub fn weights_path(&self) -> Option<&Path> {
+        self.weights.as_deref()
+    }
+
+    /// The pooled features the head reads, `(batch, features)`, for a
+    /// batch of preprocessed photos.
+    pub fn features(&self, input: &Tensor) -> candle_core::Result<Tensor> {
+        self.network.features(input)
     }
 
     /// Class probabilities in label order.

@@ -4,7 +4,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::layers::{Activation, ConvNorm, ConvShape, FeaturesClassifier, Head};
+use super::layers::{Activation, ConvLayer, ConvNorm, ConvShape, FeaturesClassifier, Head};
 
 const EPS: f64 = 1e-5;
 

@@ -1,6 +1,8 @@
 //! The building block every network here shares: a convolution whose
 //! BatchNorm (eval mode) is folded into its weights and bias at load time,
-//! so inference runs one convolution instead of four tensor passes.
+//! so inference runs one convolution instead of four tensor passes. The
+//! networks are generic over that block ([`ConvLayer`]) so that training
+//! builds the same network from a trainable one.
 
 use candle_core::{DType, Module, Result, Tensor};
 
@@ -57,6 +59,19 @@ impl ConvShape {
     }
 }
 
+/// A convolution + BatchNorm + activation, built from torchvision's tensor
+/// names: `weight` under `conv`; `weight`, `bias`, `running_mean`,
+/// `running_var` under `norm`.
+pub trait ConvLayer: Module + Sized + Send + Sync {
+    fn load(
+        conv: VarBuilder,
+        norm: VarBuilder,
+        shape: ConvShape,
+        eps: f64,
+        activation: Activation,
+    ) -> Result<Self>;
+}
+
 /// Conv2d (+ folded BatchNorm or scale) + activation.
 #[derive(Debug)]
 pub struct ConvNorm {
@@ -70,9 +85,9 @@ pub struct ConvNorm {
     activation: Activation,
 }
 
-impl ConvNorm {
+impl ConvLayer for ConvNorm {
     /// A bias-free convolution at `conv` followed by BatchNorm at `norm`.
-    pub fn load(
+    fn load(
         conv: VarBuilder,
         norm: VarBuilder,
         shape: ConvShape,
@@ -96,7 +111,9 @@ impl ConvNorm {
         let bias = (beta - (mean * &scale)?)?;
         ConvNorm::new(weight, bias, shape, activation)
     }
+}
 
+impl ConvNorm {
     /// Ready weights `(cout, cin / groups, k, k)` and bias `(cout)`, with
     /// torchvision's padding: "same" size at stride 1.
     pub fn new(
@@ -172,29 +189,41 @@ impl Module for ConvNorm {
     }
 }
 
+/// A classifier network: pooled features, then a linear head.
+pub trait Network: Module + Send + Sync {
+    /// The globally pooled features the head reads, `(batch, features)`.
+    fn features(&self, x: &Tensor) -> Result<Tensor>;
+}
+
 /// torchvision's `features` + `classifier` layout, shared by MobileNetV2
 /// and EfficientNet: a stem convolution, the blocks, a last 1x1
 /// convolution, then pooling and the linear head.
 #[derive(Debug)]
-pub struct FeaturesClassifier<B> {
-    pub stem: ConvNorm,
+pub struct FeaturesClassifier<B, C = ConvNorm> {
+    pub stem: C,
     pub blocks: Vec<B>,
-    pub last: ConvNorm,
+    pub last: C,
     pub head: Head,
 }
 
-impl<B: Module> Module for FeaturesClassifier<B> {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl<B: Module + Send + Sync, C: Module + Send + Sync> Network for FeaturesClassifier<B, C> {
+    fn features(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.stem.forward(x)?;
         let x = self
             .blocks
             .iter()
             .try_fold(x, |x, block| block.forward(&x))?;
-        self.head.forward(&self.last.forward(&x)?)
+        self.last.forward(&x)?.mean((2, 3))
     }
 }
 
-/// The classifier head: global average pooling, then a linear layer.
+impl<B: Module + Send + Sync, C: Module + Send + Sync> Module for FeaturesClassifier<B, C> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.head.forward(&self.features(x)?)
+    }
+}
+
+/// The classifier head: a linear layer on the pooled features.
 #[derive(Debug)]
 pub struct Head {
     linear: candle_nn::Linear,
@@ -209,7 +238,7 @@ impl Head {
 }
 
 impl Module for Head {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.linear.forward(&x.mean((2, 3))?)
+    fn forward(&self, pooled: &Tensor) -> Result<Tensor> {
+        self.linear.forward(pooled)
     }
 }

@@ -4,7 +4,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::layers::{Activation, ConvNorm, ConvShape, FeaturesClassifier, Head};
+use super::layers::{Activation, ConvLayer, ConvNorm, ConvShape, FeaturesClassifier, Head};
 
 const EPS: f64 = 1e-5;
 
@@ -22,12 +22,12 @@ const STAGES: [(usize, usize, usize, usize); 7] = [
 const LAST_CHANNELS: usize = 1280;
 
 #[derive(Debug)]
-pub struct InvertedResidual {
-    convs: Vec<ConvNorm>,
+pub struct InvertedResidual<C = ConvNorm> {
+    convs: Vec<C>,
     residual: bool,
 }
 
-impl InvertedResidual {
+impl<C: ConvLayer> InvertedResidual<C> {
     fn load(
         vb: VarBuilder,
         cin: usize,
@@ -40,7 +40,7 @@ impl InvertedResidual {
         let mut convs = Vec::new();
         if expansion != 1 {
             let at = vb.pp(convs.len());
-            convs.push(ConvNorm::load(
+            convs.push(C::load(
                 at.pp(0),
                 at.pp(1),
                 ConvShape::new(cin, hidden, 1, 1),
@@ -49,7 +49,7 @@ impl InvertedResidual {
             )?);
         }
         let at = vb.pp(convs.len());
-        convs.push(ConvNorm::load(
+        convs.push(C::load(
             at.pp(0),
             at.pp(1),
             ConvShape::depthwise(hidden, 3, stride),
@@ -57,7 +57,7 @@ impl InvertedResidual {
             Activation::Relu6,
         )?);
         let i = convs.len();
-        convs.push(ConvNorm::load(
+        convs.push(C::load(
             vb.pp(i),
             vb.pp(i + 1),
             ConvShape::new(hidden, cout, 1, 1),
@@ -71,7 +71,7 @@ impl InvertedResidual {
     }
 }
 
-impl Module for InvertedResidual {
+impl<C: Module> Module for InvertedResidual<C> {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = x.clone();
         for conv in &self.convs {
@@ -81,13 +81,13 @@ impl Module for InvertedResidual {
     }
 }
 
-/// A MobileNetV2 classifier (width 1.0).
-pub type MobileNetV2 = FeaturesClassifier<InvertedResidual>;
+/// A MobileNetV2 classifier (width 1.0), served or being trained.
+pub type MobileNetV2<C = ConvNorm> = FeaturesClassifier<InvertedResidual<C>, C>;
 
-impl FeaturesClassifier<InvertedResidual> {
+impl<C: ConvLayer> FeaturesClassifier<InvertedResidual<C>, C> {
     pub fn load(vb: VarBuilder, classes: usize) -> Result<Self> {
         let features = vb.pp("features");
-        let stem = ConvNorm::load(
+        let stem = C::load(
             features.pp("0.0"),
             features.pp("0.1"),
             ConvShape::new(3, 32, 3, 2),
@@ -110,7 +110,7 @@ impl FeaturesClassifier<InvertedResidual> {
             }
         }
         let at = features.pp(blocks.len() + 1);
-        let last = ConvNorm::load(
+        let last = C::load(
             at.pp(0),
             at.pp(1),
             ConvShape::new(cin, LAST_CHANNELS, 1, 1),

@@ -6,10 +6,10 @@
 use super::resample::resize_bilinear;
 use candle_core::{Device, Tensor};
 use image::{DynamicImage, RgbImage};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The transform's settings, as `config.json`'s `preprocess` writes them.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Preprocess {
     /// The shorter side after resizing.
@@ -59,11 +59,20 @@ impl Preprocess {
         // torchvision rounds the offset with Python's round(): ties to even.
         let top = (f64::from(h.saturating_sub(side)) / 2.0).round_ties_even() as u32;
         let left = (f64::from(w.saturating_sub(side)) / 2.0).round_ties_even() as u32;
+        self.normalised(&resized, left, top)
+    }
+
+    /// The `crop` x `crop` square at `(left, top)` of an RGB view, scaled to
+    /// 0..1 and normalised: the transform's last step, which training
+    /// applies to its augmented views too. Pixels past the view stay 0.
+    pub fn normalised(&self, view: &RgbImage, left: u32, top: u32) -> candle_core::Result<Tensor> {
+        let side = self.crop;
+        let (w, h) = view.dimensions();
         let plane = (side * side) as usize;
         let mut data = vec![0f32; 3 * plane];
-        for y in 0..side.min(h) {
-            for x in 0..side.min(w) {
-                let pixel = resized.get_pixel(left + x, top + y);
+        for y in 0..side.min(h.saturating_sub(top)) {
+            for x in 0..side.min(w.saturating_sub(left)) {
+                let pixel = view.get_pixel(left + x, top + y);
                 let at = (y * side + x) as usize;
                 for c in 0..3 {
                     let value = f32::from(pixel[c]) / 255.0;

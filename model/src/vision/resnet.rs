@@ -3,7 +3,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::layers::{Activation, ConvNorm, ConvShape, Head};
+use super::layers::{Activation, ConvLayer, ConvNorm, ConvShape, Head, Network};
 
 const EPS: f64 = 1e-5;
 
@@ -63,12 +63,12 @@ impl Config {
 }
 
 #[derive(Debug)]
-struct Block {
-    convs: Vec<ConvNorm>,
-    downsample: Option<ConvNorm>,
+struct Block<C> {
+    convs: Vec<C>,
+    downsample: Option<C>,
 }
 
-impl Block {
+impl<C: ConvLayer> Block<C> {
     fn load(
         vb: VarBuilder,
         cin: usize,
@@ -77,7 +77,7 @@ impl Block {
         bottleneck: bool,
     ) -> Result<(Self, usize)> {
         let conv = |i: usize, shape: ConvShape, activation| {
-            ConvNorm::load(
+            C::load(
                 vb.pp(format!("conv{i}")),
                 vb.pp(format!("bn{i}")),
                 shape,
@@ -102,7 +102,7 @@ impl Block {
         };
         let downsample = if stride != 1 || cin != cout {
             let ds = vb.pp("downsample");
-            Some(ConvNorm::load(
+            Some(C::load(
                 ds.pp(0),
                 ds.pp(1),
                 ConvShape::new(cin, cout, 1, stride),
@@ -116,7 +116,7 @@ impl Block {
     }
 }
 
-impl Module for Block {
+impl<C: Module> Module for Block<C> {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = x.clone();
         for conv in &self.convs {
@@ -130,17 +130,17 @@ impl Module for Block {
     }
 }
 
-/// A ResNet classifier.
+/// A ResNet classifier, served or being trained.
 #[derive(Debug)]
-pub struct ResNet {
-    stem: ConvNorm,
-    blocks: Vec<Block>,
+pub struct ResNet<C = ConvNorm> {
+    stem: C,
+    blocks: Vec<Block<C>>,
     head: Head,
 }
 
-impl ResNet {
+impl<C: ConvLayer> ResNet<C> {
     pub fn load(vb: VarBuilder, config: &Config) -> Result<Self> {
-        let stem = ConvNorm::load(
+        let stem = C::load(
             vb.pp("conv1"),
             vb.pp("bn1"),
             ConvShape::new(3, 64, 7, 2),
@@ -165,8 +165,8 @@ impl ResNet {
     }
 }
 
-impl Module for ResNet {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl<C: ConvLayer> Network for ResNet<C> {
+    fn features(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.stem.forward(x)?;
         let mut x = x
             .pad_with_same(2, 1, 1)?
@@ -175,6 +175,12 @@ impl Module for ResNet {
         for block in &self.blocks {
             x = block.forward(&x)?;
         }
-        self.head.forward(&x)
+        x.mean((2, 3))
+    }
+}
+
+impl<C: ConvLayer> Module for ResNet<C> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.head.forward(&self.features(x)?)
     }
 }

@@ -1,0 +1,507 @@
+//! Transfer learning for the actor classifier: a pretrained backbone's
+//! pooled features feed a new linear head, trained with AdamW on
+//! augmented photos, stopped early on the validation accuracy.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Module, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use image::{DynamicImage, RgbImage};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use starcast_model::vision::{Architecture, ImageClassifier, NamedTensors, Network, Preprocess};
+
+use crate::ImageFolder;
+use crate::augment::Augment;
+use crate::curves::{self, EpochRecord};
+use crate::metrics::ClassificationReport;
+use crate::schedule::WarmupCosine;
+use crate::split::{SplitError, stratified_split};
+use crate::trainable::TrainingConvNorm;
+
+/// The knobs of a training run, with fine-tuning's usual defaults.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainOptions {
+    pub epochs: usize,
+    pub batch: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    /// The share of each class held out for validation.
+    pub validation_share: f64,
+    /// Epochs without a better validation score before stopping.
+    pub patience: usize,
+    pub warmup_epochs: usize,
+    pub seed: u64,
+    pub method: Method,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            epochs: 15,
+            batch: 16,
+            learning_rate: Method::HeadOnly.default_learning_rate(),
+            weight_decay: 1e-2,
+            validation_share: 0.2,
+            patience: 4,
+            warmup_epochs: 1,
+            seed: 42,
+            method: Method::HeadOnly,
+        }
+    }
+}
+
+/// What a run tells its caller as it goes, for a progress bar.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    Started {
+        epochs: usize,
+        steps_per_epoch: usize,
+    },
+    Step {
+        loss: f64,
+    },
+    Epoch(&'a EpochRecord),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Split(#[from] SplitError),
+    #[error("the training failed in the tensor code: {0}")]
+    Tensor(#[from] candle_core::Error),
+    #[error("could not write the model to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the dataset has no photo that could be decoded")]
+    NoPhotos,
+    #[error("the network can't be trained this way: {0}")]
+    Export(String),
+}
+
+/// A photo the run left out, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct SkippedPhoto {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// A trained classifier, ready to be written as a model folder.
+pub struct TrainedClassifier {
+    pub labels: Vec<String>,
+    pub architecture: String,
+    pub preprocess: Preprocess,
+    /// The whole network, torchvision names: the backbone's tensors and the new head.
+    pub tensors: NamedTensors,
+    pub history: Vec<EpochRecord>,
+    /// The best epoch's evaluation on the validation photos.
+    pub report: ClassificationReport,
+    pub best_epoch: usize,
+    pub skipped: Vec<SkippedPhoto>,
+    /// The validation photos, so that evaluation can reuse the held-out set.
+    pub validation: Vec<(PathBuf, usize)>,
+}
+
+/// Decodes every photo once, shrunk to what augmentation needs; photos that
+/// don't decode are skipped and reported, not fatal.
+fn decode_all(
+    data: &ImageFolder,
+    shorter_side: u32,
+) -> (ImageFolder, HashMap<PathBuf, RgbImage>, Vec<SkippedPhoto>) {
+    let mut photos = HashMap::new();
+    let mut skipped = Vec::new();
+    let mut kept = Vec::new();
+    for (path, class) in &data.samples {
+        match image::open(path) {
+            Ok(photo) => {
+                photos.insert(path.clone(), shrink(&photo, shorter_side));
+                kept.push((path.clone(), *class));
+            }
+            Err(e) => skipped.push(SkippedPhoto {
+                path: path.clone(),
+                reason: format!("not a readable image: {e}"),
+            }),
+        }
+    }
+    let folder = ImageFolder {
+        classes: data.classes.clone(),
+        samples: kept,
+    };
+    (folder, photos, skipped)
+}
+
+/// The photo with its shorter side at most `side` pixels.
+fn shrink(photo: &DynamicImage, side: u32) -> RgbImage {
+    let (w, h) = (photo.width(), photo.height());
+    let shorter = w.min(h);
+    if shorter <= side {
+        return photo.to_rgb8();
+    }
+    let scale = f64::from(side) / f64::from(shorter);
+    let (nw, nh) = (
+        ((f64::from(w) * scale).round() as u32).max(1),
+        ((f64::from(h) * scale).round() as u32).max(1),
+    );
+    photo
+        .resize_exact(nw, nh, image::imageops::FilterType::Triangle)
+        .to_rgb8()
+}
+
+/// What is trained: a new head on the frozen backbone's features, or the
+/// whole network with BatchNorm in training mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    HeadOnly,
+    Full,
+}
+
+impl Method {
+    /// The peak learning rate that suits the method: a fresh head learns
+    /// fast, pretrained layers must move gently.
+    pub fn default_learning_rate(self) -> f64 {
+        match self {
+            Method::HeadOnly => 3e-3,
+            Method::Full => 3e-4,
+        }
+    }
+}
+
+/// The part of training that differs between the methods.
+trait Learner {
+    /// Training-mode logits for a batch of augmented views.
+    fn logits(&self, views: &Tensor) -> candle_core::Result<Tensor>;
+    /// Logits for the held-out photos, as the served model would give them.
+    fn validation_logits(&self) -> Result<Tensor, TrainError>;
+    /// The whole network's tensors with torchvision names, as served.
+    fn tensors(&self) -> candle_core::Result<NamedTensors>;
+}
+
+/// A new linear head on the pooled features of the frozen backbone.
+struct HeadOnly<'a> {
+    backbone: &'a ImageClassifier,
+    backbone_tensors: NamedTensors,
+    head: candle_nn::Linear,
+    validation_features: Tensor,
+}
+
+impl Learner for HeadOnly<'_> {
+    fn logits(&self, views: &Tensor) -> candle_core::Result<Tensor> {
+        let features = self.backbone.features(views)?.detach();
+        self.head.forward(&features)
+    }
+
+    fn validation_logits(&self) -> Result<Tensor, TrainError> {
+        Ok(self.head.forward(&self.validation_features)?)
+    }
+
+    fn tensors(&self) -> candle_core::Result<NamedTensors> {
+        let mut tensors = self.backbone_tensors.clone();
+        let prefix = self.backbone.architecture().head_prefix();
+        tensors.insert(format!("{prefix}.weight"), self.head.weight().copy()?);
+        let bias = self.head.bias().expect("linear() makes a bias");
+        tensors.insert(format!("{prefix}.bias"), bias.copy()?);
+        Ok(tensors)
+    }
+}
+
+/// Every layer trained: the network rebuilt from variables holding the
+/// pretrained tensors, with a fresh head and BatchNorm in training mode.
+struct Full {
+    network: Box<dyn Network>,
+    varmap: VarMap,
+    architecture: Architecture,
+    labels: Vec<String>,
+    preprocess: Preprocess,
+    validation_inputs: Vec<Tensor>,
+}
+
+impl Learner for Full {
+    fn logits(&self, views: &Tensor) -> candle_core::Result<Tensor> {
+        self.network.forward(views)
+    }
+
+    /// Validation runs the served network, BatchNorm folded with the
+    /// running averages, on the tensors as they are now.
+    fn validation_logits(&self) -> Result<Tensor, TrainError> {
+        let served = ImageClassifier::from_tensors(
+            self.architecture.clone(),
+            self.tensors()?,
+            self.labels.clone(),
+            self.preprocess.clone(),
+        )
+        .map_err(TrainError::Export)?;
+        let logits = self
+            .validation_inputs
+            .iter()
+            .map(|batch| served.logits(batch))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Tensor::cat(&logits, 0)?)
+    }
+
+    fn tensors(&self) -> candle_core::Result<NamedTensors> {
+        let vars = self
+            .varmap
+            .data()
+            .lock()
+            .expect("no panics while holding the lock");
+        vars.iter()
+            .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+            .collect()
+    }
+}
+
+/// The held-out photos through the serving transform, in batches.
+fn validation_inputs(
+    preprocess: &Preprocess,
+    photos: &HashMap<PathBuf, RgbImage>,
+    samples: &[(PathBuf, usize)],
+    batch: usize,
+) -> candle_core::Result<Vec<Tensor>> {
+    samples
+        .chunks(batch)
+        .map(|chunk| {
+            let views = chunk
+                .iter()
+                .map(|(path, _)| preprocess.tensor(&DynamicImage::ImageRgb8(photos[path].clone())))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Tensor::cat(&views, 0)
+        })
+        .collect()
+}
+
+/// The epoch early stopping keeps: its figures, the network then, and its
+/// validation answers as `(truth, predicted)`.
+struct BestEpoch {
+    record: EpochRecord,
+    tensors: NamedTensors,
+    outcomes: Vec<(usize, usize)>,
+}
+
+/// Loss and `(truth, predicted)` pairs from logits.
+fn judge(logits: &Tensor, targets: &Tensor) -> candle_core::Result<(f64, Vec<(usize, usize)>)> {
+    let loss = candle_nn::loss::cross_entropy(logits, targets)?.to_scalar::<f32>()?;
+    let predicted = logits.argmax(1)?.to_vec1::<u32>()?;
+    let truth = targets.to_vec1::<u32>()?;
+    let outcomes = truth
+        .iter()
+        .zip(&predicted)
+        .map(|(&t, &p)| (t as usize, p as usize))
+        .collect();
+    Ok((f64::from(loss), outcomes))
+}
+
+/// Fine-tunes `base` (a pretrained classifier whose weights are
+/// `base_tensors`) into a classifier of `data`'s classes.
+pub fn fine_tune(
+    base: &ImageClassifier,
+    base_tensors: NamedTensors,
+    data: &ImageFolder,
+    options: &TrainOptions,
+    mut progress: impl FnMut(Progress),
+) -> Result<TrainedClassifier, TrainError> {
+    let preprocess = base.preprocess().clone();
+    let (data, photos, skipped) = decode_all(data, preprocess.resize);
+    if data.samples.is_empty() {
+        return Err(TrainError::NoPhotos);
+    }
+    let (mut train, validation) = stratified_split(&data, options.validation_share, options.seed)?;
+    let batch = options.batch.max(1);
+    let inputs = validation_inputs(&preprocess, &photos, &validation, batch)?;
+    let targets: Vec<u32> = validation.iter().map(|(_, c)| *c as u32).collect();
+    let validation_targets = Tensor::from_vec(targets, validation.len(), &Device::Cpu)?;
+    let classes = data.classes.len();
+    let head_prefix = base.architecture().head_prefix();
+
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let learner: Box<dyn Learner + '_> = match options.method {
+        Method::HeadOnly => {
+            let features = inputs
+                .iter()
+                .map(|batch| base.features(batch))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let validation_features = Tensor::cat(&features, 0)?;
+            let head = candle_nn::linear(validation_features.dim(1)?, classes, vb.pp("head"))?;
+            Box::new(HeadOnly {
+                backbone: base,
+                backbone_tensors: base_tensors,
+                head,
+                validation_features,
+            })
+        }
+        Method::Full => {
+            {
+                let mut vars = varmap.data().lock().expect("a fresh lock");
+                for (name, tensor) in base_tensors {
+                    if !name.starts_with(&format!("{head_prefix}.")) {
+                        vars.insert(name, Var::from_tensor(&tensor.to_dtype(DType::F32)?)?);
+                    }
+                }
+            }
+            let architecture = base.architecture().with_classes(classes);
+            let network = architecture
+                .build_with::<TrainingConvNorm>(vb.clone())
+                .map_err(TrainError::Export)?;
+            Box::new(Full {
+                network,
+                varmap: varmap.clone(),
+                architecture,
+                labels: data.classes.clone(),
+                preprocess: preprocess.clone(),
+                validation_inputs: inputs,
+            })
+        }
+    };
+    // Only what the method trains: the running averages get no gradient
+    // and AdamW leaves variables without one alone.
+    let mut optimiser = AdamW::new(
+        varmap.all_vars(),
+        ParamsAdamW {
+            lr: options.learning_rate,
+            weight_decay: options.weight_decay,
+            ..Default::default()
+        },
+    )?;
+    let steps_per_epoch = train.len().div_ceil(batch);
+    let schedule = WarmupCosine {
+        peak: options.learning_rate,
+        warmup_steps: options.warmup_epochs * steps_per_epoch,
+        total_steps: options.epochs * steps_per_epoch,
+    };
+    progress(Progress::Started {
+        epochs: options.epochs,
+        steps_per_epoch,
+    });
+
+    let augment = Augment::new(preprocess.crop);
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    let mut history = Vec::new();
+    let mut best: Option<BestEpoch> = None;
+    let mut step = 0;
+    for epoch in 1..=options.epochs {
+        train.shuffle(&mut rng);
+        let mut loss_sum = 0.0;
+        for chunk in train.chunks(batch) {
+            let views = chunk
+                .iter()
+                .map(|(path, _)| {
+                    let photo = DynamicImage::ImageRgb8(photos[path].clone());
+                    preprocess.normalised(&augment.apply(&photo, &mut rng), 0, 0)
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let targets: Vec<u32> = chunk.iter().map(|(_, c)| *c as u32).collect();
+            let targets = Tensor::from_vec(targets, chunk.len(), &Device::Cpu)?;
+            let logits = learner.logits(&Tensor::cat(&views, 0)?)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
+            optimiser.set_learning_rate(schedule.at(step));
+            optimiser.backward_step(&loss)?;
+            let loss = f64::from(loss.to_scalar::<f32>()?);
+            loss_sum += loss * chunk.len() as f64;
+            step += 1;
+            progress(Progress::Step { loss });
+        }
+        let (validation_loss, outcomes) =
+            judge(&learner.validation_logits()?, &validation_targets)?;
+        let correct = outcomes.iter().filter(|(t, p)| t == p).count();
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / train.len() as f64,
+            validation_loss,
+            validation_accuracy: correct as f64 / outcomes.len() as f64,
+            learning_rate: schedule.at(step.saturating_sub(1)),
+        };
+        progress(Progress::Epoch(&record));
+        let improved = best.as_ref().is_none_or(|b| {
+            record.validation_accuracy > b.record.validation_accuracy
+                || (record.validation_accuracy == b.record.validation_accuracy
+                    && validation_loss < b.record.validation_loss)
+        });
+        if improved {
+            best = Some(BestEpoch {
+                record: record.clone(),
+                tensors: learner.tensors()?,
+                outcomes,
+            });
+        }
+        history.push(record);
+        let best_epoch = best.as_ref().map_or(epoch, |b| b.record.epoch);
+        if epoch - best_epoch >= options.patience {
+            break;
+        }
+    }
+
+    let BestEpoch {
+        record: best,
+        tensors,
+        outcomes,
+    } = best.expect("at least one epoch ran");
+    let report = ClassificationReport::new(&data.classes, &outcomes, Some(best.validation_loss));
+    Ok(TrainedClassifier {
+        labels: data.classes.clone(),
+        architecture: base.architecture().name(),
+        preprocess,
+        tensors,
+        history,
+        report,
+        best_epoch: best.epoch,
+        skipped,
+        validation,
+    })
+}
+
+impl TrainedClassifier {
+    /// Writes the model folder the served app loads as it is: weights,
+    /// `config.json` with the labels in index order, `metrics.json`, the
+    /// curves and the epoch history.
+    pub fn save(
+        &self,
+        folder: &Path,
+        name: &str,
+        options: &TrainOptions,
+    ) -> Result<(), TrainError> {
+        let write_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| TrainError::Write { path, source }
+        };
+        std::fs::create_dir_all(folder).map_err(write_error(folder))?;
+        let weights = folder.join("model.safetensors");
+        candle_core::safetensors::save(&self.tensors, &weights).map_err(|e| TrainError::Write {
+            path: weights.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let config = serde_json::json!({
+            "task": "image-classification",
+            "architecture": self.architecture,
+            "name": name,
+            "labels": self.labels,
+            "preprocess": self.preprocess,
+        });
+        let training = serde_json::json!({
+            "options": options,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
+            "skipped": self.skipped,
+        });
+        let files = [
+            ("config.json", pretty(&config)),
+            ("metrics.json", pretty(&self.report)),
+            ("training.json", pretty(&training)),
+            ("curves.svg", curves::svg(&self.history)),
+        ];
+        for (file, text) in files {
+            let path = folder.join(file);
+            std::fs::write(&path, text).map_err(write_error(&path))?;
+        }
+        Ok(())
+    }
+}
+
+fn pretty(value: &impl Serialize) -> String {
+    serde_json::to_string_pretty(value).expect("plain data serialises") + "\n"
+}
