@@ -1,13 +1,14 @@
 //! Starcast's data pipeline: the records and files that feed the app,
-//! evaluation and retraining. Today: the examples gallery, the review
-//! queue of flagged predictions, models uploaded by an admin, and the
-//! processing of collected horoscopes.
+//! evaluation and retraining: the examples gallery, the review queue of
+//! flagged predictions, models uploaded by an admin, photo and horoscope
+//! collection and processing, and the model registry.
 
 pub mod dataset;
 pub mod examples;
 pub mod flags;
 pub mod horoscopes;
 pub mod photos;
+pub mod registry;
 pub mod store;
 pub mod uploads;
 

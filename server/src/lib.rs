@@ -8,11 +8,14 @@ pub mod dataset;
 pub mod error;
 pub mod generate;
 pub mod metrics;
+pub mod models;
 pub mod predict;
 pub mod process;
+pub mod reload;
 pub mod router;
 pub mod serve;
 pub mod state;
+pub mod train;
 
 pub use router::router;
 pub use state::{Admin, AppState, Limits};

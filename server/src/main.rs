@@ -4,10 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use starcast_server::generate::{self, HoroscopeArgs};
+use starcast_server::models::{self, EvaluateArgs, ModelsCommand, RegistryArgs};
 use starcast_server::predict::{self, ActorsArgs};
 use starcast_server::process::{self, HoroscopesArgs};
 use starcast_server::serve::{ServeArgs, serve};
-use starcast_server::{collect, dataset};
+use starcast_server::{collect, dataset, train};
 use tracing_subscriber::EnvFilter;
 
 /// Starcast: recognise actors in photos and write daily horoscopes, with
@@ -38,6 +39,25 @@ enum Command {
     /// Actor photo datasets.
     #[command(subcommand)]
     Dataset(Dataset),
+    /// Fine-tune a model on a dataset and register it as a new version.
+    #[command(subcommand)]
+    Train(Train),
+    /// A model's accuracy, per-class precision and recall and confusion
+    /// matrix on labelled photos.
+    Evaluate(EvaluateArgs),
+    /// The model registry: versions, what is served, promotion and rollback.
+    Models {
+        #[command(flatten)]
+        registry: RegistryArgs,
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Train {
+    /// The actor classifier, from a pretrained ImageNet network.
+    Actors(train::ActorsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +146,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Process(Process::Horoscopes(args)) => {
             process::horoscopes(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Train(Train::Actors(args)) => {
+            train::actors(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Evaluate(args) => {
+            models::evaluate(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Models { registry, command } => {
+            models::models(registry, command)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,10 +12,13 @@ use starcast_app::OUTPUT_NAME;
 use starcast_model::hub::local_model;
 use starcast_model::text::load_horoscope_writer;
 use starcast_model::vision::ClassifierOptions;
-use starcast_model::{Models, ServedModels, load_actor_recognizer};
+use starcast_model::{ActorRecognizer, Models, ServedModels, load_actor_recognizer};
+use starcast_pipeline::registry::Registry;
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 
+use crate::reload::{follow_registry, load_version};
 use crate::state::{Admin, AppState, Limits};
+use crate::train::ACTORS_TASK;
 
 /// The model folders that scripts/fetch-defaults.sh prepares.
 const DEFAULT_HOROSCOPE_MODEL: &str = "smollm2-135m-instruct";
@@ -49,6 +53,14 @@ pub struct ServeArgs {
     /// when that exists (scripts/fetch-defaults.sh puts it there).
     #[arg(long, env = "STARCAST_ACTORS_MODEL")]
     pub actors_model: Option<PathBuf>,
+    /// The model registry (default `<data>/registry`). Without --actors-model,
+    /// the actor version it serves is loaded, and each version promoted later
+    /// is swapped in while serving.
+    #[arg(long, env = "STARCAST_REGISTRY")]
+    pub registry: Option<PathBuf>,
+    /// Seconds between checks of the registry for a newly promoted version.
+    #[arg(long, env = "STARCAST_REGISTRY_POLL", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub registry_poll: u64,
     /// The classifier's architecture, when neither config.json nor the weights' tensor names tell.
     #[arg(long, env = "STARCAST_ACTORS_ARCH")]
     pub actors_arch: Option<String>,
@@ -75,8 +87,44 @@ impl ServeArgs {
         SocketAddr::new(self.host, self.port)
     }
 
-    /// The server state these options describe.
-    pub fn state(&self) -> anyhow::Result<AppState> {
+    fn registry(&self) -> Registry {
+        Registry::new(
+            self.registry
+                .clone()
+                .unwrap_or_else(|| self.data.join("registry")),
+        )
+    }
+
+    /// The registry to follow while serving: only when no actor model is
+    /// pinned with --actors-model.
+    pub fn followed_registry(&self) -> Option<Registry> {
+        self.actors_model.is_none().then(|| self.registry())
+    }
+
+    /// The actor version the registry serves, when there is one that loads.
+    fn registry_actors(&self) -> Option<(String, Arc<dyn ActorRecognizer>)> {
+        let registry = self.followed_registry()?;
+        let version = match registry.serving(ACTORS_TASK) {
+            Ok(version) => version?,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the registry; serving the default actor model");
+                return None;
+            }
+        };
+        match load_version(&version) {
+            Ok(model) => {
+                tracing::info!(version = %version.id, path = %version.path.display(), "actor model loaded from the registry");
+                Some((version.id, model))
+            }
+            Err(error) => {
+                tracing::error!(version = %version.id, error = %format!("{error:#}"), "the registry's actor model does not load; serving the default one");
+                None
+            }
+        }
+    }
+
+    /// The server state these options describe, serving `models`.
+    pub fn state(&self, models: ServedModels) -> anyhow::Result<AppState> {
         let bundle = self.site.join("pkg").join(format!("{OUTPUT_NAME}_bg.wasm"));
         if !bundle.is_file() {
             tracing::warn!(
@@ -106,7 +154,7 @@ impl ServeArgs {
         };
         let state = AppState::new(
             leptos_options,
-            self.models()?,
+            models,
             flags,
             ExamplePhotos::new(self.data.join("examples")),
             limits,
@@ -124,9 +172,10 @@ impl ServeArgs {
 }
 
 impl ServeArgs {
-    /// Loads the models to serve. A model named on the command line must
+    /// Loads the models to serve, and says which registry version of the
+    /// actor model is among them. A model named on the command line must
     /// load; a missing default is only worth a warning.
-    fn models(&self) -> anyhow::Result<ServedModels> {
+    pub fn models(&self) -> anyhow::Result<(ServedModels, Option<String>)> {
         let horoscope = self
             .model_path(&self.horoscope_model, DEFAULT_HOROSCOPE_MODEL, "--horoscope-model")
             .map(|location| {
@@ -142,6 +191,13 @@ impl ServeArgs {
             architecture: self.actors_arch.clone(),
             labels: self.actors_labels.clone(),
         };
+        if let Some((version, actors)) = self.registry_actors() {
+            let models = Models {
+                actors: Some(actors),
+                horoscope,
+            };
+            return Ok((models.into(), Some(version)));
+        }
         let actors = self
             .model_path(&self.actors_model, DEFAULT_ACTORS_MODEL, "--actors-model")
             .map(|location| {
@@ -153,7 +209,7 @@ impl ServeArgs {
                 anyhow::Ok(recognizer)
             })
             .transpose()?;
-        Ok(Models { actors, horoscope }.into())
+        Ok((Models { actors, horoscope }.into(), None))
     }
 
     /// The model named by an option, else the default folder when it exists.
@@ -175,7 +231,12 @@ impl ServeArgs {
 
 /// Serves until Ctrl-C or SIGTERM, then gives requests in flight a grace period.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let state = args.state()?;
+    let (models, registry_version) = args.models()?;
+    let state = args.state(models.clone())?;
+    if let Some(registry) = args.followed_registry() {
+        let poll = Duration::from_secs(args.registry_poll);
+        tokio::spawn(follow_registry(registry, models, registry_version, poll));
+    }
     let address = args.address();
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
         format!("could not listen on {address}: is another program using port {}? Choose another with --port", args.port)

@@ -2,10 +2,12 @@
 //! dataset the way the lab's student did by hand.
 
 mod clean;
+mod fingerprint;
 mod import;
 
 pub use clean::{
     CleanError, CleanSettings, Reason, Verdict, apply_verdicts, judge_dataset, quarantine_of,
     report_of,
 };
+pub use fingerprint::fingerprint;
 pub use import::{ImportError, Imported, count_classes, import_dataset};

@@ -1,0 +1,559 @@
+//! The model registry: every trained model is a numbered version (a model
+//! folder plus its lineage), and one version per task is the one served.
+//!
+//! ```text
+//! <root>/<task>/versions/v1/      config.json, model.safetensors, metrics.json, lineage.json, ...
+//! <root>/<task>/registry.json     {"serving": "v1", "events": [...]}
+//! ```
+//!
+//! A version is written into a hidden staging folder and renamed into
+//! place only when every file is on disk, and `registry.json` is replaced
+//! by a rename, so the registry never points at a half-written model.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a version came from: enough to retrain it or explain it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    pub created: DateTime<Utc>,
+    /// The dataset as the user named it (a folder or a URL).
+    pub dataset: String,
+    /// A hash of every file's name and content: equal hashes, same data.
+    pub dataset_hash: String,
+    /// The model it was fine-tuned from.
+    pub base_model: String,
+    /// The training options, as given.
+    pub parameters: serde_json::Value,
+    /// The code that trained it (`starcast` version and commit).
+    pub code_revision: String,
+}
+
+/// One registered version.
+#[derive(Clone, Debug, Serialize)]
+pub struct Version {
+    pub id: String,
+    pub path: PathBuf,
+    pub lineage: Lineage,
+    /// The top-level numbers of its `metrics.json`.
+    pub metrics: serde_json::Map<String, serde_json::Value>,
+    /// Its `config.json` labels, in class order (empty for text models).
+    pub labels: Vec<String>,
+}
+
+/// What happened to the serving pointer, newest last.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: DateTime<Utc>,
+    pub action: String,
+    pub version: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Pointer {
+    serving: Option<String>,
+    #[serde(default)]
+    events: Vec<Event>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry I/O on {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error(
+        "{path} is damaged ({reason}): restore it from a backup or delete it to start the registry afresh"
+    )]
+    Damaged { path: PathBuf, reason: String },
+    #[error(
+        "the {task} registry has no version '{version}': `starcast models list --task {task}` shows the versions"
+    )]
+    UnknownVersion { task: String, version: String },
+    #[error("the {task} registry has no earlier serving version to roll back to")]
+    NothingToRollBack { task: String },
+    #[error("'{0}' is not a task name: use letters, digits and '-'")]
+    BadTask(String),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> RegistryError + '_ {
+    move |source| RegistryError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A registry rooted at a folder (`data/registry` by default).
+#[derive(Clone, Debug)]
+pub struct Registry {
+    root: PathBuf,
+}
+
+/// A version being written: a hidden folder under `versions/`.
+#[derive(Debug)]
+pub struct Staged {
+    task: String,
+    path: PathBuf,
+}
+
+impl Staged {
+    /// The folder to write the model into.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Staged {
+    /// A staged version that was never committed (an error, a panic) is removed.
+    fn drop(&mut self) {
+        if self.path.exists() {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+impl Registry {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Registry { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn task_dir(&self, task: &str) -> Result<PathBuf, RegistryError> {
+        let valid = !task.is_empty() && task.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !valid {
+            return Err(RegistryError::BadTask(task.to_string()));
+        }
+        Ok(self.root.join(task))
+    }
+
+    /// The file the server watches to know what to serve.
+    pub fn pointer_path(&self, task: &str) -> Result<PathBuf, RegistryError> {
+        Ok(self.task_dir(task)?.join("registry.json"))
+    }
+
+    /// A fresh staging folder for a new version of `task`.
+    pub fn stage(&self, task: &str) -> Result<Staged, RegistryError> {
+        let versions = self.task_dir(task)?.join("versions");
+        fs::create_dir_all(&versions).map_err(io_error(&versions))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".staging-")
+            .tempdir_in(&versions)
+            .map_err(io_error(&versions))?;
+        Ok(Staged {
+            task: task.to_string(),
+            path: staging.keep(),
+        })
+    }
+
+    /// Makes a staged folder the next version: writes its lineage, flushes
+    /// every file to disk, stamps the version into `config.json`, then
+    /// renames it into place. Nothing is served until it is promoted.
+    pub fn commit(&self, staged: Staged, lineage: &Lineage) -> Result<Version, RegistryError> {
+        let versions = self.task_dir(&staged.task)?.join("versions");
+        let id = format!("v{}", self.last_number(&staged.task)? + 1);
+        write_json(&staged.path.join("lineage.json"), lineage)?;
+        stamp_version(&staged.path.join("config.json"), &id)?;
+        sync_tree(&staged.path)?;
+        let target = versions.join(&id);
+        fs::rename(&staged.path, &target).map_err(io_error(&target))?;
+        sync_dir(&versions)?;
+        self.version(&staged.task, &id)
+    }
+
+    fn last_number(&self, task: &str) -> Result<u64, RegistryError> {
+        Ok(self
+            .version_ids(task)?
+            .iter()
+            .filter_map(|id| id[1..].parse::<u64>().ok())
+            .max()
+            .unwrap_or(0))
+    }
+
+    fn version_ids(&self, task: &str) -> Result<Vec<String>, RegistryError> {
+        let versions = self.task_dir(task)?.join("versions");
+        if !versions.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut ids: Vec<(u64, String)> = fs::read_dir(&versions)
+            .map_err(io_error(&versions))?
+            .filter_map(|entry| entry.ok())
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let number = name.strip_prefix('v')?.parse::<u64>().ok()?;
+                Some((number, name))
+            })
+            .collect();
+        ids.sort();
+        Ok(ids.into_iter().map(|(_, id)| id).collect())
+    }
+
+    /// Every version of `task`, oldest first.
+    pub fn versions(&self, task: &str) -> Result<Vec<Version>, RegistryError> {
+        self.version_ids(task)?
+            .iter()
+            .map(|id| self.version(task, id))
+            .collect()
+    }
+
+    /// One version by id (`v3`).
+    pub fn version(&self, task: &str, id: &str) -> Result<Version, RegistryError> {
+        let path = self.task_dir(task)?.join("versions").join(id);
+        if id.starts_with('.') || id.contains('/') || !path.is_dir() {
+            return Err(RegistryError::UnknownVersion {
+                task: task.to_string(),
+                version: id.to_string(),
+            });
+        }
+        let lineage = read_json(&path.join("lineage.json"))?;
+        let metrics_path = path.join("metrics.json");
+        let metrics = if metrics_path.is_file() {
+            let all: serde_json::Value = read_json(&metrics_path)?;
+            all.as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter(|(_, v)| v.is_number())
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            Default::default()
+        };
+        let config: serde_json::Value = read_json(&path.join("config.json"))?;
+        let labels = config["labels"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Version {
+            id: id.to_string(),
+            path,
+            lineage,
+            metrics,
+            labels,
+        })
+    }
+
+    fn pointer(&self, task: &str) -> Result<Pointer, RegistryError> {
+        let path = self.pointer_path(task)?;
+        if !path.is_file() {
+            return Ok(Pointer::default());
+        }
+        read_json(&path)
+    }
+
+    /// The version served now, if any.
+    pub fn serving(&self, task: &str) -> Result<Option<Version>, RegistryError> {
+        self.pointer(task)?
+            .serving
+            .map(|id| self.version(task, &id))
+            .transpose()
+    }
+
+    /// The pointer's history, newest last.
+    pub fn events(&self, task: &str) -> Result<Vec<Event>, RegistryError> {
+        Ok(self.pointer(task)?.events)
+    }
+
+    /// Serves `id` from now on.
+    pub fn promote(&self, task: &str, id: &str, reason: &str) -> Result<Version, RegistryError> {
+        let version = self.version(task, id)?;
+        self.point(task, "promote", id, reason)?;
+        Ok(version)
+    }
+
+    /// Serves the version that was served before the current one.
+    pub fn rollback(&self, task: &str, reason: &str) -> Result<Version, RegistryError> {
+        // Promotions push onto a stack and rollbacks pop it, so rolling
+        // back twice goes two versions back rather than undoing the first.
+        let mut stack: Vec<String> = Vec::new();
+        for event in self.pointer(task)?.events {
+            match event.action.as_str() {
+                "promote" => stack.push(event.version),
+                "rollback" => {
+                    stack.pop();
+                }
+                _ => {}
+            }
+        }
+        stack.pop();
+        let previous = stack
+            .pop()
+            .ok_or_else(|| RegistryError::NothingToRollBack {
+                task: task.to_string(),
+            })?;
+        let version = self.version(task, &previous)?;
+        self.point(task, "rollback", &previous, reason)?;
+        Ok(version)
+    }
+
+    fn point(&self, task: &str, action: &str, id: &str, reason: &str) -> Result<(), RegistryError> {
+        let mut pointer = self.pointer(task)?;
+        pointer.serving = Some(id.to_string());
+        pointer.events.push(Event {
+            at: Utc::now(),
+            action: action.to_string(),
+            version: id.to_string(),
+            reason: reason.to_string(),
+        });
+        write_json(&self.pointer_path(task)?, &pointer)
+    }
+}
+
+/// When a new version may replace the served one: it must beat it on the
+/// same evaluation data by `margin` on `metric`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PromotionRule {
+    pub metric: String,
+    pub margin: f64,
+}
+
+impl Default for PromotionRule {
+    fn default() -> Self {
+        PromotionRule {
+            metric: "accuracy".into(),
+            margin: 0.0,
+        }
+    }
+}
+
+impl PromotionRule {
+    /// Whether lower is better for the metric (losses, perplexity).
+    fn lower_is_better(&self) -> bool {
+        self.metric.contains("loss") || self.metric.contains("perplexity")
+    }
+
+    /// The verdict on a candidate's score against the served version's,
+    /// with the reason in words.
+    pub fn judge(&self, candidate: f64, serving: Option<(&str, f64)>) -> (bool, String) {
+        let metric = &self.metric;
+        let Some((served, score)) = serving else {
+            return (
+                true,
+                format!("first version served ({metric} {candidate:.4})"),
+            );
+        };
+        let gain = if self.lower_is_better() {
+            score - candidate
+        } else {
+            candidate - score
+        };
+        let better = gain > self.margin;
+        let verdict = if better { "beats" } else { "does not beat" };
+        (
+            better,
+            format!(
+                "{metric} {candidate:.4} {verdict} {served}'s {score:.4} by more than {margin}",
+                margin = self.margin
+            ),
+        )
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RegistryError> {
+    let text = fs::read_to_string(path).map_err(io_error(path))?;
+    serde_json::from_str(&text).map_err(|e| RegistryError::Damaged {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// Writes beside the target, flushes, then renames over it.
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), RegistryError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io_error(dir))?;
+    let text = serde_json::to_string_pretty(value).expect("plain data serialises");
+    file.write_all(text.as_bytes()).map_err(io_error(path))?;
+    file.as_file().sync_all().map_err(io_error(path))?;
+    file.persist(path).map_err(|e| RegistryError::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    sync_dir(dir)
+}
+
+/// Sets `"version"` in a model folder's `config.json`, so the app shows it.
+fn stamp_version(config: &Path, id: &str) -> Result<(), RegistryError> {
+    if !config.is_file() {
+        return Ok(());
+    }
+    let mut value: serde_json::Value = read_json(config)?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("version".into(), id.into());
+    }
+    write_json(config, &value)
+}
+
+fn sync_tree(dir: &Path) -> Result<(), RegistryError> {
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        let path = entry.map_err(io_error(dir))?.path();
+        if path.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(io_error(&path))?;
+        }
+    }
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), RegistryError> {
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io_error(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lineage(dataset_hash: &str) -> Lineage {
+        Lineage {
+            created: Utc::now(),
+            dataset: "data/datasets/actors".into(),
+            dataset_hash: dataset_hash.into(),
+            base_model: "mobilenet-v2-imagenet".into(),
+            parameters: serde_json::json!({"epochs": 3}),
+            code_revision: "test".into(),
+        }
+    }
+
+    fn add_version(registry: &Registry, accuracy: f64) -> Version {
+        let staged = registry.stage("actors").unwrap();
+        fs::write(staged.path().join("model.safetensors"), b"weights").unwrap();
+        fs::write(
+            staged.path().join("config.json"),
+            r#"{"task": "image-classification", "architecture": "resnet18", "labels": ["a", "b"]}"#,
+        )
+        .unwrap();
+        fs::write(
+            staged.path().join("metrics.json"),
+            format!(r#"{{"accuracy": {accuracy}, "confusion": [[1, 0], [0, 1]]}}"#),
+        )
+        .unwrap();
+        registry.commit(staged, &lineage("abc")).unwrap()
+    }
+
+    #[test]
+    fn versions_are_numbered_and_stamped() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new(dir.path());
+        assert!(registry.versions("actors").unwrap().is_empty());
+        let first = add_version(&registry, 0.5);
+        let second = add_version(&registry, 0.75);
+        assert_eq!((first.id.as_str(), second.id.as_str()), ("v1", "v2"));
+        assert_eq!(second.metrics["accuracy"], 0.75);
+        assert!(!second.metrics.contains_key("confusion"), "numbers only");
+        assert_eq!(second.labels, ["a", "b"]);
+        let config = fs::read_to_string(second.path.join("config.json")).unwrap();
+        assert!(config.contains(r#""version": "v2""#), "{config}");
+        let ids: Vec<String> = registry
+            .versions("actors")
+            .unwrap()
+            .into_iter()
+            .map(|v| v.id)
+            .collect();
+        assert_eq!(ids, ["v1", "v2"]);
+        assert!(
+            registry.serving("actors").unwrap().is_none(),
+            "nothing served until promoted"
+        );
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_version_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new(dir.path());
+        let write_model = |staged: &Staged| -> io::Result<()> {
+            fs::write(staged.path().join("model.safetensors"), b"half")?;
+            Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left on device",
+            ))
+        };
+        let staged = registry.stage("actors").unwrap();
+        assert!(write_model(&staged).is_err());
+        drop(staged);
+        let versions = dir.path().join("actors/versions");
+        assert_eq!(
+            fs::read_dir(&versions).unwrap().count(),
+            0,
+            "staging removed"
+        );
+        assert!(registry.versions("actors").unwrap().is_empty());
+    }
+
+    #[test]
+    fn promote_and_roll_back_move_the_pointer() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new(dir.path());
+        add_version(&registry, 0.5);
+        add_version(&registry, 0.8);
+        add_version(&registry, 0.9);
+        let err = registry.rollback("actors", "test").unwrap_err();
+        assert!(
+            matches!(err, RegistryError::NothingToRollBack { .. }),
+            "{err}"
+        );
+        registry.promote("actors", "v1", "first").unwrap();
+        registry.promote("actors", "v3", "better").unwrap();
+        assert_eq!(registry.serving("actors").unwrap().unwrap().id, "v3");
+        assert_eq!(registry.rollback("actors", "bad outputs").unwrap().id, "v1");
+        assert_eq!(registry.serving("actors").unwrap().unwrap().id, "v1");
+        let actions: Vec<String> = registry
+            .events("actors")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(actions, ["promote", "promote", "rollback"]);
+        assert!(
+            registry.rollback("actors", "again").is_err(),
+            "v1 was the first served version"
+        );
+        let err = registry.promote("actors", "v9", "typo").unwrap_err();
+        assert!(err.to_string().contains("no version 'v9'"), "{err}");
+        assert!(registry.version("actors", "../actors").is_err());
+        assert!(registry.stage("../etc").is_err());
+    }
+
+    #[test]
+    fn promotion_needs_a_win_by_the_margin() {
+        let rule = PromotionRule {
+            metric: "accuracy".into(),
+            margin: 0.01,
+        };
+        assert!(rule.judge(0.5, None).0, "nothing served yet");
+        assert!(rule.judge(0.92, Some(("v1", 0.9))).0);
+        let (promote, reason) = rule.judge(0.905, Some(("v1", 0.9)));
+        assert!(!promote, "a win inside the margin is not enough");
+        assert!(reason.contains("does not beat v1's 0.9000"), "{reason}");
+        let loss = PromotionRule {
+            metric: "loss".into(),
+            margin: 0.0,
+        };
+        assert!(loss.judge(0.3, Some(("v1", 0.4))).0);
+        assert!(!loss.judge(0.5, Some(("v1", 0.4))).0);
+    }
+
+    #[test]
+    fn a_damaged_pointer_is_reported_not_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new(dir.path());
+        add_version(&registry, 0.5);
+        fs::write(registry.pointer_path("actors").unwrap(), "{not json").unwrap();
+        let err = registry.serving("actors").unwrap_err();
+        assert!(err.to_string().contains("damaged"), "{err}");
+    }
+}

@@ -1,0 +1,68 @@
+//! Hot reload: the server follows the registry, and serves each version
+//! promoted (by `starcast models promote`, a training run or the
+//! scheduler) from the next request on, without a restart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use starcast_model::vision::ClassifierOptions;
+use starcast_model::{ActorRecognizer, ServedModels, load_actor_recognizer};
+use starcast_pipeline::registry::{Registry, Version};
+
+use crate::train::ACTORS_TASK;
+
+/// Loads a registered actor model version.
+pub fn load_version(version: &Version) -> anyhow::Result<Arc<dyn ActorRecognizer>> {
+    Ok(load_actor_recognizer(
+        &version.path,
+        &ClassifierOptions::default(),
+    )?)
+}
+
+/// Polls the registry every `interval` and swaps the actor model when the
+/// served version changes. A version that fails to load is reported once
+/// and the model served before it stays.
+pub async fn follow_registry(
+    registry: Registry,
+    models: ServedModels,
+    mut current: Option<String>,
+    interval: Duration,
+) {
+    let mut failed: Option<String> = None;
+    loop {
+        tokio::time::sleep(interval).await;
+        let lookup = registry.clone();
+        let serving = tokio::task::spawn_blocking(move || lookup.serving(ACTORS_TASK)).await;
+        let version = match serving {
+            Ok(Ok(Some(version))) => version,
+            Ok(Ok(None)) => continue,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "could not read the registry");
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the registry check stopped");
+                continue;
+            }
+        };
+        if current.as_ref() == Some(&version.id) || failed.as_ref() == Some(&version.id) {
+            continue;
+        }
+        let id = version.id.clone();
+        let path: PathBuf = version.path.clone();
+        match tokio::task::spawn_blocking(move || load_version(&version)).await {
+            Ok(Ok(model)) => {
+                models.serve_actors(model);
+                tracing::info!(version = %id, path = %path.display(), "now serving the promoted actor model");
+                current = Some(id);
+                failed = None;
+            }
+            Ok(Err(error)) => {
+                tracing::error!(version = %id, error = %format!("{error:#}"), "the promoted actor model does not load; still serving the previous one");
+                failed = Some(id);
+            }
+            Err(error) => tracing::error!(%error, "loading the promoted model stopped"),
+        }
+    }
+}

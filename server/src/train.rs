@@ -1,0 +1,290 @@
+//! `starcast train actors`: fine-tune the actor classifier on a photo
+//! dataset, register it as a new version, and serve it when it beats the
+//! version served now.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use starcast_model::ActorRecognizer;
+use starcast_model::hub::local_model;
+use starcast_model::vision::{ClassifierOptions, ImageClassifier, read_weights};
+use starcast_pipeline::dataset::fingerprint;
+use starcast_pipeline::registry::{Lineage, PromotionRule, Registry, Version};
+use starcast_train::{
+    ClassificationReport, ImageFolder, Method, Progress, TrainOptions, TrainedClassifier,
+    evaluate_classifier, fine_tune,
+};
+
+/// The version of the code that trained a model.
+pub const CODE_REVISION: &str = concat!("starcast ", env!("CARGO_PKG_VERSION"));
+
+/// The registry's task name for the actor model.
+pub const ACTORS_TASK: &str = "actors";
+
+#[derive(Debug, clap::Args)]
+pub struct ActorsArgs {
+    /// The dataset: `<actor>/<photo>` folders (`starcast dataset import` makes one).
+    #[arg(long, default_value = "data/datasets/actors")]
+    pub data: PathBuf,
+    /// The pretrained classifier to start from: a model folder, a weights file
+    /// or `hf://user/repo`. Its head is replaced by one for the dataset's actors.
+    #[arg(long, default_value = "data/models/mobilenet-v2-imagenet")]
+    pub base: PathBuf,
+    /// The base's architecture (resnet18, mobilenet_v2, ...), when neither its
+    /// config.json nor its tensor names tell.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Train every layer (BatchNorm in training mode) instead of only a new
+    /// head on the frozen network: better with many photos, much slower.
+    #[arg(long)]
+    pub full: bool,
+    #[arg(long, default_value_t = TrainOptions::default().epochs)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = TrainOptions::default().batch as u16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub batch: u16,
+    /// The peak learning rate (AdamW, linear warm-up then cosine decay);
+    /// 0.003 for a new head, 0.0003 with --full.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// The share of each actor's photos held out for validation.
+    #[arg(long, default_value_t = TrainOptions::default().validation_share)]
+    pub validation_share: f64,
+    /// Epochs without a better validation accuracy before training stops.
+    #[arg(long, default_value_t = TrainOptions::default().patience)]
+    pub patience: usize,
+    #[arg(long, default_value_t = TrainOptions::default().seed)]
+    pub seed: u64,
+    /// Write the model folder here instead of registering a new version.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The model registry.
+    #[arg(long, env = "STARCAST_REGISTRY", default_value = "data/registry")]
+    pub registry: PathBuf,
+    /// Register the new version without serving it, whatever its score.
+    #[arg(long)]
+    pub no_promote: bool,
+    /// The validation figure promotion compares: accuracy, macro_f1 or loss.
+    #[arg(long, default_value = "accuracy")]
+    pub metric: String,
+    /// How much better than the served version the new one must be.
+    #[arg(long, default_value_t = 0.0)]
+    pub margin: f64,
+}
+
+impl ActorsArgs {
+    fn options(&self) -> anyhow::Result<TrainOptions> {
+        anyhow::ensure!(self.epochs > 0, "--epochs must be at least 1");
+        let method = if self.full {
+            Method::Full
+        } else {
+            Method::HeadOnly
+        };
+        let learning_rate = self.lr.unwrap_or(method.default_learning_rate());
+        anyhow::ensure!(
+            learning_rate > 0.0 && learning_rate.is_finite(),
+            "--lr must be a positive number"
+        );
+        Ok(TrainOptions {
+            epochs: self.epochs,
+            batch: usize::from(self.batch),
+            learning_rate,
+            method,
+            validation_share: self.validation_share,
+            patience: self.patience.max(1),
+            seed: self.seed,
+            ..TrainOptions::default()
+        })
+    }
+}
+
+/// A progress bar over every optimiser step, with the latest loss and the
+/// validation accuracy of the last epoch.
+fn progress_bar() -> impl FnMut(Progress) {
+    let bar = ProgressBar::hidden();
+    move |event| match event {
+        Progress::Started {
+            epochs,
+            steps_per_epoch,
+        } => {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.set_length((epochs * steps_per_epoch) as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} training [{bar:30}] {pos}/{len} steps, {elapsed} ({eta} left) {msg}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+        }
+        Progress::Step { loss } => {
+            bar.inc(1);
+            bar.set_message(format!("loss {loss:.3}"));
+        }
+        Progress::Epoch(record) => bar.println(format!(
+            "epoch {:>3}: training loss {:.4}, validation loss {:.4}, accuracy {:.1}%",
+            record.epoch,
+            record.train_loss,
+            record.validation_loss,
+            record.validation_accuracy * 100.0
+        )),
+    }
+}
+
+pub fn actors(args: ActorsArgs) -> anyhow::Result<()> {
+    let options = args.options()?;
+    let data = ImageFolder::scan(&args.data)?;
+    let base = local_model(&args.base)?;
+    let classifier_options = ClassifierOptions {
+        architecture: args.arch.clone(),
+        labels: None,
+    };
+    let backbone = ImageClassifier::load(&base, &classifier_options).with_context(|| {
+        format!(
+            "could not load the base model {}: run scripts/fetch-defaults.sh for the ImageNet MobileNetV2, or pass --base",
+            args.base.display()
+        )
+    })?;
+    let weights = backbone
+        .weights_path()
+        .context("the base model has no weights file")?;
+    let backbone_tensors = read_weights(weights)?;
+    let what = match options.method {
+        Method::HeadOnly => "a new head of",
+        Method::Full => "every layer of",
+    };
+    eprintln!(
+        "training {what} {} for {} actors ({} photos) from {}",
+        backbone.info().architecture,
+        data.classes.len(),
+        data.samples.len(),
+        args.base.display()
+    );
+    let trained = fine_tune(&backbone, backbone_tensors, &data, &options, progress_bar())?;
+    for photo in &trained.skipped {
+        eprintln!("skipped {}: {}", photo.path.display(), photo.reason);
+    }
+    print_report(&trained.report);
+    eprintln!(
+        "best epoch {} of {}",
+        trained.best_epoch,
+        trained.history.len()
+    );
+    let name = format!("{}-actors", backbone.info().architecture);
+    if let Some(out) = &args.out {
+        trained.save(out, &name, &options)?;
+        println!("model written to {}", out.display());
+        return Ok(());
+    }
+    let registry = Registry::new(&args.registry);
+    let staged = registry.stage(ACTORS_TASK)?;
+    trained.save(staged.path(), &name, &options)?;
+    let lineage = Lineage {
+        created: chrono::Utc::now(),
+        dataset: args.data.display().to_string(),
+        dataset_hash: fingerprint(&args.data)
+            .with_context(|| format!("could not read {}", args.data.display()))?,
+        base_model: args.base.display().to_string(),
+        parameters: serde_json::to_value(&options)?,
+        code_revision: CODE_REVISION.to_string(),
+    };
+    let version = registry.commit(staged, &lineage)?;
+    println!(
+        "registered {} version {} in {}",
+        ACTORS_TASK,
+        version.id,
+        version.path.display()
+    );
+    if args.no_promote {
+        return Ok(());
+    }
+    let rule = PromotionRule {
+        metric: args.metric.clone(),
+        margin: args.margin,
+    };
+    promote_if_better(&registry, &version, &trained, &data, &rule)
+}
+
+/// Evaluates the served version on the new version's validation photos
+/// and serves the new one if it wins by the rule's margin.
+fn promote_if_better(
+    registry: &Registry,
+    candidate: &Version,
+    trained: &TrainedClassifier,
+    data: &ImageFolder,
+    rule: &PromotionRule,
+) -> anyhow::Result<()> {
+    let candidate_score = trained.report.metric(&rule.metric).with_context(|| {
+        format!(
+            "'{}' is not a classifier metric: use accuracy, macro_f1 or loss",
+            rule.metric
+        )
+    })?;
+    let serving = registry.serving(ACTORS_TASK)?;
+    let serving_score = match &serving {
+        None => None,
+        Some(served) if served.labels != candidate.labels => {
+            println!(
+                "not served: the actors changed since {} ({}) and {} ({}) can't be compared on the same photos; check {} and run `starcast models promote {}`",
+                served.id,
+                served.labels.join(", "),
+                candidate.id,
+                candidate.labels.join(", "),
+                candidate.path.display(),
+                candidate.id
+            );
+            return Ok(());
+        }
+        Some(served) => {
+            let report = evaluate_version(served, &trained.validation, data)?;
+            Some((
+                served.id.as_str(),
+                report.metric(&rule.metric).unwrap_or(f64::NAN),
+            ))
+        }
+    };
+    let (promote, reason) = rule.judge(candidate_score, serving_score);
+    if promote {
+        registry.promote(ACTORS_TASK, &candidate.id, &reason)?;
+        println!("serving {}: {reason}", candidate.id);
+    } else {
+        println!("not served: {reason}");
+    }
+    Ok(())
+}
+
+/// A registered version's report on photos given as `(path, class index)`.
+fn evaluate_version(
+    version: &Version,
+    photos: &[(PathBuf, usize)],
+    data: &ImageFolder,
+) -> anyhow::Result<ClassificationReport> {
+    let model = ImageClassifier::load(&version.path, &ClassifierOptions::default())
+        .with_context(|| format!("could not load {}", version.path.display()))?;
+    let named: Vec<(PathBuf, String)> = photos
+        .iter()
+        .map(|(path, class)| (path.clone(), data.classes[*class].clone()))
+        .collect();
+    Ok(evaluate_classifier(&model, &named)?.0)
+}
+
+/// The report as a table for the terminal.
+pub fn print_report(report: &ClassificationReport) {
+    println!(
+        "accuracy {:.1}% on {} photos, macro F1 {:.3}{}",
+        report.accuracy * 100.0,
+        report.examples,
+        report.macro_f1,
+        report
+            .loss
+            .map(|l| format!(", loss {l:.4}"))
+            .unwrap_or_default()
+    );
+    println!("{:>24}  precision  recall  photos", "actor");
+    for class in &report.classes {
+        println!(
+            "{:>24}  {:>9.3}  {:>6.3}  {:>6}",
+            class.label, class.precision, class.recall, class.support
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! A version promoted in the registry while clients keep asking is served
+//! from the next check on, over real TCP: no request fails, and answers
+//! switch from the old model to the new one.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{
+    ColourRecognizer, Multipart, join_within, over_tcp, png, server, three_class_safetensors,
+};
+use starcast_model::{ActorRecognizer, Models};
+use starcast_pipeline::registry::{Lineage, Registry};
+use starcast_server::reload::follow_registry;
+use tokio::net::TcpListener;
+
+const CLIENTS: usize = 4;
+
+/// Registers the three-class model (labels Ada, Bea, Cleo) as a version.
+fn register(registry: &Registry) -> String {
+    let staged = registry.stage("actors").unwrap();
+    std::fs::write(
+        staged.path().join("model.safetensors"),
+        three_class_safetensors(),
+    )
+    .unwrap();
+    std::fs::write(
+        staged.path().join("config.json"),
+        r#"{"task": "image-classification", "architecture": "mobilenet_v2", "labels": ["Ada", "Bea", "Cleo"]}"#,
+    )
+    .unwrap();
+    let lineage = Lineage {
+        created: chrono::Utc::now(),
+        dataset: "test".into(),
+        dataset_hash: "sha256:0".into(),
+        base_model: "mobilenet-v2-imagenet".into(),
+        parameters: serde_json::json!({}),
+        code_revision: "test".into(),
+    };
+    registry.commit(staged, &lineage).unwrap().id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_promoted_version_is_served_without_a_restart_or_a_failed_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new(dir.path());
+    let models: starcast_model::ServedModels = Models {
+        actors: Some(Arc::new(ColourRecognizer::new())),
+        ..Default::default()
+    }
+    .into();
+    let server = server(models.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, server.app()).into_future());
+    tokio::spawn(follow_registry(
+        registry.clone(),
+        models,
+        None,
+        Duration::from_millis(50),
+    ));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (old, new) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..CLIENTS {
+        let (stop, old, new) = (stop.clone(), old.clone(), new.clone());
+        clients.spawn(async move {
+            let photo = png(64, 48, [200, 30, 30]);
+            while !stop.load(Ordering::Relaxed) {
+                let form = Multipart::default().file("image", "red.png", &photo);
+                let response = over_tcp(address, form.raw("/api/actors/predict", "")).await;
+                assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+                if response.contains(r#""label":"Cleo""#) {
+                    new.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    assert!(response.contains(r#""label":"red""#), "{response}");
+                    old.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lookup = registry.clone();
+    let version = tokio::task::spawn_blocking(move || {
+        let id = register(&lookup);
+        lookup.promote("actors", &id, "test").unwrap();
+        id
+    })
+    .await
+    .unwrap();
+    let mut served = false;
+    for _ in 0..200 {
+        let (status, body) = server.get("/api/models").await;
+        assert_eq!(status, 200);
+        if body.contains(&format!(r#""version":"{version}""#)) {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served, "the promoted version was never served");
+    let swapped_at = new.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    join_within(clients, Duration::from_secs(60)).await;
+    assert!(
+        old.load(Ordering::Relaxed) > 0,
+        "no answer before the promotion"
+    );
+    assert!(
+        new.load(Ordering::Relaxed) > swapped_at,
+        "no answer from the promoted version"
+    );
+}
+
+#[tokio::test]
+async fn a_promoted_version_that_does_not_load_leaves_the_served_model_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new(dir.path());
+    let models: starcast_model::ServedModels = Models {
+        actors: Some(Arc::new(ColourRecognizer::new())),
+        ..Default::default()
+    }
+    .into();
+    let staged = registry.stage("actors").unwrap();
+    std::fs::write(staged.path().join("model.safetensors"), b"not safetensors").unwrap();
+    std::fs::write(
+        staged.path().join("config.json"),
+        r#"{"task": "image-classification", "architecture": "resnet18", "labels": ["a"]}"#,
+    )
+    .unwrap();
+    let lineage = Lineage {
+        created: chrono::Utc::now(),
+        dataset: "test".into(),
+        dataset_hash: "sha256:0".into(),
+        base_model: "none".into(),
+        parameters: serde_json::json!({}),
+        code_revision: "test".into(),
+    };
+    let id = registry.commit(staged, &lineage).unwrap().id;
+    registry.promote("actors", &id, "test").unwrap();
+    let watcher = tokio::spawn(follow_registry(
+        registry,
+        models.clone(),
+        None,
+        Duration::from_millis(20),
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    watcher.abort();
+    assert_eq!(
+        models.actors().unwrap().info().name,
+        ColourRecognizer::new().info().name
+    );
+}

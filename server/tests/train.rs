@@ -1,0 +1,226 @@
+//! The training loop from the command line, as a team runs it: train
+//! registers a version and serves it only when it wins, `models` promotes
+//! and rolls back, `evaluate` reports; bad datasets get a sentence.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data")
+}
+
+fn starcast(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_starcast"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn failure(output: &Output) -> String {
+    assert!(!output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `root/<class>/<n>.png`: five crops of each sample photo.
+fn dataset(root: &Path, classes: &[(&str, &str)]) {
+    for (class, file) in classes {
+        let path = data().join("samples").join(file);
+        let photo = image::open(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: run scripts/fetch-defaults.sh data",
+                path.display()
+            )
+        });
+        let (w, h) = (photo.width(), photo.height());
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        for n in 0..5u32 {
+            let crop = photo.crop_imm(w * n / 20, h * n / 25, w * 3 / 4, h * 3 / 4);
+            let crop = crop.thumbnail(160, 160);
+            crop.save(root.join(class).join(format!("{n}.png")))
+                .unwrap();
+        }
+    }
+}
+
+#[test]
+fn train_registers_promotes_only_a_winner_and_the_registry_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("actors");
+    dataset(&photos, &[("cat", "chelsea.png"), ("coffee", "coffee.png")]);
+    let registry = dir.path().join("registry");
+    let base = data().join("models/mobilenet-v2-imagenet");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "actors",
+            "--data",
+            photos.to_str().unwrap(),
+            "--base",
+            base.to_str().unwrap(),
+            "--registry",
+            registry.to_str().unwrap(),
+            "--epochs",
+            "3",
+            "--batch",
+            "4",
+        ];
+        args.extend_from_slice(extra);
+        starcast(&args)
+    };
+
+    let first = stdout(&train(&[]));
+    assert!(first.contains("registered actors version v1"), "{first}");
+    assert!(
+        first.contains("serving v1: first version served"),
+        "{first}"
+    );
+    assert!(first.contains("accuracy 100.0%"), "{first}");
+
+    let second = stdout(&train(&["--seed", "7", "--margin", "2"]));
+    assert!(second.contains("registered actors version v2"), "{second}");
+    assert!(
+        second.contains("not served: accuracy"),
+        "a win by 2 is impossible: {second}"
+    );
+
+    let registry_args = ["--registry", registry.to_str().unwrap()];
+    let list = stdout(&starcast(
+        &[&["models", "list"][..], &registry_args].concat(),
+    ));
+    assert!(list.contains("* v1") && list.contains("  v2"), "{list}");
+
+    let promoted = stdout(&starcast(
+        &[&["models", "promote", "v2"][..], &registry_args].concat(),
+    ));
+    assert!(promoted.contains("serving actors v2"), "{promoted}");
+    let back = stdout(&starcast(
+        &[&["models", "rollback"][..], &registry_args].concat(),
+    ));
+    assert!(back.contains("serving actors v1 again"), "{back}");
+
+    let shown = stdout(&starcast(
+        &[&["models", "show", "v2"][..], &registry_args].concat(),
+    ));
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert!(
+        shown["lineage"]["dataset_hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert_eq!(shown["lineage"]["parameters"]["seed"], 7);
+    assert_eq!(shown["labels"], serde_json::json!(["cat", "coffee"]));
+
+    let version = registry.join("actors/versions/v1");
+    for file in [
+        "model.safetensors",
+        "config.json",
+        "metrics.json",
+        "lineage.json",
+        "curves.svg",
+    ] {
+        assert!(version.join(file).is_file(), "{file} missing from v1");
+    }
+    let html = dir.path().join("report.html");
+    let report = stdout(&starcast(&[
+        "evaluate",
+        version.to_str().unwrap(),
+        "--data",
+        photos.to_str().unwrap(),
+        "--json",
+        "--html",
+        html.to_str().unwrap(),
+    ]));
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["examples"], 10);
+    assert!(report["accuracy"].as_f64().unwrap() >= 0.9, "{report}");
+    assert!(
+        std::fs::read_to_string(&html)
+            .unwrap()
+            .contains("Confusion matrix")
+    );
+
+    // A new actor: the served version can't be judged on the new classes.
+    dataset(&photos, &[("rocket", "rocket.jpg")]);
+    let changed = stdout(&train(&[]));
+    assert!(
+        changed.contains("registered actors version v3"),
+        "{changed}"
+    );
+    assert!(
+        changed.contains("not served: the actors changed since v1"),
+        "{changed}"
+    );
+    let evaluate_old = failure(&starcast(&[
+        "evaluate",
+        version.to_str().unwrap(),
+        "--data",
+        photos.to_str().unwrap(),
+    ]));
+    assert!(
+        evaluate_old.contains("classes the model doesn't know (rocket)"),
+        "{evaluate_old}"
+    );
+}
+
+#[test]
+fn bad_datasets_get_a_sentence_and_register_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("actors");
+    dataset(&photos, &[("cat", "chelsea.png")]);
+    std::fs::create_dir_all(photos.join("lonely")).unwrap();
+    std::fs::copy(photos.join("cat/0.png"), photos.join("lonely/0.png")).unwrap();
+    let registry = dir.path().join("registry");
+    let base = data().join("models/mobilenet-v2-imagenet");
+    let args = |data: &Path| {
+        vec![
+            "train".to_string(),
+            "actors".into(),
+            "--data".into(),
+            data.display().to_string(),
+            "--base".into(),
+            base.display().to_string(),
+            "--registry".into(),
+            registry.display().to_string(),
+            "--epochs".into(),
+            "1".into(),
+        ]
+    };
+    let run = |data: &Path| {
+        let args = args(data);
+        starcast(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let one_photo = failure(&run(&photos));
+    assert!(
+        one_photo.contains("'lonely' has only 1 photo"),
+        "{one_photo}"
+    );
+
+    std::fs::remove_file(photos.join("lonely/0.png")).unwrap();
+    let empty = failure(&run(&photos));
+    assert!(
+        empty.contains("lonely") && empty.contains("holds no photos"),
+        "{empty}"
+    );
+
+    let missing = failure(&run(&dir.path().join("nowhere")));
+    assert!(missing.contains("nowhere"), "{missing}");
+    assert!(
+        !registry.join("actors/versions").exists()
+            || std::fs::read_dir(registry.join("actors/versions"))
+                .unwrap()
+                .count()
+                == 0
+    );
+}
