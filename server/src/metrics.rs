@@ -1,5 +1,7 @@
-//! Prometheus metrics: requests and latency per route, and what the models
-//! were asked to do. Rendered in the text format at `/metrics`.
+//! Prometheus metrics: requests and latency per route, and per model
+//! version: calls by outcome, latency and the confidence of its answers
+//! (a drifting confidence is the first sign a model needs retraining).
+//! Rendered in the text format at `/metrics`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,8 +12,9 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets, linear_buckets};
 use prometheus_client::registry::Registry;
+use starcast_model::ModelInfo;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -26,9 +29,16 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
-    pub task: &'static str,
-    pub outcome: &'static str,
+struct OutcomeLabels {
+    task: &'static str,
+    model: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabels {
+    task: &'static str,
+    model: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -36,13 +46,26 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
+fn confidence_histogram() -> Histogram {
+    Histogram::new(linear_buckets(0.1, 0.1, 10))
+}
+
+/// `name@version`, or `none` when no model answered.
+fn model_label(model: Option<&ModelInfo>) -> String {
+    model.map_or_else(|| "none".into(), |m| format!("{}@{}", m.name, m.version))
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
 /// The server's metrics registry and the metrics in it.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
-    /// Model calls by task (`actors`, `horoscope`, `flags`) and outcome.
-    pub outcomes: Family<OutcomeLabels, Counter>,
+    latency: HistogramFamily<RouteLabels>,
+    /// Calls by task (`actors`, `horoscope`, `flags`), model and outcome.
+    outcomes: Family<OutcomeLabels, Counter>,
+    model_latency: HistogramFamily<ModelLabels>,
+    confidence: HistogramFamily<ModelLabels>,
 }
 
 impl Default for Metrics {
@@ -53,6 +76,12 @@ impl Default for Metrics {
             latency_histogram as fn() -> Histogram,
         );
         let outcomes = Family::<OutcomeLabels, Counter>::default();
+        let model_latency = HistogramFamily::<ModelLabels>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let confidence = HistogramFamily::<ModelLabels>::new_with_constructor(
+            confidence_histogram as fn() -> Histogram,
+        );
         registry.register(
             "http_requests",
             "HTTP requests by method, route and status",
@@ -65,23 +94,60 @@ impl Default for Metrics {
         );
         registry.register(
             "model_calls",
-            "Model calls by task and outcome",
+            "Model calls by task, model version and outcome",
             outcomes.clone(),
+        );
+        registry.register(
+            "model_duration_seconds",
+            "Time a model took to answer, by task and model version",
+            model_latency.clone(),
+        );
+        registry.register(
+            "prediction_confidence",
+            "The top label's score of each answer, by task and model version",
+            confidence.clone(),
         );
         Metrics {
             registry,
             requests,
             latency,
             outcomes,
+            model_latency,
+            confidence,
         }
     }
 }
 
 impl Metrics {
-    pub fn count(&self, task: &'static str, outcome: &'static str) {
+    /// Counts a call of `model` (none when no model was there to answer).
+    pub fn count(&self, task: &'static str, model: Option<&ModelInfo>, outcome: &'static str) {
         self.outcomes
-            .get_or_create(&OutcomeLabels { task, outcome })
+            .get_or_create(&OutcomeLabels {
+                task,
+                model: model_label(model),
+                outcome,
+            })
             .inc();
+    }
+
+    /// Records how long a model took, and how sure it was of its answer.
+    pub fn observe(
+        &self,
+        task: &'static str,
+        model: &ModelInfo,
+        seconds: f64,
+        confidence: Option<f32>,
+    ) {
+        let labels = ModelLabels {
+            task,
+            model: model_label(Some(model)),
+        };
+        self.model_latency.get_or_create(&labels).observe(seconds);
+        if let Some(score) = confidence {
+            self.confidence
+                .get_or_create(&labels)
+                .observe(f64::from(score));
+        }
     }
 
     /// The metrics in Prometheus's text exposition format.

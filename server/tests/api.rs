@@ -362,7 +362,21 @@ async fn models_health_and_metrics_report_what_is_served() {
         "{metrics}"
     );
     assert!(
-        metrics.contains(r#"starcast_model_calls_total{task="actors",outcome="ok"} 1"#),
+        metrics.contains(
+            r#"starcast_model_calls_total{task="actors",model="colours@test",outcome="ok"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"starcast_prediction_confidence_count{task="actors",model="colours@test"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"starcast_model_duration_seconds_count{task="actors",model="colours@test"} 1"#
+        ),
         "{metrics}"
     );
     assert!(

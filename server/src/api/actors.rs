@@ -62,6 +62,7 @@ pub async fn predict(
         .await?
         .ok_or(ApiError::MissingField("image"))?;
     let recognizer = state.models.actors();
+    let model = recognizer.as_ref().map(|r| r.info().clone());
     let result = tokio::task::spawn_blocking(move || {
         let start = Instant::now();
         let photo = decode_photo(&bytes)?;
@@ -77,7 +78,15 @@ pub async fn predict(
         })
     })
     .await?;
-    state.metrics.count("actors", outcome(&result));
+    state
+        .metrics
+        .count("actors", model.as_ref(), outcome(&result));
+    if let (Ok(report), Some(model)) = (&result, &model) {
+        let confidence = report.recognition.predictions.first().map(|p| p.score);
+        state
+            .metrics
+            .observe("actors", model, report.elapsed_ms / 1000.0, confidence);
+    }
     result.map(Json)
 }
 

@@ -105,7 +105,7 @@ pub async fn flag(
         .map_err(ApiError::from);
     state
         .metrics
-        .count("flags", super::actors::outcome(&result));
+        .count("flags", None, super::actors::outcome(&result));
     let record = result?;
     tracing::info!(id = %record.id, task = ?record.task, "result flagged");
     Ok(Json(FlagReceipt { id: record.id }))

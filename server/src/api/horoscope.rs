@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::ops::ControlFlow;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
@@ -48,19 +49,24 @@ pub async fn write(
     State(state): State<AppState>,
     ApiJson(query): ApiJson<HoroscopeQuery>,
 ) -> Result<Json<Horoscope>, ApiError> {
-    let result = match checked(&state, query) {
-        Ok((request, writer)) => {
-            let turn = state.generations.clone().acquire_owned().await;
-            tokio::task::spawn_blocking(move || {
-                let _turn = turn;
-                writer.write(&request, &mut |_| ControlFlow::Continue(()))
-            })
-            .await?
-            .map_err(ApiError::from)
-        }
-        Err(e) => Err(e),
-    };
-    state.metrics.count("horoscope", outcome(&result));
+    let (request, writer) = checked(&state, query)
+        .inspect_err(|e| state.metrics.count("horoscope", None, failure_kind(e)))?;
+    let model = writer.info().clone();
+    let turn = state.generations.clone().acquire_owned().await;
+    let start = Instant::now();
+    let result = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        writer.write(&request, &mut |_| ControlFlow::Continue(()))
+    })
+    .await?
+    .map_err(ApiError::from);
+    state
+        .metrics
+        .count("horoscope", Some(&model), outcome(&result));
+    if result.is_ok() {
+        let seconds = start.elapsed().as_secs_f64();
+        state.metrics.observe("horoscope", &model, seconds, None);
+    }
     result.map(Json)
 }
 
@@ -89,7 +95,8 @@ pub async fn stream(
     ApiQuery(query): ApiQuery<HoroscopeQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let (request, writer) = checked(&state, query)
-        .inspect_err(|e| state.metrics.count("horoscope", failure_kind(e)))?;
+        .inspect_err(|e| state.metrics.count("horoscope", None, failure_kind(e)))?;
+    let model = writer.info().clone();
     let (events, receiver) = tokio::sync::mpsc::channel(STREAM_BUFFER);
     let metrics = state.metrics.clone();
     let generations = state.generations.clone();
@@ -98,6 +105,7 @@ pub async fn stream(
         let turn = generations.acquire_owned().await;
         let generation = tokio::task::spawn_blocking(move || {
             let _turn = turn;
+            let start = Instant::now();
             let written = writer.write(&request, &mut |piece| match events
                 .blocking_send(Event::default().event("token").data(piece))
             {
@@ -106,14 +114,16 @@ pub async fn stream(
             });
             let last = match written {
                 Ok(horoscope) => {
-                    metrics.count("horoscope", "ok");
+                    metrics.count("horoscope", Some(&model), "ok");
+                    let seconds = start.elapsed().as_secs_f64();
+                    metrics.observe("horoscope", &model, seconds, None);
                     Event::default()
                         .event("done")
                         .json_data(&horoscope)
                         .expect("a horoscope always serialises")
                 }
                 Err(error) => {
-                    metrics.count("horoscope", "error");
+                    metrics.count("horoscope", Some(&model), "error");
                     tracing::error!(%error, "horoscope generation failed");
                     Event::default()
                         .event("failure")
