@@ -61,9 +61,14 @@ ENV HOME=/home/user \
     PORT=7860 \
     STARCAST_DATA=/home/user/data \
     STARCAST_SITE=/app/site \
+    STARCAST_SOURCES=/app/sources.toml \
     RUST_LOG=info
+# The daily loop at 03:00 UTC: collect -> process horoscopes, retrain the
+# actor model when its photos changed. Unset it to run the loop only on demand.
+ENV STARCAST_SCHEDULE="0 3 * * *"
 COPY --from=builder /build/target/release/starcast /app/starcast
 COPY --from=builder /build/site /app/site
+COPY pipeline/sources.toml /app/sources.toml
 COPY --from=assets --chown=1000:1000 /data /home/user/data
 RUN mkdir -p "$HF_HOME" && chown -R 1000:1000 /home/user
 USER 1000

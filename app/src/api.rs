@@ -21,6 +21,44 @@ pub struct FlagReceipt {
     pub id: String,
 }
 
+/// How a pipeline run or one of its steps ended, or that it is still going.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+/// One step of a pipeline run: a `starcast` subcommand.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct StepRun {
+    pub name: String,
+    /// The subcommand's arguments, as cron or Airflow would run them.
+    pub command: String,
+    pub status: RunStatus,
+    pub attempts: u32,
+    pub seconds: f64,
+    /// Why it was skipped, or the end of its output.
+    pub log: String,
+}
+
+/// A run of the daily loop, started by the schedule or an admin.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PipelineRun {
+    pub id: String,
+    /// `schedule` or `admin`.
+    pub trigger: String,
+    pub started: chrono::DateTime<chrono::Utc>,
+    pub seconds: f64,
+    pub status: RunStatus,
+    pub steps: Vec<StepRun>,
+}
+
 /// A photo of the examples gallery.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExamplePhoto {
@@ -61,7 +99,7 @@ pub mod client {
     use wasm_bindgen_futures::JsFuture;
     use web_sys::{Blob, FormData, Headers, RequestInit, Response};
 
-    use super::{ErrorBody, FlagReceipt};
+    use super::{ErrorBody, FlagReceipt, PipelineRun};
     use starcast_model::{ActorReport, ModelInfo};
 
     /// Why a call failed, in a sentence for the page.
@@ -123,19 +161,39 @@ pub mod client {
         json(post_form("/api/actors/predict", &form).await?).await
     }
 
-    /// `POST /api/admin/actors/model` with the admin's token.
-    pub async fn upload_actors_model(form: &FormData, token: &str) -> Result<ModelInfo, Failure> {
+    /// `Authorization: Bearer <token>`.
+    fn admin_headers(token: &str) -> Result<Headers, Failure> {
         let headers = Headers::new().map_err(unreachable_server)?;
         headers
             .set("Authorization", &format!("Bearer {}", token.trim()))
             .map_err(|_| {
                 Failure("The token can't be sent: it has characters a header can't carry.".into())
             })?;
+        Ok(headers)
+    }
+
+    /// `POST /api/admin/actors/model` with the admin's token.
+    pub async fn upload_actors_model(form: &FormData, token: &str) -> Result<ModelInfo, Failure> {
+        let headers = admin_headers(token)?;
         let init = RequestInit::new();
         init.set_method("POST");
         init.set_headers(&headers);
         init.set_body(form);
         json(fetch("/api/admin/actors/model", &init).await?).await
+    }
+
+    /// `GET /api/pipeline/runs`.
+    pub async fn pipeline_runs() -> Result<Vec<PipelineRun>, Failure> {
+        json(fetch("/api/pipeline/runs", &RequestInit::new()).await?).await
+    }
+
+    /// `POST /api/admin/pipeline/runs` with the admin's token.
+    pub async fn start_pipeline_run(token: &str) -> Result<PipelineRun, Failure> {
+        let headers = admin_headers(token)?;
+        let init = RequestInit::new();
+        init.set_method("POST");
+        init.set_headers(&headers);
+        json(fetch("/api/admin/pipeline/runs", &init).await?).await
     }
 
     /// `POST /api/flags`.

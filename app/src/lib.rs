@@ -12,7 +12,9 @@ use leptos_router::StaticSegment;
 use leptos_router::components::{A, Route, Router, Routes};
 
 use crate::components::theme::ThemeToggle;
-use crate::routes::{actors::ActorsPage, horoscope::HoroscopePage, models::ModelsPage};
+use crate::routes::{
+    actors::ActorsPage, horoscope::HoroscopePage, models::ModelsPage, pipeline::PipelinePage,
+};
 
 /// The name of the JS and WASM files the front end is built into.
 pub const OUTPUT_NAME: &str = "starcast";
@@ -59,6 +61,7 @@ pub fn App() -> impl IntoView {
                     <A href="/">"Actors"</A>
                     <A href="/horoscope">"Horoscope"</A>
                     <A href="/models">"Models"</A>
+                    <A href="/pipeline">"Pipeline"</A>
                 </nav>
                 <ThemeToggle />
             </header>
@@ -67,6 +70,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=ActorsPage />
                     <Route path=StaticSegment("horoscope") view=HoroscopePage />
                     <Route path=StaticSegment("models") view=ModelsPage />
+                    <Route path=StaticSegment("pipeline") view=PipelinePage />
                 </Routes>
             </main>
             <footer>

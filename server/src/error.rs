@@ -12,6 +12,8 @@ use starcast_model::photo::PhotoError;
 use starcast_model::{InvalidRequest, ModelError};
 use starcast_pipeline::{FlagError, UploadError};
 
+use crate::scheduler::PipelineError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("the upload is larger than the {limit_mb} MB limit: send a smaller file")]
@@ -38,7 +40,9 @@ pub enum ApiError {
     Flag(#[from] FlagError),
     #[error("a background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
-    #[error("model uploads are off: the operator can turn them on with STARCAST_ADMIN_TOKEN")]
+    #[error(
+        "admin actions (model uploads, pipeline runs) are off: the operator can turn them on with STARCAST_ADMIN_TOKEN"
+    )]
     AdminOff,
     #[error("this needs the admin token: send it as 'Authorization: Bearer <token>'")]
     Unauthorized,
@@ -46,6 +50,10 @@ pub enum ApiError {
     Upload(#[from] UploadError),
     #[error("the uploaded model can't be served, and the served one was kept: {0}")]
     BadModel(String),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("this server has no pipeline configured")]
+    NoPipeline,
 }
 
 impl ApiError {
@@ -69,10 +77,13 @@ impl ApiError {
             | ApiError::BadModel(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::AdminOff => StatusCode::FORBIDDEN,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::NoModel(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Model(_) | ApiError::Flag(_) | ApiError::Task(_) | ApiError::Upload(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            ApiError::NoModel(_) | ApiError::NoPipeline => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Pipeline(PipelineError::AlreadyRunning) => StatusCode::CONFLICT,
+            ApiError::Model(_)
+            | ApiError::Flag(_)
+            | ApiError::Task(_)
+            | ApiError::Upload(_)
+            | ApiError::Pipeline(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod predict;
 pub mod process;
 pub mod reload;
 pub mod router;
+pub mod scheduler;
 pub mod serve;
 pub mod state;
 pub mod train;

@@ -17,6 +17,7 @@ use starcast_pipeline::registry::Registry;
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 
 use crate::reload::{follow_registry, load_version};
+use crate::scheduler::{Pipeline, follow_schedule, parse_schedule};
 use crate::state::{Admin, AppState, Limits};
 use crate::train::ACTORS_TASK;
 
@@ -61,6 +62,17 @@ pub struct ServeArgs {
     /// Seconds between checks of the registry for a newly promoted version.
     #[arg(long, env = "STARCAST_REGISTRY_POLL", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub registry_poll: u64,
+    /// When the daily loop runs, in cron syntax (UTC), e.g. "0 3 * * *"; off without it.
+    /// An admin can start a run from the Pipeline page either way.
+    #[arg(long, env = "STARCAST_SCHEDULE")]
+    pub schedule: Option<String>,
+    /// The horoscope sites the daily loop collects from.
+    #[arg(
+        long,
+        env = "STARCAST_SOURCES",
+        default_value = "pipeline/sources.toml"
+    )]
+    pub sources: PathBuf,
     /// The classifier's architecture, when neither config.json nor the weights' tensor names tell.
     #[arg(long, env = "STARCAST_ACTORS_ARCH")]
     pub actors_arch: Option<String>,
@@ -231,8 +243,20 @@ impl ServeArgs {
 
 /// Serves until Ctrl-C or SIGTERM, then gives requests in flight a grace period.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let schedule = args
+        .schedule
+        .as_deref()
+        .map(parse_schedule)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let (models, registry_version) = args.models()?;
-    let state = args.state(models.clone())?;
+    let program = std::env::current_exe()
+        .context("could not find the starcast binary to run the pipeline steps")?;
+    let pipeline = Pipeline::daily(program, &args.data, &args.registry(), &args.sources);
+    let state = args.state(models.clone())?.with_pipeline(pipeline.clone());
+    if let Some(schedule) = schedule {
+        tokio::spawn(follow_schedule(pipeline, schedule));
+    }
     if let Some(registry) = args.followed_registry() {
         let poll = Duration::from_secs(args.registry_poll);
         tokio::spawn(follow_registry(registry, models, registry_version, poll));

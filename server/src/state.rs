@@ -10,6 +10,7 @@ use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 use tokio::sync::Semaphore;
 
 use crate::metrics::Metrics;
+use crate::scheduler::Pipeline;
 
 /// Limits that protect the server from its clients.
 #[derive(Clone, Copy, Debug)]
@@ -55,8 +56,10 @@ pub struct AppState {
     pub limits: Limits,
     /// Turns for generation, `limits.max_concurrent_generations` at once.
     pub generations: Arc<Semaphore>,
-    /// Model uploads; `None` keeps them off.
+    /// Model uploads and pipeline runs on demand; `None` keeps them off.
     pub admin: Option<Admin>,
+    /// The daily loop and its run records; `None` when not configured.
+    pub pipeline: Option<Pipeline>,
 }
 
 /// What an admin may do, and the token that proves one is.
@@ -104,6 +107,15 @@ impl AppState {
             generations: Arc::new(Semaphore::new(limits.max_concurrent_generations)),
             limits,
             admin: None,
+            pipeline: None,
+        }
+    }
+
+    /// Records and runs the daily loop.
+    pub fn with_pipeline(self, pipeline: Pipeline) -> Self {
+        AppState {
+            pipeline: Some(pipeline),
+            ..self
         }
     }
 

@@ -6,7 +6,7 @@
 use candle_core::{CpuStorage, CustomOp2, D, Layout, Module, Result, Shape, Tensor, Var, bail};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
-use starcast_model::vision::{Activation, ConvLayer, ConvShape};
+use starcast_model::vision::{Activation, ConvLayer, ConvNorm, ConvShape};
 
 /// PyTorch's default: the running averages move 10% toward each batch.
 const MOMENTUM: f64 = 0.1;
@@ -55,18 +55,23 @@ impl ConvLayer for TrainingConvNorm {
             activation,
         })
     }
+
+    fn stem_pool(x: &Tensor) -> Result<Tensor> {
+        x.contiguous()?.apply_op1(StemPool)
+    }
 }
 
 impl Module for TrainingConvNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = if self.groups > 1 && self.groups == x.dim(1)? && self.weight.dim(1)? == 1 {
-            let op = Depthwise {
-                stride: self.stride,
-                padding: self.padding,
-            };
-            x.contiguous()?.apply_op2(&self.weight.contiguous()?, op)?
+        let (stride, padding) = (self.stride, self.padding);
+        let y = if self.groups == 1 {
+            x.contiguous()?
+                .apply_op2(&self.weight.contiguous()?, Convolution { stride, padding })?
+        } else if self.groups == x.dim(1)? && self.weight.dim(1)? == 1 {
+            x.contiguous()?
+                .apply_op2(&self.weight.contiguous()?, Depthwise { stride, padding })?
         } else {
-            x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?
+            x.conv2d(&self.weight, padding, stride, 1, self.groups)?
         };
         let (batch, channels, height, width) = y.dims4()?;
         let count = (batch * height * width) as f64;
@@ -96,6 +101,184 @@ impl TrainingConvNorm {
         };
         blend(&self.running_mean, mean)?;
         blend(&self.running_var, &unbiased)
+    }
+}
+
+/// A dense convolution whose forward pass is the serving kernel
+/// (im2col + one matrix product, or Winograd) and whose gradients are
+/// matrix products over the input's columns: candle's own gradient runs a
+/// transposed convolution as plain loops, several times slower.
+#[derive(Clone, Copy, Debug)]
+struct Convolution {
+    stride: usize,
+    padding: usize,
+}
+
+/// The geometry of one convolution's columns.
+#[derive(Clone, Copy, Debug)]
+struct Columns {
+    channels: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    oh: usize,
+    ow: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl Columns {
+    /// The input pixel under kernel tap `(i, j)` of output `(oy, ox)`.
+    fn source(&self, oy: usize, ox: usize, i: usize, j: usize) -> Option<usize> {
+        let y = (oy * self.stride + i).checked_sub(self.padding)?;
+        let x = (ox * self.stride + j).checked_sub(self.padding)?;
+        (y < self.h && x < self.w).then_some(y * self.w + x)
+    }
+
+    /// One channel's `k * k` rows of the batch's columns: row `(i, j)` holds
+    /// for every image and output position the input pixel under tap
+    /// `(i, j)` (0 in the padding). `images` is `(batch, channels, h, w)`.
+    fn gather(&self, images: &[f32], channel: usize, rows: &mut [f32]) {
+        let (k, outputs, plane) = (self.k, self.oh * self.ow, self.h * self.w);
+        let batch = images.len() / (self.channels * plane);
+        for b in 0..batch {
+            let image = &images[(b * self.channels + channel) * plane..][..plane];
+            for i in 0..k {
+                for j in 0..k {
+                    let row = &mut rows[((i * k + j) * batch + b) * outputs..][..outputs];
+                    for oy in 0..self.oh {
+                        for ox in 0..self.ow {
+                            row[oy * self.ow + ox] =
+                                self.source(oy, ox, i, j).map_or(0.0, |at| image[at]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The reverse of [`Columns::gather`]: sums one channel's rows back into
+    /// the `(batch, h, w)` pixels they came from.
+    fn scatter(&self, rows: &[f32], planes: &mut [f32]) {
+        let (k, outputs, plane) = (self.k, self.oh * self.ow, self.h * self.w);
+        let batch = planes.len() / plane;
+        for b in 0..batch {
+            let image = &mut planes[b * plane..][..plane];
+            for i in 0..k {
+                for j in 0..k {
+                    let row = &rows[((i * k + j) * batch + b) * outputs..][..outputs];
+                    for oy in 0..self.oh {
+                        for ox in 0..self.ow {
+                            if let Some(at) = self.source(oy, ox, i, j) {
+                                image[at] += row[oy * self.ow + ox];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Convolution {
+    fn columns(&self, input: &[usize], weight: &[usize]) -> Result<Columns> {
+        let (&[_, channels, h, w], &[_, wc, k, k2]) = (input, weight) else {
+            bail!("convolution of {input:?} with {weight:?}")
+        };
+        if wc != channels || k != k2 || h + 2 * self.padding < k || w + 2 * self.padding < k {
+            bail!("convolution of {input:?} with {weight:?}")
+        }
+        Ok(Columns {
+            channels,
+            h,
+            w,
+            k,
+            oh: (h + 2 * self.padding - k) / self.stride + 1,
+            ow: (w + 2 * self.padding - k) / self.stride + 1,
+            stride: self.stride,
+            padding: self.padding,
+        })
+    }
+}
+
+impl CustomOp2 for Convolution {
+    fn name(&self) -> &'static str {
+        "starcast-training-conv"
+    }
+
+    fn cpu_fwd(
+        &self,
+        input: &CpuStorage,
+        input_layout: &Layout,
+        weight: &CpuStorage,
+        weight_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let device = candle_core::Device::Cpu;
+        let x = Tensor::from_slice(
+            f32_slice(input, input_layout)?,
+            input_layout.dims(),
+            &device,
+        )?;
+        let w = Tensor::from_slice(
+            f32_slice(weight, weight_layout)?,
+            weight_layout.dims(),
+            &device,
+        )?;
+        let (cout, cin, k, _) = w.dims4()?;
+        let shape = ConvShape::new(cin, cout, k, self.stride);
+        let bias = Tensor::zeros(cout, candle_core::DType::F32, &device)?;
+        let conv = ConvNorm::new(w, bias, shape, Activation::None)?;
+        let conv = match self.padding {
+            p if p == (k - 1) / 2 => conv,
+            0 => conv.without_padding()?,
+            p => bail!("a {k}x{k} convolution with padding {p} is not supported"),
+        };
+        let y = conv.forward(&x)?;
+        let dims = y.dims().to_vec();
+        Ok((
+            CpuStorage::F32(y.flatten_all()?.to_vec1()?),
+            Shape::from(dims),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        input: &Tensor,
+        weight: &Tensor,
+        _output: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = self.columns(input.dims(), weight.dims())?;
+        let (batch, cout) = (input.dim(0)?, weight.dim(0)?);
+        let (taps, outputs) = (g.k * g.k, g.oh * g.ow);
+        let device = input.device();
+        // Columns as one (channels * k * k, batch * outputs) matrix, so each
+        // gradient is a single matrix product over the whole batch.
+        let x: Vec<f32> = input.flatten_all()?.to_vec1()?;
+        let mut columns = vec![0f32; g.channels * taps * batch * outputs];
+        columns
+            .par_chunks_mut(taps * batch * outputs)
+            .enumerate()
+            .for_each(|(channel, rows)| g.gather(&x, channel, rows));
+        let columns = Tensor::from_vec(columns, (g.channels * taps, batch * outputs), device)?;
+        let grad = grad
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((cout, batch * outputs))?;
+        let grad_weight = grad.matmul(&columns.t()?)?.reshape(weight.dims())?;
+        drop(columns);
+        let weight_matrix = weight.reshape((cout, g.channels * taps))?;
+        let grad_columns: Vec<f32> = weight_matrix.t()?.matmul(&grad)?.flatten_all()?.to_vec1()?;
+        let plane = g.h * g.w;
+        let mut grad_planes = vec![0f32; g.channels * batch * plane];
+        grad_planes
+            .par_chunks_mut(batch * plane)
+            .zip(grad_columns.par_chunks(taps * batch * outputs))
+            .for_each(|(planes, rows)| g.scatter(rows, planes));
+        let grad_input = Tensor::from_vec(grad_planes, (g.channels, batch, g.h, g.w), device)?
+            .transpose(0, 1)?
+            .contiguous()?;
+        Ok((Some(grad_input), Some(grad_weight)))
     }
 }
 
@@ -255,6 +438,79 @@ impl CustomOp2 for Depthwise {
     }
 }
 
+/// 3x3 max pooling, stride 2, padding 1, with its gradient: each output's
+/// gradient goes to the input that was the maximum of its window.
+#[derive(Clone, Copy, Debug)]
+struct StemPool;
+
+impl StemPool {
+    /// Output size, and for each output of one plane the index of its
+    /// window's maximum within the input plane.
+    fn winners(plane: &[f32], h: usize, w: usize) -> (usize, usize, Vec<usize>) {
+        let (oh, ow) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
+        let mut winners = Vec::with_capacity(oh * ow);
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut best = (f32::NEG_INFINITY, 0);
+                for y in (2 * oy).saturating_sub(1)..(2 * oy + 2).min(h) {
+                    for x in (2 * ox).saturating_sub(1)..(2 * ox + 2).min(w) {
+                        let value = plane[y * w + x];
+                        if value > best.0 || best.0 == f32::NEG_INFINITY {
+                            best = (value, y * w + x);
+                        }
+                    }
+                }
+                winners.push(best.1);
+            }
+        }
+        (oh, ow, winners)
+    }
+}
+
+impl candle_core::CustomOp1 for StemPool {
+    fn name(&self) -> &'static str {
+        "starcast-stem-pool"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (batch, channels, h, w) = layout.shape().dims4()?;
+        let x = f32_slice(storage, layout)?;
+        let (oh, ow) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
+        let mut out = vec![0f32; batch * channels * oh * ow];
+        out.par_chunks_mut(oh * ow)
+            .enumerate()
+            .for_each(|(plane, out)| {
+                let input = &x[plane * h * w..][..h * w];
+                let (_, _, winners) = StemPool::winners(input, h, w);
+                for (o, i) in out.iter_mut().zip(winners) {
+                    *o = input[i];
+                }
+            });
+        Ok((CpuStorage::F32(out), Shape::from((batch, channels, oh, ow))))
+    }
+
+    fn bwd(&self, input: &Tensor, _output: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (batch, channels, h, w) = input.dims4()?;
+        let x: Vec<f32> = input.flatten_all()?.to_vec1()?;
+        let g: Vec<f32> = grad.contiguous()?.flatten_all()?.to_vec1()?;
+        let mut grad_input = vec![0f32; x.len()];
+        grad_input
+            .par_chunks_mut(h * w)
+            .enumerate()
+            .for_each(|(plane, grad_input)| {
+                let (oh, ow, winners) = StemPool::winners(&x[plane * h * w..][..h * w], h, w);
+                for (o, i) in winners.into_iter().enumerate() {
+                    grad_input[i] += g[plane * oh * ow + o];
+                }
+            });
+        Ok(Some(Tensor::from_vec(
+            grad_input,
+            (batch, channels, h, w),
+            input.device(),
+        )?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +617,110 @@ mod tests {
             // Square inputs: candle's own convolution gradient takes the
             // output padding from the height alone.
             // Weighted sums so every output position's gradient differs.
+            let weights = Tensor::randn(0f32, 1., ours.dims(), &device).unwrap();
+            let ours_grads = (ours * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let theirs_grads = (theirs * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            for var in [&x, &w] {
+                close(
+                    ours_grads.get(var.as_tensor()).unwrap(),
+                    theirs_grads.get(var.as_tensor()).unwrap(),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn stem_pool_matches_the_serving_pool_and_routes_gradients_to_maxima() {
+        let device = Device::Cpu;
+        for (h, w) in [(7, 7), (8, 6), (1, 1)] {
+            let x =
+                Var::from_tensor(&Tensor::randn(0f32, 1., (2, 3, h, w), &device).unwrap()).unwrap();
+            let ours = TrainingConvNorm::stem_pool(x.as_tensor()).unwrap();
+            let serving = x
+                .as_tensor()
+                .pad_with_same(2, 1, 1)
+                .unwrap()
+                .pad_with_same(3, 1, 1)
+                .unwrap()
+                .max_pool2d_with_stride(3, 2)
+                .unwrap();
+            let diff: f32 = (&ours - &serving)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert_eq!(diff, 0.0, "{h}x{w}");
+            let grads = ours.sum_all().unwrap().backward().unwrap();
+            let grad = grads.get(x.as_tensor()).unwrap();
+            let total: f32 = grad.sum_all().unwrap().to_scalar().unwrap();
+            assert_eq!(
+                total as usize,
+                ours.elem_count(),
+                "one unit of gradient per output"
+            );
+            // Only maxima get gradient: every input with gradient equals an output.
+            let inputs: Vec<f32> = x.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            let flags: Vec<f32> = grad.flatten_all().unwrap().to_vec1().unwrap();
+            let outputs: Vec<f32> = ours.flatten_all().unwrap().to_vec1().unwrap();
+            for (value, g) in inputs.iter().zip(&flags) {
+                if *g > 0.0 {
+                    assert!(outputs.contains(value));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dense_convolution_matches_candle_forward_and_backward() {
+        let device = Device::Cpu;
+        for (stride, padding, k, cin, cout) in [
+            (1, 1, 3, 3, 4),
+            (2, 1, 3, 2, 5),
+            (2, 3, 7, 3, 4),
+            (1, 0, 1, 6, 3),
+            (2, 0, 1, 4, 4),
+        ] {
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, cin, 9, 9), &device).unwrap())
+                .unwrap();
+            let w = Var::from_tensor(&Tensor::randn(0f32, 1., (cout, cin, k, k), &device).unwrap())
+                .unwrap();
+            let ours = x
+                .as_tensor()
+                .apply_op2(w.as_tensor(), Convolution { stride, padding })
+                .unwrap();
+            let theirs = x
+                .as_tensor()
+                .conv2d(w.as_tensor(), padding, stride, 1, 1)
+                .unwrap();
+            assert_eq!(ours.dims(), theirs.dims());
+            let close = |a: &Tensor, b: &Tensor| {
+                let diff: f32 = (a - b)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar()
+                    .unwrap();
+                assert!(
+                    diff < 1e-3,
+                    "stride {stride} padding {padding} k {k}: {diff}"
+                );
+            };
+            close(&ours, &theirs);
             let weights = Tensor::randn(0f32, 1., ours.dims(), &device).unwrap();
             let ours_grads = (ours * &weights)
                 .unwrap()

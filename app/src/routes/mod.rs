@@ -3,3 +3,4 @@
 pub mod actors;
 pub mod horoscope;
 pub mod models;
+pub mod pipeline;

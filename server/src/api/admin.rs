@@ -11,7 +11,19 @@ use starcast_model::{ModelInfo, load_actor_recognizer};
 use starcast_pipeline::{ModelUpload, parse_labels};
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{Admin, AppState};
+
+/// The server's admin, when the request carries the admin token.
+pub fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<Admin, ApiError> {
+    let admin = state.admin.clone().ok_or(ApiError::AdminOff)?;
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !admin.allows(authorization) {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(admin)
+}
 
 /// Upload a classifier and serve it.
 #[utoipa::path(
@@ -33,13 +45,7 @@ pub async fn upload_actors_model(
     headers: HeaderMap,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<ModelInfo>, ApiError> {
-    let admin = state.admin.clone().ok_or(ApiError::AdminOff)?;
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if !admin.allows(authorization) {
-        return Err(ApiError::Unauthorized);
-    }
+    let admin = require_admin(&state, &headers)?;
     let mut form = form.map_err(|_| {
         ApiError::BadForm(
             "send the model as multipart/form-data with a field named 'weights'".into(),

@@ -4,6 +4,7 @@ pub mod actors;
 pub mod admin;
 pub mod flags;
 pub mod horoscope;
+pub mod pipeline;
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use starcast_app::api::{ErrorBody, FlagReceipt};
+use starcast_app::api::{ErrorBody, FlagReceipt, PipelineRun, RunStatus, StepRun};
 use starcast_model::{
     ActorReport, Face, Horoscope, HoroscopeQuery, ModelInfo, Prediction, Recognition, Task,
     ZodiacSign,
@@ -36,6 +37,8 @@ use crate::state::AppState;
         horoscope::write,
         horoscope::stream,
         flags::flag,
+        pipeline::runs,
+        pipeline::start,
         models,
         health
     ),
@@ -51,6 +54,9 @@ use crate::state::AppState;
         ZodiacSign,
         ErrorBody,
         FlagReceipt,
+        PipelineRun,
+        StepRun,
+        RunStatus,
         Health
     ))
 )]
@@ -89,6 +95,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
                 state.limits.max_model_mb * 1024 * 1024,
             )),
         )
+        .route("/api/pipeline/runs", get(pipeline::runs))
+        .route("/api/admin/pipeline/runs", post(pipeline::start))
         .route("/api/models", get(models))
         .route("/api/docs", get(docs))
         .route("/api/openapi.json", get(docs))

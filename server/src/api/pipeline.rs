@@ -1,0 +1,52 @@
+//! The daily loop over HTTP: its recorded runs, and a run started by an admin.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use starcast_app::api::{ErrorBody, PipelineRun};
+
+use super::admin::require_admin;
+use crate::error::ApiError;
+use crate::scheduler::LISTED_RUNS;
+use crate::state::AppState;
+
+/// The latest pipeline runs, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/pipeline/runs",
+    tag = "pipeline",
+    responses((status = 200, description = "Up to 20 runs, newest first", body = Vec<PipelineRun>))
+)]
+pub async fn runs(State(state): State<AppState>) -> Json<Vec<PipelineRun>> {
+    let Some(pipeline) = state.pipeline else {
+        return Json(Vec::new());
+    };
+    let runs = tokio::task::spawn_blocking(move || pipeline.history(LISTED_RUNS))
+        .await
+        .unwrap_or_default();
+    Json(runs)
+}
+
+/// Start a pipeline run now; it goes on in the background.
+#[utoipa::path(
+    post,
+    path = "/api/admin/pipeline/runs",
+    tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 202, description = "The run, as it starts", body = PipelineRun),
+        (status = 401, description = "The admin token is missing or wrong", body = ErrorBody),
+        (status = 403, description = "Admin actions are off on this server", body = ErrorBody),
+        (status = 409, description = "A run is already going", body = ErrorBody),
+    )
+)]
+pub async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<PipelineRun>), ApiError> {
+    require_admin(&state, &headers)?;
+    let pipeline = state.pipeline.ok_or(ApiError::NoPipeline)?;
+    let run = pipeline.start("admin")?;
+    tracing::info!(id = %run.id, "an admin started a pipeline run");
+    Ok((StatusCode::ACCEPTED, Json(run)))
+}

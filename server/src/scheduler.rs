@@ -1,0 +1,348 @@
+//! The daily loop inside the server: collect -> process horoscopes, and
+//! retrain -> evaluate -> promote the actor model when its photos changed.
+//! Each step is a `starcast` subcommand run as a child process (what cron
+//! or Airflow would run, and a crash in a step can't take the server down);
+//! steps are retried, runs never overlap, and every run is recorded.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use croner::Cron;
+use starcast_app::api::{PipelineRun, RunStatus, StepRun};
+use starcast_pipeline::dataset::fingerprint;
+use starcast_pipeline::registry::Registry;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::train::ACTORS_TASK;
+
+/// How much of a step's output a run keeps.
+const LOG_TAIL_CHARS: usize = 4_000;
+/// How many runs the Pipeline page lists.
+pub const LISTED_RUNS: usize = 20;
+
+/// When a step has nothing to do.
+#[derive(Clone, Debug)]
+pub enum Guard {
+    Always,
+    /// Retrain only when the photos differ from those the served version
+    /// was trained on.
+    DatasetChanged {
+        dataset: PathBuf,
+        registry: Registry,
+    },
+}
+
+impl Guard {
+    /// Why the step can be skipped, if it can.
+    fn skip_reason(&self) -> Option<String> {
+        let Guard::DatasetChanged { dataset, registry } = self else {
+            return None;
+        };
+        if !dataset.is_dir() {
+            return Some(format!("no dataset at {}", dataset.display()));
+        }
+        let served = registry.serving(ACTORS_TASK).ok().flatten()?;
+        let current = fingerprint(dataset).ok()?;
+        (served.lineage.dataset_hash == current)
+            .then(|| format!("the photos are those {} was trained on", served.id))
+    }
+}
+
+/// One step: a name, the subcommand's arguments, what it waits for.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub name: String,
+    pub args: Vec<String>,
+    /// A step that must have succeeded first.
+    pub after: Option<String>,
+    pub guard: Guard,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("a pipeline run is already going: wait for it to finish")]
+    AlreadyRunning,
+    #[error("could not record the run in {path}: {source}")]
+    Record {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The steps, where runs are recorded, and the lock that keeps runs apart.
+#[derive(Clone)]
+pub struct Pipeline {
+    program: PathBuf,
+    steps: Arc<Vec<Step>>,
+    records: PathBuf,
+    busy: Arc<Mutex<()>>,
+    retries: u32,
+    retry_delay: Duration,
+}
+
+fn text_args(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+impl Pipeline {
+    pub fn new(program: PathBuf, steps: Vec<Step>, records: PathBuf) -> Self {
+        Pipeline {
+            program,
+            steps: Arc::new(steps),
+            records,
+            busy: Arc::new(Mutex::new(())),
+            retries: 2,
+            retry_delay: Duration::from_secs(30),
+        }
+    }
+
+    /// Retries after a failure, and the pause before each.
+    pub fn with_retries(self, retries: u32, delay: Duration) -> Self {
+        Pipeline {
+            retries,
+            retry_delay: delay,
+            ..self
+        }
+    }
+
+    /// The daily loop over a data folder, run by `program` (this binary).
+    pub fn daily(program: PathBuf, data: &Path, registry: &Registry, sources: &Path) -> Self {
+        let path = |p: &Path| p.display().to_string();
+        let raw = data.join("raw");
+        let processed = data.join("processed").join("horoscopes.parquet");
+        let actors = data.join("datasets").join("actors");
+        let steps = vec![
+            Step {
+                name: "collect horoscopes".into(),
+                args: text_args(&[
+                    "collect",
+                    "horoscopes",
+                    "--sources",
+                    &path(sources),
+                    "--store",
+                    &path(data),
+                ]),
+                after: None,
+                guard: Guard::Always,
+            },
+            Step {
+                name: "process horoscopes".into(),
+                args: text_args(&[
+                    "process",
+                    "horoscopes",
+                    "--input",
+                    &path(&raw),
+                    "--output",
+                    &path(&processed),
+                ]),
+                after: Some("collect horoscopes".into()),
+                guard: Guard::Always,
+            },
+            Step {
+                name: "train, evaluate and promote the actor model".into(),
+                args: text_args(&[
+                    "train",
+                    "actors",
+                    "--data",
+                    &path(&actors),
+                    "--registry",
+                    &path(registry.root()),
+                ]),
+                after: None,
+                guard: Guard::DatasetChanged {
+                    dataset: actors,
+                    registry: registry.clone(),
+                },
+            },
+        ];
+        Pipeline::new(program, steps, data.join("runs"))
+    }
+
+    /// Starts a run in the background, unless one is going; answers with
+    /// the run as it starts.
+    pub fn start(&self, trigger: &str) -> Result<PipelineRun, PipelineError> {
+        let turn = self
+            .busy
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| PipelineError::AlreadyRunning)?;
+        let run = self.new_run(trigger);
+        self.record(&run)?;
+        let pipeline = self.clone();
+        let started = run.clone();
+        tokio::spawn(async move {
+            let run = pipeline.finish(started, turn).await;
+            tracing::info!(id = %run.id, status = ?run.status, seconds = run.seconds, "pipeline run finished");
+        });
+        Ok(run)
+    }
+
+    fn new_run(&self, trigger: &str) -> PipelineRun {
+        let started = Utc::now();
+        PipelineRun {
+            id: started.format("%Y%m%dT%H%M%S%.3fZ").to_string(),
+            trigger: trigger.to_string(),
+            started,
+            seconds: 0.0,
+            status: RunStatus::Running,
+            steps: self
+                .steps
+                .iter()
+                .map(|step| StepRun {
+                    name: step.name.clone(),
+                    command: format!("starcast {}", step.args.join(" ")),
+                    status: RunStatus::Running,
+                    attempts: 0,
+                    seconds: 0.0,
+                    log: String::new(),
+                })
+                .collect(),
+        }
+    }
+
+    async fn finish(&self, mut run: PipelineRun, _turn: OwnedMutexGuard<()>) -> PipelineRun {
+        let clock = Instant::now();
+        for (index, step) in self.steps.iter().enumerate() {
+            let blocked = step.after.as_ref().filter(|needed| {
+                !run.steps
+                    .iter()
+                    .any(|s| &s.name == *needed && s.status == RunStatus::Succeeded)
+            });
+            let guard = step.guard.clone();
+            let skip = match blocked {
+                Some(needed) => Some(format!("'{needed}' did not succeed")),
+                None => tokio::task::spawn_blocking(move || guard.skip_reason())
+                    .await
+                    .unwrap_or(None),
+            };
+            run.steps[index] = match skip {
+                Some(reason) => StepRun {
+                    status: RunStatus::Skipped,
+                    log: reason,
+                    ..run.steps[index].clone()
+                },
+                None => self.run_step(step, run.steps[index].clone()).await,
+            };
+            run.seconds = clock.elapsed().as_secs_f64();
+            if let Err(error) = self.record(&run) {
+                tracing::error!(%error, "could not record the pipeline run");
+            }
+        }
+        run.status = if run.steps.iter().any(|s| s.status == RunStatus::Failed) {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        if let Err(error) = self.record(&run) {
+            tracing::error!(%error, "could not record the pipeline run");
+        }
+        run
+    }
+
+    /// Runs a step's subcommand, retrying a failure.
+    async fn run_step(&self, step: &Step, mut record: StepRun) -> StepRun {
+        let clock = Instant::now();
+        loop {
+            record.attempts += 1;
+            tracing::info!(step = %step.name, attempt = record.attempts, "pipeline step starting");
+            let output = tokio::process::Command::new(&self.program)
+                .args(&step.args)
+                .kill_on_drop(true)
+                .output()
+                .await;
+            let (succeeded, log) = match output {
+                Ok(output) => {
+                    let mut log = String::from_utf8_lossy(&output.stdout).into_owned();
+                    log.push_str(&String::from_utf8_lossy(&output.stderr));
+                    (output.status.success(), log)
+                }
+                Err(error) => (
+                    false,
+                    format!("could not start {}: {error}", self.program.display()),
+                ),
+            };
+            record.log = tail(&log);
+            if succeeded || record.attempts > self.retries {
+                record.status = if succeeded {
+                    RunStatus::Succeeded
+                } else {
+                    RunStatus::Failed
+                };
+                record.seconds = clock.elapsed().as_secs_f64();
+                return record;
+            }
+            tracing::warn!(step = %step.name, attempt = record.attempts, "pipeline step failed; retrying");
+            tokio::time::sleep(self.retry_delay).await;
+        }
+    }
+
+    /// Writes the run's record beside the others, replacing the last one.
+    fn record(&self, run: &PipelineRun) -> Result<(), PipelineError> {
+        let error = |source| PipelineError::Record {
+            path: self.records.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.records).map_err(error)?;
+        let mut file = tempfile::NamedTempFile::new_in(&self.records).map_err(error)?;
+        serde_json::to_writer_pretty(&mut file, run).map_err(|e| error(e.into()))?;
+        file.persist(self.records.join(format!("{}.json", run.id)))
+            .map_err(|e| error(e.error))?;
+        Ok(())
+    }
+
+    /// The latest runs, newest first; unreadable records are skipped.
+    pub fn history(&self, limit: usize) -> Vec<PipelineRun> {
+        let Ok(entries) = std::fs::read_dir(&self.records) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .rev()
+            .take(limit)
+            .filter_map(|path| {
+                let text = std::fs::read_to_string(path).ok()?;
+                serde_json::from_str(&text).ok()
+            })
+            .collect()
+    }
+}
+
+fn tail(log: &str) -> String {
+    let count = log.chars().count();
+    log.chars()
+        .skip(count.saturating_sub(LOG_TAIL_CHARS))
+        .collect()
+}
+
+/// Parses a cron schedule (`minute hour day month weekday`, UTC).
+pub fn parse_schedule(text: &str) -> Result<Cron, String> {
+    text.parse::<Cron>().map_err(|e| {
+        format!(
+            "'{text}' is not a cron schedule ({e}): write e.g. \"0 3 * * *\" for 03:00 UTC daily"
+        )
+    })
+}
+
+/// Starts a run at every time of the schedule, for as long as the server runs.
+pub async fn follow_schedule(pipeline: Pipeline, schedule: Cron) {
+    loop {
+        let now = Utc::now();
+        let Ok(next) = schedule.find_next_occurrence(&now, false) else {
+            tracing::warn!("the schedule has no next time; the scheduler stops");
+            return;
+        };
+        tracing::info!(next = %next, "next pipeline run");
+        let wait = (next - now).to_std().unwrap_or_default();
+        tokio::time::sleep(wait).await;
+        if let Err(error) = pipeline.start("schedule") {
+            tracing::warn!(%error, "the scheduled run did not start");
+        }
+    }
+}

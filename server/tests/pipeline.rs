@@ -1,0 +1,214 @@
+//! The daily loop: real `starcast` subcommands as steps, retries, a step
+//! skipped when what it needs failed, runs that never overlap, records an
+//! admin can read and start over HTTP.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{ADMIN_TOKEN, server_with_admin};
+use starcast_app::api::{PipelineRun, RunStatus};
+use starcast_pipeline::dataset::fingerprint;
+use starcast_pipeline::registry::{Lineage, Registry};
+use starcast_server::scheduler::{Guard, Pipeline, PipelineError, Step, parse_schedule};
+
+fn program() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_starcast"))
+}
+
+fn step(name: &str, args: &[&str], after: Option<&str>) -> Step {
+    Step {
+        name: name.into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        after: after.map(String::from),
+        guard: Guard::Always,
+    }
+}
+
+/// One day of collected horoscopes, as `starcast collect` writes them.
+fn raw_day(root: &Path) -> PathBuf {
+    let raw = root.join("raw");
+    let day = raw.join("date=2026-11-21");
+    std::fs::create_dir_all(&day).unwrap();
+    let text = "Сегодня звезды обещают удачу в делах и спокойствие в семье. ".repeat(6);
+    let text: String = text.chars().take(400).collect();
+    std::fs::write(
+        day.join("site-a.csv"),
+        format!("date,sign,text,source\n2026-11-21,Овен,\"{text}\",site-a\n"),
+    )
+    .unwrap();
+    raw
+}
+
+async fn finished(pipeline: &Pipeline) -> PipelineRun {
+    for _ in 0..600 {
+        if let Some(run) = pipeline.history(1).into_iter().next()
+            && run.status != RunStatus::Running
+        {
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the run did not finish within a minute");
+}
+
+#[tokio::test]
+async fn steps_run_retry_and_skip_and_runs_never_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = raw_day(dir.path());
+    let processed = dir.path().join("processed.csv");
+    let missing = dir.path().join("no-sources.toml");
+    let steps = vec![
+        step(
+            "process",
+            &[
+                "process",
+                "horoscopes",
+                "--input",
+                raw.to_str().unwrap(),
+                "--output",
+                processed.to_str().unwrap(),
+            ],
+            None,
+        ),
+        step(
+            "collect",
+            &[
+                "collect",
+                "horoscopes",
+                "--sources",
+                missing.to_str().unwrap(),
+                "--store",
+                dir.path().to_str().unwrap(),
+            ],
+            None,
+        ),
+        step("after collect", &["--version"], Some("collect")),
+    ];
+    let pipeline = Pipeline::new(program(), steps, dir.path().join("runs"))
+        .with_retries(1, Duration::from_millis(10));
+    let started = pipeline.start("admin").unwrap();
+    assert_eq!(started.status, RunStatus::Running);
+    assert!(matches!(
+        pipeline.start("admin"),
+        Err(PipelineError::AlreadyRunning)
+    ));
+
+    let run = finished(&pipeline).await;
+    assert_eq!(run.id, started.id);
+    assert_eq!(run.status, RunStatus::Failed);
+    let [process, collect, after] = &run.steps[..] else {
+        panic!("{run:?}")
+    };
+    assert_eq!(process.status, RunStatus::Succeeded, "{}", process.log);
+    assert!(processed.is_file());
+    assert_eq!((collect.status, collect.attempts), (RunStatus::Failed, 2));
+    assert!(collect.log.contains("no-sources.toml"), "{}", collect.log);
+    assert_eq!(after.status, RunStatus::Skipped);
+    assert!(after.log.contains("'collect' did not succeed"));
+    assert!(pipeline.start("admin").is_ok(), "the lock is free again");
+    finished(&pipeline).await;
+}
+
+#[tokio::test]
+async fn training_is_skipped_while_the_served_version_saw_the_same_photos() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("actors");
+    std::fs::create_dir_all(photos.join("Ada")).unwrap();
+    std::fs::write(photos.join("Ada/1.jpg"), b"photo").unwrap();
+    let registry = Registry::new(dir.path().join("registry"));
+    let staged = registry.stage("actors").unwrap();
+    std::fs::write(staged.path().join("config.json"), "{}").unwrap();
+    let lineage = Lineage {
+        created: chrono::Utc::now(),
+        dataset: photos.display().to_string(),
+        dataset_hash: fingerprint(&photos).unwrap(),
+        base_model: "test".into(),
+        parameters: serde_json::json!({}),
+        code_revision: "test".into(),
+    };
+    let id = registry.commit(staged, &lineage).unwrap().id;
+    registry.promote("actors", &id, "test").unwrap();
+    let train = Step {
+        name: "train".into(),
+        args: vec!["--version".into()],
+        after: None,
+        guard: Guard::DatasetChanged {
+            dataset: photos.clone(),
+            registry: registry.clone(),
+        },
+    };
+    let pipeline = Pipeline::new(program(), vec![train], dir.path().join("runs"));
+    pipeline.start("schedule").unwrap();
+    let run = finished(&pipeline).await;
+    assert_eq!(run.steps[0].status, RunStatus::Skipped);
+    assert!(
+        run.steps[0].log.contains("trained on"),
+        "{}",
+        run.steps[0].log
+    );
+
+    std::fs::write(photos.join("Ada/2.jpg"), b"another photo").unwrap();
+    pipeline.start("schedule").unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let run = finished(&pipeline).await;
+    assert_eq!(
+        run.steps[0].status,
+        RunStatus::Succeeded,
+        "new photos: retrain"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_starts_a_run_over_http_and_everyone_can_read_the_runs() {
+    let server = server_with_admin(Default::default());
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::new(
+        program(),
+        vec![step("version", &["--version"], None)],
+        dir.path().join("runs"),
+    );
+    let server = common::TestServer {
+        state: server.state.clone().with_pipeline(pipeline.clone()),
+        data: server.data,
+    };
+    let post = |token: Option<&str>| {
+        let mut request = Request::post("/api/admin/pipeline/runs");
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    assert_eq!(
+        server.send(post(None)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server.send(post(Some("wrong"))).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let response = server.send(post(Some(ADMIN_TOKEN))).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let run = finished(&pipeline).await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert!(
+        run.steps[0].log.contains("starcast"),
+        "{}",
+        run.steps[0].log
+    );
+    let (status, body) = server.get("/api/pipeline/runs").await;
+    assert_eq!(status, StatusCode::OK);
+    let runs: Vec<PipelineRun> = serde_json::from_str(&body).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].trigger, "admin");
+}
+
+#[test]
+fn a_schedule_is_cron_or_a_sentence() {
+    assert!(parse_schedule("0 3 * * *").is_ok());
+    let err = parse_schedule("every day").unwrap_err();
+    assert!(err.contains("0 3 * * *"), "{err}");
+}
