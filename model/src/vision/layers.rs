@@ -70,6 +70,17 @@ pub trait ConvLayer: Module + Sized + Send + Sync {
         eps: f64,
         activation: Activation,
     ) -> Result<Self>;
+
+    /// ResNet's 3x3, stride 2, padding 1 max pooling after its stem, here
+    /// because training needs a version with a gradient (candle's has none
+    /// for overlapping windows).
+    fn stem_pool(x: &Tensor) -> Result<Tensor> {
+        // Repeating the border is the same as padding with -inf for a
+        // maximum that already includes the border.
+        x.pad_with_same(2, 1, 1)?
+            .pad_with_same(3, 1, 1)?
+            .max_pool2d_with_stride(3, 2)
+    }
 }
 
 /// Conv2d (+ folded BatchNorm or scale) + activation.

@@ -167,11 +167,7 @@ impl<C: ConvLayer> ResNet<C> {
 
 impl<C: ConvLayer> Network for ResNet<C> {
     fn features(&self, x: &Tensor) -> Result<Tensor> {
-        let x = self.stem.forward(x)?;
-        let mut x = x
-            .pad_with_same(2, 1, 1)?
-            .pad_with_same(3, 1, 1)?
-            .max_pool2d_with_stride(3, 2)?;
+        let mut x = C::stem_pool(&self.stem.forward(x)?)?;
         for block in &self.blocks {
             x = block.forward(&x)?;
         }
