@@ -317,3 +317,29 @@ describe("models page admin upload", () => {
     await close();
   });
 });
+
+describe("pipeline page", () => {
+  let adminServer;
+
+  before(async () => {
+    adminServer = await startServer(["--admin-token", "e2e-admin-token"]);
+  });
+  after(() => adminServer?.stop());
+
+  test("lists no run, refuses a wrong token, starts a run for the admin", async () => {
+    const { page, errors, close } = await open("/pipeline", {}, adminServer.url);
+    await page.waitForSelector("#no-runs", { timeout: 10_000 });
+    await page.click(".admin summary");
+    await page.fill("#pipeline-token", "wrong");
+    await page.click(".admin-form button[type=submit]");
+    assert.match(await page.textContent(".admin .error", { timeout: 10_000 }), /admin token/);
+    await page.fill("#pipeline-token", "e2e-admin-token");
+    await page.click(".admin-form button[type=submit]");
+    assert.match(await page.textContent(".admin .notice", { timeout: 10_000 }), /started/);
+    await page.waitForSelector(".run", { timeout: 10_000 });
+    assert.match(await page.textContent(".run"), /collect horoscopes/);
+    await page.screenshot({ path: join(screenshots, "pipeline.png"), fullPage: true });
+    assert.deepEqual(errors, []);
+    await close();
+  });
+});

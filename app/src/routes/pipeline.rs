@@ -105,7 +105,7 @@ fn StartRun(runs: LocalResource<Result<Vec<PipelineRun>, client::Failure>>) -> i
                 <button type="submit">"Run the pipeline"</button>
             </form>
             {move || message.get().map(|m| match m {
-                Ok(text) => view! { <p class="success" role="status">{text}</p> }.into_any(),
+                Ok(text) => view! { <p class="notice" role="status">{text}</p> }.into_any(),
                 Err(text) => view! { <p class="error" role="alert">{text}</p> }.into_any(),
             })}
         </details>
