@@ -7,6 +7,7 @@ export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 SITE=${STARCAST_SITE:-$ROOT/target/site}
 # The S3-compatible server the storage tests start (setup.sh --test installs it).
 export MOTO_SERVER=${MOTO_SERVER:-$HOME/.cache/starcast-tools/moto-venv/bin/moto_server}
+export MLFLOW=${MLFLOW:-$HOME/.cache/starcast-tools/mlflow-venv/bin/mlflow}
 export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n==> %s\n' "$*"; }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building Starcast needs and is missing: the wasm32 target,
 # wasm-bindgen-cli at exactly the version in Cargo.lock, wasm-opt, and with
-# --test Chromium, the browser-test packages and moto (an S3-compatible
-# server from PyPI, in a virtual environment under ~/.cache/starcast-tools).
+# --test Chromium, the browser-test packages, moto (an S3-compatible
+# server) and MLflow (its tracking server), both from PyPI in virtual
+# environments under ~/.cache/starcast-tools.
 # Safe to rerun: it skips what is there.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -43,5 +44,10 @@ if $with_tests; then
     step "installing moto, an S3-compatible server for the storage tests (PyPI)"
     python3 -m venv "$(dirname "$(dirname "$MOTO_SERVER")")"
     "$(dirname "$MOTO_SERVER")/pip" install --quiet "moto[server]==5.*"
+  fi
+  if [[ ! -x "$MLFLOW" ]]; then
+    step "installing MLflow, whose tracking server the training tests log to (PyPI)"
+    python3 -m venv "$(dirname "$(dirname "$MLFLOW")")"
+    "$(dirname "$MLFLOW")/pip" install --quiet "mlflow==3.*"
   fi
 fi

@@ -10,6 +10,7 @@ pub mod horoscopes;
 pub mod photos;
 pub mod registry;
 pub mod store;
+pub mod tracking;
 pub mod uploads;
 
 pub use examples::ExamplePhotos;

@@ -11,6 +11,7 @@ use starcast_model::hub::local_model;
 use starcast_model::vision::{ClassifierOptions, ImageClassifier, read_weights};
 use starcast_pipeline::dataset::fingerprint;
 use starcast_pipeline::registry::{Lineage, PromotionRule, Registry, Version};
+use starcast_pipeline::tracking::MlflowServer;
 use starcast_train::{
     ClassificationReport, ImageFolder, Method, Progress, TrainOptions, TrainedClassifier,
     evaluate_classifier, fine_tune,
@@ -70,6 +71,17 @@ pub struct ActorsArgs {
     /// How much better than the served version the new one must be.
     #[arg(long, default_value_t = 0.0)]
     pub margin: f64,
+    /// An MLflow tracking server to log the run to: options, metrics per
+    /// epoch, final figures and the model folder's files.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub mlflow: Option<String>,
+    /// The MLflow experiment the run goes under.
+    #[arg(
+        long,
+        env = "MLFLOW_EXPERIMENT_NAME",
+        default_value = "starcast-actors"
+    )]
+    pub experiment: String,
 }
 
 impl ActorsArgs {
@@ -171,21 +183,68 @@ pub fn actors(args: ActorsArgs) -> anyhow::Result<()> {
         trained.history.len()
     );
     let name = format!("{}-actors", backbone.info().architecture);
-    if let Some(out) = &args.out {
-        trained.save(out, &name, &options)?;
-        println!("model written to {}", out.display());
-        return Ok(());
+    let (folder, version) = match &args.out {
+        Some(out) => {
+            trained.save(out, &name, &options)?;
+            println!("model written to {}", out.display());
+            (out.clone(), None)
+        }
+        None => {
+            let version = register(&args, &trained, &name, &options)?;
+            if !args.no_promote {
+                let rule = PromotionRule {
+                    metric: args.metric.clone(),
+                    margin: args.margin,
+                };
+                promote_if_better(
+                    &Registry::new(&args.registry),
+                    &version,
+                    &trained,
+                    &data,
+                    &rule,
+                )?;
+            }
+            (version.path.clone(), Some(version.id))
+        }
+    };
+    if let Some(url) = &args.mlflow {
+        let server = MlflowServer::new(url);
+        log_to_mlflow(
+            &server,
+            &args.experiment,
+            &trained,
+            &options,
+            &folder,
+            version.as_deref(),
+        )
+        .with_context(|| {
+            format!(
+                "the model is saved in {}, but logging the run to MLflow failed",
+                folder.display()
+            )
+        })?;
+        println!("logged to MLflow at {url}, experiment {}", args.experiment);
     }
+    Ok(())
+}
+
+/// Writes the trained model as the registry's next version.
+fn register(
+    args: &ActorsArgs,
+    trained: &TrainedClassifier,
+    name: &str,
+    options: &TrainOptions,
+) -> anyhow::Result<Version> {
     let registry = Registry::new(&args.registry);
     let staged = registry.stage(ACTORS_TASK)?;
-    trained.save(staged.path(), &name, &options)?;
+    trained.save(staged.path(), name, options)?;
     let lineage = Lineage {
         created: chrono::Utc::now(),
         dataset: args.data.display().to_string(),
         dataset_hash: fingerprint(&args.data)
             .with_context(|| format!("could not read {}", args.data.display()))?,
         base_model: args.base.display().to_string(),
-        parameters: serde_json::to_value(&options)?,
+        parameters: serde_json::to_value(options)?,
         code_revision: CODE_REVISION.to_string(),
     };
     let version = registry.commit(staged, &lineage)?;
@@ -195,14 +254,65 @@ pub fn actors(args: ActorsArgs) -> anyhow::Result<()> {
         version.id,
         version.path.display()
     );
-    if args.no_promote {
-        return Ok(());
+    Ok(version)
+}
+
+/// One MLflow run: the options as parameters, each epoch's figures, the
+/// best epoch's report, and the model folder's small files.
+fn log_to_mlflow(
+    server: &MlflowServer,
+    experiment: &str,
+    trained: &TrainedClassifier,
+    options: &TrainOptions,
+    folder: &std::path::Path,
+    version: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut parameters: Vec<(String, String)> = serde_json::to_value(options)?
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| (key.clone(), value.to_string().trim_matches('"').to_string()))
+        .collect();
+    parameters.push(("architecture".into(), trained.architecture.clone()));
+    parameters.push(("labels".into(), trained.labels.join(", ")));
+    if let Some(version) = version {
+        parameters.push(("registry_version".into(), version.to_string()));
     }
-    let rule = PromotionRule {
-        metric: args.metric.clone(),
-        margin: args.margin,
-    };
-    promote_if_better(&registry, &version, &trained, &data, &rule)
+    let run = server.start_run(experiment, version.unwrap_or("trained"), &parameters)?;
+    for record in &trained.history {
+        run.log_metrics(
+            record.epoch,
+            &[
+                ("train_loss", record.train_loss),
+                ("validation_loss", record.validation_loss),
+                ("validation_accuracy", record.validation_accuracy),
+                ("learning_rate", record.learning_rate),
+            ],
+        )?;
+    }
+    let report = &trained.report;
+    run.log_metrics(
+        trained.best_epoch,
+        &[
+            ("accuracy", report.accuracy),
+            ("macro_f1", report.macro_f1),
+            ("loss", report.loss.unwrap_or(f64::NAN)),
+        ],
+    )?;
+    for file in [
+        "config.json",
+        "metrics.json",
+        "training.json",
+        "curves.svg",
+        "lineage.json",
+    ] {
+        let path = folder.join(file);
+        if path.is_file() {
+            run.log_artifact(&path)?;
+        }
+    }
+    run.finish(true)?;
+    Ok(())
 }
 
 /// Evaluates the served version on the new version's validation photos

@@ -2,8 +2,12 @@
 //! registers a version and serves it only when it wins, `models` promotes
 //! and rolls back, `evaluate` reports; bad datasets get a sentence.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::photo_dataset as dataset;
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data")
@@ -30,27 +34,6 @@ fn stdout(output: &Output) -> String {
 fn failure(output: &Output) -> String {
     assert!(!output.status.success(), "{output:?}");
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// `root/<class>/<n>.png`: five crops of each sample photo.
-fn dataset(root: &Path, classes: &[(&str, &str)]) {
-    for (class, file) in classes {
-        let path = data().join("samples").join(file);
-        let photo = image::open(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}: run scripts/fetch-defaults.sh data",
-                path.display()
-            )
-        });
-        let (w, h) = (photo.width(), photo.height());
-        std::fs::create_dir_all(root.join(class)).unwrap();
-        for n in 0..5u32 {
-            let crop = photo.crop_imm(w * n / 20, h * n / 25, w * 3 / 4, h * 3 / 4);
-            let crop = crop.thumbnail(160, 160);
-            crop.save(root.join(class).join(format!("{n}.png")))
-                .unwrap();
-        }
-    }
 }
 
 #[test]

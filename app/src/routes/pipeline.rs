@@ -61,6 +61,8 @@ fn RunCard(run: PipelineRun) -> impl IntoView {
             </table>
         </section>
     }
+    // Erased: nested in the page's Suspense, the full view type is too deep for the compiler.
+    .into_any()
 }
 
 #[component]
@@ -73,6 +75,7 @@ fn StepRow(step: StepRun) -> impl IntoView {
             <td>{format!("{:.1} s", step.seconds)}</td>
         </tr>
     }
+    .into_any()
 }
 
 /// An admin's form to start a run now.

@@ -393,3 +393,26 @@ pub fn serve_in_background(listener: std::net::TcpListener, app: Router) {
         });
     });
 }
+
+/// `root/<class>/<n>.png`: five crops of each named sample photo
+/// (scripts/fetch-defaults.sh puts them in data/samples).
+pub fn photo_dataset(root: &std::path::Path, classes: &[(&str, &str)]) {
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/samples");
+    for (class, file) in classes {
+        let path = samples.join(file);
+        let photo = image::open(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: run scripts/fetch-defaults.sh data",
+                path.display()
+            )
+        });
+        let (w, h) = (photo.width(), photo.height());
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        for n in 0..5u32 {
+            let crop = photo.crop_imm(w * n / 20, h * n / 25, w * 3 / 4, h * 3 / 4);
+            let crop = crop.thumbnail(160, 160);
+            crop.save(root.join(class).join(format!("{n}.png")))
+                .unwrap();
+        }
+    }
+}
