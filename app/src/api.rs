@@ -26,6 +26,8 @@ pub struct FlagReceipt {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
+    /// A step whose turn hasn't come.
+    Waiting,
     Running,
     Succeeded,
     Failed,

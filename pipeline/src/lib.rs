@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod examples;
 pub mod flags;
 pub mod horoscopes;
+pub mod hub_push;
 pub mod photos;
 pub mod registry;
 pub mod store;

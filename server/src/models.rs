@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use starcast_model::hub::local_model;
 use starcast_model::vision::{ClassifierOptions, ImageClassifier};
+use starcast_pipeline::hub_push::{DEFAULT_ENDPOINT, HubRepo};
 use starcast_pipeline::registry::Registry;
 use starcast_train::{ImageFolder, evaluate_classifier};
 
@@ -43,6 +44,22 @@ pub enum ModelsCommand {
     Rollback {
         #[arg(long, default_value = "rolled back by hand")]
         reason: String,
+    },
+    /// Publish a version to the Hugging Face Hub (needs HF_TOKEN with write
+    /// access); `--actors-model hf://user/name` then serves it anywhere.
+    Push {
+        version: String,
+        /// The model repo, created if needed.
+        #[arg(long)]
+        repo: String,
+        /// Create the repo as private.
+        #[arg(long)]
+        private: bool,
+        /// The Hub's address (a mirror, or a server on loopback in tests).
+        #[arg(long, env = "HF_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+        endpoint: String,
+        #[arg(long, env = "HF_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
 }
 
@@ -90,6 +107,20 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
         ModelsCommand::Rollback { reason } => {
             let version = registry.rollback(task, &reason)?;
             println!("serving {task} {} again", version.id);
+        }
+        ModelsCommand::Push {
+            version,
+            repo,
+            private,
+            endpoint,
+            token,
+        } => {
+            let version = registry.version(task, &version)?;
+            let hub = HubRepo::new(&endpoint, &repo, token, private)?;
+            let summary = format!("starcast {task} {}", version.id);
+            let commit = hub.push_folder(&version.path, &summary)?;
+            println!("pushed {task} {} to {repo}: {commit}", version.id);
+            println!("serve it with --actors-model hf://{repo}");
         }
     }
     Ok(())

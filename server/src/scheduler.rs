@@ -193,7 +193,7 @@ impl Pipeline {
                 .map(|step| StepRun {
                     name: step.name.clone(),
                     command: format!("starcast {}", step.args.join(" ")),
-                    status: RunStatus::Running,
+                    status: RunStatus::Waiting,
                     attempts: 0,
                     seconds: 0.0,
                     log: String::new(),
@@ -223,21 +223,21 @@ impl Pipeline {
                     log: reason,
                     ..run.steps[index].clone()
                 },
-                None => self.run_step(step, run.steps[index].clone()).await,
+                None => {
+                    run.steps[index].status = RunStatus::Running;
+                    self.keep(&run);
+                    self.run_step(step, run.steps[index].clone()).await
+                }
             };
             run.seconds = clock.elapsed().as_secs_f64();
-            if let Err(error) = self.record(&run) {
-                tracing::error!(%error, "could not record the pipeline run");
-            }
+            self.keep(&run);
         }
         run.status = if run.steps.iter().any(|s| s.status == RunStatus::Failed) {
             RunStatus::Failed
         } else {
             RunStatus::Succeeded
         };
-        if let Err(error) = self.record(&run) {
-            tracing::error!(%error, "could not record the pipeline run");
-        }
+        self.keep(&run);
         run
     }
 
@@ -275,6 +275,13 @@ impl Pipeline {
             }
             tracing::warn!(step = %step.name, attempt = record.attempts, "pipeline step failed; retrying");
             tokio::time::sleep(self.retry_delay).await;
+        }
+    }
+
+    /// Records the run as it stands; a run goes on when its record can't be written.
+    fn keep(&self, run: &PipelineRun) {
+        if let Err(error) = self.record(run) {
+            tracing::error!(%error, "could not record the pipeline run");
         }
     }
 

@@ -1,27 +1,38 @@
 //! `hf://user/repo` through hf-hub against a Hub on loopback that serves a
 //! repo's files the way the Hub does (revision info, `resolve/` with ETag,
 //! X-Repo-Commit and byte ranges): the real CLI fetches the model into
-//! HF_HOME and answers with it; a second run works from the cache.
+//! HF_HOME and answers with it; a second run works from the cache. The same
+//! Hub takes pushes the way the Hub's upload API does (repo creation,
+//! pre-upload modes, the LFS batch API, NDJSON commits), so a trained
+//! version pushed by `starcast models push` is then served from it.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
+use base64::Engine;
 use common::{loopback_listener, serve_in_background, three_class_safetensors};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
+type Files = BTreeMap<String, Vec<u8>>;
+
+const WRITE_TOKEN: &str = "hf_test_write";
+
 #[derive(Clone)]
 struct Hub {
-    files: Arc<BTreeMap<String, Vec<u8>>>,
+    /// Files by repo (`user/name`), then by path.
+    repos: Arc<Mutex<BTreeMap<String, Files>>>,
+    /// LFS objects by SHA-256, uploaded before the commit that names them.
+    lfs: Arc<Mutex<Files>>,
     downloads: Arc<AtomicUsize>,
 }
 
@@ -29,11 +40,11 @@ async fn revision(
     State(hub): State<Hub>,
     Path((user, repo, _)): Path<(String, String, String)>,
 ) -> Response {
-    if (user.as_str(), repo.as_str()) != ("ada", "actors") {
+    let repos = hub.repos.lock().unwrap();
+    let Some(files) = repos.get(&format!("{user}/{repo}")) else {
         return (StatusCode::NOT_FOUND, "Repository not found").into_response();
-    }
-    let siblings: Vec<_> = hub
-        .files
+    };
+    let siblings: Vec<_> = files
         .keys()
         .map(|f| serde_json::json!({ "rfilename": f }))
         .collect();
@@ -42,10 +53,14 @@ async fn revision(
 
 async fn resolve(
     State(hub): State<Hub>,
-    Path((_, _, _, file)): Path<(String, String, String, String)>,
+    Path((user, repo, _, file)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(bytes) = hub.files.get(&file) else {
+    let repos = hub.repos.lock().unwrap();
+    let Some(bytes) = repos
+        .get(&format!("{user}/{repo}"))
+        .and_then(|files| files.get(&file))
+    else {
         return (StatusCode::NOT_FOUND, "Entry not found").into_response();
     };
     let size = bytes.len();
@@ -83,14 +98,137 @@ async fn resolve(
     response
 }
 
-fn start_hub(files: BTreeMap<String, Vec<u8>>) -> (String, Hub) {
+fn authorised(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {WRITE_TOKEN}"))
+}
+
+async fn create_repo(State(hub): State<Hub>, headers: HeaderMap, body: String) -> Response {
+    if !authorised(&headers) {
+        return (StatusCode::UNAUTHORIZED, "Invalid credentials").into_response();
+    }
+    let request: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(request["type"], "model");
+    let id = format!(
+        "{}/{}",
+        request["organization"].as_str().unwrap(),
+        request["name"].as_str().unwrap()
+    );
+    let mut repos = hub.repos.lock().unwrap();
+    if repos.contains_key(&id) {
+        return (StatusCode::CONFLICT, "You already created this model repo").into_response();
+    }
+    repos.insert(id.clone(), Files::new());
+    axum::Json(serde_json::json!({ "url": format!("/{id}") })).into_response()
+}
+
+/// Files over 1 KB go through LFS, as the Hub sends large and binary files.
+async fn preupload(headers: HeaderMap, body: String) -> Response {
+    assert!(authorised(&headers));
+    let request: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let files: Vec<_> = request["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let mode = if f["size"].as_u64().unwrap() > 1024 {
+                "lfs"
+            } else {
+                "regular"
+            };
+            serde_json::json!({ "path": f["path"], "uploadMode": mode, "shouldIgnore": false })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "files": files })).into_response()
+}
+
+async fn lfs_batch(headers: HeaderMap, body: String) -> Response {
+    assert!(authorised(&headers));
+    let request: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(request["operation"], "upload");
+    let host = headers.get(header::HOST).unwrap().to_str().unwrap();
+    let objects: Vec<_> = request["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let href = format!("http://{host}/lfs-storage/{}", o["oid"].as_str().unwrap());
+            serde_json::json!({ "oid": o["oid"], "size": o["size"], "actions": { "upload": { "href": href } } })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "transfer": "basic", "objects": objects })).into_response()
+}
+
+async fn lfs_store(
+    State(hub): State<Hub>,
+    Path(oid): Path<String>,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(&body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(digest, oid, "the object's content matches its name");
+    hub.lfs.lock().unwrap().insert(oid, body.to_vec());
+    StatusCode::OK
+}
+
+async fn commit(
+    State(hub): State<Hub>,
+    Path((user, repo, _)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    assert!(authorised(&headers));
+    let id = format!("{user}/{repo}");
+    let lfs = hub.lfs.lock().unwrap();
+    let mut repos = hub.repos.lock().unwrap();
+    let files = repos.get_mut(&id).expect("the repo was created first");
+    for line in body.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+        let value = &entry["value"];
+        let path = value["path"].as_str().map(String::from);
+        match entry["key"].as_str().unwrap() {
+            "header" => assert!(value["summary"].as_str().unwrap().starts_with("starcast")),
+            "file" => {
+                let content = base64::engine::general_purpose::STANDARD
+                    .decode(value["content"].as_str().unwrap())
+                    .unwrap();
+                files.insert(path.unwrap(), content);
+            }
+            "lfsFile" => {
+                let Some(content) = lfs.get(value["oid"].as_str().unwrap()) else {
+                    return (StatusCode::BAD_REQUEST, "LFS object not uploaded").into_response();
+                };
+                files.insert(path.unwrap(), content.clone());
+            }
+            other => panic!("unexpected commit entry {other}"),
+        }
+    }
+    axum::Json(
+        serde_json::json!({ "commitUrl": format!("/{id}/commit/{COMMIT}"), "commitOid": COMMIT }),
+    )
+    .into_response()
+}
+
+fn start_hub(repos: BTreeMap<String, Files>) -> (String, Hub) {
     let hub = Hub {
-        files: Arc::new(files),
+        repos: Arc::new(Mutex::new(repos)),
+        lfs: Arc::default(),
         downloads: Arc::new(AtomicUsize::new(0)),
     };
     let app = Router::new()
         .route("/api/models/{user}/{repo}/revision/{rev}", get(revision))
         .route("/{user}/{repo}/resolve/{rev}/{*file}", get(resolve))
+        .route("/api/repos/create", post(create_repo))
+        .route("/api/models/{user}/{repo}/preupload/{rev}", post(preupload))
+        .route("/{user}/{repo_git}/info/lfs/objects/batch", post(lfs_batch))
+        .route("/lfs-storage/{oid}", put(lfs_store))
+        .route("/api/models/{user}/{repo}/commit/{rev}", post(commit))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(hub.clone());
     let (listener, base) = loopback_listener();
     serve_in_background(listener, app);
@@ -118,7 +256,7 @@ fn a_hub_model_is_fetched_cached_and_served() {
         ("model.safetensors".to_string(), three_class_safetensors()),
         ("README.md".to_string(), b"# not downloaded".to_vec()),
     ]);
-    let (endpoint, hub) = start_hub(files);
+    let (endpoint, hub) = start_hub(BTreeMap::from([("ada/actors".to_string(), files)]));
     let home = tempfile::tempdir().unwrap();
 
     let first = predict(&endpoint, home.path(), "hf://ada/actors");
@@ -160,4 +298,80 @@ fn a_hub_model_is_fetched_cached_and_served() {
         "{stderr}"
     );
     assert!(stderr.contains("HF_TOKEN"), "{stderr}");
+}
+
+#[test]
+fn a_registered_version_is_pushed_and_then_served_from_the_hub() {
+    let (endpoint, _hub) = start_hub(BTreeMap::new());
+    let dir = tempfile::tempdir().unwrap();
+    let registry = starcast_pipeline::registry::Registry::new(dir.path().join("registry"));
+    let staged = registry.stage("actors").unwrap();
+    std::fs::write(
+        staged.path().join("model.safetensors"),
+        three_class_safetensors(),
+    )
+    .unwrap();
+    std::fs::write(
+        staged.path().join("config.json"),
+        r#"{"task": "image-classification", "architecture": "mobilenet_v2", "labels": ["Ada", "Bea", "Cleo"]}"#,
+    )
+    .unwrap();
+    let lineage = starcast_pipeline::registry::Lineage {
+        created: chrono::Utc::now(),
+        dataset: "test".into(),
+        dataset_hash: "sha256:0".into(),
+        base_model: "mobilenet-v2-imagenet".into(),
+        parameters: serde_json::json!({}),
+        code_revision: "test".into(),
+    };
+    let version = registry.commit(staged, &lineage).unwrap();
+    let push = |token: Option<&str>, repo: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_starcast"));
+        command
+            .args(["models", "push", &version.id, "--repo", repo, "--registry"])
+            .arg(registry.root())
+            .env("HF_ENDPOINT", &endpoint)
+            .env_remove("HF_TOKEN");
+        if let Some(token) = token {
+            command.env("HF_TOKEN", token);
+        }
+        command.output().unwrap()
+    };
+    let no_token = push(None, "ada/pushed");
+    assert!(!no_token.status.success());
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("HF_TOKEN"));
+    let wrong = push(Some("hf_wrong"), "ada/pushed");
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("status 401"));
+    let bad_name = push(Some(WRITE_TOKEN), "pushed");
+    assert!(String::from_utf8_lossy(&bad_name.stderr).contains("user/name"));
+
+    let pushed = push(Some(WRITE_TOKEN), "ada/pushed");
+    let stdout = String::from_utf8_lossy(&pushed.stdout);
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    assert!(
+        stdout.contains("pushed actors v1 to ada/pushed"),
+        "{stdout}"
+    );
+    let again = push(Some(WRITE_TOKEN), "ada/pushed");
+    assert!(
+        again.status.success(),
+        "pushing to an existing repo is a new commit"
+    );
+
+    let home = tempfile::tempdir().unwrap();
+    let served = predict(&endpoint, home.path(), "hf://ada/pushed");
+    let stdout = String::from_utf8_lossy(&served.stdout);
+    assert!(
+        served.status.success(),
+        "{}",
+        String::from_utf8_lossy(&served.stderr)
+    );
+    assert!(
+        stdout.contains(r#""predictions":[{"label":"Cleo""#),
+        "{stdout}"
+    );
 }

@@ -10,6 +10,7 @@ use crate::api::{PipelineRun, RunStatus, StepRun, client};
 
 fn status_word(status: RunStatus) -> &'static str {
     match status {
+        RunStatus::Waiting => "waiting",
         RunStatus::Running => "running",
         RunStatus::Succeeded => "succeeded",
         RunStatus::Failed => "failed",
@@ -91,9 +92,8 @@ fn StartRun(runs: LocalResource<Result<Vec<PipelineRun>, client::Failure>>) -> i
                 Ok(run) => {
                     runs.refetch();
                     Ok(format!(
-                        "Run {} finished: {}.",
-                        run.id,
-                        status_word(run.status)
+                        "Run {} started; it goes on in the background.",
+                        run.id
                     ))
                 }
                 Err(failure) => Err(failure.0),
