@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use starcast_model::hub::local_model;
-use starcast_model::vision::{ClassifierOptions, ImageClassifier};
+use starcast_model::load_actor_recognizer;
+use starcast_model::vision::ClassifierOptions;
 use starcast_pipeline::hub_push::{DEFAULT_ENDPOINT, HubRepo};
 use starcast_pipeline::registry::Registry;
-use starcast_train::{ImageFolder, evaluate_classifier};
+use starcast_train::{ImageFolder, evaluate_recognizer};
 
 use crate::train::{ACTORS_TASK, print_report};
 
@@ -128,8 +129,8 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
 
 #[derive(Debug, clap::Args)]
 pub struct EvaluateArgs {
-    /// The classifier: a model folder (a registry version's included), a
-    /// weights file or `hf://user/repo`.
+    /// The actor model: a classifier or face-gallery folder (a registry
+    /// version's included), a weights file or `hf://user/repo`.
     pub model: PathBuf,
     /// Labelled photos: `<actor>/<photo>` folders.
     #[arg(long)]
@@ -144,15 +145,15 @@ pub struct EvaluateArgs {
 
 pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let path = local_model(&args.model)?;
-    let model = ImageClassifier::load(&path, &ClassifierOptions::default())
-        .with_context(|| format!("could not load the classifier {}", args.model.display()))?;
+    let model = load_actor_recognizer(&path, &ClassifierOptions::default())
+        .with_context(|| format!("could not load the actor model {}", args.model.display()))?;
     let data = ImageFolder::scan(&args.data)?;
     let photos: Vec<(PathBuf, String)> = data
         .samples
         .iter()
         .map(|(path, class)| (path.clone(), data.classes[*class].clone()))
         .collect();
-    let (report, skipped) = evaluate_classifier(&model, &photos)?;
+    let (report, skipped) = evaluate_recognizer(model.as_ref(), &photos)?;
     for photo in &skipped {
         eprintln!("skipped {}: {}", photo.path.display(), photo.reason);
     }

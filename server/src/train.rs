@@ -2,19 +2,19 @@
 //! dataset, register it as a new version, and serve it when it beats the
 //! version served now.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use starcast_model::ActorRecognizer;
 use starcast_model::hub::local_model;
 use starcast_model::vision::{ClassifierOptions, ImageClassifier, read_weights};
+use starcast_model::{ActorRecognizer, load_actor_recognizer};
 use starcast_pipeline::dataset::fingerprint;
 use starcast_pipeline::registry::{Lineage, PromotionRule, Registry, Version};
 use starcast_pipeline::tracking::MlflowServer;
 use starcast_train::{
-    ClassificationReport, ImageFolder, Method, Progress, TrainOptions, TrainedClassifier,
-    evaluate_classifier, fine_tune,
+    ClassificationReport, EpochRecord, ImageFolder, Method, Progress, TrainOptions,
+    evaluate_recognizer, fine_tune, stratified_split, write_gallery,
 };
 
 /// The version of the code that trained a model.
@@ -22,6 +22,9 @@ pub const CODE_REVISION: &str = concat!("starcast ", env!("CARGO_PKG_VERSION"));
 
 /// The registry's task name for the actor model.
 pub const ACTORS_TASK: &str = "actors";
+
+/// `--arch` for a face-gallery model instead of a classifier.
+const FACE_GALLERY: &str = "face";
 
 #[derive(Debug, clap::Args)]
 pub struct ActorsArgs {
@@ -33,9 +36,14 @@ pub struct ActorsArgs {
     #[arg(long, default_value = "data/models/mobilenet-v2-imagenet")]
     pub base: PathBuf,
     /// The base's architecture (resnet18, mobilenet_v2, ...), when neither its
-    /// config.json nor its tensor names tell.
+    /// config.json nor its tensor names tell; `face` enrolls the photos in a
+    /// face-gallery model (detector + descriptor network from --faces)
+    /// instead of training a classifier.
     #[arg(long)]
     pub arch: Option<String>,
+    /// The face model `--arch face` enrolls the photos with.
+    #[arg(long, default_value = "data/models/face-gallery")]
+    pub faces: PathBuf,
     /// Train every layer (BatchNorm in training mode) instead of only a new
     /// head on the frozen network: better with many photos, much slower.
     #[arg(long)]
@@ -146,6 +154,9 @@ fn progress_bar() -> impl FnMut(Progress) {
 pub fn actors(args: ActorsArgs) -> anyhow::Result<()> {
     let options = args.options()?;
     let data = ImageFolder::scan(&args.data)?;
+    if args.arch.as_deref() == Some(FACE_GALLERY) {
+        return face_gallery(&args, &options, &data);
+    }
     let base = local_model(&args.base)?;
     let classifier_options = ClassifierOptions {
         architecture: args.arch.clone(),
@@ -176,33 +187,111 @@ pub fn actors(args: ActorsArgs) -> anyhow::Result<()> {
     for photo in &trained.skipped {
         eprintln!("skipped {}: {}", photo.path.display(), photo.reason);
     }
-    print_report(&trained.report);
     eprintln!(
         "best epoch {} of {}",
         trained.best_epoch,
         trained.history.len()
     );
     let name = format!("{}-actors", backbone.info().architecture);
+    let candidate = Candidate {
+        report: &trained.report,
+        validation: named(&trained.validation, &data),
+        history: &trained.history,
+        best_epoch: trained.best_epoch,
+        architecture: trained.architecture.clone(),
+    };
+    finish(&args, &options, &candidate, |folder| {
+        Ok(trained.save(folder, &name, &options)?)
+    })
+}
+
+/// `--arch face`: the pretrained face detector and descriptor network
+/// enroll the training photos as a gallery; the held-out photos evaluate it.
+fn face_gallery(
+    args: &ActorsArgs,
+    options: &TrainOptions,
+    data: &ImageFolder,
+) -> anyhow::Result<()> {
+    let faces = &args.faces;
+    anyhow::ensure!(
+        faces.join("config.json").is_file(),
+        "no face model in {}: run scripts/fetch-defaults.sh or pass --faces",
+        faces.display()
+    );
+    let (train, validation) = stratified_split(data, options.validation_share, options.seed)?;
+    eprintln!(
+        "enrolling {} photos of {} actors with the face model in {}",
+        train.len(),
+        data.classes.len(),
+        faces.display()
+    );
+    let scratch = tempfile::tempdir()?;
+    write_gallery(faces, &named(&train, data), scratch.path())?;
+    let model = load_actor_recognizer(scratch.path(), &ClassifierOptions::default())
+        .context("the enrolled gallery does not load")?;
+    let validation = named(&validation, data);
+    let (report, skipped) = evaluate_recognizer(model.as_ref(), &validation)?;
+    for photo in &skipped {
+        eprintln!("skipped {}: {}", photo.path.display(), photo.reason);
+    }
+    let candidate = Candidate {
+        report: &report,
+        validation,
+        history: &[],
+        best_epoch: 0,
+        architecture: FACE_GALLERY.into(),
+    };
+    let enrolled = named(&train, data);
+    finish(args, options, &candidate, |folder| {
+        write_gallery(faces, &enrolled, folder)?;
+        let metrics = serde_json::to_string_pretty(&report)? + "\n";
+        std::fs::write(folder.join("metrics.json"), metrics)?;
+        Ok(())
+    })
+}
+
+/// `(path, class index)` pairs as `(path, class name)`.
+fn named(photos: &[(PathBuf, usize)], data: &ImageFolder) -> Vec<(PathBuf, String)> {
+    photos
+        .iter()
+        .map(|(path, class)| (path.clone(), data.classes[*class].clone()))
+        .collect()
+}
+
+/// What any way of training hands on to saving, promotion and tracking.
+struct Candidate<'a> {
+    report: &'a ClassificationReport,
+    /// The held-out photos the report is about; promotion evaluates the
+    /// served version on the same ones.
+    validation: Vec<(PathBuf, String)>,
+    history: &'a [EpochRecord],
+    best_epoch: usize,
+    architecture: String,
+}
+
+/// Prints the report, writes the model (to `--out` or as the registry's
+/// next version, served if it wins) and logs the run to MLflow if asked.
+fn finish(
+    args: &ActorsArgs,
+    options: &TrainOptions,
+    candidate: &Candidate,
+    write: impl Fn(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    print_report(candidate.report);
     let (folder, version) = match &args.out {
         Some(out) => {
-            trained.save(out, &name, &options)?;
+            write(out)?;
             println!("model written to {}", out.display());
             (out.clone(), None)
         }
         None => {
-            let version = register(&args, &trained, &name, &options)?;
+            let version = register(args, options, &write)?;
             if !args.no_promote {
                 let rule = PromotionRule {
                     metric: args.metric.clone(),
                     margin: args.margin,
                 };
-                promote_if_better(
-                    &Registry::new(&args.registry),
-                    &version,
-                    &trained,
-                    &data,
-                    &rule,
-                )?;
+                promote_if_better(&Registry::new(&args.registry), &version, candidate, &rule)?;
             }
             (version.path.clone(), Some(version.id))
         }
@@ -212,8 +301,8 @@ pub fn actors(args: ActorsArgs) -> anyhow::Result<()> {
         log_to_mlflow(
             &server,
             &args.experiment,
-            &trained,
-            &options,
+            candidate,
+            options,
             &folder,
             version.as_deref(),
         )
@@ -228,22 +317,25 @@ pub fn actors(args: ActorsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the trained model as the registry's next version.
+/// Writes the model as the registry's next version.
 fn register(
     args: &ActorsArgs,
-    trained: &TrainedClassifier,
-    name: &str,
     options: &TrainOptions,
+    write: &impl Fn(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<Version> {
     let registry = Registry::new(&args.registry);
     let staged = registry.stage(ACTORS_TASK)?;
-    trained.save(staged.path(), name, options)?;
+    write(staged.path())?;
+    let base = match args.arch.as_deref() {
+        Some(FACE_GALLERY) => &args.faces,
+        _ => &args.base,
+    };
     let lineage = Lineage {
         created: chrono::Utc::now(),
         dataset: args.data.display().to_string(),
         dataset_hash: fingerprint(&args.data)
             .with_context(|| format!("could not read {}", args.data.display()))?,
-        base_model: args.base.display().to_string(),
+        base_model: base.display().to_string(),
         parameters: serde_json::to_value(options)?,
         code_revision: CODE_REVISION.to_string(),
     };
@@ -258,13 +350,13 @@ fn register(
 }
 
 /// One MLflow run: the options as parameters, each epoch's figures, the
-/// best epoch's report, and the model folder's small files.
+/// final report, and the model folder's small files.
 fn log_to_mlflow(
     server: &MlflowServer,
     experiment: &str,
-    trained: &TrainedClassifier,
+    candidate: &Candidate,
     options: &TrainOptions,
-    folder: &std::path::Path,
+    folder: &Path,
     version: Option<&str>,
 ) -> anyhow::Result<()> {
     let mut parameters: Vec<(String, String)> = serde_json::to_value(options)?
@@ -273,13 +365,19 @@ fn log_to_mlflow(
         .flatten()
         .map(|(key, value)| (key.clone(), value.to_string().trim_matches('"').to_string()))
         .collect();
-    parameters.push(("architecture".into(), trained.architecture.clone()));
-    parameters.push(("labels".into(), trained.labels.join(", ")));
+    parameters.push(("architecture".into(), candidate.architecture.clone()));
+    let labels: Vec<&str> = candidate
+        .report
+        .classes
+        .iter()
+        .map(|c| c.label.as_str())
+        .collect();
+    parameters.push(("labels".into(), labels.join(", ")));
     if let Some(version) = version {
         parameters.push(("registry_version".into(), version.to_string()));
     }
     let run = server.start_run(experiment, version.unwrap_or("trained"), &parameters)?;
-    for record in &trained.history {
+    for record in candidate.history {
         run.log_metrics(
             record.epoch,
             &[
@@ -290,9 +388,9 @@ fn log_to_mlflow(
             ],
         )?;
     }
-    let report = &trained.report;
+    let report = candidate.report;
     run.log_metrics(
-        trained.best_epoch,
+        candidate.best_epoch,
         &[
             ("accuracy", report.accuracy),
             ("macro_f1", report.macro_f1),
@@ -315,38 +413,46 @@ fn log_to_mlflow(
     Ok(())
 }
 
-/// Evaluates the served version on the new version's validation photos
-/// and serves the new one if it wins by the rule's margin.
+/// Evaluates the served version on the new version's held-out photos and
+/// serves the new one if it wins by the rule's margin.
 fn promote_if_better(
     registry: &Registry,
-    candidate: &Version,
-    trained: &TrainedClassifier,
-    data: &ImageFolder,
+    version: &Version,
+    candidate: &Candidate,
     rule: &PromotionRule,
 ) -> anyhow::Result<()> {
-    let candidate_score = trained.report.metric(&rule.metric).with_context(|| {
+    let candidate_score = candidate.report.metric(&rule.metric).with_context(|| {
         format!(
             "'{}' is not a classifier metric: use accuracy, macro_f1 or loss",
             rule.metric
         )
     })?;
     let serving = registry.serving(ACTORS_TASK)?;
+    let actors = |labels: &[String]| -> Vec<String> {
+        labels
+            .iter()
+            .filter(|l| l.as_str() != "unknown")
+            .cloned()
+            .collect()
+    };
     let serving_score = match &serving {
         None => None,
-        Some(served) if served.labels != candidate.labels => {
+        Some(served) if actors(&served.labels) != actors(&version.labels) => {
             println!(
                 "not served: the actors changed since {} ({}) and {} ({}) can't be compared on the same photos; check {} and run `starcast models promote {}`",
                 served.id,
                 served.labels.join(", "),
-                candidate.id,
-                candidate.labels.join(", "),
-                candidate.path.display(),
-                candidate.id
+                version.id,
+                version.labels.join(", "),
+                version.path.display(),
+                version.id
             );
             return Ok(());
         }
         Some(served) => {
-            let report = evaluate_version(served, &trained.validation, data)?;
+            let model = load_actor_recognizer(&served.path, &ClassifierOptions::default())
+                .with_context(|| format!("could not load the served version {}", served.id))?;
+            let (report, _) = evaluate_recognizer(model.as_ref(), &candidate.validation)?;
             Some((
                 served.id.as_str(),
                 report.metric(&rule.metric).unwrap_or(f64::NAN),
@@ -355,27 +461,12 @@ fn promote_if_better(
     };
     let (promote, reason) = rule.judge(candidate_score, serving_score);
     if promote {
-        registry.promote(ACTORS_TASK, &candidate.id, &reason)?;
-        println!("serving {}: {reason}", candidate.id);
+        registry.promote(ACTORS_TASK, &version.id, &reason)?;
+        println!("serving {}: {reason}", version.id);
     } else {
         println!("not served: {reason}");
     }
     Ok(())
-}
-
-/// A registered version's report on photos given as `(path, class index)`.
-fn evaluate_version(
-    version: &Version,
-    photos: &[(PathBuf, usize)],
-    data: &ImageFolder,
-) -> anyhow::Result<ClassificationReport> {
-    let model = ImageClassifier::load(&version.path, &ClassifierOptions::default())
-        .with_context(|| format!("could not load {}", version.path.display()))?;
-    let named: Vec<(PathBuf, String)> = photos
-        .iter()
-        .map(|(path, class)| (path.clone(), data.classes[*class].clone()))
-        .collect();
-    Ok(evaluate_classifier(&model, &named)?.0)
 }
 
 /// The report as a table for the terminal.

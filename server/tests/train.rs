@@ -207,3 +207,62 @@ fn bad_datasets_get_a_sentence_and_register_nothing() {
                 == 0
     );
 }
+
+#[test]
+fn arch_face_enrolls_a_gallery_that_names_the_held_out_faces() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("actors");
+    let examples = data().join("examples");
+    std::fs::create_dir_all(photos.join("Barack Obama")).unwrap();
+    std::fs::create_dir_all(photos.join("Joe Biden")).unwrap();
+    for name in ["obama.jpg", "obama2.jpg", "obama3.jpg"] {
+        std::fs::copy(examples.join(name), photos.join("Barack Obama").join(name)).unwrap();
+    }
+    // A second Biden photo: the same face, mirrored and cropped.
+    let biden = image::open(examples.join("biden.jpg")).unwrap();
+    biden.save(photos.join("Joe Biden/biden.png")).unwrap();
+    let (w, h) = (biden.width(), biden.height());
+    biden
+        .crop_imm(w / 10, h / 10, w * 8 / 10, h * 8 / 10)
+        .fliph()
+        .save(photos.join("Joe Biden/biden-mirrored.png"))
+        .unwrap();
+    let registry = dir.path().join("registry");
+    let faces = data().join("models/face-gallery");
+    let output = starcast(&[
+        "train",
+        "actors",
+        "--arch",
+        "face",
+        "--data",
+        photos.to_str().unwrap(),
+        "--faces",
+        faces.to_str().unwrap(),
+        "--registry",
+        registry.to_str().unwrap(),
+        "--validation-share",
+        "0.4",
+    ]);
+    let text = stdout(&output);
+    assert!(text.contains("registered actors version v1"), "{text}");
+    assert!(text.contains("accuracy 100.0% on 2 photos"), "{text}");
+    assert!(text.contains("serving v1"), "{text}");
+    let version = registry.join("actors/versions/v1");
+    let gallery = std::fs::read_dir(version.join("gallery")).unwrap().count();
+    assert_eq!(gallery, 2, "one folder per actor");
+    let config = std::fs::read_to_string(version.join("config.json")).unwrap();
+    assert!(
+        config.contains(r#""task": "face-embedding""#) && config.contains(r#""version": "v1""#),
+        "{config}"
+    );
+
+    let answer = stdout(&starcast(&[
+        "predict",
+        "actors",
+        "--json",
+        "--model",
+        version.to_str().unwrap(),
+        examples.join("obama3.jpg").to_str().unwrap(),
+    ]));
+    assert!(answer.contains(r#""label":"Barack Obama""#), "{answer}");
+}

@@ -1,13 +1,17 @@
-//! Evaluating a classifier on labelled photos: what `starcast evaluate`
-//! reports and what promotion compares, the same code for both.
+//! Evaluating an actor model on labelled photos: what `starcast evaluate`
+//! reports and what promotion compares, the same code for every kind of
+//! model (classifiers and face galleries alike).
 
 use std::path::PathBuf;
 
 use starcast_model::ActorRecognizer;
-use starcast_model::vision::ImageClassifier;
 
 use crate::classifier::SkippedPhoto;
 use crate::metrics::ClassificationReport;
+
+/// The label a report gives to photos the model gave no answer for (a
+/// face gallery that finds no face).
+pub const NO_ANSWER: &str = "(no answer)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateError {
@@ -17,17 +21,15 @@ pub enum EvaluateError {
     LabelsChanged { unknown: String, known: String },
     #[error("none of the evaluation photos could be read")]
     NoPhotos,
-    #[error("the model failed on {path}: {reason}")]
-    Model { path: PathBuf, reason: String },
 }
 
-/// The classifier's report on `(photo, class name)` pairs, in the model's
+/// The model's report on `(photo, class name)` pairs, in the model's
 /// label order; unreadable photos are skipped and listed.
-pub fn evaluate_classifier(
-    model: &ImageClassifier,
+pub fn evaluate_recognizer(
+    model: &dyn ActorRecognizer,
     photos: &[(PathBuf, String)],
 ) -> Result<(ClassificationReport, Vec<SkippedPhoto>), EvaluateError> {
-    let labels = &model.info().labels;
+    let mut labels = model.info().labels.clone();
     let mut unknown: Vec<&str> = photos
         .iter()
         .map(|(_, class)| class.as_str())
@@ -45,32 +47,39 @@ pub fn evaluate_classifier(
     let mut loss = 0.0;
     let mut skipped = Vec::new();
     for (path, class) in photos {
-        let photo = match image::open(path) {
-            Ok(photo) => photo,
-            Err(e) => {
+        let answer = image::open(path)
+            .map_err(|e| format!("not a readable image: {e}"))
+            .and_then(|photo| model.recognize(&photo).map_err(|e| e.to_string()));
+        let recognition = match answer {
+            Ok(recognition) => recognition,
+            Err(reason) => {
                 skipped.push(SkippedPhoto {
                     path: path.clone(),
-                    reason: format!("not a readable image: {e}"),
+                    reason,
                 });
                 continue;
             }
         };
-        let probabilities = model
-            .probabilities(&photo)
-            .map_err(|e| EvaluateError::Model {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
         let truth = labels
             .iter()
             .position(|l| l == class)
             .expect("checked above");
-        let predicted = probabilities
+        let predicted = match recognition.predictions.first() {
+            Some(best) => labels.iter().position(|l| *l == best.label),
+            None => None,
+        };
+        let predicted = predicted.unwrap_or_else(|| {
+            if !labels.iter().any(|l| l == NO_ANSWER) {
+                labels.push(NO_ANSWER.to_string());
+            }
+            labels.len() - 1
+        });
+        let truth_score = recognition
+            .predictions
             .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map_or(0, |(i, _)| i);
-        loss -= f64::from(probabilities[truth].max(1e-12)).ln();
+            .find(|p| p.label == *class)
+            .map_or(0.0, |p| p.score);
+        loss -= f64::from(truth_score.max(1e-6)).ln();
         outcomes.push((truth, predicted));
     }
     if outcomes.is_empty() {
@@ -78,7 +87,7 @@ pub fn evaluate_classifier(
     }
     let loss = loss / outcomes.len() as f64;
     Ok((
-        ClassificationReport::new(labels, &outcomes, Some(loss)),
+        ClassificationReport::new(&labels, &outcomes, Some(loss)),
         skipped,
     ))
 }

@@ -7,6 +7,7 @@ mod augment;
 mod classifier;
 mod curves;
 mod evaluate;
+mod gallery;
 pub mod image_folder;
 mod metrics;
 mod schedule;
@@ -18,7 +19,8 @@ pub use classifier::{
     Method, Progress, SkippedPhoto, TrainError, TrainOptions, TrainedClassifier, fine_tune,
 };
 pub use curves::EpochRecord;
-pub use evaluate::{EvaluateError, evaluate_classifier};
+pub use evaluate::{EvaluateError, NO_ANSWER, evaluate_recognizer};
+pub use gallery::{GalleryError, write_gallery};
 pub use image_folder::{ImageFolder, ImageFolderError};
 pub use metrics::{ClassMetrics, ClassificationReport};
 pub use schedule::WarmupCosine;
