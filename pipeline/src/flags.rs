@@ -3,8 +3,10 @@
 //!
 //! Each flag is a folder `<root>/<id>/` holding `flag.json` and, for photos,
 //! the uploaded file. A flag is written to a hidden folder first and renamed
-//! into place, so a crash never leaves half a flag.
+//! into place, so a crash never leaves half a flag. Actor flags that say who
+//! is really in the photo become an evaluation set.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 /// The longest reason kept, in characters.
 pub const MAX_REASON_CHARS: usize = 2_000;
+/// The longest correct label kept, in characters.
+pub const MAX_LABEL_CHARS: usize = 200;
 const RECORD_FILE: &str = "flag.json";
 
 /// Which page's result was flagged.
@@ -32,6 +36,8 @@ pub struct NewFlag {
     pub input: serde_json::Value,
     pub output: serde_json::Value,
     pub reason: String,
+    /// Who is really in the photo, when the user says.
+    pub label: Option<String>,
     /// The uploaded photo and its file extension (`jpg`, `png`, ...).
     pub attachment: Option<(String, Vec<u8>)>,
 }
@@ -45,6 +51,9 @@ pub struct FlagRecord {
     pub input: serde_json::Value,
     pub output: serde_json::Value,
     pub reason: String,
+    /// Who is really in the photo, when the user said.
+    #[serde(default)]
+    pub label: Option<String>,
     /// The attachment's file name inside the flag's folder.
     pub attachment: Option<String>,
 }
@@ -55,6 +64,10 @@ pub enum FlagError {
     ReasonTooLong(usize),
     #[error("the attachment extension '{0}' is not a plain file extension")]
     BadExtension(String),
+    #[error(
+        "the label must be a name of at most {MAX_LABEL_CHARS} characters, without '/', '\\' or a leading '.'"
+    )]
+    BadLabel,
     #[error("could not store the flag in {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("the flag record {path} is not valid JSON: {source}")]
@@ -98,6 +111,13 @@ impl FlagStore {
         if reason_chars > MAX_REASON_CHARS {
             return Err(FlagError::ReasonTooLong(reason_chars));
         }
+        let label = flag
+            .label
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(checked_label)
+            .transpose()?;
         let flagged_at = Utc::now();
         let id = format!(
             "{}-{:04}-{}",
@@ -107,6 +127,7 @@ impl FlagStore {
         );
         let staging = self.root.join(format!(".{id}.partial"));
         fs::create_dir(&staging).map_err(io_error(&staging))?;
+        let flag = NewFlag { label, ..flag };
         let written = self.write_flag(&staging, id, flagged_at, flag, reason);
         let record = match written {
             Ok(record) => record,
@@ -147,6 +168,7 @@ impl FlagStore {
             input: flag.input,
             output: flag.output,
             reason,
+            label: flag.label,
             attachment,
         };
         let path = folder.join(RECORD_FILE);
@@ -176,6 +198,44 @@ impl FlagStore {
         records.sort_by(|a: &FlagRecord, b| a.id.cmp(&b.id));
         Ok(records)
     }
+
+    /// Copies every actor flag's photo that has a correct label to
+    /// `out/<label>/<flag id>.<ext>`, a dataset `starcast evaluate` reads;
+    /// returns how many photos each label got.
+    pub fn export_labelled(&self, out: &Path) -> Result<BTreeMap<String, usize>, FlagError> {
+        let mut counts = BTreeMap::new();
+        for record in self.list()? {
+            let (FlaggedTask::Actors, Some(label), Some(photo)) =
+                (record.task, &record.label, &record.attachment)
+            else {
+                continue;
+            };
+            let folder = out.join(label);
+            fs::create_dir_all(&folder).map_err(io_error(&folder))?;
+            let extension = Path::new(photo)
+                .extension()
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let target = folder.join(format!("{}.{extension}", record.id));
+            let source = self.root.join(&record.id).join(photo);
+            fs::copy(&source, &target).map_err(io_error(&source))?;
+            *counts.entry(label.clone()).or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+}
+
+/// A label usable as a folder name: the user types it, the export makes a
+/// folder of it.
+fn checked_label(label: &str) -> Result<String, FlagError> {
+    let fine = label.chars().count() <= MAX_LABEL_CHARS
+        && !label.starts_with('.')
+        && !label.contains(['/', '\\', '\0']);
+    if fine {
+        Ok(label.to_string())
+    } else {
+        Err(FlagError::BadLabel)
+    }
 }
 
 #[cfg(test)]
@@ -189,8 +249,45 @@ mod tests {
             input: json!({"file": "obama.jpg"}),
             output: json!({"predictions": [{"label": "biden", "score": 0.9}]}),
             reason: reason.into(),
+            label: None,
             attachment: Some(("jpg".into(), vec![0xff, 0xd8, 0xff])),
         }
+    }
+
+    #[test]
+    fn flags_that_name_the_actor_become_an_evaluation_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FlagStore::open(dir.path().join("flags")).unwrap();
+        let labelled = |label: &str| NewFlag {
+            label: Some(label.into()),
+            ..flag("wrong actor")
+        };
+        store.save(labelled(" Barack Obama ")).unwrap();
+        store.save(labelled("Barack Obama")).unwrap();
+        store.save(labelled("Joe Biden")).unwrap();
+        store.save(flag("no label")).unwrap();
+        store
+            .save(NewFlag {
+                task: FlaggedTask::Horoscope,
+                attachment: None,
+                ..labelled("Leo")
+            })
+            .unwrap();
+        for bad in ["../etc", "a/b", ".hidden"] {
+            let err = store.save(labelled(bad)).unwrap_err();
+            assert!(matches!(err, FlagError::BadLabel), "{bad}: {err}");
+        }
+        let out = dir.path().join("flagged");
+        let counts = store.export_labelled(&out).unwrap();
+        assert_eq!(
+            counts.into_iter().collect::<Vec<_>>(),
+            [
+                ("Barack Obama".to_string(), 2),
+                ("Joe Biden".to_string(), 1)
+            ]
+        );
+        let photos = fs::read_dir(out.join("Barack Obama")).unwrap().count();
+        assert_eq!(photos, 2);
     }
 
     #[test]

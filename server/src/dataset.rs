@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use starcast_model::faces::FaceTools;
+use starcast_pipeline::FlagStore;
 use starcast_pipeline::dataset::{
     CleanSettings, apply_verdicts, import_dataset, judge_dataset, quarantine_of, report_of,
 };
@@ -15,6 +16,16 @@ pub struct ImportArgs {
     pub source: PathBuf,
     /// The dataset folder to create (replaced if it exists).
     #[arg(long, default_value = "data/datasets/actors")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FlagsArgs {
+    /// The flags the app stored (`<data>/flags`).
+    #[arg(long, default_value = "data/flags")]
+    pub flags: PathBuf,
+    /// The evaluation set to write: `<actor>/<flag id>.<ext>`.
+    #[arg(long, default_value = "data/datasets/flagged")]
     pub out: PathBuf,
 }
 
@@ -43,6 +54,22 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
         "{} actors imported into {}",
         imported.classes.len(),
         imported.target.display()
+    );
+    Ok(())
+}
+
+/// Flagged photos whose users said who is in them, as an evaluation set.
+pub fn flags(args: FlagsArgs) -> anyhow::Result<()> {
+    let store = FlagStore::open(&args.flags)?;
+    let counts = store.export_labelled(&args.out)?;
+    for (actor, photos) in &counts {
+        println!("{photos:>6}  {actor}");
+    }
+    println!(
+        "{} labelled photos in {}; evaluate a model on them with `starcast evaluate MODEL --data {}`",
+        counts.values().sum::<usize>(),
+        args.out.display(),
+        args.out.display()
     );
     Ok(())
 }

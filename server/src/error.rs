@@ -70,9 +70,9 @@ impl ApiError {
             | ApiError::BadField { .. }
             | ApiError::Photo(_)
             | ApiError::Request(_)
-            | ApiError::Flag(FlagError::ReasonTooLong(_) | FlagError::BadExtension(_)) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            | ApiError::Flag(
+                FlagError::ReasonTooLong(_) | FlagError::BadExtension(_) | FlagError::BadLabel,
+            ) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Upload(UploadError::BadFileName(_) | UploadError::Empty)
             | ApiError::BadModel(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::AdminOff => StatusCode::FORBIDDEN,

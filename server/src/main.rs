@@ -66,6 +66,8 @@ enum Dataset {
     Import(dataset::ImportArgs),
     /// Quarantine undecodable, duplicate, faceless, blurred and mislabelled photos.
     Clean(dataset::CleanArgs),
+    /// Flagged photos whose users said who is in them, as an evaluation set.
+    Flags(dataset::FlagsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +144,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Dataset(Dataset::Clean(args)) => {
             dataset::clean(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dataset(Dataset::Flags(args)) => {
+            dataset::flags(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Process(Process::Horoscopes(args)) => {

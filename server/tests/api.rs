@@ -289,6 +289,7 @@ async fn flags_are_stored_with_the_photo() {
             r#"{"predictions": [{"label": "red", "score": 0.4}]}"#,
         )
         .text("reason", "that is not me")
+        .text("label", "Cleo")
         .file("image", "photo", &photo);
     let (status, json) = server.post_form("/api/flags", form).await;
     assert_eq!(status, StatusCode::OK, "{json}");
@@ -297,6 +298,7 @@ async fn flags_are_stored_with_the_photo() {
     let record: Value =
         serde_json::from_slice(&std::fs::read(folder.join("flag.json")).unwrap()).unwrap();
     assert_eq!(record["reason"], "that is not me");
+    assert_eq!(record["label"], "Cleo");
     assert_eq!(record["output"]["predictions"][0]["label"], "red");
     assert_eq!(std::fs::read(folder.join("input.png")).unwrap(), photo);
 }
@@ -332,6 +334,14 @@ async fn bad_flags_are_refused_and_nothing_is_stored() {
                 .text("output", "{}")
                 .file("image", "x", b"not a photo"),
             "image",
+        ),
+        (
+            Multipart::default()
+                .text("task", "actors")
+                .text("input", "{}")
+                .text("output", "{}")
+                .text("label", "../../etc"),
+            "label",
         ),
     ];
     for (form, words) in cases {

@@ -29,6 +29,7 @@ pub fn FlagButton(
 ) -> impl IntoView {
     let state = RwSignal::new(FlagState::Closed);
     let reason = RwSignal::new(String::new());
+    let label = RwSignal::new(String::new());
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         let Ok(form) = FormData::new() else { return };
@@ -36,6 +37,7 @@ pub fn FlagButton(
         let _ = form.append_with_str("input", &input.get_untracked());
         let _ = form.append_with_str("output", &output.get_untracked());
         let _ = form.append_with_str("reason", &reason.get_untracked());
+        let _ = form.append_with_str("label", &label.get_untracked());
         if let Some(blob) = photo.and_then(cloned) {
             let _ = form.append_with_blob_and_filename("image", &blob, "photo");
         }
@@ -69,6 +71,17 @@ pub fn FlagButton(
                             prop:value=move || reason.get()
                             on:input=move |ev| reason.set(event_target_value(&ev))
                         />
+                        {(task == "actors").then(|| view! {
+                            <label for="flag-label">"Who is it really? (optional; it helps us test the next model)"</label>
+                            <input
+                                id="flag-label"
+                                type="text"
+                                maxlength="200"
+                                placeholder="e.g. Keanu Reeves"
+                                prop:value=move || label.get()
+                                on:input=move |ev| label.set(event_target_value(&ev))
+                            />
+                        })}
                         <button type="submit" disabled=other == FlagState::Sending>"Send flag"</button>
                         {match other {
                             FlagState::Failed(message) => Some(view! { <p class="error" role="alert">{message}</p> }),

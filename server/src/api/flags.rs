@@ -17,6 +17,7 @@ struct FlagForm {
     input: Option<String>,
     output: Option<String>,
     reason: Option<String>,
+    label: Option<String>,
     image: Option<Vec<u8>>,
 }
 
@@ -34,6 +35,7 @@ async fn read_form(mut form: Multipart, limit_mb: usize) -> Result<FlagForm, Api
             "input" => &mut fields.input,
             "output" => &mut fields.output,
             "reason" => &mut fields.reason,
+            "label" => &mut fields.label,
             _ => continue,
         };
         *slot = Some(field.text().await.map_err(too_big)?);
@@ -76,6 +78,7 @@ fn parse_flag(form: FlagForm) -> Result<NewFlag, ApiError> {
         input: json_field("input", form.input)?,
         output: json_field("output", form.output)?,
         reason: form.reason.unwrap_or_default(),
+        label: form.label,
         attachment,
     })
 }
@@ -85,7 +88,7 @@ fn parse_flag(form: FlagForm) -> Result<NewFlag, ApiError> {
     post,
     path = "/api/flags",
     tag = "flags",
-    request_body(content_type = "multipart/form-data", description = "Fields: `task` (`actors` or `horoscope`), `input` and `output` (JSON texts), `reason` (text, optional), `image` (the photo, optional)."),
+    request_body(content_type = "multipart/form-data", description = "Fields: `task` (`actors` or `horoscope`), `input` and `output` (JSON texts), `reason` (text, optional), `label` (who is really in the photo, optional: labelled actor flags become an evaluation set), `image` (the photo, optional)."),
     responses(
         (status = 200, description = "The flag was stored", body = FlagReceipt),
         (status = 413, description = "The upload is over the size limit", body = ErrorBody),
