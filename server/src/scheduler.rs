@@ -149,6 +149,8 @@ impl Pipeline {
                     &path(&actors),
                     "--registry",
                     &path(registry.root()),
+                    "--checkpoint",
+                    &path(&data.join("checkpoints").join("actors")),
                 ]),
                 after: None,
                 guard: Guard::DatasetChanged {

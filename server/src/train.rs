@@ -64,6 +64,10 @@ pub struct ActorsArgs {
     pub patience: usize,
     #[arg(long, default_value_t = TrainOptions::default().seed)]
     pub seed: u64,
+    /// Where each epoch is saved while training; a rerun after a crash
+    /// continues from there. Removed when training ends.
+    #[arg(long, default_value = "data/checkpoints/actors")]
+    pub checkpoint: PathBuf,
     /// Write the model folder here instead of registering a new version.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -122,11 +126,13 @@ impl ActorsArgs {
 /// validation accuracy of the last epoch.
 fn progress_bar() -> impl FnMut(Progress) {
     let bar = ProgressBar::hidden();
+    let mut steps = 0;
     move |event| match event {
         Progress::Started {
             epochs,
             steps_per_epoch,
         } => {
+            steps = steps_per_epoch;
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             bar.set_length((epochs * steps_per_epoch) as u64);
             bar.set_style(
@@ -137,17 +143,25 @@ fn progress_bar() -> impl FnMut(Progress) {
                 .progress_chars("=> "),
             );
         }
+        Progress::Resumed { epoch } => {
+            bar.suspend(|| eprintln!("resuming after epoch {epoch} from the checkpoint"));
+            bar.set_position((epoch * steps) as u64);
+        }
         Progress::Step { loss } => {
             bar.inc(1);
             bar.set_message(format!("loss {loss:.3}"));
         }
-        Progress::Epoch(record) => bar.println(format!(
-            "epoch {:>3}: training loss {:.4}, validation loss {:.4}, accuracy {:.1}%",
-            record.epoch,
-            record.train_loss,
-            record.validation_loss,
-            record.validation_accuracy * 100.0
-        )),
+        // Printed beside the bar, not through it: a hidden bar (no terminal,
+        // as in a pipeline run's log) would swallow the lines.
+        Progress::Epoch(record) => bar.suspend(|| {
+            eprintln!(
+                "epoch {:>3}: training loss {:.4}, validation loss {:.4}, accuracy {:.1}%",
+                record.epoch,
+                record.train_loss,
+                record.validation_loss,
+                record.validation_accuracy * 100.0
+            )
+        }),
     }
 }
 
@@ -183,7 +197,14 @@ pub fn actors(args: ActorsArgs) -> anyhow::Result<()> {
         data.samples.len(),
         args.base.display()
     );
-    let trained = fine_tune(&backbone, backbone_tensors, &data, &options, progress_bar())?;
+    let trained = fine_tune(
+        &backbone,
+        backbone_tensors,
+        &data,
+        &options,
+        Some(&args.checkpoint),
+        progress_bar(),
+    )?;
     for photo in &trained.skipped {
         eprintln!("skipped {}: {}", photo.path.display(), photo.reason);
     }

@@ -266,3 +266,76 @@ fn arch_face_enrolls_a_gallery_that_names_the_held_out_faces() {
     ]));
     assert!(answer.contains(r#""label":"Barack Obama""#), "{answer}");
 }
+
+#[test]
+fn a_crash_in_the_middle_of_training_resumes_from_the_last_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("actors");
+    dataset(&photos, &[("cat", "chelsea.png"), ("coffee", "coffee.png")]);
+    let checkpoint = dir.path().join("checkpoint");
+    let out = dir.path().join("model");
+    let base = data().join("models/mobilenet-v2-imagenet");
+    let args: Vec<String> = [
+        "train",
+        "actors",
+        "--epochs",
+        "30",
+        "--patience",
+        "30",
+        "--batch",
+        "4",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .chain(
+        ["--data", "--base", "--checkpoint", "--out"]
+            .iter()
+            .zip([&photos, &base, &checkpoint, &out])
+            .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()]),
+    )
+    .collect();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_starcast"))
+        .args(&args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !checkpoint.join("state.json").is_file() {
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "no epoch was checkpointed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(!out.exists(), "the run was killed before it finished");
+
+    let rerun = Command::new(env!("CARGO_BIN_EXE_starcast"))
+        .args(&args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&rerun.stderr);
+    assert!(rerun.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming after epoch"), "{stderr}");
+    assert!(
+        !checkpoint.exists(),
+        "the checkpoint is removed when training ends"
+    );
+    let training: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("training.json")).unwrap()).unwrap();
+    let epochs: Vec<u64> = training["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        epochs,
+        (1..=30).collect::<Vec<u64>>(),
+        "every epoch once, none repeated"
+    );
+}

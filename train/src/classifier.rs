@@ -16,6 +16,7 @@ use starcast_model::vision::{Architecture, ImageClassifier, NamedTensors, Networ
 
 use crate::ImageFolder;
 use crate::augment::Augment;
+use crate::checkpoint::{BestEpoch, Checkpoint, CheckpointError};
 use crate::curves::{self, EpochRecord};
 use crate::metrics::ClassificationReport;
 use crate::schedule::WarmupCosine;
@@ -61,6 +62,10 @@ pub enum Progress<'a> {
         epochs: usize,
         steps_per_epoch: usize,
     },
+    /// Continuing from a checkpoint after this epoch.
+    Resumed {
+        epoch: usize,
+    },
     Step {
         loss: f64,
     },
@@ -82,6 +87,8 @@ pub enum TrainError {
     NoPhotos,
     #[error("the network can't be trained this way: {0}")]
     Export(String),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 }
 
 /// A photo the run left out, and why.
@@ -275,14 +282,6 @@ fn validation_inputs(
         .collect()
 }
 
-/// The epoch early stopping keeps: its figures, the network then, and its
-/// validation answers as `(truth, predicted)`.
-struct BestEpoch {
-    record: EpochRecord,
-    tensors: NamedTensors,
-    outcomes: Vec<(usize, usize)>,
-}
-
 /// Loss and `(truth, predicted)` pairs from logits.
 fn judge(logits: &Tensor, targets: &Tensor) -> candle_core::Result<(f64, Vec<(usize, usize)>)> {
     let loss = candle_nn::loss::cross_entropy(logits, targets)?.to_scalar::<f32>()?;
@@ -298,11 +297,14 @@ fn judge(logits: &Tensor, targets: &Tensor) -> candle_core::Result<(f64, Vec<(us
 
 /// Fine-tunes `base` (a pretrained classifier whose weights are
 /// `base_tensors`) into a classifier of `data`'s classes.
+/// With a checkpoint folder, each epoch is saved there and a rerun after a
+/// crash continues after the last finished one.
 pub fn fine_tune(
     base: &ImageClassifier,
     base_tensors: NamedTensors,
     data: &ImageFolder,
     options: &TrainOptions,
+    checkpoint: Option<&Path>,
     mut progress: impl FnMut(Progress),
 ) -> Result<TrainedClassifier, TrainError> {
     let preprocess = base.preprocess().clone();
@@ -318,7 +320,7 @@ pub fn fine_tune(
     let classes = data.classes.len();
     let head_prefix = base.architecture().head_prefix();
 
-    let varmap = VarMap::new();
+    let mut varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     let learner: Box<dyn Learner + '_> = match options.method {
         Method::HeadOnly => {
@@ -358,6 +360,17 @@ pub fn fine_tune(
             })
         }
     };
+    let identity = (
+        serde_json::to_string(options).expect("plain data serialises"),
+        &data.classes,
+        &train,
+        base.weights_path(),
+    );
+    let checkpoint = checkpoint.map(|dir| Checkpoint::new(dir, &identity));
+    let resumed = match &checkpoint {
+        Some(checkpoint) => checkpoint.resume(&mut varmap)?,
+        None => None,
+    };
     // Only what the method trains: the running averages get no gradient
     // and AdamW leaves variables without one alone.
     let mut optimiser = AdamW::new(
@@ -380,11 +393,32 @@ pub fn fine_tune(
     });
 
     let augment = Augment::new(preprocess.crop);
-    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let mut history = Vec::new();
-    let mut best: Option<BestEpoch> = None;
-    let mut step = 0;
-    for epoch in 1..=options.epochs {
+    let (first_epoch, mut step, mut history, mut best) = match resumed {
+        Some(resumed) => {
+            progress(Progress::Resumed {
+                epoch: resumed.epoch,
+            });
+            (
+                resumed.epoch + 1,
+                resumed.step,
+                resumed.history,
+                resumed.best,
+            )
+        }
+        None => (1, 0, Vec::new(), None),
+    };
+    let stopped_early = |history: &[EpochRecord], best: &Option<BestEpoch>| {
+        let last = history.last().map_or(0, |r| r.epoch);
+        let best_epoch = best.as_ref().map_or(last, |b| b.record.epoch);
+        last > 0 && last - best_epoch >= options.patience
+    };
+    for epoch in first_epoch..=options.epochs {
+        if stopped_early(&history, &best) {
+            break;
+        }
+        // Seeded per epoch, so a resumed run draws what an unbroken one would.
+        let mut rng = ChaCha8Rng::seed_from_u64(options.seed.wrapping_add(epoch as u64));
+        train.sort();
         train.shuffle(&mut rng);
         let mut loss_sum = 0.0;
         for chunk in train.chunks(batch) {
@@ -430,10 +464,12 @@ pub fn fine_tune(
             });
         }
         history.push(record);
-        let best_epoch = best.as_ref().map_or(epoch, |b| b.record.epoch);
-        if epoch - best_epoch >= options.patience {
-            break;
+        if let Some(checkpoint) = &checkpoint {
+            checkpoint.save(&varmap, epoch, step, &history, best.as_ref(), improved)?;
         }
+    }
+    if let Some(checkpoint) = &checkpoint {
+        checkpoint.clear();
     }
 
     let BestEpoch {

@@ -4,6 +4,7 @@
 //! actor classifier, and the evaluation that promotion relies on.
 
 mod augment;
+mod checkpoint;
 mod classifier;
 mod curves;
 mod evaluate;
@@ -15,6 +16,7 @@ mod split;
 mod trainable;
 
 pub use augment::Augment;
+pub use checkpoint::CheckpointError;
 pub use classifier::{
     Method, Progress, SkippedPhoto, TrainError, TrainOptions, TrainedClassifier, fine_tune,
 };

@@ -81,6 +81,7 @@ fn head_only_fine_tuning_learns_the_classes_and_writes_a_servable_folder() {
         read_weights(&weights).unwrap(),
         &ImageFolder::scan(&root).unwrap(),
         &options,
+        None,
         |event| {
             if let starcast_train::Progress::Epoch(_) = event {
                 epochs_seen += 1;
@@ -139,6 +140,7 @@ fn full_fine_tuning_trains_batchnorm_and_saves_its_running_averages() {
         base_tensors.clone(),
         &ImageFolder::scan(&root).unwrap(),
         &options,
+        None,
         |_| {},
     )
     .unwrap();
