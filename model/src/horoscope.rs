@@ -97,6 +97,15 @@ pub struct Horoscope {
     pub tokens_per_s: f64,
 }
 
+/// How likely a model finds a text: what perplexity is computed from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TextScore {
+    /// The text's tokens.
+    pub tokens: usize,
+    /// The sum of their negative log-probabilities (natural log).
+    pub negative_log_likelihood: f64,
+}
+
 /// A model that writes horoscopes. `write` is CPU-bound and calls
 /// `on_token` with each piece of text as it is generated; returning
 /// `ControlFlow::Break` stops generation (the reader went away).
@@ -107,6 +116,21 @@ pub trait HoroscopeWriter: Send + Sync {
         request: &HoroscopeRequest,
         on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Horoscope, ModelError>;
+
+    /// How likely the model finds `text` as its answer to the horoscope
+    /// prompt for `sign` and `date` (the format training uses).
+    fn score(
+        &self,
+        sign: ZodiacSign,
+        date: NaiveDate,
+        text: &str,
+    ) -> Result<TextScore, ModelError> {
+        let _ = (sign, date, text);
+        Err(ModelError {
+            model: self.info().name.clone(),
+            reason: "this model can't score a text".into(),
+        })
+    }
 }
 
 /// Punctuation a horoscope keeps besides letters, ASCII digits and spaces:

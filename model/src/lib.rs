@@ -26,7 +26,9 @@ pub mod zodiac;
 #[cfg(feature = "runtime")]
 pub use actors::{ActorRecognizer, load_actor_recognizer};
 pub use actors::{ActorReport, Face, Prediction, Recognition};
-pub use horoscope::{Horoscope, HoroscopeQuery, HoroscopeRequest, HoroscopeWriter, InvalidRequest};
+pub use horoscope::{
+    Horoscope, HoroscopeQuery, HoroscopeRequest, HoroscopeWriter, InvalidRequest, TextScore,
+};
 pub use info::{ModelInfo, Task};
 #[cfg(feature = "runtime")]
 pub use served::{Models, ServedModels};

@@ -1,15 +1,18 @@
 //! `starcast models ...` and `starcast evaluate`: the registry from the
 //! command line, and a model's report on labelled photos.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use starcast_model::folder::ModelFolder;
 use starcast_model::hub::local_model;
-use starcast_model::load_actor_recognizer;
+use starcast_model::text::load_horoscope_writer;
 use starcast_model::vision::ClassifierOptions;
+use starcast_model::{Task, ZodiacSign, load_actor_recognizer};
+use starcast_pipeline::horoscopes::Record;
 use starcast_pipeline::hub_push::{DEFAULT_ENDPOINT, HubRepo};
 use starcast_pipeline::registry::Registry;
-use starcast_train::{ImageFolder, evaluate_recognizer};
+use starcast_train::{HeldOut, ImageFolder, evaluate_recognizer, evaluate_writer};
 
 use crate::train::{ACTORS_TASK, print_report};
 
@@ -129,12 +132,27 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
 
 #[derive(Debug, clap::Args)]
 pub struct EvaluateArgs {
-    /// The actor model: a classifier or face-gallery folder (a registry
-    /// version's included), a weights file or `hf://user/repo`.
+    /// The model: a classifier, face-gallery or horoscope model folder (a
+    /// registry version's included), a weights file or `hf://user/repo`.
     pub model: PathBuf,
-    /// Labelled photos: `<actor>/<photo>` folders.
+    /// Actor models: labelled photos in `<actor>/<photo>` folders.
+    /// Horoscope models: processed horoscopes, a CSV of `date,sign,text,source`
+    /// (`starcast process horoscopes --output X.csv`).
     #[arg(long)]
     pub data: PathBuf,
+    /// Horoscope models: how many of the file's last rows are scored for perplexity.
+    #[arg(long, default_value_t = 20)]
+    pub held_out: usize,
+    /// Horoscope models: horoscopes generated per sampling setting.
+    #[arg(long, default_value_t = 6)]
+    pub samples: usize,
+    /// Horoscope models: the (temperature:top_p) pairs to sample with.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.6:0.7,0.9:0.9,1.2:0.95"
+    )]
+    pub settings: Vec<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -145,6 +163,10 @@ pub struct EvaluateArgs {
 
 pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let path = local_model(&args.model)?;
+    let is_text = ModelFolder::open(&path).is_ok_and(|f| f.config.task == Task::TextGeneration);
+    if is_text {
+        return evaluate_text(&args, &path);
+    }
     let model = load_actor_recognizer(&path, &ClassifierOptions::default())
         .with_context(|| format!("could not load the actor model {}", args.model.display()))?;
     let data = ImageFolder::scan(&args.data)?;
@@ -161,6 +183,82 @@ pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report);
+    }
+    if let Some(html) = &args.html {
+        let title = format!("{} on {}", args.model.display(), args.data.display());
+        std::fs::write(html, report.html(&title))
+            .with_context(|| format!("could not write {}", html.display()))?;
+        eprintln!("report written to {}", html.display());
+    }
+    Ok(())
+}
+
+/// `T:P` as a (temperature, top-p) pair.
+fn setting(text: &str) -> anyhow::Result<(f32, f32)> {
+    let parsed = text
+        .split_once(':')
+        .and_then(|(t, p)| Some((t.trim().parse().ok()?, p.trim().parse().ok()?)));
+    parsed.with_context(|| {
+        format!("'{text}' is not a setting: write temperature:top_p, e.g. 0.9:0.9")
+    })
+}
+
+/// The last `count` rows of a processed horoscope CSV.
+fn held_out(path: &Path, count: usize) -> anyhow::Result<Vec<HeldOut>> {
+    let mut reader = csv::Reader::from_path(path).with_context(|| {
+        format!(
+            "could not read {}: give the CSV that `starcast process horoscopes --output X.csv` writes",
+            path.display()
+        )
+    })?;
+    let mut rows = Vec::new();
+    for (line, record) in reader.deserialize::<Record>().enumerate() {
+        let record = record.with_context(|| format!("row {} of {}", line + 2, path.display()))?;
+        let sign = record.sign.parse::<ZodiacSign>()?;
+        let date = chrono::NaiveDate::parse_from_str(&record.date, "%Y-%m-%d")
+            .with_context(|| format!("row {}: the date '{}'", line + 2, record.date))?;
+        rows.push(HeldOut {
+            sign,
+            date,
+            text: record.text,
+        });
+    }
+    let skip = rows.len().saturating_sub(count);
+    Ok(rows.split_off(skip))
+}
+
+fn evaluate_text(args: &EvaluateArgs, path: &Path) -> anyhow::Result<()> {
+    let settings = args
+        .settings
+        .iter()
+        .map(|s| setting(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let held_out = held_out(&args.data, args.held_out)?;
+    let writer = load_horoscope_writer(path)
+        .with_context(|| format!("could not load the horoscope model {}", path.display()))?;
+    let date = held_out
+        .last()
+        .map_or_else(|| chrono::Utc::now().date_naive(), |h| h.date);
+    let report = evaluate_writer(writer.as_ref(), &held_out, &settings, args.samples, date)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "perplexity {:.2} on {} held-out horoscopes ({} tokens)",
+            report.perplexity, report.held_out_texts, report.held_out_tokens
+        );
+        println!("temperature  top-p  300-500 chars  distinct-2  mean time  failures");
+        for s in &report.settings {
+            println!(
+                "{:>11}  {:>5}  {:>12.0}%  {:>10.3}  {:>7.2} s  {:>8}",
+                s.temperature,
+                s.top_p,
+                s.within_length * 100.0,
+                s.distinct_2,
+                s.mean_seconds,
+                s.failures
+            );
+        }
     }
     if let Some(html) = &args.html {
         let title = format!("{} on {}", args.model.display(), args.data.display());

@@ -13,6 +13,7 @@ pub mod image_folder;
 mod metrics;
 mod schedule;
 mod split;
+mod text_eval;
 mod trainable;
 
 pub use augment::Augment;
@@ -27,4 +28,5 @@ pub use image_folder::{ImageFolder, ImageFolderError};
 pub use metrics::{ClassMetrics, ClassificationReport};
 pub use schedule::WarmupCosine;
 pub use split::{SplitError, stratified_split};
+pub use text_eval::{HeldOut, SettingReport, TextReport, distinct_2, evaluate_writer};
 pub use trainable::TrainingConvNorm;

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 
-use crate::{Horoscope, HoroscopeRequest, HoroscopeWriter, ModelError, ModelInfo, ZodiacSign};
+use crate::{
+    Horoscope, HoroscopeRequest, HoroscopeWriter, ModelError, ModelInfo, TextScore, ZodiacSign,
+};
 
 /// How many horoscopes are kept: every sign for a month and then some.
 pub const CACHED_HOROSCOPES: usize = 1024;
@@ -98,6 +100,15 @@ impl HoroscopeWriter for CachedWriter {
             self.remember(key, horoscope.clone());
         }
         Ok(horoscope)
+    }
+
+    fn score(
+        &self,
+        sign: ZodiacSign,
+        date: NaiveDate,
+        text: &str,
+    ) -> Result<TextScore, ModelError> {
+        self.inner.score(sign, date, text)
     }
 }
 

@@ -13,6 +13,7 @@ use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
+use chrono::NaiveDate;
 use tokenizers::Tokenizer;
 
 use super::clean::{MAX_CHARS, MIN_CHARS, shape_horoscope};
@@ -20,7 +21,9 @@ use super::prompt::{PromptStyle, horoscope_prompt};
 use super::sampler::{Sampler, SamplingSettings};
 use super::seed::daily_seed;
 use crate::folder::{LoadError, ModelFolder};
-use crate::{Horoscope, HoroscopeRequest, HoroscopeWriter, ModelError, ModelInfo};
+use crate::{
+    Horoscope, HoroscopeRequest, HoroscopeWriter, ModelError, ModelInfo, TextScore, ZodiacSign,
+};
 
 /// How many samples (each with the next seed) may be tried for one usable
 /// horoscope before giving up.
@@ -235,6 +238,51 @@ impl QuantizedLlama {
 impl HoroscopeWriter for QuantizedLlama {
     fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// Feeds the prompt, then the text one token at a time (the model
+    /// gives logits for the last position only), adding up each token's
+    /// negative log-probability.
+    fn score(
+        &self,
+        sign: ZodiacSign,
+        date: NaiveDate,
+        text: &str,
+    ) -> Result<TextScore, ModelError> {
+        let prompt = horoscope_prompt(self.prompt, sign, date);
+        let encode = |text: &str| {
+            self.tokenizer
+                .encode(text, false)
+                .map(|e| e.get_ids().to_vec())
+                .map_err(|e| self.failed(e))
+        };
+        let context = encode(&prompt.input)?;
+        let answer = encode(text)?;
+        let fail = |e: candle_core::Error| self.failed(e);
+        let mut model = self.weights.clone();
+        let input = |ids: &[u32]| {
+            Tensor::new(ids, &Device::Cpu)
+                .and_then(|t| t.unsqueeze(0))
+                .map_err(fail)
+        };
+        let mut logits = model.forward(&input(&context)?, 0).map_err(fail)?;
+        let mut negative_log_likelihood = 0.0;
+        for (offset, &token) in answer.iter().enumerate() {
+            let log_probabilities =
+                candle_nn::ops::log_softmax(&logits.squeeze(0).map_err(fail)?, 0)
+                    .and_then(|l| l.to_vec1::<f32>())
+                    .map_err(fail)?;
+            negative_log_likelihood -= f64::from(log_probabilities[token as usize]);
+            if offset + 1 < answer.len() {
+                logits = model
+                    .forward(&input(&[token])?, context.len() + offset)
+                    .map_err(fail)?;
+            }
+        }
+        Ok(TextScore {
+            tokens: answer.len(),
+            negative_log_likelihood,
+        })
     }
 
     fn write(

@@ -1,0 +1,72 @@
+//! `starcast evaluate` on the packaged SmolLM2 model: perplexity of held-out
+//! horoscopes (fluent text scores lower than the same words shuffled), and
+//! the generation figures per sampling setting, as JSON and HTML.
+
+use std::path::Path;
+use std::process::Command;
+
+const FLUENT: &str = "Today the stars favour patient work. A conversation with a friend brings a new idea, and a small risk at work pays off by the evening.";
+
+fn csv(rows: &[&str]) -> String {
+    let mut text = "date,sign,text,source\n".to_string();
+    for row in rows {
+        text += &format!("2026-11-20,Leo,\"{row}\",test\n");
+    }
+    text
+}
+
+fn evaluate(data: &Path, extra: &[&str]) -> serde_json::Value {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/models/smollm2-135m-instruct");
+    let output = Command::new(env!("CARGO_BIN_EXE_starcast"))
+        .arg("evaluate")
+        .arg(&model)
+        .arg("--data")
+        .arg(data)
+        .args(["--json", "--settings", "0.6:0.7"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}: run scripts/fetch-defaults.sh data",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn perplexity_prefers_fluent_text_and_samples_are_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let fluent = dir.path().join("fluent.csv");
+    std::fs::write(&fluent, csv(&[FLUENT])).unwrap();
+    let mut words: Vec<&str> = FLUENT.split(' ').collect();
+    words.reverse();
+    let shuffled = dir.path().join("shuffled.csv");
+    std::fs::write(&shuffled, csv(&[&words.join(" ")])).unwrap();
+
+    let html = dir.path().join("report.html");
+    let report = evaluate(
+        &fluent,
+        &["--samples", "1", "--html", html.to_str().unwrap()],
+    );
+    let fluent_perplexity = report["perplexity"].as_f64().unwrap();
+    assert!(fluent_perplexity > 1.0, "{report}");
+    assert_eq!(report["held_out_texts"], 1);
+    let setting = &report["settings"][0];
+    assert_eq!(setting["samples"], 1);
+    assert_eq!(setting["within_length"], 1.0, "{report}");
+    assert!(setting["mean_seconds"].as_f64().unwrap() > 0.0);
+    assert!(
+        std::fs::read_to_string(&html)
+            .unwrap()
+            .contains("distinct-2")
+    );
+
+    let reversed = evaluate(&shuffled, &["--samples", "0"]);
+    let reversed_perplexity = reversed["perplexity"].as_f64().unwrap();
+    assert!(
+        fluent_perplexity * 3.0 < reversed_perplexity,
+        "fluent {fluent_perplexity} vs reversed {reversed_perplexity}"
+    );
+}

@@ -1,0 +1,208 @@
+//! Evaluating a horoscope model as the seed project did, and more: the
+//! perplexity of held-out horoscopes, and for several sampling settings the
+//! share of outputs within 300-500 characters, distinct-2 (unique word
+//! pairs over all word pairs: low means the outputs repeat each other) and
+//! the mean generation time.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use starcast_model::{HoroscopeRequest, HoroscopeWriter, ModelError, ZodiacSign};
+
+/// A horoscope held out of training: the prompt's sign and date, the text.
+#[derive(Clone, Debug)]
+pub struct HeldOut {
+    pub sign: ZodiacSign,
+    pub date: NaiveDate,
+    pub text: String,
+}
+
+/// The figures of one (temperature, top-p) pair.
+#[derive(Clone, Debug, Serialize)]
+pub struct SettingReport {
+    pub temperature: f32,
+    pub top_p: f32,
+    pub samples: usize,
+    /// Samples the model could not turn into a horoscope.
+    pub failures: usize,
+    /// The share of samples with 300 to 500 characters.
+    pub within_length: f64,
+    pub mean_characters: f64,
+    pub distinct_2: f64,
+    pub mean_seconds: f64,
+    /// The first few outputs, for people to read.
+    pub examples: Vec<String>,
+}
+
+/// A horoscope model's evaluation.
+#[derive(Clone, Debug, Serialize)]
+pub struct TextReport {
+    pub model: String,
+    /// exp(mean negative log-likelihood per token) of the held-out texts.
+    pub perplexity: f64,
+    pub held_out_texts: usize,
+    pub held_out_tokens: usize,
+    pub settings: Vec<SettingReport>,
+}
+
+/// How many outputs a report shows per setting.
+const EXAMPLES: usize = 3;
+
+/// Unique word pairs over all word pairs, across `texts`.
+pub fn distinct_2(texts: &[String]) -> f64 {
+    let mut seen = HashSet::new();
+    let mut total = 0usize;
+    for text in texts {
+        let words: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
+        for pair in words.windows(2) {
+            total += 1;
+            seen.insert((pair[0].clone(), pair[1].clone()));
+        }
+    }
+    if total == 0 {
+        0.0
+    } else {
+        seen.len() as f64 / total as f64
+    }
+}
+
+/// Scores the held-out texts and samples `samples` horoscopes (signs in
+/// turn, seeds 0, 1, ...) for each `(temperature, top_p)` pair.
+pub fn evaluate_writer(
+    writer: &dyn HoroscopeWriter,
+    held_out: &[HeldOut],
+    settings: &[(f32, f32)],
+    samples: usize,
+    date: NaiveDate,
+) -> Result<TextReport, ModelError> {
+    let (mut tokens, mut nll) = (0usize, 0.0);
+    for text in held_out {
+        let score = writer.score(text.sign, text.date, &text.text)?;
+        tokens += score.tokens;
+        nll += score.negative_log_likelihood;
+    }
+    let perplexity = if tokens == 0 {
+        f64::NAN
+    } else {
+        (nll / tokens as f64).exp()
+    };
+    let mut reports = Vec::new();
+    for &(temperature, top_p) in settings {
+        let mut texts = Vec::new();
+        let mut failures = 0;
+        let mut seconds = 0.0;
+        for i in 0..samples {
+            let request = HoroscopeRequest {
+                sign: ZodiacSign::ALL[i % ZodiacSign::ALL.len()],
+                date,
+                temperature,
+                top_p,
+                seed: Some(i as u64),
+            };
+            let start = Instant::now();
+            match writer.write(&request, &mut |_| ControlFlow::Continue(())) {
+                Ok(horoscope) => texts.push(horoscope.text),
+                Err(_) => failures += 1,
+            }
+            seconds += start.elapsed().as_secs_f64();
+        }
+        let lengths: Vec<usize> = texts.iter().map(|t| t.chars().count()).collect();
+        let within = lengths.iter().filter(|n| (300..=500).contains(*n)).count();
+        reports.push(SettingReport {
+            temperature,
+            top_p,
+            samples,
+            failures,
+            within_length: within as f64 / samples.max(1) as f64,
+            mean_characters: lengths.iter().sum::<usize>() as f64 / lengths.len().max(1) as f64,
+            distinct_2: distinct_2(&texts),
+            mean_seconds: seconds / samples.max(1) as f64,
+            examples: texts.into_iter().take(EXAMPLES).collect(),
+        });
+    }
+    Ok(TextReport {
+        model: writer.info().name.clone(),
+        perplexity,
+        held_out_texts: held_out.len(),
+        held_out_tokens: tokens,
+        settings: reports,
+    })
+}
+
+impl TextReport {
+    /// A self-contained HTML page of the report.
+    pub fn html(&self, title: &str) -> String {
+        let escape = |text: &str| {
+            text.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let rows: String = self
+            .settings
+            .iter()
+            .map(|s| {
+                format!(
+                    "<tr><td>{}</td><td>{}</td><td>{:.0}%</td><td>{:.0}</td><td>{:.3}</td><td>{:.2} s</td><td>{}</td></tr>\n",
+                    s.temperature,
+                    s.top_p,
+                    s.within_length * 100.0,
+                    s.mean_characters,
+                    s.distinct_2,
+                    s.mean_seconds,
+                    s.failures
+                )
+            })
+            .collect();
+        let examples: String = self
+            .settings
+            .iter()
+            .flat_map(|s| {
+                s.examples.iter().map(move |text| {
+                    format!(
+                        "<li><small>T={} top-p={}</small> {}</li>\n",
+                        s.temperature,
+                        s.top_p,
+                        escape(text)
+                    )
+                })
+            })
+            .collect();
+        format!(
+            r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style>
+</head><body>
+<h1>{title}</h1>
+<p>perplexity {perplexity:.2} on {texts} held-out horoscopes ({tokens} tokens)</p>
+<table><tr><th>temperature</th><th>top-p</th><th>300-500 characters</th><th>mean characters</th><th>distinct-2</th><th>mean time</th><th>failures</th></tr>
+{rows}</table>
+<h2>Examples</h2>
+<ul>
+{examples}</ul>
+</body></html>
+"#,
+            title = escape(title),
+            perplexity = self.perplexity,
+            texts = self.held_out_texts,
+            tokens = self.held_out_tokens,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_2_counts_repeated_word_pairs_once() {
+        let texts = ["The stars smile. The stars smile.".to_string()];
+        // pairs: the-stars, stars-smile., smile.-the, the-stars, stars-smile.
+        assert!((distinct_2(&texts) - 3.0 / 5.0).abs() < 1e-12);
+        assert_eq!(distinct_2(&["one".to_string()]), 0.0);
+        let varied = ["a b c".to_string(), "d e f".to_string()];
+        assert_eq!(distinct_2(&varied), 1.0);
+    }
+}
