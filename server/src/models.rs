@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use starcast_model::folder::ModelFolder;
 use starcast_model::hub::local_model;
-use starcast_model::text::load_horoscope_writer;
+use starcast_model::text::{SentenceEmbedder, load_horoscope_writer};
 use starcast_model::vision::ClassifierOptions;
 use starcast_model::{Task, ZodiacSign, load_actor_recognizer};
 use starcast_pipeline::horoscopes::Record;
@@ -146,6 +146,10 @@ pub struct EvaluateArgs {
     /// Horoscope models: horoscopes generated per sampling setting.
     #[arg(long, default_value_t = 6)]
     pub samples: usize,
+    /// Horoscope models: the sentence-embedding model that measures how
+    /// much the outputs differ (scripts/fetch-defaults.sh data --with-evaluation).
+    #[arg(long, default_value = "data/models/all-minilm-l6-v2")]
+    pub embedder: PathBuf,
     /// Horoscope models: the (temperature:top_p) pairs to sample with.
     #[arg(
         long,
@@ -239,7 +243,23 @@ fn evaluate_text(args: &EvaluateArgs, path: &Path) -> anyhow::Result<()> {
     let date = held_out
         .last()
         .map_or_else(|| chrono::Utc::now().date_naive(), |h| h.date);
-    let report = evaluate_writer(writer.as_ref(), &held_out, &settings, args.samples, date)?;
+    let embedder = match SentenceEmbedder::load(&args.embedder) {
+        Ok(embedder) => Some(embedder),
+        Err(error) => {
+            eprintln!(
+                "diversity is not measured: {error} (scripts/fetch-defaults.sh data --with-evaluation fetches the model)"
+            );
+            None
+        }
+    };
+    let report = evaluate_writer(
+        writer.as_ref(),
+        embedder.as_ref(),
+        &held_out,
+        &settings,
+        args.samples,
+        date,
+    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -247,14 +267,15 @@ fn evaluate_text(args: &EvaluateArgs, path: &Path) -> anyhow::Result<()> {
             "perplexity {:.2} on {} held-out horoscopes ({} tokens)",
             report.perplexity, report.held_out_texts, report.held_out_tokens
         );
-        println!("temperature  top-p  300-500 chars  distinct-2  mean time  failures");
+        println!("temperature  top-p  300-500 chars  distinct-2  diversity  mean time  failures");
         for s in &report.settings {
             println!(
-                "{:>11}  {:>5}  {:>12.0}%  {:>10.3}  {:>7.2} s  {:>8}",
+                "{:>11}  {:>5}  {:>12.0}%  {:>10.3}  {:>9}  {:>7.2} s  {:>8}",
                 s.temperature,
                 s.top_p,
                 s.within_length * 100.0,
                 s.distinct_2,
+                s.diversity.map_or("-".to_string(), |d| format!("{d:.3}")),
                 s.mean_seconds,
                 s.failures
             );

@@ -1,6 +1,7 @@
 //! `starcast evaluate` on the packaged SmolLM2 model: perplexity of held-out
-//! horoscopes (fluent text scores lower than the same words shuffled), and
-//! the generation figures per sampling setting, as JSON and HTML.
+//! horoscopes (fluent text scores lower than the same words reversed), and
+//! the generation figures per sampling setting (diversity through
+//! all-MiniLM-L6-v2), as JSON and HTML.
 
 use std::path::Path;
 use std::process::Command;
@@ -46,15 +47,25 @@ fn perplexity_prefers_fluent_text_and_samples_are_measured() {
     std::fs::write(&shuffled, csv(&[&words.join(" ")])).unwrap();
 
     let html = dir.path().join("report.html");
+    let embedder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/models/all-minilm-l6-v2");
     let report = evaluate(
         &fluent,
-        &["--samples", "1", "--html", html.to_str().unwrap()],
+        &[
+            "--samples",
+            "2",
+            "--html",
+            html.to_str().unwrap(),
+            "--embedder",
+            embedder.to_str().unwrap(),
+        ],
     );
     let fluent_perplexity = report["perplexity"].as_f64().unwrap();
     assert!(fluent_perplexity > 1.0, "{report}");
     assert_eq!(report["held_out_texts"], 1);
     let setting = &report["settings"][0];
-    assert_eq!(setting["samples"], 1);
+    assert_eq!(setting["samples"], 2);
+    let diversity = setting["diversity"].as_f64().unwrap();
+    assert!(diversity > 0.0 && diversity < 1.0, "{report}");
     assert_eq!(setting["within_length"], 1.0, "{report}");
     assert!(setting["mean_seconds"].as_f64().unwrap() > 0.0);
     assert!(

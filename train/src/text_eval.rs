@@ -1,8 +1,10 @@
 //! Evaluating a horoscope model as the seed project did, and more: the
 //! perplexity of held-out horoscopes, and for several sampling settings the
 //! share of outputs within 300-500 characters, distinct-2 (unique word
-//! pairs over all word pairs: low means the outputs repeat each other) and
-//! the mean generation time.
+//! pairs over all word pairs: low means the outputs repeat each other),
+//! diversity (1 - the mean pairwise cosine similarity of the outputs'
+//! sentence embeddings: low means they say the same thing) and the mean
+//! generation time.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -10,6 +12,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use serde::Serialize;
+use starcast_model::text::{SentenceEmbedder, cosine};
 use starcast_model::{HoroscopeRequest, HoroscopeWriter, ModelError, ZodiacSign};
 
 /// A horoscope held out of training: the prompt's sign and date, the text.
@@ -32,6 +35,8 @@ pub struct SettingReport {
     pub within_length: f64,
     pub mean_characters: f64,
     pub distinct_2: f64,
+    /// None without a sentence-embedding model or with fewer than two outputs.
+    pub diversity: Option<f64>,
     pub mean_seconds: f64,
     /// The first few outputs, for people to read.
     pub examples: Vec<String>,
@@ -69,10 +74,28 @@ pub fn distinct_2(texts: &[String]) -> f64 {
     }
 }
 
+/// 1 - the mean cosine similarity over every pair of texts.
+fn diversity(embedder: &SentenceEmbedder, texts: &[String]) -> candle_core::Result<Option<f64>> {
+    if texts.len() < 2 {
+        return Ok(None);
+    }
+    let vectors = embedder.embed(texts)?;
+    let mut total = 0.0;
+    let mut pairs = 0usize;
+    for (i, a) in vectors.iter().enumerate() {
+        for b in &vectors[i + 1..] {
+            total += f64::from(cosine(a, b));
+            pairs += 1;
+        }
+    }
+    Ok(Some(1.0 - total / pairs as f64))
+}
+
 /// Scores the held-out texts and samples `samples` horoscopes (signs in
 /// turn, seeds 0, 1, ...) for each `(temperature, top_p)` pair.
 pub fn evaluate_writer(
     writer: &dyn HoroscopeWriter,
+    embedder: Option<&SentenceEmbedder>,
     held_out: &[HeldOut],
     settings: &[(f32, f32)],
     samples: usize,
@@ -119,6 +142,13 @@ pub fn evaluate_writer(
             within_length: within as f64 / samples.max(1) as f64,
             mean_characters: lengths.iter().sum::<usize>() as f64 / lengths.len().max(1) as f64,
             distinct_2: distinct_2(&texts),
+            diversity: match embedder {
+                Some(embedder) => diversity(embedder, &texts).map_err(|e| ModelError {
+                    model: "sentence embedder".into(),
+                    reason: e.to_string(),
+                })?,
+                None => None,
+            },
             mean_seconds: seconds / samples.max(1) as f64,
             examples: texts.into_iter().take(EXAMPLES).collect(),
         });
@@ -145,12 +175,13 @@ impl TextReport {
             .iter()
             .map(|s| {
                 format!(
-                    "<tr><td>{}</td><td>{}</td><td>{:.0}%</td><td>{:.0}</td><td>{:.3}</td><td>{:.2} s</td><td>{}</td></tr>\n",
+                    "<tr><td>{}</td><td>{}</td><td>{:.0}%</td><td>{:.0}</td><td>{:.3}</td><td>{}</td><td>{:.2} s</td><td>{}</td></tr>\n",
                     s.temperature,
                     s.top_p,
                     s.within_length * 100.0,
                     s.mean_characters,
                     s.distinct_2,
+                    s.diversity.map_or("-".to_string(), |d| format!("{d:.3}")),
                     s.mean_seconds,
                     s.failures
                 )
@@ -177,7 +208,7 @@ impl TextReport {
 </head><body>
 <h1>{title}</h1>
 <p>perplexity {perplexity:.2} on {texts} held-out horoscopes ({tokens} tokens)</p>
-<table><tr><th>temperature</th><th>top-p</th><th>300-500 characters</th><th>mean characters</th><th>distinct-2</th><th>mean time</th><th>failures</th></tr>
+<table><tr><th>temperature</th><th>top-p</th><th>300-500 characters</th><th>mean characters</th><th>distinct-2</th><th>diversity</th><th>mean time</th><th>failures</th></tr>
 {rows}</table>
 <h2>Examples</h2>
 <ul>

@@ -3,6 +3,7 @@
 
 mod cache;
 mod clean;
+mod embedder;
 mod prompt;
 mod quantized_llama;
 mod sampler;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 pub use cache::{CACHED_HOROSCOPES, CachedWriter};
 pub use clean::{MAX_CHARS, MIN_CHARS, clean_text, cut_to_length, shape_horoscope};
+pub use embedder::{SentenceEmbedder, cosine};
 pub use prompt::{PromptStyle, horoscope_prompt};
 pub use quantized_llama::{QuantizedLlama, load_weights};
 pub use sampler::{Sampler, SamplingSettings};
