@@ -188,13 +188,7 @@ pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     } else {
         print_report(&report);
     }
-    if let Some(html) = &args.html {
-        let title = format!("{} on {}", args.model.display(), args.data.display());
-        std::fs::write(html, report.html(&title))
-            .with_context(|| format!("could not write {}", html.display()))?;
-        eprintln!("report written to {}", html.display());
-    }
-    Ok(())
+    write_html(&args, |title| report.html(title))
 }
 
 /// `T:P` as a (temperature, top-p) pair.
@@ -281,9 +275,14 @@ fn evaluate_text(args: &EvaluateArgs, path: &Path) -> anyhow::Result<()> {
             );
         }
     }
+    write_html(args, |title| report.html(title))
+}
+
+/// Writes the report page when `--html` asks for one.
+fn write_html(args: &EvaluateArgs, page: impl Fn(&str) -> String) -> anyhow::Result<()> {
     if let Some(html) = &args.html {
         let title = format!("{} on {}", args.model.display(), args.data.display());
-        std::fs::write(html, report.html(&title))
+        std::fs::write(html, page(&title))
             .with_context(|| format!("could not write {}", html.display()))?;
         eprintln!("report written to {}", html.display());
     }

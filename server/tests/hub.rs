@@ -19,7 +19,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use base64::Engine;
-use common::{loopback_listener, serve_in_background, three_class_safetensors};
+use common::{
+    THREE_CLASS_CONFIG, loopback_listener, register_version, serve_in_background,
+    three_class_safetensors,
+};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -305,26 +308,14 @@ fn a_registered_version_is_pushed_and_then_served_from_the_hub() {
     let (endpoint, _hub) = start_hub(BTreeMap::new());
     let dir = tempfile::tempdir().unwrap();
     let registry = starcast_pipeline::registry::Registry::new(dir.path().join("registry"));
-    let staged = registry.stage("actors").unwrap();
-    std::fs::write(
-        staged.path().join("model.safetensors"),
-        three_class_safetensors(),
-    )
-    .unwrap();
-    std::fs::write(
-        staged.path().join("config.json"),
-        r#"{"task": "image-classification", "architecture": "mobilenet_v2", "labels": ["Ada", "Bea", "Cleo"]}"#,
-    )
-    .unwrap();
-    let lineage = starcast_pipeline::registry::Lineage {
-        created: chrono::Utc::now(),
-        dataset: "test".into(),
-        dataset_hash: "sha256:0".into(),
-        base_model: "mobilenet-v2-imagenet".into(),
-        parameters: serde_json::json!({}),
-        code_revision: "test".into(),
-    };
-    let version = registry.commit(staged, &lineage).unwrap();
+    let version = register_version(
+        &registry,
+        &[
+            ("model.safetensors", three_class_safetensors()),
+            ("config.json", THREE_CLASS_CONFIG.into()),
+        ],
+        "sha256:0",
+    );
     let push = |token: Option<&str>, repo: &str| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_starcast"));
         command

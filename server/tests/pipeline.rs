@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{ADMIN_TOKEN, server_with_admin};
+use common::{ADMIN_TOKEN, register_version, server_with_admin};
 use starcast_app::api::{PipelineRun, RunStatus};
 use starcast_pipeline::dataset::fingerprint;
-use starcast_pipeline::registry::{Lineage, Registry};
+use starcast_pipeline::registry::Registry;
 use starcast_server::scheduler::{Guard, Pipeline, PipelineError, Step, parse_schedule};
 
 fn program() -> PathBuf {
@@ -120,17 +120,8 @@ async fn training_is_skipped_while_the_served_version_saw_the_same_photos() {
     std::fs::create_dir_all(photos.join("Ada")).unwrap();
     std::fs::write(photos.join("Ada/1.jpg"), b"photo").unwrap();
     let registry = Registry::new(dir.path().join("registry"));
-    let staged = registry.stage("actors").unwrap();
-    std::fs::write(staged.path().join("config.json"), "{}").unwrap();
-    let lineage = Lineage {
-        created: chrono::Utc::now(),
-        dataset: photos.display().to_string(),
-        dataset_hash: fingerprint(&photos).unwrap(),
-        base_model: "test".into(),
-        parameters: serde_json::json!({}),
-        code_revision: "test".into(),
-    };
-    let id = registry.commit(staged, &lineage).unwrap().id;
+    let files = [("config.json", b"{}".to_vec())];
+    let id = register_version(&registry, &files, &fingerprint(&photos).unwrap()).id;
     registry.promote("actors", &id, "test").unwrap();
     let train = Step {
         name: "train".into(),

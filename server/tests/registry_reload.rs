@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{
-    ColourRecognizer, Multipart, join_within, over_tcp, png, server, three_class_safetensors,
+    ColourRecognizer, Multipart, THREE_CLASS_CONFIG, join_within, over_tcp, png, register_version,
+    server, three_class_safetensors,
 };
 use starcast_model::{ActorRecognizer, Models};
-use starcast_pipeline::registry::{Lineage, Registry};
+use starcast_pipeline::registry::Registry;
 use starcast_server::reload::follow_registry;
 use tokio::net::TcpListener;
 
@@ -20,26 +21,11 @@ const CLIENTS: usize = 4;
 
 /// Registers the three-class model (labels Ada, Bea, Cleo) as a version.
 fn register(registry: &Registry) -> String {
-    let staged = registry.stage("actors").unwrap();
-    std::fs::write(
-        staged.path().join("model.safetensors"),
-        three_class_safetensors(),
-    )
-    .unwrap();
-    std::fs::write(
-        staged.path().join("config.json"),
-        r#"{"task": "image-classification", "architecture": "mobilenet_v2", "labels": ["Ada", "Bea", "Cleo"]}"#,
-    )
-    .unwrap();
-    let lineage = Lineage {
-        created: chrono::Utc::now(),
-        dataset: "test".into(),
-        dataset_hash: "sha256:0".into(),
-        base_model: "mobilenet-v2-imagenet".into(),
-        parameters: serde_json::json!({}),
-        code_revision: "test".into(),
-    };
-    registry.commit(staged, &lineage).unwrap().id
+    let files = [
+        ("model.safetensors", three_class_safetensors()),
+        ("config.json", THREE_CLASS_CONFIG.into()),
+    ];
+    register_version(registry, &files, "sha256:0").id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -126,22 +112,15 @@ async fn a_promoted_version_that_does_not_load_leaves_the_served_model_alone() {
         ..Default::default()
     }
     .into();
-    let staged = registry.stage("actors").unwrap();
-    std::fs::write(staged.path().join("model.safetensors"), b"not safetensors").unwrap();
-    std::fs::write(
-        staged.path().join("config.json"),
-        r#"{"task": "image-classification", "architecture": "resnet18", "labels": ["a"]}"#,
-    )
-    .unwrap();
-    let lineage = Lineage {
-        created: chrono::Utc::now(),
-        dataset: "test".into(),
-        dataset_hash: "sha256:0".into(),
-        base_model: "none".into(),
-        parameters: serde_json::json!({}),
-        code_revision: "test".into(),
-    };
-    let id = registry.commit(staged, &lineage).unwrap().id;
+    let files = [
+        ("model.safetensors", b"not safetensors".to_vec()),
+        (
+            "config.json",
+            br#"{"task": "image-classification", "architecture": "resnet18", "labels": ["a"]}"#
+                .to_vec(),
+        ),
+    ];
+    let id = register_version(&registry, &files, "sha256:0").id;
     registry.promote("actors", &id, "test").unwrap();
     let watcher = tokio::spawn(follow_registry(
         registry,

@@ -699,6 +699,64 @@ mod tests {
     use candle_core::{DType, Device};
     use candle_nn::VarMap;
 
+    /// The largest absolute difference between two tensors.
+    fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    /// `op` on a 9x9 batch beside candle's convolution with `groups`:
+    /// values, and gradients for the input and the weights `(cout, cin /
+    /// groups, k)`. Square inputs: candle's own convolution gradient takes
+    /// the output padding from the height alone.
+    fn matches_candle_convolution(
+        (cout, cin_per_group, k): (usize, usize, usize),
+        groups: usize,
+        (stride, padding): (usize, usize),
+        tolerance: f32,
+        op: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
+    ) {
+        let device = Device::Cpu;
+        let random = |shape: (usize, usize, usize, usize)| {
+            Var::from_tensor(&Tensor::randn(0f32, 1., shape, &device).unwrap()).unwrap()
+        };
+        let x = random((2, cin_per_group * groups, 9, 9));
+        let w = random((cout, cin_per_group, k, k));
+        let ours = op(x.as_tensor(), w.as_tensor()).unwrap();
+        let theirs = x
+            .as_tensor()
+            .conv2d(w.as_tensor(), padding, stride, 1, groups)
+            .unwrap();
+        assert_eq!(ours.dims(), theirs.dims());
+        let case = format!("stride {stride} padding {padding} k {k}");
+        let difference = max_difference(&ours, &theirs);
+        assert!(difference < tolerance, "{case}: {difference}");
+        // Weighted sums so every output position's gradient differs.
+        let weights = Tensor::randn(0f32, 1., ours.dims(), &device).unwrap();
+        let gradients = |y: Tensor| {
+            (y * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+        };
+        let (ours, theirs) = (gradients(ours), gradients(theirs));
+        for var in [&x, &w] {
+            let difference = max_difference(
+                ours.get(var.as_tensor()).unwrap(),
+                theirs.get(var.as_tensor()).unwrap(),
+            );
+            assert!(difference < tolerance, "{case}, gradient: {difference}");
+        }
+    }
+
     #[test]
     fn normalises_with_batch_statistics_and_moves_the_running_ones() {
         let varmap = VarMap::new();
@@ -766,58 +824,11 @@ mod tests {
 
     #[test]
     fn depthwise_matches_candle_forward_and_backward() {
-        let device = Device::Cpu;
         for (stride, padding, k) in [(1, 1, 3), (2, 1, 3), (2, 2, 5), (1, 0, 3)] {
-            let x =
-                Var::from_tensor(&Tensor::randn(0f32, 1., (2, 3, 9, 9), &device).unwrap()).unwrap();
-            let w =
-                Var::from_tensor(&Tensor::randn(0f32, 1., (3, 1, k, k), &device).unwrap()).unwrap();
-            let ours = x
-                .as_tensor()
-                .apply_op2(w.as_tensor(), Depthwise { stride, padding })
-                .unwrap();
-            let theirs = x
-                .as_tensor()
-                .conv2d(w.as_tensor(), padding, stride, 1, 3)
-                .unwrap();
-            assert_eq!(ours.dims(), theirs.dims());
-            let close = |a: &Tensor, b: &Tensor| {
-                let diff: f32 = (a - b)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar()
-                    .unwrap();
-                assert!(
-                    diff < 1e-4,
-                    "stride {stride} padding {padding} k {k}: {diff}"
-                );
-            };
-            close(&ours, &theirs);
-            // Square inputs: candle's own convolution gradient takes the
-            // output padding from the height alone.
-            // Weighted sums so every output position's gradient differs.
-            let weights = Tensor::randn(0f32, 1., ours.dims(), &device).unwrap();
-            let ours_grads = (ours * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let theirs_grads = (theirs * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            for var in [&x, &w] {
-                close(
-                    ours_grads.get(var.as_tensor()).unwrap(),
-                    theirs_grads.get(var.as_tensor()).unwrap(),
-                );
-            }
+            let op = Depthwise { stride, padding };
+            matches_candle_convolution((3, 1, k), 3, (stride, padding), 1e-4, |x, w| {
+                x.apply_op2(w, op)
+            });
         }
     }
 
@@ -867,7 +878,6 @@ mod tests {
 
     #[test]
     fn dense_convolution_matches_candle_forward_and_backward() {
-        let device = Device::Cpu;
         for (stride, padding, k, cin, cout) in [
             (1, 1, 3, 3, 4),
             (2, 1, 3, 2, 5),
@@ -875,53 +885,10 @@ mod tests {
             (1, 0, 1, 6, 3),
             (2, 0, 1, 4, 4),
         ] {
-            let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, cin, 9, 9), &device).unwrap())
-                .unwrap();
-            let w = Var::from_tensor(&Tensor::randn(0f32, 1., (cout, cin, k, k), &device).unwrap())
-                .unwrap();
-            let ours = x
-                .as_tensor()
-                .apply_op2(w.as_tensor(), Convolution { stride, padding })
-                .unwrap();
-            let theirs = x
-                .as_tensor()
-                .conv2d(w.as_tensor(), padding, stride, 1, 1)
-                .unwrap();
-            assert_eq!(ours.dims(), theirs.dims());
-            let close = |a: &Tensor, b: &Tensor| {
-                let diff: f32 = (a - b)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar()
-                    .unwrap();
-                assert!(
-                    diff < 1e-3,
-                    "stride {stride} padding {padding} k {k}: {diff}"
-                );
-            };
-            close(&ours, &theirs);
-            let weights = Tensor::randn(0f32, 1., ours.dims(), &device).unwrap();
-            let ours_grads = (ours * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let theirs_grads = (theirs * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            for var in [&x, &w] {
-                close(
-                    ours_grads.get(var.as_tensor()).unwrap(),
-                    theirs_grads.get(var.as_tensor()).unwrap(),
-                );
-            }
+            let op = Convolution { stride, padding };
+            matches_candle_convolution((cout, cin, k), 1, (stride, padding), 1e-3, |x, w| {
+                x.apply_op2(w, op)
+            });
         }
     }
 

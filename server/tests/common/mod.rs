@@ -416,3 +416,28 @@ pub fn photo_dataset(root: &std::path::Path, classes: &[(&str, &str)]) {
         }
     }
 }
+
+/// Registers a version of the actor model made of `files` (name, bytes),
+/// with a test lineage over a dataset of fingerprint `dataset_hash`.
+pub fn register_version(
+    registry: &starcast_pipeline::registry::Registry,
+    files: &[(&str, Vec<u8>)],
+    dataset_hash: &str,
+) -> starcast_pipeline::registry::Version {
+    let staged = registry.stage("actors").unwrap();
+    for (name, bytes) in files {
+        std::fs::write(staged.path().join(name), bytes).unwrap();
+    }
+    let lineage = starcast_pipeline::registry::Lineage {
+        created: chrono::Utc::now(),
+        dataset: "test".into(),
+        dataset_hash: dataset_hash.into(),
+        base_model: "mobilenet-v2-imagenet".into(),
+        parameters: serde_json::json!({}),
+        code_revision: "test".into(),
+    };
+    registry.commit(staged, &lineage).unwrap()
+}
+
+/// The config of a three-class MobileNetV2 classifier labelled Ada, Bea, Cleo.
+pub const THREE_CLASS_CONFIG: &str = r#"{"task": "image-classification", "architecture": "mobilenet_v2", "labels": ["Ada", "Bea", "Cleo"]}"#;
