@@ -219,18 +219,13 @@ impl Pipeline {
                     .await
                     .unwrap_or(None),
             };
-            run.steps[index] = match skip {
-                Some(reason) => StepRun {
-                    status: RunStatus::Skipped,
-                    log: reason,
-                    ..run.steps[index].clone()
-                },
-                None => {
-                    run.steps[index].status = RunStatus::Running;
-                    self.keep(&run);
-                    self.run_step(step, run.steps[index].clone()).await
+            match skip {
+                Some(reason) => {
+                    run.steps[index].status = RunStatus::Skipped;
+                    run.steps[index].log = reason;
                 }
-            };
+                None => self.run_step(step, &mut run, index).await,
+            }
             run.seconds = clock.elapsed().as_secs_f64();
             self.keep(&run);
         }
@@ -243,12 +238,16 @@ impl Pipeline {
         run
     }
 
-    /// Runs a step's subcommand, retrying a failure.
-    async fn run_step(&self, step: &Step, mut record: StepRun) -> StepRun {
+    /// Runs a step's subcommand, retrying a failure; the run's record
+    /// shows each try as it starts.
+    async fn run_step(&self, step: &Step, run: &mut PipelineRun, index: usize) {
         let clock = Instant::now();
+        run.steps[index].status = RunStatus::Running;
         loop {
-            record.attempts += 1;
-            tracing::info!(step = %step.name, attempt = record.attempts, "pipeline step starting");
+            run.steps[index].attempts += 1;
+            let attempt = run.steps[index].attempts;
+            self.keep(run);
+            tracing::info!(step = %step.name, attempt, "pipeline step starting");
             let output = tokio::process::Command::new(&self.program)
                 .args(&step.args)
                 .kill_on_drop(true)
@@ -265,17 +264,19 @@ impl Pipeline {
                     format!("could not start {}: {error}", self.program.display()),
                 ),
             };
+            let record = &mut run.steps[index];
             record.log = tail(&log);
-            if succeeded || record.attempts > self.retries {
+            record.seconds = clock.elapsed().as_secs_f64();
+            if succeeded || attempt > self.retries {
                 record.status = if succeeded {
                     RunStatus::Succeeded
                 } else {
                     RunStatus::Failed
                 };
-                record.seconds = clock.elapsed().as_secs_f64();
-                return record;
+                return;
             }
-            tracing::warn!(step = %step.name, attempt = record.attempts, "pipeline step failed; retrying");
+            tracing::warn!(step = %step.name, attempt, "pipeline step failed; retrying");
+            self.keep(run);
             tokio::time::sleep(self.retry_delay).await;
         }
     }
