@@ -296,9 +296,10 @@ struct Convolution {
     padding: usize,
 }
 
-/// The geometry of one convolution's columns.
+/// Where a convolution's windows fall: the input plane, the square
+/// kernel, the output plane. Dense and depthwise convolutions share it.
 #[derive(Clone, Copy, Debug)]
-struct Columns {
+struct Window {
     channels: usize,
     h: usize,
     w: usize,
@@ -309,12 +310,59 @@ struct Columns {
     padding: usize,
 }
 
-impl Columns {
+impl Window {
+    /// The windows of `weight` `(cout, cin / groups, k, k)` over `input`
+    /// `(batch, channels, h, w)`; `depthwise` means one filter per channel.
+    fn new(
+        input: &[usize],
+        weight: &[usize],
+        (stride, padding): (usize, usize),
+        depthwise: bool,
+    ) -> Result<Self> {
+        let (&[_, channels, h, w], &[cout, wc, k, k2]) = (input, weight) else {
+            bail!("convolution of {input:?} with {weight:?}")
+        };
+        let fits = if depthwise {
+            cout == channels && wc == 1
+        } else {
+            wc == channels
+        };
+        if !fits || k != k2 || h + 2 * padding < k || w + 2 * padding < k {
+            bail!("convolution of {input:?} with {weight:?}")
+        }
+        Ok(Window {
+            channels,
+            h,
+            w,
+            k,
+            oh: (h + 2 * padding - k) / stride + 1,
+            ow: (w + 2 * padding - k) / stride + 1,
+            stride,
+            padding,
+        })
+    }
+
     /// The input pixel under kernel tap `(i, j)` of output `(oy, ox)`.
     fn source(&self, oy: usize, ox: usize, i: usize, j: usize) -> Option<usize> {
         let y = (oy * self.stride + i).checked_sub(self.padding)?;
         let x = (ox * self.stride + j).checked_sub(self.padding)?;
         (y < self.h && x < self.w).then_some(y * self.w + x)
+    }
+
+    /// Calls `visit(input index, output index, kernel index)` for every
+    /// product of one channel plane.
+    fn each_tap(&self, mut visit: impl FnMut(usize, usize, usize)) {
+        for oy in 0..self.oh {
+            for i in 0..self.k {
+                for ox in 0..self.ow {
+                    for j in 0..self.k {
+                        if let Some(at) = self.source(oy, ox, i, j) {
+                            visit(at, oy * self.ow + ox, i * self.k + j);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// One channel's `k * k` rows of the batch's columns: row `(i, j)` holds
@@ -339,7 +387,7 @@ impl Columns {
         }
     }
 
-    /// The reverse of [`Columns::gather`]: sums one channel's rows back into
+    /// The reverse of [`Window::gather`]: sums one channel's rows back into
     /// the `(batch, h, w)` pixels they came from.
     fn scatter(&self, rows: &[f32], planes: &mut [f32]) {
         let (k, outputs, plane) = (self.k, self.oh * self.ow, self.h * self.w);
@@ -359,27 +407,6 @@ impl Columns {
                 }
             }
         }
-    }
-}
-
-impl Convolution {
-    fn columns(&self, input: &[usize], weight: &[usize]) -> Result<Columns> {
-        let (&[_, channels, h, w], &[_, wc, k, k2]) = (input, weight) else {
-            bail!("convolution of {input:?} with {weight:?}")
-        };
-        if wc != channels || k != k2 || h + 2 * self.padding < k || w + 2 * self.padding < k {
-            bail!("convolution of {input:?} with {weight:?}")
-        }
-        Ok(Columns {
-            channels,
-            h,
-            w,
-            k,
-            oh: (h + 2 * self.padding - k) / self.stride + 1,
-            ow: (w + 2 * self.padding - k) / self.stride + 1,
-            stride: self.stride,
-            padding: self.padding,
-        })
     }
 }
 
@@ -430,7 +457,12 @@ impl CustomOp2 for Convolution {
         _output: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = self.columns(input.dims(), weight.dims())?;
+        let g = Window::new(
+            input.dims(),
+            weight.dims(),
+            (self.stride, self.padding),
+            false,
+        )?;
         let (batch, cout) = (input.dim(0)?, weight.dim(0)?);
         let (taps, outputs) = (g.k * g.k, g.oh * g.ow);
         let device = input.device();
@@ -473,67 +505,13 @@ struct Depthwise {
     padding: usize,
 }
 
-/// The sizes one depthwise convolution works with.
-#[derive(Clone, Copy, Debug)]
-struct Planes {
-    h: usize,
-    w: usize,
-    k: usize,
-    oh: usize,
-    ow: usize,
-}
-
-impl Depthwise {
-    fn planes(&self, input: &[usize], weight: &[usize]) -> Result<Planes> {
-        let (&[_, c, h, w], &[wc, 1, k, k2]) = (input, weight) else {
-            bail!("depthwise convolution of {input:?} with {weight:?}")
-        };
-        if wc != c || k != k2 || h + 2 * self.padding < k || w + 2 * self.padding < k {
-            bail!("depthwise convolution of {input:?} with {weight:?}")
-        }
-        Ok(Planes {
-            h,
-            w,
-            k,
-            oh: (h + 2 * self.padding - k) / self.stride + 1,
-            ow: (w + 2 * self.padding - k) / self.stride + 1,
-        })
-    }
-
-    /// Calls `visit(input index, output index, kernel index)` for every
-    /// product of one channel plane.
-    fn each_tap(&self, p: Planes, mut visit: impl FnMut(usize, usize, usize)) {
-        for oy in 0..p.oh {
-            for i in 0..p.k {
-                let Some(y) = (oy * self.stride + i)
-                    .checked_sub(self.padding)
-                    .filter(|y| *y < p.h)
-                else {
-                    continue;
-                };
-                for ox in 0..p.ow {
-                    for j in 0..p.k {
-                        let Some(x) = (ox * self.stride + j)
-                            .checked_sub(self.padding)
-                            .filter(|x| *x < p.w)
-                        else {
-                            continue;
-                        };
-                        visit(y * p.w + x, oy * p.ow + ox, i * p.k + j);
-                    }
-                }
-            }
-        }
-    }
-}
-
 fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
-        bail!("depthwise convolution needs f32 tensors")
+        bail!("the training layers need f32 tensors")
     };
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("depthwise convolution needs contiguous tensors"),
+        None => bail!("the training layers need contiguous tensors"),
     }
 }
 
@@ -549,7 +527,12 @@ impl CustomOp2 for Depthwise {
         weight: &CpuStorage,
         weight_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let p = self.planes(input_layout.dims(), weight_layout.dims())?;
+        let p = Window::new(
+            input_layout.dims(),
+            weight_layout.dims(),
+            (self.stride, self.padding),
+            true,
+        )?;
         let (x, w) = (
             f32_slice(input, input_layout)?,
             f32_slice(weight, weight_layout)?,
@@ -562,7 +545,7 @@ impl CustomOp2 for Depthwise {
                 let c = plane % channels;
                 let x = &x[plane * p.h * p.w..][..p.h * p.w];
                 let w = &w[c * p.k * p.k..][..p.k * p.k];
-                self.each_tap(p, |xi, oi, wi| out[oi] += x[xi] * w[wi]);
+                p.each_tap(|xi, oi, wi| out[oi] += x[xi] * w[wi]);
             });
         Ok((
             CpuStorage::F32(out),
@@ -577,7 +560,12 @@ impl CustomOp2 for Depthwise {
         _output: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let p = self.planes(input.dims(), weight.dims())?;
+        let p = Window::new(
+            input.dims(),
+            weight.dims(),
+            (self.stride, self.padding),
+            true,
+        )?;
         let (batch, channels) = (input.dim(0)?, input.dim(1)?);
         let x: Vec<f32> = input.flatten_all()?.to_vec1()?;
         let w: Vec<f32> = weight.flatten_all()?.to_vec1()?;
@@ -594,7 +582,7 @@ impl CustomOp2 for Depthwise {
                 let g = &g[plane * plane_out..][..plane_out];
                 let w = &w[c * taps..][..taps];
                 let mut share = vec![0f32; taps];
-                self.each_tap(p, |xi, oi, wi| {
+                p.each_tap(|xi, oi, wi| {
                     grad_input[xi] += g[oi] * w[wi];
                     share[wi] += g[oi] * x[xi];
                 });
