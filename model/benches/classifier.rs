@@ -12,18 +12,13 @@ use candle_core::{Device, Tensor};
 use starcast_model::photo::decode_photo;
 use starcast_model::vision::{Architecture, NamedTensors, Preprocess};
 
+#[path = "../../bench/peak_rss.rs"]
+mod peak_rss;
+use peak_rss::peak_rss_mb;
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
-}
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// Tensors of the right names and shapes for an architecture (values

@@ -18,21 +18,16 @@ use starcast_model::folder::ModelFolder;
 use starcast_model::text::{QuantizedLlama, load_weights};
 use starcast_model::{HoroscopeRequest, HoroscopeWriter, ZodiacSign};
 
+#[path = "../../bench/peak_rss.rs"]
+mod peak_rss;
+use peak_rss::peak_rss_mb;
+
 const PROMPT_TOKENS: usize = 64;
 const GENERATED_TOKENS: usize = 64;
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
-}
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 fn main() -> candle_core::Result<()> {

@@ -10,6 +10,10 @@ use std::time::Instant;
 
 use starcast_pipeline::horoscopes::process_horoscopes;
 
+#[path = "../../bench/peak_rss.rs"]
+mod peak_rss;
+use peak_rss::peak_rss_mb;
+
 const SIGNS: [&str; 8] = [
     "Овен",
     "♉ Телец",
@@ -34,15 +38,6 @@ const WORDS: [&str; 12] = [
     "удачу",
     "—\u{a0}«вам».",
 ];
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 /// A cheap deterministic generator, so every run processes the same file.
 fn next(state: &mut u64) -> u64 {

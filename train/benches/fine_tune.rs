@@ -13,16 +13,11 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use starcast_model::vision::{Architecture, NamedTensors};
 use starcast_train::TrainingConvNorm;
 
-const CLASSES: usize = 3;
+#[path = "../../bench/peak_rss.rs"]
+mod peak_rss;
+use peak_rss::peak_rss_mb;
 
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
+const CLASSES: usize = 3;
 
 fn architecture(name: &str) -> Architecture {
     let (head, features) = match name {
