@@ -69,12 +69,24 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
-    /// Reads and checks a `config.json`.
+    /// Reads and checks a `config.json`. A Hugging Face transformers
+    /// config (no `task`, a `model_type`) is a text-generation model of
+    /// that architecture, so a Hub checkpoint loads as it is.
     pub fn read(path: &Path) -> Result<Self, LoadError> {
-        serde_json::from_str(&read(path)?).map_err(|e| LoadError::Config {
+        let invalid = |reason: String| LoadError::Config {
             path: path.to_path_buf(),
-            reason: e.to_string(),
-        })
+            reason,
+        };
+        let mut value: serde_json::Value =
+            serde_json::from_str(&read(path)?).map_err(|e| invalid(e.to_string()))?;
+        if let Some(object) = value.as_object_mut()
+            && !object.contains_key("task")
+            && let Some(model_type) = object.get("model_type").cloned()
+        {
+            object.insert("task".into(), "text-generation".into());
+            object.entry("architecture").or_insert(model_type);
+        }
+        serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
     }
 }
 
@@ -129,12 +141,14 @@ impl ModelFolder {
         })
     }
 
-    /// The one file in the folder with this extension.
+    /// The first file in the folder with this extension, by name.
     pub fn weights(&self, extension: &str) -> Result<PathBuf, LoadError> {
-        let missing = || LoadError::MissingWeights {
-            folder: self.path.clone(),
-            expected: format!(".{extension}"),
-        };
+        Ok(self.files(extension)?.swap_remove(0))
+    }
+
+    /// Every file in the folder with this extension, by name (at least
+    /// one): a model sharded as `model-00001-of-00002.safetensors`, ...
+    pub fn files(&self, extension: &str) -> Result<Vec<PathBuf>, LoadError> {
         let entries = fs::read_dir(&self.path).map_err(|source| LoadError::Io {
             path: self.path.clone(),
             source,
@@ -143,8 +157,14 @@ impl ModelFolder {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == extension))
             .collect();
+        if found.is_empty() {
+            return Err(LoadError::MissingWeights {
+                folder: self.path.clone(),
+                expected: format!(".{extension}"),
+            });
+        }
         found.sort();
-        found.into_iter().next().ok_or_else(missing)
+        Ok(found)
     }
 
     /// What the app shows about this model.

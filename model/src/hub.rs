@@ -23,7 +23,11 @@ fn wanted(name: &str) -> bool {
     lower.starts_with("gallery/")
         || matches!(
             lower.as_str(),
-            "config.json" | "labels.txt" | "metrics.json" | "tokenizer.json"
+            "config.json"
+                | "labels.txt"
+                | "metrics.json"
+                | "tokenizer.json"
+                | "adapter_config.json"
         )
         || lower.ends_with("-weights_manifest.json")
         || matches!(extension, "safetensors" | "pth" | "pt" | "bin" | "gguf")

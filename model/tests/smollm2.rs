@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 
 use chrono::NaiveDate;
 use starcast_model::folder::{LoadError, ModelFolder};
-use starcast_model::text::{MAX_CHARS, MIN_CHARS, QuantizedLlama, load_horoscope_writer};
+use starcast_model::text::{
+    LanguageModel, MAX_CHARS, MIN_CHARS, QuantizedLlama, load_horoscope_writer,
+};
 use starcast_model::{HoroscopeRequest, HoroscopeWriter, ZodiacSign};
 
 fn model_folder() -> PathBuf {
@@ -18,8 +20,8 @@ fn model_folder() -> PathBuf {
         })
 }
 
-fn smollm2() -> &'static QuantizedLlama {
-    static MODEL: OnceLock<QuantizedLlama> = OnceLock::new();
+fn smollm2() -> &'static LanguageModel {
+    static MODEL: OnceLock<LanguageModel> = OnceLock::new();
     MODEL.get_or_init(|| {
         let folder = model_folder();
         assert!(

@@ -1,0 +1,660 @@
+//! Llama-architecture language models (SmolLM2, TinyLlama, Llama 2/3) in
+//! full precision, with Hugging Face's tensor names and rotary layout:
+//! F32, F16 or BF16 safetensors, or a GGUF dequantized, optionally with
+//! LoRA adapters. Unlike candle-transformers' llama it gives logits for
+//! every position and can run on differentiable ops, so fine-tuning and
+//! serving share one definition.
+
+use std::path::Path;
+
+use candle_core::quantized::gguf_file;
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{D, DType, Device, IndexOp, Result, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::writer::{DecodeSession, Decoder};
+
+/// The hyperparameters, as Hugging Face's `config.json` names them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LlamaConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    #[serde(default = "default_rms_norm_eps")]
+    pub rms_norm_eps: f64,
+    #[serde(default = "default_rope_theta")]
+    pub rope_theta: f64,
+    #[serde(default = "default_max_position_embeddings")]
+    pub max_position_embeddings: usize,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+}
+
+fn default_rms_norm_eps() -> f64 {
+    1e-5
+}
+
+fn default_rope_theta() -> f64 {
+    10_000.0
+}
+
+fn default_max_position_embeddings() -> usize {
+    2048
+}
+
+impl LlamaConfig {
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    pub fn key_value_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    /// The hyperparameters a GGUF file's metadata records.
+    pub fn from_gguf(content: &gguf_file::Content) -> Result<Self> {
+        let value = |key: &str| {
+            content
+                .metadata
+                .get(&format!("llama.{key}"))
+                .ok_or_else(|| candle_core::Error::Msg(format!("the GGUF has no llama.{key}")))
+        };
+        let count = |key: &str| value(key).and_then(|v| v.to_u32()).map(|v| v as usize);
+        let vocab_size = content
+            .tensor_infos
+            .get("token_embd.weight")
+            .map(|info| info.shape.dims()[0])
+            .ok_or_else(|| candle_core::Error::Msg("the GGUF has no token_embd.weight".into()))?;
+        Ok(LlamaConfig {
+            vocab_size,
+            hidden_size: count("embedding_length")?,
+            intermediate_size: count("feed_forward_length")?,
+            num_hidden_layers: count("block_count")?,
+            num_attention_heads: count("attention.head_count")?,
+            num_key_value_heads: Some(count("attention.head_count_kv")?),
+            rms_norm_eps: f64::from(value("attention.layer_norm_rms_epsilon")?.to_f32()?),
+            rope_theta: value("rope.freq_base")
+                .and_then(|v| v.to_f32())
+                .map_or(default_rope_theta(), f64::from),
+            max_position_embeddings: count("context_length")
+                .unwrap_or(default_max_position_embeddings()),
+            tie_word_embeddings: !content.tensor_infos.contains_key("output.weight"),
+        })
+    }
+}
+
+/// Which kernels the forward pass runs. candle's fused softmax, RMS norm
+/// and rotary kernels are the fast path but have no gradient; training
+/// takes the same maths written with differentiable ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    Fused,
+    Differentiable,
+}
+
+/// Low-rank adapters on one projection: `W x + scale · B (A x)`.
+#[derive(Clone, Debug)]
+pub struct Lora {
+    /// `[rank, in]`.
+    pub a: Tensor,
+    /// `[out, rank]`.
+    pub b: Tensor,
+    pub scale: f64,
+}
+
+#[derive(Clone, Debug)]
+struct Linear {
+    /// `[out, in]`, as PyTorch stores it.
+    weight: Tensor,
+    lora: Option<Lora>,
+}
+
+impl Linear {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let (batch, positions, width) = xs.dims3()?;
+        let flat = xs.reshape((batch * positions, width))?;
+        let mut ys = flat.matmul(&self.weight.t()?)?;
+        if let Some(lora) = &self.lora {
+            let low = flat.matmul(&lora.a.t()?)?.matmul(&lora.b.t()?)?;
+            ys = (ys + (low * lora.scale)?)?;
+        }
+        ys.reshape((batch, positions, ()))
+    }
+
+    /// Folds the adapters into the weight, for serving.
+    fn merge(&mut self) -> Result<()> {
+        if let Some(lora) = self.lora.take() {
+            let delta = (lora.b.matmul(&lora.a)? * lora.scale)?;
+            self.weight = (&self.weight + delta)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Block {
+    attention_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    mlp_norm: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// The projections adapters can be attached to, by Hugging Face's names.
+pub const PROJECTIONS: [&str; 7] = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
+
+impl Block {
+    fn projection(&mut self, name: &str) -> Option<&mut Linear> {
+        Some(match name {
+            "q_proj" => &mut self.q,
+            "k_proj" => &mut self.k,
+            "v_proj" => &mut self.v,
+            "o_proj" => &mut self.o,
+            "gate_proj" => &mut self.gate,
+            "up_proj" => &mut self.up,
+            "down_proj" => &mut self.down,
+            _ => return None,
+        })
+    }
+}
+
+/// Keys and values of the positions seen so far, one entry a layer.
+#[derive(Clone, Debug, Default)]
+pub struct Cache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl Cache {
+    /// How many positions the cache holds.
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Llama {
+    config: LlamaConfig,
+    embedding: Tensor,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    /// `None` when the output projection is the embedding (tied).
+    lm_head: Option<Tensor>,
+    cos: Tensor,
+    sin: Tensor,
+    kernels: Kernels,
+}
+
+/// Hugging Face's path of a layer's projection (`q_proj`, `up_proj`, ...):
+/// `model.layers.3.self_attn.q_proj`.
+pub fn projection_path(layer: usize, projection: &str) -> String {
+    let group = if matches!(projection, "gate_proj" | "up_proj" | "down_proj") {
+        "mlp"
+    } else {
+        "self_attn"
+    };
+    format!("model.layers.{layer}.{group}.{projection}")
+}
+
+fn layer_tensor(layer: usize, projection: &str) -> String {
+    format!("{}.weight", projection_path(layer, projection))
+}
+
+impl Llama {
+    /// Builds the model from tensors named as Hugging Face names them
+    /// (`model.layers.0.self_attn.q_proj.weight`), each fetched by `get`,
+    /// which checks its shape.
+    pub fn from_tensors(
+        config: LlamaConfig,
+        mut get: impl FnMut(&str, &[usize]) -> Result<Tensor>,
+    ) -> Result<Self> {
+        let hidden = config.hidden_size;
+        let head_dim = config.head_dim();
+        let kv = config.key_value_heads() * head_dim;
+        let inner = config.intermediate_size;
+        let embedding = get("model.embed_tokens.weight", &[config.vocab_size, hidden])?;
+        let mut blocks = Vec::with_capacity(config.num_hidden_layers);
+        for layer in 0..config.num_hidden_layers {
+            let prefix = format!("model.layers.{layer}");
+            let mut linear = |name: &str, shape: &[usize]| -> Result<Linear> {
+                Ok(Linear {
+                    weight: get(&layer_tensor(layer, name), shape)?,
+                    lora: None,
+                })
+            };
+            let q = linear("q_proj", &[hidden, hidden])?;
+            let k = linear("k_proj", &[kv, hidden])?;
+            let v = linear("v_proj", &[kv, hidden])?;
+            let o = linear("o_proj", &[hidden, hidden])?;
+            let gate = linear("gate_proj", &[inner, hidden])?;
+            let up = linear("up_proj", &[inner, hidden])?;
+            let down = linear("down_proj", &[hidden, inner])?;
+            blocks.push(Block {
+                attention_norm: get(&format!("{prefix}.input_layernorm.weight"), &[hidden])?,
+                q,
+                k,
+                v,
+                o,
+                mlp_norm: get(
+                    &format!("{prefix}.post_attention_layernorm.weight"),
+                    &[hidden],
+                )?,
+                gate,
+                up,
+                down,
+            });
+        }
+        let norm = get("model.norm.weight", &[hidden])?;
+        let lm_head = if config.tie_word_embeddings {
+            None
+        } else {
+            Some(get("lm_head.weight", &[config.vocab_size, hidden])?)
+        };
+        let (cos, sin) = rotary_tables(&config, embedding.device())?;
+        Ok(Llama {
+            config,
+            embedding,
+            blocks,
+            norm,
+            lm_head,
+            cos,
+            sin,
+            kernels: Kernels::Fused,
+        })
+    }
+
+    /// Loads Hugging Face safetensors files of any float type, as F32.
+    pub fn from_safetensors(config: LlamaConfig, files: &[impl AsRef<Path>]) -> Result<Self> {
+        // SAFETY: the files are mapped read-only; as with any mmap, they
+        // must not be truncated while the model loads.
+        let tensors = unsafe { MmapedSafetensors::multi(files)? };
+        Self::from_tensors(config, |name, shape| {
+            let tensor = tensors.load(name, &Device::Cpu)?.to_dtype(DType::F32)?;
+            check_shape(name, &tensor, shape)?;
+            Ok(tensor)
+        })
+    }
+
+    /// Dequantizes a Llama GGUF to F32 and undoes llama.cpp's reordering of
+    /// the query and key rows (it pairs rotary dimensions side by side;
+    /// Hugging Face's layout pairs each with the one half a head away).
+    pub fn from_gguf<R: std::io::Read + std::io::Seek>(
+        content: &gguf_file::Content,
+        reader: &mut R,
+    ) -> Result<Self> {
+        let config = LlamaConfig::from_gguf(content)?;
+        let (heads, kv_heads) = (config.num_attention_heads, config.key_value_heads());
+        Self::from_tensors(config, |name, shape| {
+            let (gguf_name, unpermute) = gguf_name(name);
+            let tensor = content
+                .tensor(reader, &gguf_name, &Device::Cpu)?
+                .dequantize(&Device::Cpu)?;
+            check_shape(name, &tensor, shape)?;
+            match unpermute {
+                Some(Rotated::Query) => interleaved_to_halves(&tensor, heads),
+                Some(Rotated::Key) => interleaved_to_halves(&tensor, kv_heads),
+                None => Ok(tensor),
+            }
+        })
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    pub fn set_kernels(&mut self, kernels: Kernels) {
+        self.kernels = kernels;
+    }
+
+    /// Attaches adapters to the `projection` (e.g. `q_proj`) of every layer,
+    /// each made by `make(layer, in, out)`.
+    pub fn attach_lora(
+        &mut self,
+        projection: &str,
+        mut make: impl FnMut(usize, usize, usize) -> Result<Lora>,
+    ) -> Result<()> {
+        for (layer, block) in self.blocks.iter_mut().enumerate() {
+            let linear = block.projection(projection).ok_or_else(|| {
+                candle_core::Error::Msg(format!(
+                    "'{projection}' is not a Llama projection: use one of {}",
+                    PROJECTIONS.join(", ")
+                ))
+            })?;
+            let (out, input) = linear.weight.dims2()?;
+            linear.lora = Some(make(layer, input, out)?);
+        }
+        Ok(())
+    }
+
+    /// Folds every adapter into its weight.
+    pub fn merge_lora(&mut self) -> Result<()> {
+        for block in &mut self.blocks {
+            for name in PROJECTIONS {
+                if let Some(linear) = block.projection(name) {
+                    linear.merge()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every weight by its Hugging Face name, adapters folded in: what a
+    /// fully fine-tuned model saves.
+    pub fn named_weights(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut merged = self.clone();
+        merged.merge_lora()?;
+        let mut named = vec![("model.embed_tokens.weight".to_string(), merged.embedding)];
+        for (layer, block) in merged.blocks.iter_mut().enumerate() {
+            let prefix = format!("model.layers.{layer}");
+            named.push((
+                format!("{prefix}.input_layernorm.weight"),
+                block.attention_norm.clone(),
+            ));
+            named.push((
+                format!("{prefix}.post_attention_layernorm.weight"),
+                block.mlp_norm.clone(),
+            ));
+            for name in PROJECTIONS {
+                if let Some(linear) = block.projection(name) {
+                    named.push((layer_tensor(layer, name), linear.weight.clone()));
+                }
+            }
+        }
+        named.push(("model.norm.weight".into(), merged.norm));
+        if let Some(head) = merged.lm_head {
+            named.push(("lm_head.weight".into(), head));
+        }
+        Ok(named)
+    }
+
+    /// The last layer's output for `tokens` (`[batch, positions]`), which
+    /// follow the positions already in `cache`.
+    pub fn hidden(&self, tokens: &Tensor, cache: &mut Cache) -> Result<Tensor> {
+        let (_, positions) = tokens.dims2()?;
+        let offset = cache.len();
+        if offset + positions > self.config.max_position_embeddings {
+            candle_core::bail!(
+                "{} positions exceed the model's context of {}",
+                offset + positions,
+                self.config.max_position_embeddings
+            );
+        }
+        cache.layers.resize(self.blocks.len(), None);
+        let mask = causal_mask(positions, offset, tokens.device())?;
+        let mut xs = self.embedding.embedding(&tokens.flatten_all()?)?.reshape((
+            tokens.dim(0)?,
+            positions,
+            self.config.hidden_size,
+        ))?;
+        for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
+            let normed = self.rms_norm(&xs, &block.attention_norm)?;
+            let attended = self.attention(block, &normed, offset, mask.as_ref(), layer_cache)?;
+            xs = (xs + attended)?;
+            let normed = self.rms_norm(&xs, &block.mlp_norm)?;
+            let gated = (block.gate.forward(&normed)?.silu()? * block.up.forward(&normed)?)?;
+            xs = (xs + block.down.forward(&gated)?)?;
+        }
+        self.rms_norm(&xs, &self.norm)
+    }
+
+    /// Next-token logits for hidden states `[rows, hidden]`.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let head = self.lm_head.as_ref().unwrap_or(&self.embedding);
+        hidden.matmul(&head.t()?)
+    }
+
+    /// The logits after the last of `tokens` (`[vocab]`), for generation.
+    pub fn next_logits(&self, tokens: &[u32], cache: &mut Cache) -> Result<Tensor> {
+        let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+        let hidden = self.hidden(&input, cache)?;
+        let last = hidden.i((0, tokens.len() - 1))?.unsqueeze(0)?;
+        self.logits(&last)?.squeeze(0)
+    }
+
+    fn rms_norm(&self, xs: &Tensor, weight: &Tensor) -> Result<Tensor> {
+        let eps = self.config.rms_norm_eps as f32;
+        match self.kernels {
+            Kernels::Fused => candle_nn::ops::rms_norm(xs, weight, eps),
+            Kernels::Differentiable => candle_nn::ops::rms_norm_slow(xs, weight, eps),
+        }
+    }
+
+    fn attention(
+        &self,
+        block: &Block,
+        xs: &Tensor,
+        offset: usize,
+        mask: Option<&Tensor>,
+        cache: &mut Option<(Tensor, Tensor)>,
+    ) -> Result<Tensor> {
+        let (batch, positions, _) = xs.dims3()?;
+        let head_dim = self.config.head_dim();
+        let heads = self.config.num_attention_heads;
+        let kv_heads = self.config.key_value_heads();
+        let split = |t: Tensor, n: usize| {
+            t.reshape((batch, positions, n, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let q = self.rotate(&split(block.q.forward(xs)?, heads)?, offset)?;
+        let k = self.rotate(&split(block.k.forward(xs)?, kv_heads)?, offset)?;
+        let v = split(block.v.forward(xs)?, kv_heads)?;
+        let (k, v) = match cache.take() {
+            Some((past_k, past_v)) => (
+                Tensor::cat(&[&past_k, &k], 2)?,
+                Tensor::cat(&[&past_v, &v], 2)?,
+            ),
+            None => (k, v),
+        };
+        *cache = Some((k.clone(), v.clone()));
+        let repeat = heads / kv_heads;
+        let k = candle_transformers::utils::repeat_kv(k, repeat)?.contiguous()?;
+        let v = candle_transformers::utils::repeat_kv(v, repeat)?.contiguous()?;
+        let mut scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?;
+        if let Some(mask) = mask {
+            scores = scores.broadcast_add(mask)?;
+        }
+        let weights = match self.kernels {
+            Kernels::Fused => candle_nn::ops::softmax_last_dim(&scores)?,
+            Kernels::Differentiable => candle_nn::ops::softmax(&scores, D::Minus1)?,
+        };
+        let attended =
+            weights
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((batch, positions, heads * head_dim))?;
+        block.o.forward(&attended)
+    }
+
+    fn rotate(&self, xs: &Tensor, offset: usize) -> Result<Tensor> {
+        let positions = xs.dim(2)?;
+        let cos = self.cos.narrow(0, offset, positions)?;
+        let sin = self.sin.narrow(0, offset, positions)?;
+        match self.kernels {
+            Kernels::Fused => candle_nn::rotary_emb::rope(xs, &cos, &sin),
+            Kernels::Differentiable => candle_nn::rotary_emb::rope_slow(xs, &cos, &sin),
+        }
+    }
+}
+
+/// A sequence being generated: the model and the sequence's cache.
+struct LlamaSession<'a> {
+    model: &'a Llama,
+    cache: Cache,
+}
+
+impl Decoder for Llama {
+    fn start(&self) -> Box<dyn DecodeSession + '_> {
+        Box::new(LlamaSession {
+            model: self,
+            cache: Cache::default(),
+        })
+    }
+}
+
+impl DecodeSession for LlamaSession<'_> {
+    fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.model.next_logits(tokens, &mut self.cache)?.to_vec1()
+    }
+}
+
+fn check_shape(name: &str, tensor: &Tensor, expected: &[usize]) -> Result<()> {
+    if tensor.dims() != expected {
+        candle_core::bail!(
+            "{name} has shape {:?} but the config asks for {expected:?}: the weights and config.json are of different models",
+            tensor.dims()
+        );
+    }
+    Ok(())
+}
+
+/// `cos` and `sin` of every position's rotary angles, `[positions, head_dim / 2]`.
+fn rotary_tables(config: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
+    let head_dim = config.head_dim();
+    let inverse: Vec<f32> = (0..head_dim / 2)
+        .map(|i| (1.0 / config.rope_theta.powf(2.0 * i as f64 / head_dim as f64)) as f32)
+        .collect();
+    let inverse = Tensor::new(inverse, device)?.unsqueeze(0)?;
+    let positions = Tensor::arange(0u32, config.max_position_embeddings as u32, device)?
+        .to_dtype(DType::F32)?
+        .unsqueeze(1)?;
+    let angles = positions.broadcast_mul(&inverse)?;
+    Ok((angles.cos()?, angles.sin()?))
+}
+
+/// `-inf` where a position would see a later one; `None` for one position.
+fn causal_mask(positions: usize, offset: usize, device: &Device) -> Result<Option<Tensor>> {
+    if positions == 1 {
+        return Ok(None);
+    }
+    let width = offset + positions;
+    let mask: Vec<f32> = (0..positions)
+        .flat_map(|i| {
+            (0..width).map(move |j| {
+                if j > i + offset {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Tensor::from_vec(mask, (positions, width), device).map(Some)
+}
+
+enum Rotated {
+    Query,
+    Key,
+}
+
+/// The GGUF name of a Hugging Face tensor name.
+fn gguf_name(name: &str) -> (String, Option<Rotated>) {
+    let fixed = match name {
+        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "model.norm.weight" => Some("output_norm.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        _ => None,
+    };
+    if let Some(fixed) = fixed {
+        return (fixed.to_string(), None);
+    }
+    let rest = name.trim_start_matches("model.layers.");
+    let (layer, part) = rest.split_once('.').unwrap_or((rest, ""));
+    let (gguf, rotated) = match part {
+        "input_layernorm.weight" => ("attn_norm", None),
+        "post_attention_layernorm.weight" => ("ffn_norm", None),
+        "self_attn.q_proj.weight" => ("attn_q", Some(Rotated::Query)),
+        "self_attn.k_proj.weight" => ("attn_k", Some(Rotated::Key)),
+        "self_attn.v_proj.weight" => ("attn_v", None),
+        "self_attn.o_proj.weight" => ("attn_output", None),
+        "mlp.gate_proj.weight" => ("ffn_gate", None),
+        "mlp.up_proj.weight" => ("ffn_up", None),
+        "mlp.down_proj.weight" => ("ffn_down", None),
+        other => (other, None),
+    };
+    (format!("blk.{layer}.{gguf}.weight"), rotated)
+}
+
+/// Reorders each head's rows from rotary pairs side by side
+/// (`x0 y0 x1 y1 …`) to halves (`x0 x1 … y0 y1 …`).
+fn interleaved_to_halves(weight: &Tensor, heads: usize) -> Result<Tensor> {
+    let (rows, columns) = weight.dims2()?;
+    let head_dim = rows / heads;
+    weight
+        .reshape((heads, head_dim / 2, 2, columns))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((rows, columns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_hugging_face() {
+        assert_eq!(
+            layer_tensor(3, "q_proj"),
+            "model.layers.3.self_attn.q_proj.weight"
+        );
+        assert_eq!(
+            layer_tensor(0, "down_proj"),
+            "model.layers.0.mlp.down_proj.weight"
+        );
+        assert_eq!(
+            layer_tensor(0, "up_proj"),
+            "model.layers.0.mlp.up_proj.weight"
+        );
+        assert_eq!(
+            gguf_name("model.layers.12.self_attn.o_proj.weight").0,
+            "blk.12.attn_output.weight"
+        );
+        assert!(matches!(
+            gguf_name("model.layers.0.self_attn.k_proj.weight"),
+            (_, Some(Rotated::Key))
+        ));
+    }
+
+    #[test]
+    fn unpermuting_pairs_each_dimension_with_the_one_half_a_head_away() {
+        // One head of four rotary dimensions, rows x0 y0 x1 y1.
+        let weight = Tensor::new(&[[0f32], [10.], [1.], [11.]], &Device::Cpu).unwrap();
+        let halves = interleaved_to_halves(&weight, 1).unwrap();
+        assert_eq!(
+            halves.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            [0., 1., 10., 11.]
+        );
+    }
+
+    #[test]
+    fn the_mask_hides_later_positions_only() {
+        let mask = causal_mask(2, 1, &Device::Cpu).unwrap().unwrap();
+        let rows = mask.to_vec2::<f32>().unwrap();
+        assert_eq!(rows[0][..2], [0.0, 0.0]);
+        assert_eq!(rows[0][2], f32::NEG_INFINITY);
+        assert_eq!(rows[1], [0.0, 0.0, 0.0]);
+        assert!(causal_mask(1, 5, &Device::Cpu).unwrap().is_none());
+    }
+}

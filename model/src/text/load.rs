@@ -1,0 +1,229 @@
+//! Which horoscope model a folder holds, and loading it: a quantized GGUF,
+//! full-precision safetensors, or LoRA adapters over a base model; and
+//! writing a full-precision one.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::DType;
+use candle_core::quantized::gguf_file;
+use candle_core::quantized::tokenizer::TokenizerFromGguf;
+use tokenizers::Tokenizer;
+
+use super::cache::{CACHED_HOROSCOPES, CachedWriter};
+use super::llama::{Llama, LlamaConfig};
+use super::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, attach_adapters};
+use super::prompt::PromptStyle;
+use super::quantized_llama::{QuantizedLlama, weights_error};
+use super::writer::LanguageModel;
+use crate::folder::{LoadError, ModelFolder};
+use crate::{HoroscopeWriter, Task};
+
+/// Loads the horoscope model in a model folder, with a cache in front.
+pub fn load_horoscope_writer(path: &Path) -> Result<Arc<dyn HoroscopeWriter>, LoadError> {
+    let folder = ModelFolder::open(path)?;
+    if folder.config.task != Task::TextGeneration {
+        return Err(LoadError::Config {
+            path: path.join("config.json"),
+            reason: format!("its task is {:?}, not text-generation", folder.config.task),
+        });
+    }
+    if folder.config.architecture != "llama" {
+        return Err(LoadError::Unsupported {
+            task: "horoscope",
+            architecture: folder.config.architecture.clone(),
+            supported: "a Llama-architecture model (\"llama\"): GGUF, safetensors or LoRA adapters",
+        });
+    }
+    let prompt = folder.config.prompt.unwrap_or(PromptStyle::Chat);
+    let model = if is_quantized(&folder) {
+        QuantizedLlama::load(&folder)?
+    } else {
+        let (llama, tokenizer) = load_llama(&folder)?;
+        LanguageModel::new(folder.info(), Box::new(llama), tokenizer, prompt)
+    };
+    Ok(Arc::new(CachedWriter::new(
+        Arc::new(model),
+        CACHED_HOROSCOPES,
+    )))
+}
+
+/// A folder whose weights are a GGUF file and nothing else: served
+/// quantized. Adapters over a GGUF base are merged into F32 weights.
+fn is_quantized(folder: &ModelFolder) -> bool {
+    !folder.path.join(ADAPTER_CONFIG).is_file() && folder.weights("gguf").is_ok()
+}
+
+/// The folder's Llama in F32 and its tokenizer: safetensors of any float
+/// type, a GGUF dequantized, or a base model with the folder's adapters
+/// folded in. Fine-tuning starts from this.
+pub fn load_llama(folder: &ModelFolder) -> Result<(Llama, Tokenizer), LoadError> {
+    let adapter_config = folder.path.join(ADAPTER_CONFIG);
+    if adapter_config.is_file() {
+        return load_adapted(folder, &adapter_config);
+    }
+    if let Ok(path) = folder.weights("gguf") {
+        let error = weights_error(&path);
+        let mut file = File::open(&path).map_err(|source| LoadError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let content = gguf_file::Content::read(&mut file).map_err(&error)?;
+        let tokenizer = Tokenizer::from_gguf(&content).map_err(&error)?;
+        let llama = Llama::from_gguf(&content, &mut file).map_err(&error)?;
+        return Ok((llama, tokenizer));
+    }
+    let files = folder
+        .files("safetensors")
+        .map_err(|_| LoadError::MissingWeights {
+            folder: folder.path.clone(),
+            expected: ".gguf or .safetensors".into(),
+        })?;
+    let config_path = folder.path.join("config.json");
+    let config: LlamaConfig =
+        serde_json::from_str(&read(&config_path)?).map_err(|e| LoadError::Config {
+            path: config_path.clone(),
+            reason: format!(
+                "a safetensors Llama needs Hugging Face's hyperparameters in config.json ({e})"
+            ),
+        })?;
+    let tokenizer = load_tokenizer(&folder.path)?;
+    let llama = Llama::from_safetensors(config, &files).map_err(weights_error(&files[0]))?;
+    Ok((llama, tokenizer))
+}
+
+fn load_adapted(folder: &ModelFolder, config_path: &Path) -> Result<(Llama, Tokenizer), LoadError> {
+    let config: AdapterConfig =
+        serde_json::from_str(&read(config_path)?).map_err(|e| LoadError::Config {
+            path: config_path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    let base_path = base_folder(&config.base_model_name_or_path)?;
+    if base_path.join(ADAPTER_CONFIG).is_file() {
+        return Err(LoadError::Config {
+            path: config_path.to_path_buf(),
+            reason: format!(
+                "its base model {} is itself an adapter: name the full model it was trained on",
+                base_path.display()
+            ),
+        });
+    }
+    let base = ModelFolder::open(&base_path)?;
+    let (mut llama, base_tokenizer) = load_llama(&base)?;
+    let weights = folder.path.join(ADAPTER_WEIGHTS);
+    attach_adapters(&mut llama, &config, &weights)
+        .and_then(|()| llama.merge_lora())
+        .map_err(weights_error(&weights))?;
+    let tokenizer = if folder.path.join("tokenizer.json").is_file() {
+        load_tokenizer(&folder.path)?
+    } else {
+        base_tokenizer
+    };
+    Ok((llama, tokenizer))
+}
+
+/// A base model's location: a folder, or `hf://user/repo` when the Hub is
+/// compiled in.
+fn base_folder(location: &str) -> Result<PathBuf, LoadError> {
+    #[cfg(feature = "hub")]
+    {
+        crate::hub::local_model(Path::new(location))
+    }
+    #[cfg(not(feature = "hub"))]
+    {
+        Ok(PathBuf::from(location))
+    }
+}
+
+fn load_tokenizer(folder: &Path) -> Result<Tokenizer, LoadError> {
+    let path = folder.join("tokenizer.json");
+    if !path.is_file() {
+        return Err(LoadError::MissingWeights {
+            folder: folder.to_path_buf(),
+            expected: "tokenizer.json (copy the base model's tokenizer.json into the folder)"
+                .into(),
+        });
+    }
+    Tokenizer::from_file(&path).map_err(|e| LoadError::Weights {
+        path,
+        reason: format!("not a tokenizers file: {e}"),
+    })
+}
+
+/// Writes `llama` as a Hugging Face-style folder in `dtype`: the weights
+/// as `model.safetensors`, `tokenizer.json`, and a `config.json` that
+/// holds both Starcast's fields (`starcast`: task, name, prompt, ...) and
+/// the hyperparameters transformers reads.
+pub fn save_llama(
+    dir: &Path,
+    llama: &Llama,
+    tokenizer: &Tokenizer,
+    dtype: DType,
+    starcast: serde_json::Map<String, serde_json::Value>,
+) -> Result<(), SaveError> {
+    let weights = dir.join("model.safetensors");
+    llama
+        .named_weights()
+        .and_then(|named| {
+            named
+                .into_iter()
+                .map(|(name, tensor)| Ok((name, tensor.to_dtype(dtype)?)))
+                .collect::<candle_core::Result<HashMap<_, _>>>()
+        })
+        .and_then(|tensors| candle_core::safetensors::save(&tensors, &weights))
+        .map_err(|e| SaveError::Weights {
+            path: weights,
+            reason: e.to_string(),
+        })?;
+    let mut config = serde_json::to_value(llama.config())
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
+    config.insert("model_type".into(), "llama".into());
+    config.insert(
+        "architectures".into(),
+        serde_json::json!(["LlamaForCausalLM"]),
+    );
+    config.insert("torch_dtype".into(), torch_dtype(dtype).into());
+    config.extend(starcast);
+    let path = dir.join("config.json");
+    let json = serde_json::to_string_pretty(&config).unwrap_or_default();
+    std::fs::write(&path, json).map_err(|source| SaveError::Io { path, source })?;
+    let path = dir.join("tokenizer.json");
+    tokenizer
+        .save(&path, false)
+        .map_err(|e| SaveError::Weights {
+            path,
+            reason: e.to_string(),
+        })
+}
+
+/// transformers' name of a float type.
+fn torch_dtype(dtype: DType) -> &'static str {
+    match dtype {
+        DType::BF16 => "bfloat16",
+        DType::F16 => "float16",
+        _ => "float32",
+    }
+}
+
+/// Why a model folder could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("could not write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("could not write {path}: {reason}")]
+    Weights { path: PathBuf, reason: String },
+}
+
+fn read(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
