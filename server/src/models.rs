@@ -12,7 +12,7 @@ use starcast_model::{Task, ZodiacSign, load_actor_recognizer};
 use starcast_pipeline::horoscopes::Record;
 use starcast_pipeline::hub_push::{DEFAULT_ENDPOINT, HubRepo};
 use starcast_pipeline::registry::Registry;
-use starcast_train::{HeldOut, ImageFolder, evaluate_recognizer, evaluate_writer};
+use starcast_train::{HoroscopeText, ImageFolder, evaluate_recognizer, evaluate_writer};
 
 use crate::train::{ACTORS_TASK, print_report};
 
@@ -202,7 +202,7 @@ fn setting(text: &str) -> anyhow::Result<(f32, f32)> {
 }
 
 /// The last `count` rows of a processed horoscope CSV.
-fn held_out(path: &Path, count: usize) -> anyhow::Result<Vec<HeldOut>> {
+fn held_out(path: &Path, count: usize) -> anyhow::Result<Vec<HoroscopeText>> {
     let mut reader = csv::Reader::from_path(path).with_context(|| {
         format!(
             "could not read {}: give the CSV that `starcast process horoscopes --output X.csv` writes",
@@ -215,7 +215,7 @@ fn held_out(path: &Path, count: usize) -> anyhow::Result<Vec<HeldOut>> {
         let sign = record.sign.parse::<ZodiacSign>()?;
         let date = chrono::NaiveDate::parse_from_str(&record.date, "%Y-%m-%d")
             .with_context(|| format!("row {}: the date '{}'", line + 2, record.date))?;
-        rows.push(HeldOut {
+        rows.push(HoroscopeText {
             sign,
             date,
             text: record.text,

@@ -57,7 +57,7 @@ impl Default for TrainOptions {
 
 /// What a run tells its caller as it goes, for a progress bar.
 #[derive(Debug)]
-pub enum Progress<'a> {
+pub enum Progress<'a, E = EpochRecord> {
     Started {
         epochs: usize,
         steps_per_epoch: usize,
@@ -69,7 +69,7 @@ pub enum Progress<'a> {
     Step {
         loss: f64,
     },
-    Epoch(&'a EpochRecord),
+    Epoch(&'a E),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +89,8 @@ pub enum TrainError {
     Export(String),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error("{0}")]
+    Horoscopes(String),
 }
 
 /// A photo the run left out, and why.

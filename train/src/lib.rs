@@ -10,6 +10,7 @@ mod curves;
 mod evaluate;
 mod gallery;
 pub mod image_folder;
+mod language;
 mod metrics;
 mod schedule;
 mod split;
@@ -25,8 +26,12 @@ pub use curves::EpochRecord;
 pub use evaluate::{EvaluateError, NO_ANSWER, evaluate_recognizer};
 pub use gallery::{GalleryError, write_gallery};
 pub use image_folder::{ImageFolder, ImageFolderError};
+pub use language::{
+    LanguageEpoch, LanguageOptions, LanguageReport, LoraOptions, TrainedLanguageModel,
+    fine_tune_language,
+};
 pub use metrics::{ClassMetrics, ClassificationReport};
 pub use schedule::WarmupCosine;
 pub use split::{SplitError, stratified_split};
-pub use text_eval::{HeldOut, SettingReport, TextReport, distinct_2, evaluate_writer};
+pub use text_eval::{HoroscopeText, SettingReport, TextReport, distinct_2, evaluate_writer};
 pub use trainable::TrainingConvNorm;

@@ -17,7 +17,7 @@ use starcast_model::{HoroscopeRequest, HoroscopeWriter, ModelError, ZodiacSign};
 
 /// A horoscope held out of training: the prompt's sign and date, the text.
 #[derive(Clone, Debug)]
-pub struct HeldOut {
+pub struct HoroscopeText {
     pub sign: ZodiacSign,
     pub date: NaiveDate,
     pub text: String,
@@ -96,7 +96,7 @@ fn diversity(embedder: &SentenceEmbedder, texts: &[String]) -> candle_core::Resu
 pub fn evaluate_writer(
     writer: &dyn HoroscopeWriter,
     embedder: Option<&SentenceEmbedder>,
-    held_out: &[HeldOut],
+    held_out: &[HoroscopeText],
     settings: &[(f32, f32)],
     samples: usize,
     date: NaiveDate,

@@ -1,0 +1,449 @@
+//! Fine-tuning the horoscope language model on processed horoscopes: the
+//! whole network or LoRA adapters, on the prompt format generation uses,
+//! with the loss on the horoscope's tokens only and held-out perplexity
+//! after every epoch.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use starcast_model::text::{
+    ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, Cache, Kernels, Llama, Lora, PromptStyle,
+    adapter_tensor, horoscope_prompt, save_llama, stop_tokens,
+};
+use tokenizers::Tokenizer;
+
+use crate::classifier::{Progress, TrainError};
+use crate::schedule::WarmupCosine;
+use crate::text_eval::HoroscopeText;
+
+/// Adapters instead of the whole network.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoraOptions {
+    pub rank: usize,
+    pub alpha: f64,
+    /// The projections that get adapters (`q_proj`, `v_proj`, ...).
+    pub targets: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LanguageOptions {
+    pub epochs: usize,
+    pub batch: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    /// Longer examples (prompt and horoscope) are cut to this many tokens.
+    pub max_tokens: usize,
+    /// Horoscopes kept out of training to measure perplexity on.
+    pub held_out: usize,
+    pub lora: Option<LoraOptions>,
+    pub prompt: PromptStyle,
+    pub seed: u64,
+}
+
+impl Default for LanguageOptions {
+    fn default() -> Self {
+        LanguageOptions {
+            epochs: 3,
+            batch: 4,
+            learning_rate: 2e-4,
+            weight_decay: 0.0,
+            max_tokens: 192,
+            held_out: 8,
+            lora: Some(LoraOptions {
+                rank: 8,
+                alpha: 16.0,
+                targets: vec!["q_proj".into(), "v_proj".into()],
+            }),
+            prompt: PromptStyle::Horoscope,
+            seed: 42,
+        }
+    }
+}
+
+/// One epoch's figures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LanguageEpoch {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub held_out_loss: f64,
+    pub held_out_perplexity: f64,
+    pub learning_rate: f64,
+    pub tokens_per_s: f64,
+}
+
+/// What training measured: `metrics.json` of the model it writes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LanguageReport {
+    /// Held-out perplexity of the model training started from.
+    pub base_perplexity: f64,
+    /// Held-out perplexity of the epoch kept.
+    pub perplexity: f64,
+    pub train_texts: usize,
+    pub held_out_texts: usize,
+    pub held_out_tokens: usize,
+    pub best_epoch: usize,
+    pub history: Vec<LanguageEpoch>,
+}
+
+/// One tokenized horoscope: the prompt's tokens, then the text's and the
+/// end-of-text token; the loss counts only the positions after the prompt.
+#[derive(Clone, Debug)]
+struct Example {
+    tokens: Vec<u32>,
+    prompt_len: usize,
+}
+
+impl Example {
+    fn answer_tokens(&self) -> usize {
+        self.tokens.len() - self.prompt_len
+    }
+}
+
+fn tokenize(
+    tokenizer: &Tokenizer,
+    text: &HoroscopeText,
+    style: PromptStyle,
+    end: Option<u32>,
+    max_tokens: usize,
+) -> Result<Example, TrainError> {
+    let prompt = horoscope_prompt(style, text.sign, text.date);
+    let encode = |s: &str| {
+        tokenizer
+            .encode(s, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| TrainError::Horoscopes(format!("the tokenizer failed: {e}")))
+    };
+    let mut tokens = encode(&prompt.input)?;
+    let prompt_len = tokens.len();
+    let answer = text
+        .text
+        .strip_prefix(&prompt.answer_start)
+        .unwrap_or(&text.text);
+    tokens.extend(encode(answer)?);
+    tokens.extend(end);
+    tokens.truncate(max_tokens);
+    if tokens.len() <= prompt_len {
+        return Err(TrainError::Horoscopes(format!(
+            "the prompt alone takes {prompt_len} tokens: raise the token limit above {max_tokens}"
+        )));
+    }
+    Ok(Example { tokens, prompt_len })
+}
+
+/// A model being trained: the network and the variables the optimiser moves.
+struct Learner {
+    model: Llama,
+    variables: Vec<(String, Var)>,
+}
+
+impl Learner {
+    fn full(base: &Llama) -> candle_core::Result<Self> {
+        let mut variables = Vec::new();
+        let mut by_name = HashMap::new();
+        for (name, tensor) in base.named_weights()? {
+            let var = Var::from_tensor(&tensor)?;
+            by_name.insert(name.clone(), var.as_tensor().clone());
+            variables.push((name, var));
+        }
+        let model = Llama::from_tensors(base.config().clone(), |name, _| {
+            by_name
+                .remove(name)
+                .ok_or_else(|| candle_core::Error::Msg(format!("no weight {name}")))
+        })?;
+        Ok(Learner { model, variables })
+    }
+
+    /// PEFT's initialisation: `A` uniform in ±1/√in, `B` zero, so training
+    /// starts from the base model's outputs.
+    fn lora(base: &Llama, options: &LoraOptions, seed: u64) -> candle_core::Result<Self> {
+        let mut model = base.clone();
+        let mut variables = Vec::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let scale = options.alpha / options.rank as f64;
+        for projection in &options.targets {
+            model.attach_lora(projection, |layer, input, output| {
+                let bound = 1.0 / (input as f64).sqrt();
+                let values: Vec<f32> = (0..options.rank * input)
+                    .map(|_| rand::Rng::random_range(&mut rng, -bound..bound) as f32)
+                    .collect();
+                let a = Var::from_tensor(&Tensor::from_vec(
+                    values,
+                    (options.rank, input),
+                    &Device::Cpu,
+                )?)?;
+                let b = Var::zeros((output, options.rank), DType::F32, &Device::Cpu)?;
+                let lora = Lora {
+                    a: a.as_tensor().clone(),
+                    b: b.as_tensor().clone(),
+                    scale,
+                };
+                variables.push((adapter_tensor(layer, projection, 'A'), a));
+                variables.push((adapter_tensor(layer, projection, 'B'), b));
+                Ok(lora)
+            })?;
+        }
+        Ok(Learner { model, variables })
+    }
+
+    /// The summed loss (natural log) over the answer tokens of `examples`,
+    /// and how many tokens it covers.
+    fn loss(&self, examples: &[&Example]) -> candle_core::Result<(Tensor, usize)> {
+        let width = examples.iter().map(|e| e.tokens.len()).max().unwrap_or(1);
+        let mut inputs = Vec::with_capacity(examples.len() * width);
+        let mut rows = Vec::new();
+        let mut targets = Vec::new();
+        for (index, example) in examples.iter().enumerate() {
+            inputs.extend(&example.tokens);
+            inputs.extend(std::iter::repeat_n(0, width - example.tokens.len()));
+            // Position p predicts token p + 1.
+            for position in example.prompt_len - 1..example.tokens.len() - 1 {
+                rows.push((index * width + position) as u32);
+                targets.push(example.tokens[position + 1]);
+            }
+        }
+        let inputs = Tensor::from_vec(inputs, (examples.len(), width), &Device::Cpu)?;
+        let hidden = self.model.hidden(&inputs, &mut Cache::default())?;
+        let hidden = hidden.flatten_to(1)?;
+        let count = rows.len();
+        let rows = Tensor::from_vec(rows, count, &Device::Cpu)?;
+        let logits = self.model.logits(&hidden.index_select(&rows, 0)?)?;
+        let targets = Tensor::from_vec(targets, count, &Device::Cpu)?;
+        let loss = (candle_nn::loss::cross_entropy(&logits, &targets)? * count as f64)?;
+        Ok((loss, count))
+    }
+
+    /// Mean loss per token over `examples`, without gradients.
+    fn evaluate(&mut self, examples: &[Example], batch: usize) -> candle_core::Result<f64> {
+        self.model.set_kernels(Kernels::Fused);
+        let mut total = 0.0;
+        let mut tokens = 0;
+        for chunk in examples.chunks(batch.max(1)) {
+            let refs: Vec<&Example> = chunk.iter().collect();
+            let (loss, count) = self.loss(&refs)?;
+            total += loss.detach().to_scalar::<f32>()? as f64;
+            tokens += count;
+        }
+        self.model.set_kernels(Kernels::Differentiable);
+        Ok(total / tokens.max(1) as f64)
+    }
+
+    fn snapshot(&self) -> candle_core::Result<Vec<Tensor>> {
+        self.variables
+            .iter()
+            .map(|(_, var)| var.as_tensor().copy())
+            .collect()
+    }
+
+    fn restore(&self, snapshot: &[Tensor]) -> candle_core::Result<()> {
+        for ((_, var), saved) in self.variables.iter().zip(snapshot) {
+            var.set(saved)?;
+        }
+        Ok(())
+    }
+}
+
+/// A fine-tuned language model, ready to be written as a model folder.
+pub struct TrainedLanguageModel {
+    learner: Learner,
+    pub options: LanguageOptions,
+    pub report: LanguageReport,
+}
+
+/// Fine-tunes `base` on `texts`: the last `options.held_out` texts are kept
+/// out to measure perplexity; the epoch with the lowest held-out loss is kept.
+pub fn fine_tune_language(
+    base: &Llama,
+    tokenizer: &Tokenizer,
+    texts: &[HoroscopeText],
+    options: &LanguageOptions,
+    mut progress: impl FnMut(Progress<LanguageEpoch>),
+) -> Result<TrainedLanguageModel, TrainError> {
+    if texts.len() <= options.held_out {
+        return Err(TrainError::Horoscopes(format!(
+            "{} horoscopes leave nothing to train on after holding out {}: collect more or hold out fewer",
+            texts.len(),
+            options.held_out
+        )));
+    }
+    let end = stop_tokens(tokenizer).first().copied();
+    let examples = texts
+        .iter()
+        .map(|t| tokenize(tokenizer, t, options.prompt, end, options.max_tokens))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (train, held_out) = examples.split_at(examples.len() - options.held_out);
+    let mut learner = match &options.lora {
+        Some(lora) => Learner::lora(base, lora, options.seed)?,
+        None => Learner::full(base)?,
+    };
+    learner.model.set_kernels(Kernels::Differentiable);
+    let base_loss = learner.evaluate(held_out, options.batch)?;
+    let steps_per_epoch = train.len().div_ceil(options.batch.max(1));
+    let schedule = WarmupCosine {
+        peak: options.learning_rate,
+        warmup_steps: (steps_per_epoch * options.epochs / 10).max(1),
+        total_steps: steps_per_epoch * options.epochs,
+    };
+    let mut optimizer = AdamW::new(
+        learner.variables.iter().map(|(_, v)| v.clone()).collect(),
+        ParamsAdamW {
+            lr: options.learning_rate,
+            weight_decay: options.weight_decay,
+            ..Default::default()
+        },
+    )?;
+    progress(Progress::Started {
+        epochs: options.epochs,
+        steps_per_epoch,
+    });
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    let mut order: Vec<&Example> = train.iter().collect();
+    let mut history = Vec::new();
+    let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
+    let mut step = 0;
+    for epoch in 1..=options.epochs {
+        order.shuffle(&mut rng);
+        let started = Instant::now();
+        let (mut epoch_loss, mut epoch_tokens, mut fed) = (0.0, 0, 0);
+        for batch in order.chunks(options.batch.max(1)) {
+            optimizer.set_learning_rate(schedule.at(step));
+            let (loss, count) = learner.loss(batch)?;
+            let mean = (loss / count as f64)?;
+            optimizer.backward_step(&mean)?;
+            let value = f64::from(mean.to_scalar::<f32>()?);
+            progress(Progress::Step { loss: value });
+            epoch_loss += value * count as f64;
+            epoch_tokens += count;
+            fed += batch.iter().map(|e| e.tokens.len()).sum::<usize>();
+            step += 1;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let held_out_loss = learner.evaluate(held_out, options.batch)?;
+        let record = LanguageEpoch {
+            epoch,
+            train_loss: epoch_loss / epoch_tokens.max(1) as f64,
+            held_out_loss,
+            held_out_perplexity: held_out_loss.exp(),
+            learning_rate: schedule.at(step.saturating_sub(1)),
+            tokens_per_s: fed as f64 / seconds.max(1e-9),
+        };
+        progress(Progress::Epoch(&record));
+        history.push(record);
+        if best
+            .as_ref()
+            .is_none_or(|(loss, _, _)| held_out_loss < *loss)
+        {
+            best = Some((held_out_loss, epoch, learner.snapshot()?));
+        }
+    }
+    let (best_loss, best_epoch, weights) = best.unwrap_or((base_loss, 0, learner.snapshot()?));
+    learner.restore(&weights)?;
+    learner.model.set_kernels(Kernels::Fused);
+    let report = LanguageReport {
+        base_perplexity: base_loss.exp(),
+        perplexity: best_loss.exp(),
+        train_texts: train.len(),
+        held_out_texts: held_out.len(),
+        held_out_tokens: held_out.iter().map(Example::answer_tokens).sum(),
+        best_epoch,
+        history,
+    };
+    Ok(TrainedLanguageModel {
+        learner,
+        options: options.clone(),
+        report,
+    })
+}
+
+impl TrainedLanguageModel {
+    /// The fine-tuned network, adapters attached (not merged).
+    pub fn model(&self) -> &Llama {
+        &self.learner.model
+    }
+
+    /// Writes the model folder: adapters in PEFT's format over `base` (a
+    /// folder or `hf://user/repo`), or the whole network as safetensors;
+    /// then `config.json` (the prompt format it was trained on),
+    /// `metrics.json` and `training.json`.
+    pub fn save(
+        &self,
+        dir: &Path,
+        base: &str,
+        tokenizer: &Tokenizer,
+        name: &str,
+    ) -> Result<(), TrainError> {
+        let write = |file: &str, contents: String| {
+            let path = dir.join(file);
+            fs::write(&path, contents).map_err(|source| TrainError::Write { path, source })
+        };
+        fs::create_dir_all(dir).map_err(|source| TrainError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut starcast = serde_json::Map::new();
+        starcast.insert("task".into(), "text-generation".into());
+        starcast.insert("architecture".into(), "llama".into());
+        starcast.insert("name".into(), name.into());
+        starcast.insert("source".into(), format!("fine-tuned from {base}").into());
+        starcast.insert(
+            "prompt".into(),
+            serde_json::to_value(self.options.prompt).unwrap_or_default(),
+        );
+        match &self.options.lora {
+            Some(lora) => {
+                let targets: Vec<&str> = lora.targets.iter().map(String::as_str).collect();
+                let config = AdapterConfig::new(base.to_string(), lora.rank, lora.alpha, &targets);
+                write(
+                    ADAPTER_CONFIG,
+                    serde_json::to_string_pretty(&config).unwrap_or_default(),
+                )?;
+                let tensors: HashMap<String, Tensor> = self
+                    .learner
+                    .variables
+                    .iter()
+                    .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+                    .collect();
+                let path = dir.join(ADAPTER_WEIGHTS);
+                candle_core::safetensors::save(&tensors, &path)
+                    .map_err(|e| TrainError::Export(format!("{}: {e}", path.display())))?;
+                write(
+                    "config.json",
+                    serde_json::to_string_pretty(&serde_json::Value::Object(starcast))
+                        .unwrap_or_default(),
+                )?;
+            }
+            None => save_llama(dir, &self.learner.model, tokenizer, DType::F32, starcast)
+                .map_err(|e| TrainError::Export(e.to_string()))?,
+        }
+        write(
+            "metrics.json",
+            serde_json::to_string_pretty(&self.metrics()).unwrap_or_default(),
+        )?;
+        write(
+            "training.json",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "options": self.options,
+                "report": self.report,
+            }))
+            .unwrap_or_default(),
+        )
+    }
+
+    /// The figures the registry promotes on: top-level numbers.
+    fn metrics(&self) -> serde_json::Value {
+        serde_json::json!({
+            "perplexity": self.report.perplexity,
+            "base_perplexity": self.report.base_perplexity,
+            "held_out_texts": self.report.held_out_texts,
+            "held_out_tokens": self.report.held_out_tokens,
+            "best_epoch": self.report.best_epoch,
+        })
+    }
+}
