@@ -58,6 +58,9 @@ enum Command {
 enum Train {
     /// The actor classifier, from a pretrained ImageNet network.
     Actors(train::ActorsArgs),
+    /// The horoscope language model, on processed horoscopes: LoRA
+    /// adapters or every weight.
+    Horoscope(train::horoscope::HoroscopeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +159,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Train(Train::Actors(args)) => {
             train::actors(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Train(Train::Horoscope(args)) => {
+            train::horoscope::horoscope(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Evaluate(args) => {

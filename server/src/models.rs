@@ -8,12 +8,12 @@ use starcast_model::folder::ModelFolder;
 use starcast_model::hub::local_model;
 use starcast_model::text::{SentenceEmbedder, load_horoscope_writer};
 use starcast_model::vision::ClassifierOptions;
-use starcast_model::{Task, ZodiacSign, load_actor_recognizer};
-use starcast_pipeline::horoscopes::Record;
+use starcast_model::{Task, load_actor_recognizer};
 use starcast_pipeline::hub_push::{DEFAULT_ENDPOINT, HubRepo};
 use starcast_pipeline::registry::Registry;
 use starcast_train::{HoroscopeText, ImageFolder, evaluate_recognizer, evaluate_writer};
 
+use crate::train::horoscope::{HOROSCOPE_TASK, horoscope_texts};
 use crate::train::{ACTORS_TASK, print_report};
 
 #[derive(Debug, clap::Args)]
@@ -124,7 +124,12 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
             let summary = format!("starcast {task} {}", version.id);
             let commit = hub.push_folder(&version.path, &summary)?;
             println!("pushed {task} {} to {repo}: {commit}", version.id);
-            println!("serve it with --actors-model hf://{repo}");
+            let option = if task == HOROSCOPE_TASK {
+                "--horoscope-model"
+            } else {
+                "--actors-model"
+            };
+            println!("serve it with {option} hf://{repo}");
         }
     }
     Ok(())
@@ -136,8 +141,8 @@ pub struct EvaluateArgs {
     /// registry version's included), a weights file or `hf://user/repo`.
     pub model: PathBuf,
     /// Actor models: labelled photos in `<actor>/<photo>` folders.
-    /// Horoscope models: processed horoscopes, a CSV of `date,sign,text,source`
-    /// (`starcast process horoscopes --output X.csv`).
+    /// Horoscope models: processed horoscopes, `.csv` or `.parquet`, local or
+    /// `s3://` (`starcast process horoscopes --output` writes them).
     #[arg(long)]
     pub data: PathBuf,
     /// Horoscope models: how many of the file's last rows are scored for perplexity.
@@ -201,28 +206,11 @@ fn setting(text: &str) -> anyhow::Result<(f32, f32)> {
     })
 }
 
-/// The last `count` rows of a processed horoscope CSV.
-fn held_out(path: &Path, count: usize) -> anyhow::Result<Vec<HoroscopeText>> {
-    let mut reader = csv::Reader::from_path(path).with_context(|| {
-        format!(
-            "could not read {}: give the CSV that `starcast process horoscopes --output X.csv` writes",
-            path.display()
-        )
-    })?;
-    let mut rows = Vec::new();
-    for (line, record) in reader.deserialize::<Record>().enumerate() {
-        let record = record.with_context(|| format!("row {} of {}", line + 2, path.display()))?;
-        let sign = record.sign.parse::<ZodiacSign>()?;
-        let date = chrono::NaiveDate::parse_from_str(&record.date, "%Y-%m-%d")
-            .with_context(|| format!("row {}: the date '{}'", line + 2, record.date))?;
-        rows.push(HoroscopeText {
-            sign,
-            date,
-            text: record.text,
-        });
-    }
-    let skip = rows.len().saturating_sub(count);
-    Ok(rows.split_off(skip))
+/// The last `count` horoscopes of a processed file.
+fn held_out(location: &Path, count: usize) -> anyhow::Result<Vec<HoroscopeText>> {
+    let mut texts = horoscope_texts(&location.to_string_lossy())?;
+    let skip = texts.len().saturating_sub(count);
+    Ok(texts.split_off(skip))
 }
 
 fn evaluate_text(args: &EvaluateArgs, path: &Path) -> anyhow::Result<()> {

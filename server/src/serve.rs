@@ -12,14 +12,15 @@ use starcast_app::OUTPUT_NAME;
 use starcast_model::hub::local_model;
 use starcast_model::text::load_horoscope_writer;
 use starcast_model::vision::ClassifierOptions;
-use starcast_model::{ActorRecognizer, Models, ServedModels, load_actor_recognizer};
-use starcast_pipeline::registry::Registry;
+use starcast_model::{HoroscopeWriter, Models, ServedModels, load_actor_recognizer};
+use starcast_pipeline::registry::{Registry, Version};
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 
 use crate::reload::{follow_registry, load_version};
 use crate::scheduler::{Pipeline, follow_schedule, parse_schedule};
 use crate::state::{Admin, AppState, Limits};
 use crate::train::ACTORS_TASK;
+use crate::train::horoscope::HOROSCOPE_TASK;
 
 /// The model folders that scripts/fetch-defaults.sh prepares.
 const DEFAULT_HOROSCOPE_MODEL: &str = "smollm2-135m-instruct";
@@ -113,23 +114,31 @@ impl ServeArgs {
         self.actors_model.is_none().then(|| self.registry())
     }
 
-    /// The actor version the registry serves, when there is one that loads.
-    fn registry_actors(&self) -> Option<(String, Arc<dyn ActorRecognizer>)> {
-        let registry = self.followed_registry()?;
-        let version = match registry.serving(ACTORS_TASK) {
+    /// The version of `task` the registry serves, when no model is
+    /// `pinned` on the command line and the version loads.
+    fn from_registry<M>(
+        &self,
+        task: &str,
+        pinned: bool,
+        load: impl FnOnce(&Version) -> anyhow::Result<M>,
+    ) -> Option<(String, M)> {
+        if pinned {
+            return None;
+        }
+        let version = match self.registry().serving(task) {
             Ok(version) => version?,
             Err(error) => {
-                tracing::warn!(%error, "could not read the registry; serving the default actor model");
+                tracing::warn!(%error, task, "could not read the registry; serving the default model");
                 return None;
             }
         };
-        match load_version(&version) {
+        match load(&version) {
             Ok(model) => {
-                tracing::info!(version = %version.id, path = %version.path.display(), "actor model loaded from the registry");
+                tracing::info!(task, version = %version.id, path = %version.path.display(), "model loaded from the registry");
                 Some((version.id, model))
             }
             Err(error) => {
-                tracing::error!(version = %version.id, error = %format!("{error:#}"), "the registry's actor model does not load; serving the default one");
+                tracing::error!(task, version = %version.id, error = %format!("{error:#}"), "the registry's model does not load; serving the default one");
                 None
             }
         }
@@ -188,22 +197,20 @@ impl ServeArgs {
     /// actor model is among them. A model named on the command line must
     /// load; a missing default is only worth a warning.
     pub fn models(&self) -> anyhow::Result<(ServedModels, Option<String>)> {
-        let horoscope = self
-            .model_path(&self.horoscope_model, DEFAULT_HOROSCOPE_MODEL, "--horoscope-model")
-            .map(|location| {
-                let path = local_model(&location)?;
-                let writer = load_horoscope_writer(&path).with_context(|| {
-                    format!("could not load the horoscope model in {}", path.display())
-                })?;
-                tracing::info!(model = %writer.info().name, path = %path.display(), "horoscope model loaded");
-                anyhow::Ok(writer)
-            })
-            .transpose()?;
+        let registered =
+            self.from_registry(HOROSCOPE_TASK, self.horoscope_model.is_some(), |version| {
+                Ok(load_horoscope_writer(&version.path)?)
+            });
+        let horoscope = registered
+            .map(|(_, writer)| Some(writer))
+            .map_or_else(|| self.horoscope_from_options(), Ok)?;
         let options = ClassifierOptions {
             architecture: self.actors_arch.clone(),
             labels: self.actors_labels.clone(),
         };
-        if let Some((version, actors)) = self.registry_actors() {
+        if let Some((version, actors)) =
+            self.from_registry(ACTORS_TASK, self.actors_model.is_some(), load_version)
+        {
             let models = Models {
                 actors: Some(actors),
                 horoscope,
@@ -222,6 +229,20 @@ impl ServeArgs {
             })
             .transpose()?;
         Ok((Models { actors, horoscope }.into(), None))
+    }
+
+    /// The horoscope model --horoscope-model names, else the default.
+    fn horoscope_from_options(&self) -> anyhow::Result<Option<Arc<dyn HoroscopeWriter>>> {
+        self.model_path(&self.horoscope_model, DEFAULT_HOROSCOPE_MODEL, "--horoscope-model")
+            .map(|location| {
+                let path = local_model(&location)?;
+                let writer = load_horoscope_writer(&path).with_context(|| {
+                    format!("could not load the horoscope model in {}", path.display())
+                })?;
+                tracing::info!(model = %writer.info().name, path = %path.display(), "horoscope model loaded");
+                anyhow::Ok(writer)
+            })
+            .transpose()
     }
 
     /// The model named by an option, else the default folder when it exists.

@@ -28,7 +28,7 @@ pub enum ProcessError {
     Csv { path: PathBuf, reason: String },
     #[error("{0} holds no CSV files")]
     NoInput(PathBuf),
-    #[error("the output {0} must end in .csv or .parquet")]
+    #[error("the file {0} must end in .csv or .parquet")]
     OutputFormat(PathBuf),
     #[error("could not write {path}: {reason}")]
     Write { path: PathBuf, reason: String },

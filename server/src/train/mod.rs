@@ -1,6 +1,9 @@
 //! `starcast train actors`: fine-tune the actor classifier on a photo
 //! dataset, register it as a new version, and serve it when it beats the
-//! version served now.
+//! version served now. `starcast train horoscope` does the same for the
+//! horoscope language model.
+
+pub mod horoscope;
 
 use std::path::{Path, PathBuf};
 
@@ -122,9 +125,9 @@ impl ActorsArgs {
     }
 }
 
-/// A progress bar over every optimiser step, with the latest loss and the
-/// validation accuracy of the last epoch.
-fn progress_bar() -> impl FnMut(Progress) {
+/// A progress bar over every optimiser step, with the latest loss; each
+/// finished epoch is printed as `describe` words it.
+fn progress_bar<E>(describe: impl Fn(&E) -> String) -> impl FnMut(Progress<E>) {
     let bar = ProgressBar::hidden();
     let mut steps = 0;
     move |event| match event {
@@ -153,15 +156,7 @@ fn progress_bar() -> impl FnMut(Progress) {
         }
         // Printed beside the bar, not through it: a hidden bar (no terminal,
         // as in a pipeline run's log) would swallow the lines.
-        Progress::Epoch(record) => bar.suspend(|| {
-            eprintln!(
-                "epoch {:>3}: training loss {:.4}, validation loss {:.4}, accuracy {:.1}%",
-                record.epoch,
-                record.train_loss,
-                record.validation_loss,
-                record.validation_accuracy * 100.0
-            )
-        }),
+        Progress::Epoch(record) => bar.suspend(|| eprintln!("{}", describe(record))),
     }
 }
 
@@ -203,7 +198,15 @@ pub fn actors(args: ActorsArgs) -> anyhow::Result<()> {
         &data,
         &options,
         Some(&args.checkpoint),
-        progress_bar(),
+        progress_bar(|record: &EpochRecord| {
+            format!(
+                "epoch {:>3}: training loss {:.4}, validation loss {:.4}, accuracy {:.1}%",
+                record.epoch,
+                record.train_loss,
+                record.validation_loss,
+                record.validation_accuracy * 100.0
+            )
+        }),
     )?;
     for photo in &trained.skipped {
         eprintln!("skipped {}: {}", photo.path.display(), photo.reason);
@@ -370,6 +373,16 @@ fn register(
     Ok(version)
 }
 
+/// Training options as MLflow parameters: each field's value as text.
+fn mlflow_parameters(options: &impl serde::Serialize) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(serde_json::to_value(options)?
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| (key.clone(), value.to_string().trim_matches('"').to_string()))
+        .collect())
+}
+
 /// One MLflow run: the options as parameters, each epoch's figures, the
 /// final report, and the model folder's small files.
 fn log_to_mlflow(
@@ -380,12 +393,7 @@ fn log_to_mlflow(
     folder: &Path,
     version: Option<&str>,
 ) -> anyhow::Result<()> {
-    let mut parameters: Vec<(String, String)> = serde_json::to_value(options)?
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(key, value)| (key.clone(), value.to_string().trim_matches('"').to_string()))
-        .collect();
+    let mut parameters = mlflow_parameters(options)?;
     parameters.push(("architecture".into(), candidate.architecture.clone()));
     let labels: Vec<&str> = candidate
         .report

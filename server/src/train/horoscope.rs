@@ -1,0 +1,360 @@
+//! `starcast train horoscope`: fine-tune the horoscope language model on
+//! processed horoscopes (LoRA adapters by default, or every weight),
+//! register it, and serve it when its held-out perplexity beats the
+//! served model's on the same horoscopes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use starcast_model::folder::ModelFolder;
+use starcast_model::hub::local_model;
+use starcast_model::text::{PROJECTIONS, PromptStyle, load_horoscope_writer, load_llama};
+use starcast_model::{HoroscopeWriter, ZodiacSign};
+use starcast_pipeline::horoscopes::{read_processed_at, records_fingerprint};
+use starcast_pipeline::registry::{Lineage, PromotionRule, Registry, Version};
+use starcast_pipeline::tracking::MlflowServer;
+use starcast_train::{
+    HoroscopeText, LanguageEpoch, LanguageOptions, LoraOptions, TrainedLanguageModel,
+    fine_tune_language,
+};
+
+use super::{CODE_REVISION, mlflow_parameters, progress_bar};
+
+/// The registry's task name for the horoscope model.
+pub const HOROSCOPE_TASK: &str = "horoscope";
+
+#[derive(Debug, clap::Args)]
+pub struct HoroscopeArgs {
+    /// Processed horoscopes (`starcast process horoscopes` writes them):
+    /// `.csv` or `.parquet`, a local path or `s3://bucket/key`.
+    #[arg(long, default_value = "data/processed/horoscopes.parquet")]
+    pub data: String,
+    /// The language model to start from: a model folder (GGUF, safetensors)
+    /// or `hf://user/repo`.
+    #[arg(long, default_value = "data/models/smollm2-135m-instruct")]
+    pub base: PathBuf,
+    /// The rank of the LoRA adapters: the saved model is a few megabytes
+    /// over the base. Ignored with --full.
+    #[arg(long, default_value_t = 8)]
+    pub lora: usize,
+    /// The adapters' scale numerator (PEFT's lora_alpha); the scale is alpha / rank.
+    #[arg(long, default_value_t = 16.0)]
+    pub lora_alpha: f64,
+    /// The projections that get adapters.
+    #[arg(long, value_delimiter = ',', default_value = "q_proj,v_proj")]
+    pub lora_targets: Vec<String>,
+    /// Train every weight instead of adapters: a full copy of the model
+    /// (F32 safetensors), four times the base's memory while training.
+    #[arg(long)]
+    pub full: bool,
+    #[arg(long, default_value_t = LanguageOptions::default().epochs)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = LanguageOptions::default().batch)]
+    pub batch: usize,
+    /// The peak learning rate (AdamW, linear warm-up then cosine decay);
+    /// 0.0002 suits adapters, 0.00002 the whole network.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Examples (prompt and horoscope) are cut to this many tokens.
+    #[arg(long, default_value_t = LanguageOptions::default().max_tokens)]
+    pub max_tokens: usize,
+    /// How many of the file's last horoscopes are held out for perplexity
+    /// (and promotion).
+    #[arg(long, default_value_t = LanguageOptions::default().held_out)]
+    pub held_out: usize,
+    #[arg(long, default_value_t = LanguageOptions::default().seed)]
+    pub seed: u64,
+    /// Write the model folder here instead of registering a new version.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The model registry.
+    #[arg(long, env = "STARCAST_REGISTRY", default_value = "data/registry")]
+    pub registry: PathBuf,
+    /// Register the new version without serving it, whatever its score.
+    #[arg(long)]
+    pub no_promote: bool,
+    /// How much lower than the served model's the held-out perplexity must be.
+    #[arg(long, default_value_t = 0.0)]
+    pub margin: f64,
+    /// An MLflow tracking server to log the run to.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub mlflow: Option<String>,
+    /// The MLflow experiment the run goes under.
+    #[arg(long, default_value = "starcast-horoscope")]
+    pub experiment: String,
+}
+
+impl HoroscopeArgs {
+    fn options(&self) -> anyhow::Result<LanguageOptions> {
+        anyhow::ensure!(self.epochs > 0, "--epochs must be at least 1");
+        anyhow::ensure!(self.batch > 0, "--batch must be at least 1");
+        anyhow::ensure!(self.held_out > 0, "--held-out must be at least 1");
+        let lora = (!self.full)
+            .then(|| -> anyhow::Result<LoraOptions> {
+                anyhow::ensure!(self.lora > 0, "--lora must be at least 1 (or use --full)");
+                for target in &self.lora_targets {
+                    anyhow::ensure!(
+                        PROJECTIONS.contains(&target.as_str()),
+                        "'{target}' is not a Llama projection: use {}",
+                        PROJECTIONS.join(", ")
+                    );
+                }
+                Ok(LoraOptions {
+                    rank: self.lora,
+                    alpha: self.lora_alpha,
+                    targets: self.lora_targets.clone(),
+                })
+            })
+            .transpose()?;
+        let learning_rate = self.lr.unwrap_or(if self.full { 2e-5 } else { 2e-4 });
+        anyhow::ensure!(
+            learning_rate > 0.0 && learning_rate.is_finite(),
+            "--lr must be a positive number"
+        );
+        Ok(LanguageOptions {
+            epochs: self.epochs,
+            batch: self.batch,
+            learning_rate,
+            max_tokens: self.max_tokens,
+            held_out: self.held_out,
+            lora,
+            prompt: PromptStyle::Horoscope,
+            seed: self.seed,
+            ..LanguageOptions::default()
+        })
+    }
+}
+
+/// Processed horoscopes as training and evaluation read them.
+pub fn horoscope_texts(location: &str) -> anyhow::Result<Vec<HoroscopeText>> {
+    let records = read_processed_at(location).with_context(|| {
+        format!(
+            "could not read the horoscopes in {location}: give the file `starcast process horoscopes --output` writes"
+        )
+    })?;
+    records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| {
+            let row = index + 1;
+            Ok(HoroscopeText {
+                sign: record
+                    .sign
+                    .parse::<ZodiacSign>()
+                    .with_context(|| format!("row {row} of {location}"))?,
+                date: chrono::NaiveDate::parse_from_str(&record.date, "%Y-%m-%d").with_context(
+                    || format!("row {row} of {location}: the date '{}'", record.date),
+                )?,
+                text: record.text.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Held-out perplexity as the served model sees it: the text core's own
+/// scoring, with the model's own prompt format.
+fn perplexity(writer: &dyn HoroscopeWriter, texts: &[HoroscopeText]) -> anyhow::Result<f64> {
+    let (mut nll, mut tokens) = (0.0, 0);
+    for text in texts {
+        let score = writer.score(text.sign, text.date, &text.text)?;
+        nll += score.negative_log_likelihood;
+        tokens += score.tokens;
+    }
+    Ok((nll / tokens.max(1) as f64).exp())
+}
+
+pub fn horoscope(args: HoroscopeArgs) -> anyhow::Result<()> {
+    let options = args.options()?;
+    let texts = horoscope_texts(&args.data)?;
+    let base_path = local_model(&args.base)?;
+    let base_folder = ModelFolder::open(&base_path).with_context(|| {
+        format!(
+            "could not open the base model {}: run scripts/fetch-defaults.sh for SmolLM2, or pass --base",
+            args.base.display()
+        )
+    })?;
+    let (base, tokenizer) = load_llama(&base_folder)
+        .with_context(|| format!("could not load the base model {}", args.base.display()))?;
+    let what = match &options.lora {
+        Some(lora) => format!("rank-{} LoRA adapters on", lora.rank),
+        None => "every weight of".into(),
+    };
+    eprintln!(
+        "training {what} {} on {} horoscopes from {} ({} held out)",
+        base_folder.info().name,
+        texts.len(),
+        args.data,
+        options.held_out
+    );
+    let trained = fine_tune_language(
+        &base,
+        &tokenizer,
+        &texts,
+        &options,
+        progress_bar(|record: &LanguageEpoch| {
+            format!(
+                "epoch {:>3}: training loss {:.4}, held-out perplexity {:.2}, {:.0} tokens/s",
+                record.epoch, record.train_loss, record.held_out_perplexity, record.tokens_per_s
+            )
+        }),
+    )?;
+    let report = &trained.report;
+    println!(
+        "held-out perplexity {:.2} (the base model: {:.2}) on {} horoscopes, {} tokens; best epoch {}",
+        report.perplexity,
+        report.base_perplexity,
+        report.held_out_texts,
+        report.held_out_tokens,
+        report.best_epoch
+    );
+    // Adapters name their base by a location that works from anywhere.
+    let base_location = match args.base.to_str() {
+        Some(hub) if hub.starts_with("hf://") => hub.to_string(),
+        _ => base_path.canonicalize()?.display().to_string(),
+    };
+    let name = format!("{}-horoscopes", base_folder.info().name);
+    let write = |folder: &Path| -> anyhow::Result<()> {
+        Ok(trained.save(folder, &base_location, &tokenizer, &name)?)
+    };
+    let held_out = &texts[texts.len() - options.held_out..];
+    let (folder, version) = match &args.out {
+        Some(out) => {
+            write(out)?;
+            println!("model written to {}", out.display());
+            (out.clone(), None)
+        }
+        None => {
+            let version = register(&args, &options, &texts, &base_location, &write)?;
+            if !args.no_promote {
+                promote_if_better(&args, &version, held_out)?;
+            }
+            (version.path.clone(), Some(version.id))
+        }
+    };
+    if let Some(url) = &args.mlflow {
+        log_to_mlflow(url, &args.experiment, &trained, &folder, version.as_deref()).with_context(
+            || {
+                format!(
+                    "the model is saved in {}, but logging the run to MLflow failed",
+                    folder.display()
+                )
+            },
+        )?;
+        println!("logged to MLflow at {url}, experiment {}", args.experiment);
+    }
+    Ok(())
+}
+
+fn register(
+    args: &HoroscopeArgs,
+    options: &LanguageOptions,
+    texts: &[HoroscopeText],
+    base: &str,
+    write: &impl Fn(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<Version> {
+    let registry = Registry::new(&args.registry);
+    let staged = registry.stage(HOROSCOPE_TASK)?;
+    write(staged.path())?;
+    let records = read_processed_at(&args.data)?;
+    let lineage = Lineage {
+        created: chrono::Utc::now(),
+        dataset: args.data.clone(),
+        dataset_hash: records_fingerprint(&records),
+        base_model: base.to_string(),
+        parameters: serde_json::to_value(options)?,
+        code_revision: CODE_REVISION.to_string(),
+    };
+    let version = registry.commit(staged, &lineage)?;
+    println!(
+        "registered {HOROSCOPE_TASK} version {} ({} horoscopes) in {}",
+        version.id,
+        texts.len(),
+        version.path.display()
+    );
+    Ok(version)
+}
+
+/// Scores the new version and the served model (the registry's, else the
+/// base the server falls back to) on the same held-out horoscopes, through
+/// the serving code, and serves the new one if its perplexity is lower by
+/// the margin.
+fn promote_if_better(
+    args: &HoroscopeArgs,
+    version: &Version,
+    held_out: &[HoroscopeText],
+) -> anyhow::Result<()> {
+    let registry = Registry::new(&args.registry);
+    let rule = PromotionRule {
+        metric: "perplexity".into(),
+        margin: args.margin,
+    };
+    let candidate = load_horoscope_writer(&version.path)
+        .with_context(|| format!("the new version {} does not load", version.id))?;
+    let candidate_score = perplexity(candidate.as_ref(), held_out)?;
+    let (served_name, served_path) = match registry.serving(HOROSCOPE_TASK)? {
+        Some(served) => (served.id.clone(), served.path.clone()),
+        None => (
+            format!("the base model {}", args.base.display()),
+            local_model(&args.base)?,
+        ),
+    };
+    let served = load_horoscope_writer(&served_path)
+        .with_context(|| format!("could not load the served model {served_name}"))?;
+    let served_score = perplexity(served.as_ref(), held_out)?;
+    let (promote, reason) = rule.judge(candidate_score, Some((&served_name, served_score)));
+    if promote {
+        registry.promote(HOROSCOPE_TASK, &version.id, &reason)?;
+        println!("serving {}: {reason}", version.id);
+    } else {
+        println!("not served: {reason}");
+    }
+    Ok(())
+}
+
+fn log_to_mlflow(
+    url: &str,
+    experiment: &str,
+    trained: &TrainedLanguageModel,
+    folder: &Path,
+    version: Option<&str>,
+) -> anyhow::Result<()> {
+    let server = MlflowServer::new(url);
+    let mut parameters = mlflow_parameters(&trained.options)?;
+    if let Some(version) = version {
+        parameters.push(("registry_version".into(), version.to_string()));
+    }
+    let run = server.start_run(experiment, version.unwrap_or("trained"), &parameters)?;
+    for record in &trained.report.history {
+        run.log_metrics(
+            record.epoch,
+            &[
+                ("train_loss", record.train_loss),
+                ("held_out_loss", record.held_out_loss),
+                ("held_out_perplexity", record.held_out_perplexity),
+                ("learning_rate", record.learning_rate),
+                ("tokens_per_s", record.tokens_per_s),
+            ],
+        )?;
+    }
+    run.log_metrics(
+        trained.report.best_epoch,
+        &[
+            ("perplexity", trained.report.perplexity),
+            ("base_perplexity", trained.report.base_perplexity),
+        ],
+    )?;
+    for file in [
+        "config.json",
+        "adapter_config.json",
+        "metrics.json",
+        "training.json",
+        "lineage.json",
+    ] {
+        let path = folder.join(file);
+        if path.is_file() {
+            run.log_artifact(&path)?;
+        }
+    }
+    run.finish(true)?;
+    Ok(())
+}
