@@ -116,7 +116,7 @@ impl ServeArgs {
 
     /// The version of `task` the registry serves, when no model is
     /// `pinned` on the command line and the version loads.
-    fn from_registry<M>(
+    fn registry_model<M>(
         &self,
         task: &str,
         pinned: bool,
@@ -198,7 +198,7 @@ impl ServeArgs {
     /// load; a missing default is only worth a warning.
     pub fn models(&self) -> anyhow::Result<(ServedModels, Option<String>)> {
         let registered =
-            self.from_registry(HOROSCOPE_TASK, self.horoscope_model.is_some(), |version| {
+            self.registry_model(HOROSCOPE_TASK, self.horoscope_model.is_some(), |version| {
                 Ok(load_horoscope_writer(&version.path)?)
             });
         let horoscope = registered
@@ -209,7 +209,7 @@ impl ServeArgs {
             labels: self.actors_labels.clone(),
         };
         if let Some((version, actors)) =
-            self.from_registry(ACTORS_TASK, self.actors_model.is_some(), load_version)
+            self.registry_model(ACTORS_TASK, self.actors_model.is_some(), load_version)
         {
             let models = Models {
                 actors: Some(actors),
