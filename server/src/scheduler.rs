@@ -1,5 +1,6 @@
-//! The daily loop inside the server: collect -> process horoscopes, and
-//! retrain -> evaluate -> promote the actor model when its photos changed.
+//! The daily loop inside the server: collect -> process horoscopes ->
+//! train -> evaluate -> promote the horoscope model, and the same for the
+//! actor model when its photos changed.
 //! Each step is a `starcast` subcommand run as a child process (what cron
 //! or Airflow would run, and a crash in a step can't take the server down);
 //! steps are retried, runs never overlap, and every run is recorded.
@@ -15,6 +16,7 @@ use starcast_pipeline::dataset::fingerprint;
 use starcast_pipeline::registry::Registry;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use crate::serve::DEFAULT_HOROSCOPE_MODEL;
 use crate::train::ACTORS_TASK;
 
 /// How much of a step's output a run keeps.
@@ -138,6 +140,21 @@ impl Pipeline {
                     &path(&processed),
                 ]),
                 after: Some("collect horoscopes".into()),
+                guard: Guard::Always,
+            },
+            Step {
+                name: "train, evaluate and promote the horoscope model".into(),
+                args: text_args(&[
+                    "train",
+                    "horoscope",
+                    "--data",
+                    &path(&processed),
+                    "--base",
+                    &path(&data.join("models").join(DEFAULT_HOROSCOPE_MODEL)),
+                    "--registry",
+                    &path(registry.root()),
+                ]),
+                after: Some("process horoscopes".into()),
                 guard: Guard::Always,
             },
             Step {

@@ -23,7 +23,7 @@ use crate::train::ACTORS_TASK;
 use crate::train::horoscope::HOROSCOPE_TASK;
 
 /// The model folders that scripts/fetch-defaults.sh prepares.
-const DEFAULT_HOROSCOPE_MODEL: &str = "smollm2-135m-instruct";
+pub const DEFAULT_HOROSCOPE_MODEL: &str = "smollm2-135m-instruct";
 const DEFAULT_ACTORS_MODEL: &str = "face-gallery";
 
 /// How long shutdown waits for requests in flight (streams included).
