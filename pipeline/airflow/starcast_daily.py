@@ -16,7 +16,7 @@ DATA = Variable.get("STARCAST_DATA", default_var="data")
 
 with DAG(
     dag_id="starcast_daily",
-    description="collect -> process horoscopes; clean photos -> train -> evaluate -> promote the actor model",
+    description="collect -> process -> train -> evaluate -> promote the horoscope model; clean photos -> train -> evaluate -> promote the actor model",
     schedule="0 3 * * *",
     start_date=datetime(2026, 1, 1),
     catchup=False,
@@ -34,6 +34,15 @@ with DAG(
             f"--output {DATA}/processed/horoscopes.parquet"
         ),
     )
+    # LoRA adapters over SmolLM2, served when their held-out perplexity
+    # beats the served model's on the same horoscopes.
+    train_horoscope = BashOperator(
+        task_id="train_horoscope",
+        bash_command=(
+            f"{STARCAST} train horoscope --data {DATA}/processed/horoscopes.parquet "
+            f"--base {DATA}/models/smollm2-135m-instruct --registry {DATA}/registry"
+        ),
+    )
     clean = BashOperator(
         task_id="clean_actor_photos",
         bash_command=f"{STARCAST} dataset clean {DATA}/datasets/actors",
@@ -48,5 +57,5 @@ with DAG(
         ),
     )
 
-    collect >> process
+    collect >> process >> train_horoscope
     clean >> train
