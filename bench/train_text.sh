@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# LoRA fine-tuning throughput of the horoscope model beside PyTorch + PEFT:
+# tokens/s over one epoch and peak memory, same SmolLM2 weights, adapters,
+# horoscopes, batch and threads, in one run. The horoscopes are a
+# synthetic house-style corpus made here (no real corpus ships offline).
+# Usage: bench/train_text.sh
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib.sh"
+
+threads=${THREADS:-2}
+venv="$HOME/.cache/starcast-peers/torch-venv"
+if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import transformers, peft, gguf" 2>/dev/null; then
+  step "installing PyTorch, transformers, PEFT and gguf into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet torch transformers peft gguf
+fi
+
+cd "$ROOT"
+data=$(mktemp --suffix=.csv)
+trap 'rm -f "$data"' EXIT
+python3 - "$data" <<'PY'
+import csv, random, sys
+random.seed(1)
+signs = ["aries", "taurus", "gemini", "cancer", "leo", "virgo", "libra", "scorpio",
+         "sagittarius", "capricorn", "aquarius", "pisces"]
+opening = ["The Moon moves through your house of work", "Venus smiles on your plans",
+           "Mercury asks you to slow down", "The Sun lights up your social sector", "Mars gives you energy"]
+middle = ["so finish one task before you start another", "and a friend brings welcome news by evening",
+          "so listen more than you speak at meetings", "and money matters look steady this week",
+          "so take a short walk before any big decision"]
+closing = ["Lucky colour: green.", "Lucky number: seven.", "Keep your evening free for family.",
+           "Say yes to a small adventure.", "Rest early tonight."]
+writer = csv.writer(open(sys.argv[1], "w"))
+writer.writerow(["date", "sign", "text", "source"])
+sentence = lambda: f"{random.choice(opening)}, {random.choice(middle)}. {random.choice(closing)}"
+for i in range(48):
+    writer.writerow([f"2026-11-{1 + i % 28:02d}", signs[i % 12], f"{sentence()} {sentence()}", "house"])
+PY
+
+step "SmolLM2-135M, rank-8 LoRA, batch 4, 40 horoscopes, $threads threads"
+ours=$(RAYON_NUM_THREADS=$threads cargo bench -q -p starcast-train --bench fine_tune_language -- "$data" 8)
+theirs=$(OMP_NUM_THREADS=$threads "$venv/bin/python" bench/train_text.py data/models/smollm2-135m-instruct "$data" 8 "$threads" 2>/dev/null)
+python3 - "$ours" "$theirs" <<'PY'
+import json, sys
+ours, theirs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+for name, r in (("Starcast", ours), ("PyTorch ", theirs)):
+    print(f"{name} {r['tokens_per_s']:6.1f} tokens/s, mean loss {r['train_loss']:.3f}, peak {r['peak_rss_mb']:6.0f} MB")
+print(f"ratio (Starcast / PyTorch): speed {ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}, memory {ours['peak_rss_mb'] / theirs['peak_rss_mb']:.2f}")
+PY
