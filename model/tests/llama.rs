@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use chrono::NaiveDate;
 use starcast_model::folder::{LoadError, ModelFolder};
 use starcast_model::text::{
-    Cache, Decoder, Kernels, LanguageModel, Llama, PromptStyle, QuantizedLlama,
+    Cache, Decoder, Kernels, LanguageModel, Llama, NextLogits, PromptStyle, QuantizedLlama,
     load_horoscope_writer, load_llama, save_llama,
 };
 use starcast_model::{HoroscopeRequest, HoroscopeWriter, TextScore, ZodiacSign};

@@ -12,6 +12,7 @@ use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{D, DType, Device, IndexOp, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::attention::{Cache, CachedSession, LayerCache, NextLogits, append, causal_mask};
 use super::writer::{DecodeSession, Decoder};
 
 /// The hyperparameters, as Hugging Face's `config.json` names them.
@@ -171,26 +172,6 @@ impl Block {
             "down_proj" => &mut self.down,
             _ => return None,
         })
-    }
-}
-
-/// Keys and values of the positions seen so far, one entry a layer.
-#[derive(Clone, Debug, Default)]
-pub struct Cache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
-}
-
-impl Cache {
-    /// How many positions the cache holds.
-    pub fn len(&self) -> usize {
-        self.layers
-            .first()
-            .and_then(|l| l.as_ref())
-            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -401,14 +382,13 @@ impl Llama {
                 self.config.max_position_embeddings
             );
         }
-        cache.layers.resize(self.blocks.len(), None);
         let mask = causal_mask(positions, offset, tokens.device())?;
         let mut xs = self.embedding.embedding(&tokens.flatten_all()?)?.reshape((
             tokens.dim(0)?,
             positions,
             self.config.hidden_size,
         ))?;
-        for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
+        for (block, layer_cache) in self.blocks.iter().zip(cache.layers(self.blocks.len())) {
             let normed = self.rms_norm(&xs, &block.attention_norm)?;
             let attended = self.attention(block, &normed, offset, mask.as_ref(), layer_cache)?;
             xs = (xs + attended)?;
@@ -425,14 +405,6 @@ impl Llama {
         hidden.matmul(&head.t()?)
     }
 
-    /// The logits after the last of `tokens` (`[vocab]`), for generation.
-    pub fn next_logits(&self, tokens: &[u32], cache: &mut Cache) -> Result<Tensor> {
-        let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
-        let hidden = self.hidden(&input, cache)?;
-        let last = hidden.i((0, tokens.len() - 1))?.unsqueeze(0)?;
-        self.logits(&last)?.squeeze(0)
-    }
-
     fn rms_norm(&self, xs: &Tensor, weight: &Tensor) -> Result<Tensor> {
         let eps = self.config.rms_norm_eps as f32;
         match self.kernels {
@@ -447,7 +419,7 @@ impl Llama {
         xs: &Tensor,
         offset: usize,
         mask: Option<&Tensor>,
-        cache: &mut Option<(Tensor, Tensor)>,
+        cache: &mut LayerCache,
     ) -> Result<Tensor> {
         let (batch, positions, _) = xs.dims3()?;
         let head_dim = self.config.head_dim();
@@ -461,14 +433,7 @@ impl Llama {
         let q = self.rotate(&split(block.q.forward(xs)?, heads)?, offset)?;
         let k = self.rotate(&split(block.k.forward(xs)?, kv_heads)?, offset)?;
         let v = split(block.v.forward(xs)?, kv_heads)?;
-        let (k, v) = match cache.take() {
-            Some((past_k, past_v)) => (
-                Tensor::cat(&[&past_k, &k], 2)?,
-                Tensor::cat(&[&past_v, &v], 2)?,
-            ),
-            None => (k, v),
-        };
-        *cache = Some((k.clone(), v.clone()));
+        let (k, v) = append(cache, k, v)?;
         let repeat = heads / kv_heads;
         let k = candle_transformers::utils::repeat_kv(k, repeat)?.contiguous()?;
         let v = candle_transformers::utils::repeat_kv(v, repeat)?.contiguous()?;
@@ -499,24 +464,18 @@ impl Llama {
     }
 }
 
-/// A sequence being generated: the model and the sequence's cache.
-struct LlamaSession<'a> {
-    model: &'a Llama,
-    cache: Cache,
+impl NextLogits for Llama {
+    fn next_logits(&self, tokens: &[u32], cache: &mut Cache) -> Result<Tensor> {
+        let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+        let hidden = self.hidden(&input, cache)?;
+        let last = hidden.i((0, tokens.len() - 1))?.unsqueeze(0)?;
+        self.logits(&last)?.squeeze(0)
+    }
 }
 
 impl Decoder for Llama {
     fn start(&self) -> Box<dyn DecodeSession + '_> {
-        Box::new(LlamaSession {
-            model: self,
-            cache: Cache::default(),
-        })
-    }
-}
-
-impl DecodeSession for LlamaSession<'_> {
-    fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        self.model.next_logits(tokens, &mut self.cache)?.to_vec1()
+        CachedSession::boxed(self)
     }
 }
 
@@ -542,26 +501,6 @@ fn rotary_tables(config: &LlamaConfig, device: &Device) -> Result<(Tensor, Tenso
         .unsqueeze(1)?;
     let angles = positions.broadcast_mul(&inverse)?;
     Ok((angles.cos()?, angles.sin()?))
-}
-
-/// `-inf` where a position would see a later one; `None` for one position.
-fn causal_mask(positions: usize, offset: usize, device: &Device) -> Result<Option<Tensor>> {
-    if positions == 1 {
-        return Ok(None);
-    }
-    let width = offset + positions;
-    let mask: Vec<f32> = (0..positions)
-        .flat_map(|i| {
-            (0..width).map(move |j| {
-                if j > i + offset {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
-    Tensor::from_vec(mask, (positions, width), device).map(Some)
 }
 
 enum Rotated {
@@ -646,15 +585,5 @@ mod tests {
             halves.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             [0., 1., 10., 11.]
         );
-    }
-
-    #[test]
-    fn the_mask_hides_later_positions_only() {
-        let mask = causal_mask(2, 1, &Device::Cpu).unwrap().unwrap();
-        let rows = mask.to_vec2::<f32>().unwrap();
-        assert_eq!(rows[0][..2], [0.0, 0.0]);
-        assert_eq!(rows[0][2], f32::NEG_INFINITY);
-        assert_eq!(rows[1], [0.0, 0.0, 0.0]);
-        assert!(causal_mask(1, 5, &Device::Cpu).unwrap().is_none());
     }
 }

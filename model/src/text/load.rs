@@ -1,6 +1,6 @@
-//! Which horoscope model a folder holds, and loading it: a quantized GGUF,
-//! full-precision safetensors, or LoRA adapters over a base model; and
-//! writing a full-precision one.
+//! Which horoscope model a folder holds, and loading it: a Llama (quantized
+//! GGUF, full-precision safetensors, or LoRA adapters over a base model), a
+//! GPT-2 or a T5; and writing a full-precision Llama.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -13,11 +13,13 @@ use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use tokenizers::Tokenizer;
 
 use super::cache::{CACHED_HOROSCOPES, CachedWriter};
+use super::gpt2::Gpt2;
 use super::llama::{Llama, LlamaConfig};
 use super::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, attach_adapters};
 use super::prompt::PromptStyle;
 use super::quantized_llama::{QuantizedLlama, weights_error};
-use super::writer::LanguageModel;
+use super::t5::T5;
+use super::writer::{Decoder, LanguageModel};
 use crate::folder::{LoadError, ModelFolder};
 use crate::{HoroscopeWriter, Task};
 
@@ -30,19 +32,40 @@ pub fn load_horoscope_writer(path: &Path) -> Result<Arc<dyn HoroscopeWriter>, Lo
             reason: format!("its task is {:?}, not text-generation", folder.config.task),
         });
     }
-    if folder.config.architecture != "llama" {
-        return Err(LoadError::Unsupported {
-            task: "horoscope",
-            architecture: folder.config.architecture.clone(),
-            supported: "a Llama-architecture model (\"llama\"): GGUF, safetensors or LoRA adapters",
-        });
-    }
-    let prompt = folder.config.prompt.unwrap_or(PromptStyle::Chat);
-    let model = if is_quantized(&folder) {
-        QuantizedLlama::load(&folder)?
-    } else {
-        let (llama, tokenizer) = load_llama(&folder)?;
-        LanguageModel::new(folder.info(), Box::new(llama), tokenizer, prompt)
+    let architecture = folder.config.architecture.as_str();
+    let model = match architecture {
+        "llama" if is_quantized(&folder) => QuantizedLlama::load(&folder)?,
+        "llama" => {
+            let (llama, tokenizer) = load_llama(&folder)?;
+            language_model(&folder, Box::new(llama), tokenizer, PromptStyle::Chat)
+        }
+        "gpt2" => {
+            let files = folder.files("safetensors")?;
+            let config = read_hyperparameters(&folder, "a GPT-2")?;
+            let gpt2 = Gpt2::from_safetensors(config, &files).map_err(weights_error(&files[0]))?;
+            let tokenizer = load_tokenizer(&folder.path)?;
+            language_model(&folder, Box::new(gpt2), tokenizer, PromptStyle::Horoscope)
+        }
+        "t5" => {
+            let files = folder
+                .files("safetensors")
+                .or_else(|_| folder.files("bin"))
+                .map_err(|_| LoadError::MissingWeights {
+                    folder: folder.path.clone(),
+                    expected: ".safetensors or pytorch_model.bin".into(),
+                })?;
+            let config = read_hyperparameters(&folder, "a T5")?;
+            let t5 = T5::load(config, &files).map_err(weights_error(&files[0]))?;
+            let tokenizer = load_tokenizer(&folder.path)?;
+            language_model(&folder, Box::new(t5), tokenizer, PromptStyle::SignName)
+        }
+        _ => {
+            return Err(LoadError::Unsupported {
+                task: "horoscope",
+                architecture: architecture.to_string(),
+                supported: "llama (GGUF, safetensors or LoRA adapters), gpt2 or t5",
+            });
+        }
     };
     Ok(Arc::new(CachedWriter::new(
         Arc::new(model),
@@ -81,14 +104,7 @@ pub fn load_llama(folder: &ModelFolder) -> Result<(Llama, Tokenizer), LoadError>
             folder: folder.path.clone(),
             expected: ".gguf or .safetensors".into(),
         })?;
-    let config_path = folder.path.join("config.json");
-    let config: LlamaConfig =
-        serde_json::from_str(&read(&config_path)?).map_err(|e| LoadError::Config {
-            path: config_path.clone(),
-            reason: format!(
-                "a safetensors Llama needs Hugging Face's hyperparameters in config.json ({e})"
-            ),
-        })?;
+    let config: LlamaConfig = read_hyperparameters(folder, "a safetensors Llama")?;
     let tokenizer = load_tokenizer(&folder.path)?;
     let llama = Llama::from_safetensors(config, &files).map_err(weights_error(&files[0]))?;
     Ok((llama, tokenizer))
@@ -122,6 +138,30 @@ fn load_adapted(folder: &ModelFolder, config_path: &Path) -> Result<(Llama, Toke
         base_tokenizer
     };
     Ok((llama, tokenizer))
+}
+
+/// A writer over `decoder`, asked in the folder's prompt format or the
+/// family's usual one.
+fn language_model(
+    folder: &ModelFolder,
+    decoder: Box<dyn Decoder>,
+    tokenizer: Tokenizer,
+    usual: PromptStyle,
+) -> LanguageModel {
+    let prompt = folder.config.prompt.unwrap_or(usual);
+    LanguageModel::new(folder.info(), decoder, tokenizer, prompt)
+}
+
+/// The family's hyperparameters from `config.json`, as transformers writes them.
+fn read_hyperparameters<T: serde::de::DeserializeOwned>(
+    folder: &ModelFolder,
+    family: &str,
+) -> Result<T, LoadError> {
+    let path = folder.path.join("config.json");
+    serde_json::from_str(&read(&path)?).map_err(|e| LoadError::Config {
+        path: path.clone(),
+        reason: format!("{family} needs Hugging Face's hyperparameters in config.json ({e})"),
+    })
 }
 
 /// A base model's location: a folder, or `hf://user/repo` when the Hub is
