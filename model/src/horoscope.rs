@@ -106,6 +106,15 @@ pub struct TextScore {
     pub negative_log_likelihood: f64,
 }
 
+/// What a writer streams while it works.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Streamed<'a> {
+    /// The next piece of text.
+    Text(&'a str),
+    /// The text so far was unusable and is dropped: a new sample starts.
+    Restart,
+}
+
 /// A model that writes horoscopes. `write` is CPU-bound and calls
 /// `on_token` with each piece of text as it is generated; returning
 /// `ControlFlow::Break` stops generation (the reader went away).
@@ -114,7 +123,7 @@ pub trait HoroscopeWriter: Send + Sync {
     fn write(
         &self,
         request: &HoroscopeRequest,
-        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+        on_token: &mut dyn FnMut(Streamed) -> ControlFlow<()>,
     ) -> Result<Horoscope, ModelError>;
 
     /// How likely the model finds `text` as its answer to the horoscope

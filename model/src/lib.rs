@@ -27,7 +27,8 @@ pub mod zodiac;
 pub use actors::{ActorRecognizer, load_actor_recognizer};
 pub use actors::{ActorReport, Face, Prediction, Recognition};
 pub use horoscope::{
-    Horoscope, HoroscopeQuery, HoroscopeRequest, HoroscopeWriter, InvalidRequest, TextScore,
+    Horoscope, HoroscopeQuery, HoroscopeRequest, HoroscopeWriter, InvalidRequest, Streamed,
+    TextScore,
 };
 pub use info::{ModelInfo, Task};
 #[cfg(feature = "runtime")]

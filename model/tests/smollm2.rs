@@ -10,7 +10,7 @@ use starcast_model::folder::{LoadError, ModelFolder};
 use starcast_model::text::{
     LanguageModel, MAX_CHARS, MIN_CHARS, QuantizedLlama, load_horoscope_writer,
 };
-use starcast_model::{HoroscopeRequest, HoroscopeWriter, ZodiacSign};
+use starcast_model::{HoroscopeRequest, HoroscopeWriter, Streamed, ZodiacSign};
 
 fn model_folder() -> PathBuf {
     std::env::var_os("STARCAST_SMOLLM2")
@@ -47,8 +47,11 @@ fn request(sign: ZodiacSign, seed: Option<u64>) -> HoroscopeRequest {
 fn the_days_horoscope_is_reproducible_and_300_to_500_characters() {
     let mut streamed = String::new();
     let first = smollm2()
-        .write(&request(ZodiacSign::Leo, None), &mut |piece| {
-            streamed.push_str(piece);
+        .write(&request(ZodiacSign::Leo, None), &mut |event| {
+            match event {
+                Streamed::Text(piece) => streamed.push_str(piece),
+                Streamed::Restart => streamed.clear(),
+            }
             ControlFlow::Continue(())
         })
         .unwrap();

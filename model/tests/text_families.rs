@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use starcast_model::folder::ModelFolder;
 use starcast_model::text::{Decoder, Gpt2, T5, load_horoscope_writer};
-use starcast_model::{HoroscopeRequest, ZodiacSign};
+use starcast_model::{HoroscopeRequest, Streamed, ZodiacSign};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -108,10 +108,16 @@ fn transformers_folders_load_as_horoscope_models_and_fail_in_sentences() {
             .score(request.sign, request.date, "Today is a good day.")
             .unwrap();
         assert!(score.tokens > 0 && score.negative_log_likelihood.is_finite());
-        // Random weights write no horoscope: an error, not a crash.
+        // Random weights write no horoscope: each unusable sample is
+        // followed by a restart, and the end is an error, not a crash.
+        let mut restarts = 0;
         let err = writer
-            .write(&request, &mut |_| std::ops::ControlFlow::Continue(()))
+            .write(&request, &mut |event| {
+                restarts += usize::from(event == Streamed::Restart);
+                std::ops::ControlFlow::Continue(())
+            })
             .unwrap_err();
-        assert!(!err.reason.is_empty(), "{err:?}");
+        assert!(err.reason.contains("samples gave no horoscope"), "{err:?}");
+        assert_eq!(restarts, 3, "four samples, three restarts");
     }
 }

@@ -5,9 +5,9 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use starcast_model::HoroscopeQuery;
 use starcast_model::hub::local_model;
 use starcast_model::text::load_horoscope_writer;
+use starcast_model::{HoroscopeQuery, Streamed};
 
 #[derive(Debug, clap::Args)]
 pub struct HoroscopeArgs {
@@ -56,9 +56,17 @@ pub fn horoscope(args: HoroscopeArgs) -> anyhow::Result<()> {
     })?;
     let mut stdout = std::io::stdout().lock();
     let streaming = !args.json;
-    let horoscope = writer.write(&request, &mut |piece| {
+    let horoscope = writer.write(&request, &mut |event| {
         if streaming {
-            let _ = write!(stdout, "{piece}");
+            match event {
+                Streamed::Text(piece) => {
+                    let _ = write!(stdout, "{piece}");
+                }
+                Streamed::Restart => {
+                    let _ = writeln!(stdout);
+                    eprintln!("(that sample was unusable; writing another)");
+                }
+            }
             let _ = stdout.flush();
         }
         ControlFlow::Continue(())

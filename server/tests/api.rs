@@ -209,6 +209,25 @@ async fn without_a_text_model_horoscopes_are_unavailable() {
 }
 
 #[tokio::test]
+async fn an_unusable_sample_is_followed_by_a_restart_event() {
+    let server = server(with_writer(
+        EchoWriter::new(2, Duration::ZERO).with_draft(2),
+    ));
+    let (status, body) = server
+        .get("/api/horoscope/stream?sign=leo&date=2026-08-01")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let names: Vec<&str> = body
+        .split("\n\n")
+        .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("event: ")))
+        .collect();
+    assert_eq!(
+        names,
+        ["token", "token", "restart", "token", "token", "done"]
+    );
+}
+
+#[tokio::test]
 async fn streams_one_token_per_event_then_the_horoscope() {
     let server = server(with_writer(EchoWriter::new(4, Duration::ZERO)));
     let (status, body) = server

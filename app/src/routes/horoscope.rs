@@ -108,6 +108,8 @@ pub fn HoroscopePage() -> impl IntoView {
                 text.update(|t| t.push_str(&piece));
             }
         });
+        let on_restart =
+            Closure::<dyn FnMut(MessageEvent)>::new(move |_: MessageEvent| text.set(String::new()));
         let on_done = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
             let parsed = ev
                 .data()
@@ -142,6 +144,7 @@ pub fn HoroscopePage() -> impl IntoView {
         });
         let handlers = [
             ("token", on_token),
+            ("restart", on_restart),
             ("done", on_done),
             ("failure", on_failure),
             ("error", on_error),

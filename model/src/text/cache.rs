@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use chrono::NaiveDate;
 
 use crate::{
-    Horoscope, HoroscopeRequest, HoroscopeWriter, ModelError, ModelInfo, TextScore, ZodiacSign,
+    Horoscope, HoroscopeRequest, HoroscopeWriter, ModelError, ModelInfo, Streamed, TextScore,
+    ZodiacSign,
 };
 
 /// How many horoscopes are kept: every sign for a month and then some.
@@ -83,16 +84,16 @@ impl HoroscopeWriter for CachedWriter {
     fn write(
         &self,
         request: &HoroscopeRequest,
-        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+        on_token: &mut dyn FnMut(Streamed) -> ControlFlow<()>,
     ) -> Result<Horoscope, ModelError> {
         let key = Key::from(request);
         if let Some(horoscope) = self.cached(&key) {
-            let _ = on_token(&horoscope.text);
+            let _ = on_token(Streamed::Text(&horoscope.text));
             return Ok(horoscope);
         }
         let mut finished = true;
-        let horoscope = self.inner.write(request, &mut |piece| {
-            let flow = on_token(piece);
+        let horoscope = self.inner.write(request, &mut |event| {
+            let flow = on_token(event);
             finished &= flow.is_continue();
             flow
         })?;
@@ -131,11 +132,11 @@ mod tests {
         fn write(
             &self,
             request: &HoroscopeRequest,
-            on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+            on_token: &mut dyn FnMut(Streamed) -> ControlFlow<()>,
         ) -> Result<Horoscope, ModelError> {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
             let text = format!("call {n}");
-            let _ = on_token(&text);
+            let _ = on_token(Streamed::Text(&text));
             Ok(Horoscope {
                 sign: request.sign,
                 date: request.date,
@@ -181,8 +182,10 @@ mod tests {
             .write(&request(1, None), &mut |_| ControlFlow::Continue(()))
             .unwrap();
         let again = cache
-            .write(&request(1, None), &mut |p| {
-                streamed.push_str(p);
+            .write(&request(1, None), &mut |event| {
+                if let Streamed::Text(piece) = event {
+                    streamed.push_str(piece);
+                }
                 ControlFlow::Continue(())
             })
             .unwrap();

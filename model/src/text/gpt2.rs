@@ -195,4 +195,8 @@ impl Decoder for Gpt2 {
     fn start(&self) -> Box<dyn DecodeSession + '_> {
         CachedSession::boxed(self)
     }
+
+    fn context(&self) -> usize {
+        self.config.n_positions
+    }
 }

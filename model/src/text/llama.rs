@@ -477,6 +477,10 @@ impl Decoder for Llama {
     fn start(&self) -> Box<dyn DecodeSession + '_> {
         CachedSession::boxed(self)
     }
+
+    fn context(&self) -> usize {
+        self.config.max_position_embeddings
+    }
 }
 
 fn check_shape(name: &str, tensor: &Tensor, expected: &[usize]) -> Result<()> {

@@ -10,16 +10,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{Device, Tensor};
-use candle_transformers::models::quantized_llama::ModelWeights;
+use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
 use tokenizers::Tokenizer;
 
 use super::prompt::PromptStyle;
-use super::writer::{DecodeSession, Decoder, LanguageModel};
+use super::writer::{DecodeSession, Decoder, LanguageModel, without_backtrace};
 use crate::folder::{LoadError, ModelFolder};
 
 /// candle's quantized Llama as a [`Decoder`].
 pub struct QuantizedLlama {
     weights: ModelWeights,
+    context: usize,
 }
 
 /// A clone of the weights (shared) with its own attention cache.
@@ -35,6 +36,10 @@ impl Decoder for QuantizedLlama {
             position: 0,
         })
     }
+
+    fn context(&self) -> usize {
+        self.context
+    }
 }
 
 impl DecodeSession for QuantizedSession {
@@ -49,7 +54,7 @@ impl DecodeSession for QuantizedSession {
 pub(super) fn weights_error(path: &Path) -> impl Fn(candle_core::Error) -> LoadError + '_ {
     move |e| LoadError::Weights {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        reason: without_backtrace(&e),
     }
 }
 
@@ -128,10 +133,16 @@ impl QuantizedLlama {
         })?;
         let content = gguf_file::Content::read(&mut file).map_err(&error)?;
         let tokenizer = Tokenizer::from_gguf(&content).map_err(&error)?;
+        // candle's quantized Llama has rotary tables for MAX_SEQ_LEN positions.
+        let context = content
+            .metadata
+            .get("llama.context_length")
+            .and_then(|v| v.to_u32().ok())
+            .map_or(MAX_SEQ_LEN, |n| (n as usize).min(MAX_SEQ_LEN));
         let weights = load_weights(content, &mut file).map_err(&error)?;
         Ok(LanguageModel::new(
             folder.info(),
-            Box::new(QuantizedLlama { weights }),
+            Box::new(QuantizedLlama { weights, context }),
             tokenizer,
             folder.config.prompt.unwrap_or(PromptStyle::Chat),
         ))

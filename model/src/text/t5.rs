@@ -374,6 +374,11 @@ impl Decoder for T5 {
             cache: Cache::default(),
         })
     }
+
+    /// Relative position buckets set no limit; the sampler's token budget does.
+    fn context(&self) -> usize {
+        usize::MAX
+    }
 }
 
 /// One horoscope: each decoder layer's keys and values of the encoded

@@ -13,7 +13,8 @@ use super::prompt::{PromptStyle, horoscope_prompt};
 use super::sampler::{Sampler, SamplingSettings};
 use super::seed::daily_seed;
 use crate::{
-    Horoscope, HoroscopeRequest, HoroscopeWriter, ModelError, ModelInfo, TextScore, ZodiacSign,
+    Horoscope, HoroscopeRequest, HoroscopeWriter, ModelError, ModelInfo, Streamed, TextScore,
+    ZodiacSign,
 };
 
 /// How many samples (each with the next seed) may be tried for one usable
@@ -36,6 +37,9 @@ pub trait Decoder: Send + Sync {
     /// A new sequence, with its own attention cache over shared weights,
     /// so that requests run side by side on one loaded model.
     fn start(&self) -> Box<dyn DecodeSession + '_>;
+
+    /// How many positions (prompt and answer) the model can attend over.
+    fn context(&self) -> usize;
 }
 
 /// One sequence being decoded.
@@ -94,6 +98,10 @@ impl LanguageModel {
         }
     }
 
+    fn tensor_failed(&self, error: candle_core::Error) -> ModelError {
+        self.failed(without_backtrace(&error))
+    }
+
     fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
         self.tokenizer
             .encode(text, false)
@@ -107,21 +115,30 @@ impl LanguageModel {
         prompt: &[u32],
         answer_start: &str,
         sampler: &mut Sampler,
-        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+        on_token: &mut dyn FnMut(Streamed) -> ControlFlow<()>,
     ) -> Result<Sample, ModelError> {
-        if on_token(answer_start).is_break() {
+        if on_token(Streamed::Text(answer_start)).is_break() {
             return Ok(Sample {
                 text: answer_start.to_string(),
                 tokens: 0,
                 abandoned: true,
             });
         }
-        let fail = |e: candle_core::Error| self.failed(e);
+        let fail = |e: candle_core::Error| self.tensor_failed(e);
+        let room = self.decoder.context().saturating_sub(prompt.len());
+        if room == 0 {
+            return Err(self.failed(format!(
+                "the prompt takes {} tokens, all of the model's context of {}",
+                prompt.len(),
+                self.decoder.context()
+            )));
+        }
         let mut session = self.decoder.start();
         let mut scores = session.feed(prompt).map_err(fail)?;
         let mut generated: Vec<u32> = Vec::new();
         let mut text = String::new();
-        while generated.len() < sampler.settings().max_new_tokens {
+        // Each token sampled is fed back: `room` of them fill the context.
+        while generated.len() < sampler.settings().max_new_tokens.min(room) {
             // Small models like to stop after one sentence: no stopping
             // before the horoscope is long enough.
             if answer_start.len() + text.chars().count() < MIN_CHARS {
@@ -146,7 +163,7 @@ impl LanguageModel {
                 && decoded.starts_with(&text)
             {
                 let piece = &decoded[text.len()..];
-                if on_token(piece).is_break() {
+                if on_token(Streamed::Text(piece)).is_break() {
                     return Ok(Sample {
                         text: format!("{answer_start}{decoded}"),
                         tokens: generated.len(),
@@ -165,6 +182,15 @@ impl LanguageModel {
             tokens: generated.len(),
             abandoned: false,
         })
+    }
+}
+
+/// A candle error in words, without the backtrace candle attaches when
+/// `RUST_BACKTRACE` is set: users read these.
+pub fn without_backtrace(error: &candle_core::Error) -> String {
+    match error {
+        candle_core::Error::WithBacktrace { inner, .. } => without_backtrace(inner),
+        other => other.to_string(),
     }
 }
 
@@ -195,7 +221,7 @@ impl HoroscopeWriter for LanguageModel {
         let prompt = horoscope_prompt(self.prompt, sign, date);
         let context = self.encode(&prompt.input)?;
         let answer = self.encode(text)?;
-        let fail = |e: candle_core::Error| self.failed(e);
+        let fail = |e: candle_core::Error| self.tensor_failed(e);
         let mut session = self.decoder.start();
         let mut logits = session.feed(&context).map_err(fail)?;
         let mut negative_log_likelihood = 0.0;
@@ -214,7 +240,7 @@ impl HoroscopeWriter for LanguageModel {
     fn write(
         &self,
         request: &HoroscopeRequest,
-        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+        on_token: &mut dyn FnMut(Streamed) -> ControlFlow<()>,
     ) -> Result<Horoscope, ModelError> {
         let start = Instant::now();
         let prompt = horoscope_prompt(self.prompt, request.sign, request.date);
@@ -229,8 +255,17 @@ impl HoroscopeWriter for LanguageModel {
         };
         let mut tokens = 0;
         for attempt in 0..ATTEMPTS {
-            let mut sampler = Sampler::new(settings.clone(), seed.wrapping_add(attempt));
-            let sample = self.sample(&input, &prompt.answer_start, &mut sampler, on_token)?;
+            // The reader leaving at a restart ends the work like leaving mid-sample.
+            let sample = if attempt > 0 && on_token(Streamed::Restart).is_break() {
+                Sample {
+                    text: String::new(),
+                    tokens: 0,
+                    abandoned: true,
+                }
+            } else {
+                let mut sampler = Sampler::new(settings.clone(), seed.wrapping_add(attempt));
+                self.sample(&input, &prompt.answer_start, &mut sampler, on_token)?
+            };
             tokens += sample.tokens;
             let shaped = if sample.abandoned {
                 Some(sample.text)

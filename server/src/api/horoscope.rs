@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use starcast_app::api::ErrorBody;
-use starcast_model::{Horoscope, HoroscopeQuery, HoroscopeRequest, HoroscopeWriter};
+use starcast_model::{Horoscope, HoroscopeQuery, HoroscopeRequest, HoroscopeWriter, Streamed};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::api::actors::{failure_kind, outcome};
@@ -71,8 +71,9 @@ pub async fn write(
 }
 
 /// Write a horoscope as server-sent events: `token` events carry the text as
-/// it is generated, then `done` carries the finished horoscope as JSON, or
-/// `failure` a sentence. Closing the connection stops generation.
+/// it is generated, `restart` says the text so far was an unusable sample
+/// and another begins, then `done` carries the finished horoscope as JSON,
+/// or `failure` a sentence. Closing the connection stops generation.
 #[utoipa::path(
     get,
     path = "/api/horoscope/stream",
@@ -85,7 +86,7 @@ pub async fn write(
         ("seed" = Option<u64>, Query, description = "Absent: the day's horoscope"),
     ),
     responses(
-        (status = 200, description = "An event stream: `token`*, then `done` or `failure`", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An event stream: `token`* (with `restart` before each new sample), then `done` or `failure`", content_type = "text/event-stream", body = String),
         (status = 422, description = "Invalid request", body = ErrorBody),
         (status = 503, description = "No horoscope model is loaded", body = ErrorBody),
     )
@@ -106,11 +107,15 @@ pub async fn stream(
         let generation = tokio::task::spawn_blocking(move || {
             let _turn = turn;
             let start = Instant::now();
-            let written = writer.write(&request, &mut |piece| match events
-                .blocking_send(Event::default().event("token").data(piece))
-            {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(_) => ControlFlow::Break(()),
+            let written = writer.write(&request, &mut |streamed| {
+                let event = match streamed {
+                    Streamed::Text(piece) => Event::default().event("token").data(piece),
+                    Streamed::Restart => Event::default().event("restart").data(""),
+                };
+                match events.blocking_send(event) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(_) => ControlFlow::Break(()),
+                }
             });
             let last = match written {
                 Ok(horoscope) => {

@@ -17,7 +17,7 @@ use image::DynamicImage;
 use leptos::config::LeptosOptions;
 use starcast_model::{
     ActorRecognizer, Horoscope, HoroscopeRequest, HoroscopeWriter, ModelError, ModelInfo,
-    Prediction, Recognition, ServedModels, Task,
+    Prediction, Recognition, ServedModels, Streamed, Task,
 };
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 use starcast_server::{Admin, AppState, Limits};
@@ -300,6 +300,8 @@ pub struct EchoWriter {
     active: AtomicUsize,
     /// The most generations that ever ran at once.
     pub most_at_once: Arc<AtomicUsize>,
+    /// Words of an unusable first sample, dropped with a restart.
+    draft_words: usize,
 }
 
 impl EchoWriter {
@@ -311,6 +313,16 @@ impl EchoWriter {
             written: Arc::new(AtomicUsize::new(0)),
             active: AtomicUsize::new(0),
             most_at_once: Arc::new(AtomicUsize::new(0)),
+            draft_words: 0,
+        }
+    }
+
+    /// Streams `words` draft words and a restart before the horoscope, as
+    /// a model does when its first sample is unusable.
+    pub fn with_draft(self, words: usize) -> Self {
+        EchoWriter {
+            draft_words: words,
+            ..self
         }
     }
 }
@@ -323,10 +335,16 @@ impl HoroscopeWriter for EchoWriter {
     fn write(
         &self,
         request: &HoroscopeRequest,
-        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+        on_token: &mut dyn FnMut(Streamed) -> ControlFlow<()>,
     ) -> Result<Horoscope, ModelError> {
         let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_at_once.fetch_max(now, Ordering::SeqCst);
+        for i in 0..self.draft_words {
+            let _ = on_token(Streamed::Text(&format!(" draft{i}")));
+        }
+        if self.draft_words > 0 {
+            let _ = on_token(Streamed::Restart);
+        }
         let mut text = String::new();
         for i in 0..self.words {
             let piece = if i == 0 {
@@ -337,7 +355,7 @@ impl HoroscopeWriter for EchoWriter {
             std::thread::sleep(self.pause);
             text.push_str(&piece);
             self.written.fetch_add(1, Ordering::SeqCst);
-            if on_token(&piece).is_break() {
+            if on_token(Streamed::Text(&piece)).is_break() {
                 break;
             }
         }
