@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Horoscope generation speed beside llama.cpp: the same SmolLM2-135M-Instruct
-# Q4_1 GGUF, the same threads, one run. llama.cpp is built from its public
-# source (vendored in the llama-cpp-python sdist on PyPI) under
+# Horoscope generation speed beside llama.cpp and transformers: the same
+# SmolLM2-135M-Instruct Q4_1 GGUF (dequantized to F32 for Starcast's Llama
+# and for transformers), the same threads, one run. llama.cpp is built from
+# its public source (vendored in the llama-cpp-python sdist on PyPI) under
 # ~/.cache/starcast-peers, outside the repository. Usage: bench/text.sh
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -38,3 +39,7 @@ RAYON_NUM_THREADS=$threads cargo bench -p starcast-model --bench text_generation
 
 step "llama.cpp llama-bench, $threads threads"
 "$llama_bench" -m "$model/model.gguf" -t "$threads" -p 64 -n 64 -r 5 -o md
+
+step "transformers on the F32 weights, $threads threads"
+peer_venv "transformers, gguf" torch transformers gguf
+OMP_NUM_THREADS=$threads "$PEER_VENV/bin/python" bench/text.py "$model" 5 "$threads" 2>/dev/null

@@ -10,19 +10,14 @@ source "$(dirname "$0")/../scripts/lib.sh"
 threads=${THREADS:-2}
 batch=${1:-32}
 steps=${2:-3}
-venv="$HOME/.cache/starcast-peers/torch-venv"
 
-if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import torchvision" 2>/dev/null; then
-  step "installing PyTorch and torchvision into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet torch torchvision pillow
-fi
+peer_venv "torchvision" torch torchvision pillow
 
 cd "$ROOT"
 for arch in resnet18 mobilenet_v2; do
   step "$arch, batch $batch, $threads threads"
   ours=$(RAYON_NUM_THREADS=$threads cargo bench -q -p starcast-train --bench fine_tune -- "$arch" "$batch" "$steps")
-  theirs=$(OMP_NUM_THREADS=$threads "$venv/bin/python" bench/train.py "$arch" "$batch" "$steps" "$threads")
+  theirs=$(OMP_NUM_THREADS=$threads "$PEER_VENV/bin/python" bench/train.py "$arch" "$batch" "$steps" "$threads")
   python3 - "$ours" "$theirs" <<'PY'
 import json, sys
 ours, theirs = json.loads(sys.argv[1]), json.loads(sys.argv[2])

@@ -8,12 +8,7 @@ set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
 threads=${THREADS:-2}
-venv="$HOME/.cache/starcast-peers/torch-venv"
-if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import transformers, peft, gguf" 2>/dev/null; then
-  step "installing PyTorch, transformers, PEFT and gguf into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet torch transformers peft gguf
-fi
+peer_venv "transformers, peft, gguf" torch transformers peft gguf
 
 cd "$ROOT"
 data=$(mktemp --suffix=.csv)
@@ -39,7 +34,7 @@ PY
 
 step "SmolLM2-135M, rank-8 LoRA, batch 4, 40 horoscopes, $threads threads"
 ours=$(RAYON_NUM_THREADS=$threads cargo bench -q -p starcast-train --bench fine_tune_language -- "$data" 8)
-theirs=$(OMP_NUM_THREADS=$threads "$venv/bin/python" bench/train_text.py data/models/smollm2-135m-instruct "$data" 8 "$threads" 2>/dev/null)
+theirs=$(OMP_NUM_THREADS=$threads "$PEER_VENV/bin/python" bench/train_text.py data/models/smollm2-135m-instruct "$data" 8 "$threads" 2>/dev/null)
 python3 - "$ours" "$theirs" <<'PY'
 import json, sys
 ours, theirs = json.loads(sys.argv[1]), json.loads(sys.argv[2])

@@ -10,21 +10,16 @@ source "$(dirname "$0")/../scripts/lib.sh"
 threads=${THREADS:-2}
 runs=${1:-30}
 photo="$ROOT/data/samples/chelsea.png"
-venv="$HOME/.cache/starcast-peers/torch-venv"
 
 "$ROOT/scripts/fetch-defaults.sh" "$ROOT/data"
-if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import torchvision" 2>/dev/null; then
-  step "installing PyTorch and torchvision into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet torch torchvision pillow
-fi
+peer_venv "torchvision" torch torchvision pillow
 
 cd "$ROOT"
 step "Starcast (candle + its own convolution kernels), $threads threads"
 starcast=$(RAYON_NUM_THREADS=$threads cargo bench -q -p starcast-model --bench classifier -- "$photo" "$runs")
 echo "$starcast"
 step "PyTorch eager, $threads threads"
-pytorch=$(OMP_NUM_THREADS=$threads "$venv/bin/python" "$ROOT/bench/vision.py" "$photo" "$runs" "$threads")
+pytorch=$(OMP_NUM_THREADS=$threads "$PEER_VENV/bin/python" "$ROOT/bench/vision.py" "$photo" "$runs" "$threads")
 echo "$pytorch"
 
 step "ratios (Starcast / PyTorch; below 1 means Starcast is faster)"

@@ -11,3 +11,17 @@ export MLFLOW=${MLFLOW:-$HOME/.cache/starcast-tools/mlflow-venv/bin/mlflow}
 export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n==> %s\n' "$*"; }
+
+# The virtual environment the benchmarks' peers (PyTorch, transformers)
+# run from, outside the repository; installs `packages` when `modules`
+# don't import. Usage: peer_venv "module, ..." package ...
+PEER_VENV="$HOME/.cache/starcast-peers/torch-venv"
+peer_venv() {
+  local modules=$1
+  shift
+  if [[ ! -x "$PEER_VENV/bin/python" ]] || ! "$PEER_VENV/bin/python" -c "import $modules" 2>/dev/null; then
+    step "installing $* into $PEER_VENV"
+    python3 -m venv "$PEER_VENV"
+    "$PEER_VENV/bin/pip" install --quiet "$@"
+  fi
+}

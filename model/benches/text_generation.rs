@@ -1,7 +1,9 @@
 //! Text generation speed on the packaged SmolLM2-135M-Instruct Q4_1 GGUF:
 //! prompt processing and generation tokens/s of candle's quantized Llama
-//! with the weights as `QuantizedLlama` loads them (Q4_1 requantized to Q8_0), time to first token and the day's horoscope end
-//! to end, and peak memory. bench/text.sh runs llama.cpp beside it.
+//! with the weights as `QuantizedLlama` loads them (Q4_1 requantized to
+//! Q8_0) and of Starcast's full-precision Llama on the same weights in F32,
+//! time to first token and the day's horoscope end to end, and peak memory.
+//! bench/text.sh runs llama.cpp and transformers beside it.
 //!
 //! Usage: cargo bench -p starcast-model --bench text_generation -- [MODEL_DIR] [RUNS]
 //! Prints one JSON object.
@@ -15,7 +17,7 @@ use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use chrono::NaiveDate;
 use starcast_model::folder::ModelFolder;
-use starcast_model::text::{QuantizedLlama, load_weights};
+use starcast_model::text::{Decoder, QuantizedLlama, load_llama, load_weights};
 use starcast_model::{HoroscopeRequest, HoroscopeWriter, ZodiacSign};
 
 #[path = "../../bench/peak_rss.rs"]
@@ -99,6 +101,28 @@ fn main() -> candle_core::Result<()> {
         })
         .map_err(candle_core::Error::wrap)?;
     let whole = start.elapsed();
+    let quantized_peak_mb = peak_rss_mb();
+
+    // The same weights dequantized to F32, through the Decoder interface.
+    let (llama, _) = load_llama(&ModelFolder::open(&folder).map_err(candle_core::Error::wrap)?)
+        .map_err(candle_core::Error::wrap)?;
+    let mut f32_prompt_tps = Vec::new();
+    let mut f32_generation_tps = Vec::new();
+    for _ in 0..runs {
+        let mut session = llama.start();
+        let start = Instant::now();
+        let mut logits = session.feed(&prompt)?;
+        f32_prompt_tps.push(PROMPT_TOKENS as f64 / start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        for _ in 0..GENERATED_TOKENS {
+            let next = (0..logits.len())
+                .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+                .unwrap_or(0) as u32;
+            logits = session.feed(&[next])?;
+        }
+        f32_generation_tps.push(GENERATED_TOKENS as f64 / start.elapsed().as_secs_f64());
+    }
+    drop(llama);
 
     let report = serde_json::json!({
         "model": gguf.display().to_string(),
@@ -115,8 +139,12 @@ fn main() -> candle_core::Result<()> {
             "tokens": horoscope.tokens,
             "characters": horoscope.text.chars().count(),
         },
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": quantized_peak_mb,
         "weights_file_mb": file_mb,
+        "f32": {
+            "prompt_tokens_per_s": median(f32_prompt_tps),
+            "generation_tokens_per_s": median(f32_generation_tps),
+        },
     });
     println!("{report}");
     Ok(())
