@@ -46,6 +46,9 @@ pub struct StepRun {
     pub seconds: f64,
     /// Why it was skipped, or the end of its output.
     pub log: String,
+    /// The figures the step reported (rows kept, accuracy, perplexity, ...).
+    #[serde(default)]
+    pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
 /// A run of the daily loop, started by the schedule or an admin.

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+
+use crate::step_metrics;
 use starcast_pipeline::horoscopes::{SourceOutcome, Sources, collect_horoscopes};
 use starcast_pipeline::photos::{DownloadSettings, Endpoints, collect_photos};
 
@@ -43,6 +45,18 @@ pub fn horoscopes(args: HoroscopesArgs) -> anyhow::Result<ExitCode> {
         "{collected} of {} sources collected for {date}",
         outcomes.len()
     );
+    let rows: usize = outcomes
+        .iter()
+        .map(|(_, outcome)| match outcome {
+            SourceOutcome::Collected { rows, .. } => *rows,
+            SourceOutcome::Failed(_) => 0,
+        })
+        .sum();
+    step_metrics::report(&[
+        ("sources_collected", collected as f64),
+        ("sources_failed", (outcomes.len() - collected) as f64),
+        ("rows", rows as f64),
+    ])?;
     Ok(if collected == 0 && !outcomes.is_empty() {
         ExitCode::FAILURE
     } else {

@@ -16,6 +16,7 @@ pub mod router;
 pub mod scheduler;
 pub mod serve;
 pub mod state;
+pub mod step_metrics;
 pub mod train;
 
 pub use router::router;

@@ -3,6 +3,8 @@
 use std::time::Instant;
 
 use anyhow::Context;
+
+use crate::step_metrics;
 use starcast_pipeline::horoscopes::{FEWER_THAN, MORE_THAN, process_horoscopes_at};
 
 #[derive(Debug, clap::Args)]
@@ -47,5 +49,10 @@ pub fn horoscopes(args: HoroscopesArgs) -> anyhow::Result<()> {
         "{seconds:.2} s, {:.0} rows/s",
         counts.read as f64 / seconds.max(1e-9)
     );
-    Ok(())
+    step_metrics::report(&[
+        ("rows_read", counts.read as f64),
+        ("rows_kept", counts.kept as f64),
+        ("duplicates", counts.duplicate as f64),
+        ("wrong_length", counts.wrong_length as f64),
+    ])
 }

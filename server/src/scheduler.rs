@@ -17,6 +17,7 @@ use starcast_pipeline::registry::Registry;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::serve::DEFAULT_HOROSCOPE_MODEL;
+use crate::step_metrics;
 use crate::train::ACTORS_TASK;
 
 /// How much of a step's output a run keeps.
@@ -216,6 +217,7 @@ impl Pipeline {
                     attempts: 0,
                     seconds: 0.0,
                     log: String::new(),
+                    metrics: Default::default(),
                 })
                 .collect(),
         }
@@ -265,11 +267,13 @@ impl Pipeline {
             let attempt = run.steps[index].attempts;
             self.keep(run);
             tracing::info!(step = %step.name, attempt, "pipeline step starting");
-            let output = tokio::process::Command::new(&self.program)
-                .args(&step.args)
-                .kill_on_drop(true)
-                .output()
-                .await;
+            let figures = tempfile::NamedTempFile::new().map(|f| f.into_temp_path());
+            let mut command = tokio::process::Command::new(&self.program);
+            command.args(&step.args).kill_on_drop(true);
+            if let Ok(path) = &figures {
+                command.env(step_metrics::ENV, path);
+            }
+            let output = command.output().await;
             let (succeeded, log) = match output {
                 Ok(output) => {
                     let mut log = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -283,6 +287,10 @@ impl Pipeline {
             };
             let record = &mut run.steps[index];
             record.log = tail(&log);
+            record.metrics = figures
+                .as_ref()
+                .map(|path| step_metrics::read(path))
+                .unwrap_or_default();
             record.seconds = clock.elapsed().as_secs_f64();
             if succeeded || attempt > self.retries {
                 record.status = if succeeded {

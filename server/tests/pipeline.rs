@@ -1,6 +1,6 @@
 //! The daily loop: real `starcast` subcommands as steps, retries, a step
-//! skipped when what it needs failed, runs that never overlap, records an
-//! admin can read and start over HTTP.
+//! skipped when what it needs failed, runs that never overlap, the figures
+//! each step reports, records an admin can read and start over HTTP.
 
 mod common;
 
@@ -105,8 +105,18 @@ async fn steps_run_retry_and_skip_and_runs_never_overlap() {
     };
     assert_eq!(process.status, RunStatus::Succeeded, "{}", process.log);
     assert!(processed.is_file());
+    assert_eq!(
+        process.metrics.get("rows_read"),
+        Some(&1.0),
+        "the step's figures: {:?}",
+        process.metrics
+    );
     assert_eq!((collect.status, collect.attempts), (RunStatus::Failed, 2));
     assert!(collect.log.contains("no-sources.toml"), "{}", collect.log);
+    assert!(
+        collect.metrics.is_empty(),
+        "a failed step reports no figures"
+    );
     assert_eq!(after.status, RunStatus::Skipped);
     assert!(after.log.contains("'collect' did not succeed"));
     assert!(pipeline.start("admin").is_ok(), "the lock is free again");

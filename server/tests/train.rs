@@ -338,4 +338,43 @@ fn a_crash_in_the_middle_of_training_resumes_from_the_last_epoch() {
         (1..=30).collect::<Vec<u64>>(),
         "every epoch once, none repeated"
     );
+
+    // The same training unbroken: the weights and AdamW's moments came back
+    // from the checkpoint, so every epoch's loss is the resumed run's.
+    let unbroken_out = dir.path().join("unbroken");
+    let unbroken_args: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if *a == out.display().to_string() {
+                unbroken_out.display().to_string()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let unbroken = Command::new(env!("CARGO_BIN_EXE_starcast"))
+        .args(&unbroken_args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(unbroken.status.success(), "{unbroken:?}");
+    let losses = |folder: &Path| -> Vec<f64> {
+        let training: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("training.json")).unwrap())
+                .unwrap();
+        training["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["train_loss"].as_f64().unwrap())
+            .collect()
+    };
+    let (resumed, straight) = (losses(&out), losses(&unbroken_out));
+    for (epoch, (a, b)) in resumed.iter().zip(&straight).enumerate() {
+        assert!(
+            (a - b).abs() < 1e-6,
+            "epoch {}: resumed loss {a}, unbroken {b}",
+            epoch + 1
+        );
+    }
 }

@@ -9,9 +9,9 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use starcast_model::vision::{Architecture, NamedTensors};
-use starcast_train::TrainingConvNorm;
+use starcast_train::{AdamW, ParamsAdamW, TrainingConvNorm};
 
 #[path = "../../bench/peak_rss.rs"]
 mod peak_rss;
@@ -56,7 +56,14 @@ fn main() {
         };
         var.set(&value).unwrap();
     }
-    let mut optimiser = AdamW::new(varmap.all_vars(), ParamsAdamW::default()).unwrap();
+    let named = varmap
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(name, var)| (name.clone(), var.clone()))
+        .collect();
+    let mut optimiser = AdamW::new(named, ParamsAdamW::default()).unwrap();
     let input = Tensor::randn(0f32, 1.0, (batch, 3, 224, 224), &device).unwrap();
     let targets = Tensor::from_vec(
         (0..batch as u32).map(|i| i % CLASSES as u32).collect(),

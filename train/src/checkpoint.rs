@@ -1,11 +1,9 @@
-//! Resuming after a crash: after every epoch the trained variables, the
-//! best epoch so far and the history go to a checkpoint folder, each file
-//! written aside and renamed, `state.json` (which names the epoch's files)
-//! last; a rerun of the same
-//! training (same photos, labels and options) continues after the last
-//! finished epoch. AdamW's moment estimates are not saved (candle-nn keeps
-//! them private): they restart from zero, which slows only the first
-//! steps after a resume.
+//! Resuming after a crash: after every epoch the trained variables,
+//! AdamW's moments, the best epoch so far and the history go to a
+//! checkpoint folder, each file written aside and renamed, `state.json`
+//! (which names the epoch's files) last; a rerun of the same training
+//! (same photos, labels and options) continues after the last finished
+//! epoch with the steps an unbroken run would take.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -17,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use starcast_model::vision::NamedTensors;
 
 use crate::curves::EpochRecord;
+use crate::optimizer::AdamW;
 
 const STATE: &str = "state.json";
 
@@ -57,6 +56,10 @@ fn variables_file(epoch: usize) -> String {
     format!("variables-{epoch}.safetensors")
 }
 
+fn optimiser_file(epoch: usize) -> String {
+    format!("adamw-{epoch}.safetensors")
+}
+
 fn best_file(epoch: usize) -> String {
     format!("best-{epoch}.safetensors")
 }
@@ -80,9 +83,14 @@ impl Checkpoint {
         }
     }
 
-    /// The state to resume from, loading the variables into `varmap`; none
-    /// when there is no checkpoint or it belongs to another run.
-    pub fn resume(&self, varmap: &mut VarMap) -> Result<Option<Resumed>, CheckpointError> {
+    /// The state to resume from, loading the variables into `varmap` and
+    /// the moments into `optimiser`; none when there is no checkpoint or it
+    /// belongs to another run.
+    pub fn resume(
+        &self,
+        varmap: &mut VarMap,
+        optimiser: &mut AdamW,
+    ) -> Result<Option<Resumed>, CheckpointError> {
         let state_path = self.dir.join(STATE);
         if !state_path.is_file() {
             return Ok(None);
@@ -98,6 +106,9 @@ impl Checkpoint {
         }
         varmap
             .load(self.dir.join(variables_file(state.epoch)))
+            .map_err(|e| unreadable(e.to_string()))?;
+        optimiser
+            .load(&self.dir.join(optimiser_file(state.epoch)))
             .map_err(|e| unreadable(e.to_string()))?;
         let best = match state.best {
             Some((record, outcomes)) => Some(BestEpoch {
@@ -121,9 +132,11 @@ impl Checkpoint {
 
     /// Records a finished epoch; `best_changed` says whether its network
     /// is the new best one.
+    #[allow(clippy::too_many_arguments)]
     pub fn save(
         &self,
         varmap: &VarMap,
+        optimiser: &AdamW,
         epoch: usize,
         step: usize,
         history: &[EpochRecord],
@@ -144,6 +157,11 @@ impl Checkpoint {
             .save(aside(&variables))
             .map_err(|e| failed(e.to_string()))?;
         place(&variables)?;
+        let moments = optimiser_file(epoch);
+        optimiser
+            .save(&aside(&moments))
+            .map_err(|e| failed(e.to_string()))?;
+        place(&moments)?;
         if let (true, Some(best)) = (best_changed, best) {
             let name = best_file(best.record.epoch);
             candle_core::safetensors::save(&best.tensors, aside(&name))
@@ -163,6 +181,7 @@ impl Checkpoint {
         // Older epochs' files are no longer named by the state.
         let kept = [
             variables,
+            moments,
             best.map_or(String::new(), |b| best_file(b.record.epoch)),
         ];
         if let Ok(entries) = std::fs::read_dir(&self.dir) {

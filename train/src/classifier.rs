@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Module, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use image::{DynamicImage, RgbImage};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -19,6 +19,7 @@ use crate::augment::Augment;
 use crate::checkpoint::{BestEpoch, Checkpoint, CheckpointError};
 use crate::curves::{self, EpochRecord};
 use crate::metrics::ClassificationReport;
+use crate::optimizer::{AdamW, ParamsAdamW};
 use crate::schedule::WarmupCosine;
 use crate::split::{SplitError, stratified_split};
 use crate::trainable::TrainingConvNorm;
@@ -297,6 +298,31 @@ fn judge(logits: &Tensor, targets: &Tensor) -> candle_core::Result<(f64, Vec<(us
     Ok((f64::from(loss), outcomes))
 }
 
+/// Draws the new head's weights and biases as PyTorch's `Linear` does,
+/// uniform in ±1/√in, from `seed` (candle's CPU generator can't be seeded):
+/// the same seed trains the same model.
+fn seed_head(varmap: &VarMap, prefix: &str, seed: u64) -> candle_core::Result<()> {
+    let vars = varmap.data().lock().expect("the variable map is not shared");
+    let mut head: Vec<(&String, &Var)> = vars
+        .iter()
+        .filter(|(name, _)| name.starts_with(&format!("{prefix}.")))
+        .collect();
+    head.sort_by_key(|(name, _)| name.as_str());
+    let inputs = head
+        .iter()
+        .find_map(|(_, var)| var.dims2().ok().map(|(_, inputs)| inputs))
+        .unwrap_or(1);
+    let bound = 1.0 / (inputs as f32).sqrt();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for (_, var) in head {
+        let values: Vec<f32> = (0..var.elem_count())
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
+        var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu)?)?;
+    }
+    Ok(())
+}
+
 /// Fine-tunes `base` (a pretrained classifier whose weights are
 /// `base_tensors`) into a classifier of `data`'s classes.
 /// With a checkpoint folder, each epoch is saved there and a rerun after a
@@ -362,27 +388,39 @@ pub fn fine_tune(
             })
         }
     };
+    let new_head = match options.method {
+        Method::HeadOnly => "head",
+        Method::Full => head_prefix,
+    };
+    seed_head(&varmap, new_head, options.seed)?;
     let identity = (
         serde_json::to_string(options).expect("plain data serialises"),
         &data.classes,
         &train,
         base.weights_path(),
     );
-    let checkpoint = checkpoint.map(|dir| Checkpoint::new(dir, &identity));
-    let resumed = match &checkpoint {
-        Some(checkpoint) => checkpoint.resume(&mut varmap)?,
-        None => None,
-    };
     // Only what the method trains: the running averages get no gradient
     // and AdamW leaves variables without one alone.
+    let named: Vec<(String, Var)> = varmap
+        .data()
+        .lock()
+        .expect("the variable map is not shared across threads")
+        .iter()
+        .map(|(name, var)| (name.clone(), var.clone()))
+        .collect();
     let mut optimiser = AdamW::new(
-        varmap.all_vars(),
+        named,
         ParamsAdamW {
             lr: options.learning_rate,
             weight_decay: options.weight_decay,
             ..Default::default()
         },
     )?;
+    let checkpoint = checkpoint.map(|dir| Checkpoint::new(dir, &identity));
+    let resumed = match &checkpoint {
+        Some(checkpoint) => checkpoint.resume(&mut varmap, &mut optimiser)?,
+        None => None,
+    };
     let steps_per_epoch = train.len().div_ceil(batch);
     let schedule = WarmupCosine {
         peak: options.learning_rate,
@@ -467,7 +505,15 @@ pub fn fine_tune(
         }
         history.push(record);
         if let Some(checkpoint) = &checkpoint {
-            checkpoint.save(&varmap, epoch, step, &history, best.as_ref(), improved)?;
+            checkpoint.save(
+                &varmap,
+                &optimiser,
+                epoch,
+                step,
+                &history,
+                best.as_ref(),
+                improved,
+            )?;
         }
     }
     if let Some(checkpoint) = &checkpoint {

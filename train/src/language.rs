@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -21,6 +21,7 @@ use starcast_model::text::{
 use tokenizers::Tokenizer;
 
 use crate::classifier::{Progress, TrainError};
+use crate::optimizer::{AdamW, ParamsAdamW};
 use crate::schedule::WarmupCosine;
 use crate::text_eval::HoroscopeText;
 
@@ -292,7 +293,7 @@ pub fn fine_tune_language(
         total_steps: steps_per_epoch * options.epochs,
     };
     let mut optimizer = AdamW::new(
-        learner.variables.iter().map(|(_, v)| v.clone()).collect(),
+        learner.variables.clone(),
         ParamsAdamW {
             lr: options.learning_rate,
             weight_decay: options.weight_decay,

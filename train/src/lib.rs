@@ -12,6 +12,7 @@ mod gallery;
 pub mod image_folder;
 mod language;
 mod metrics;
+mod optimizer;
 mod schedule;
 mod split;
 mod text_eval;
@@ -31,6 +32,7 @@ pub use language::{
     fine_tune_language,
 };
 pub use metrics::{ClassMetrics, ClassificationReport};
+pub use optimizer::{AdamW, ParamsAdamW};
 pub use schedule::WarmupCosine;
 pub use split::{SplitError, stratified_split};
 pub use text_eval::{HoroscopeText, SettingReport, TextReport, distinct_2, evaluate_writer};

@@ -70,13 +70,31 @@ fn RunCard(run: PipelineRun) -> impl IntoView {
 fn StepRow(step: StepRun) -> impl IntoView {
     view! {
         <tr data-status=status_word(step.status)>
-            <th scope="row"><details><summary>{step.name}</summary><code>{step.command}</code><pre>{step.log}</pre></details></th>
+            <th scope="row">
+                <details><summary>{step.name}</summary><code>{step.command}</code><pre>{step.log}</pre></details>
+                {(!step.metrics.is_empty()).then(|| view! { <p class="figures">{figures(&step.metrics)}</p> })}
+            </th>
             <td>{status_word(step.status)}</td>
             <td>{step.attempts}</td>
             <td>{format!("{:.1} s", step.seconds)}</td>
         </tr>
     }
     .into_any()
+}
+
+/// A step's figures in a line: counts as whole numbers, the rest to three places.
+fn figures(metrics: &std::collections::BTreeMap<String, f64>) -> String {
+    metrics
+        .iter()
+        .map(|(name, value)| {
+            if value.fract() == 0.0 && value.abs() < 1e15 {
+                format!("{} {value:.0}", name.replace('_', " "))
+            } else {
+                format!("{} {value:.3}", name.replace('_', " "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// An admin's form to start a run now.

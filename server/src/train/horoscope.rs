@@ -19,6 +19,7 @@ use starcast_train::{
 };
 
 use super::{CODE_REVISION, mlflow_parameters, progress_bar};
+use crate::step_metrics;
 
 /// The registry's task name for the horoscope model.
 pub const HOROSCOPE_TASK: &str = "horoscope";
@@ -207,6 +208,12 @@ pub fn horoscope(args: HoroscopeArgs) -> anyhow::Result<()> {
         report.held_out_tokens,
         report.best_epoch
     );
+    let last = report.history.last();
+    step_metrics::report(&[
+        ("perplexity", report.perplexity),
+        ("base_perplexity", report.base_perplexity),
+        ("tokens_per_s", last.map_or(0.0, |e| e.tokens_per_s)),
+    ])?;
     // Adapters name their base by a location that works from anywhere.
     let base_location = match args.base.to_str() {
         Some(hub) if hub.starts_with("hf://") => hub.to_string(),

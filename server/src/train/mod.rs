@@ -20,6 +20,8 @@ use starcast_train::{
     evaluate_recognizer, fine_tune, stratified_split, write_gallery,
 };
 
+use crate::step_metrics;
+
 /// The version of the code that trained a model.
 pub const CODE_REVISION: &str = concat!("starcast ", env!("CARGO_PKG_VERSION"));
 
@@ -302,6 +304,10 @@ fn finish(
     write: impl Fn(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     print_report(candidate.report);
+    step_metrics::report(&[
+        ("accuracy", candidate.report.accuracy),
+        ("macro_f1", candidate.report.macro_f1),
+    ])?;
     let (folder, version) = match &args.out {
         Some(out) => {
             write(out)?;
