@@ -122,19 +122,19 @@ fn the_cache_and_the_differentiable_kernels_give_the_same_logits() {
     assert_eq!(all.dims(), [tokens.len(), 49_152]);
 }
 
-#[test]
-fn bf16_safetensors_in_hugging_face_layout_load_and_write_horoscopes() {
+/// SmolLM2 in F32 written as safetensors of `dtype`, with transformers'
+/// config only, as a Hub checkpoint has it: no Starcast fields.
+fn saved(dtype: DType) -> tempfile::TempDir {
     let (llama, tokenizer) = smollm2_f32();
     let dir = tempfile::tempdir().unwrap();
-    // Transformers' config only, as a Hub checkpoint has it: no Starcast fields.
-    save_llama(
-        dir.path(),
-        llama,
-        tokenizer,
-        DType::BF16,
-        serde_json::Map::new(),
-    )
-    .unwrap();
+    save_llama(dir.path(), llama, tokenizer, dtype, serde_json::Map::new()).unwrap();
+    dir
+}
+
+#[test]
+fn bf16_safetensors_in_hugging_face_layout_load_and_write_horoscopes() {
+    let (llama, _) = smollm2_f32();
+    let dir = saved(DType::BF16);
     let size = std::fs::metadata(dir.path().join("model.safetensors"))
         .unwrap()
         .len();
@@ -172,16 +172,7 @@ fn bf16_safetensors_in_hugging_face_layout_load_and_write_horoscopes() {
 
 #[test]
 fn broken_safetensors_folders_say_what_is_wrong() {
-    let (llama, tokenizer) = smollm2_f32();
-    let dir = tempfile::tempdir().unwrap();
-    save_llama(
-        dir.path(),
-        llama,
-        tokenizer,
-        DType::F16,
-        serde_json::Map::new(),
-    )
-    .unwrap();
+    let dir = saved(DType::F16);
     let config_path = dir.path().join("config.json");
     let config = std::fs::read_to_string(&config_path).unwrap();
 

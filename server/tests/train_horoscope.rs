@@ -1,31 +1,16 @@
 //! `starcast train horoscope` from the command line, on the packaged
 //! SmolLM2 and a processed horoscope file: LoRA adapters are registered and
-//! served when their held-out perplexity beats the base model's, the
-//! server starts on them, and `generate` writes with them.
+//! served when their held-out perplexity beats the base model's, listed by
+//! `models`, and `generate` writes with them.
+
+mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use common::{starcast, stdout};
 
 fn smollm2() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/models/smollm2-135m-instruct")
-}
-
-fn starcast(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_starcast"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn succeeded(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// A processed file in one house style the base model has never seen.
@@ -72,7 +57,7 @@ fn lora_training_registers_and_serves_a_better_horoscope_model() {
         "--held-out",
         "4",
     ]);
-    let printed = succeeded(&output);
+    let printed = stdout(&output);
     assert!(
         printed.contains("registered horoscope version v1"),
         "{printed}"
@@ -94,7 +79,7 @@ fn lora_training_registers_and_serves_a_better_horoscope_model() {
             .ends_with("smollm2-135m-instruct")
     );
 
-    let listed = succeeded(&starcast(&[
+    let listed = stdout(&starcast(&[
         "models",
         "--registry",
         registry.to_str().unwrap(),
@@ -104,7 +89,7 @@ fn lora_training_registers_and_serves_a_better_horoscope_model() {
     ]));
     assert!(listed.contains("v1"), "{listed}");
 
-    let generated = succeeded(&starcast(&[
+    let generated = stdout(&starcast(&[
         "generate",
         "horoscope",
         "--sign",

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use image::{DynamicImage, RgbImage};
-use rand::{Rng, SeedableRng};
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use starcast_model::vision::{Architecture, ImageClassifier, NamedTensors, Network, Preprocess};
@@ -302,7 +302,10 @@ fn judge(logits: &Tensor, targets: &Tensor) -> candle_core::Result<(f64, Vec<(us
 /// uniform in ±1/√in, from `seed` (candle's CPU generator can't be seeded):
 /// the same seed trains the same model.
 fn seed_head(varmap: &VarMap, prefix: &str, seed: u64) -> candle_core::Result<()> {
-    let vars = varmap.data().lock().expect("the variable map is not shared");
+    let vars = varmap
+        .data()
+        .lock()
+        .expect("the variable map is not shared");
     let mut head: Vec<(&String, &Var)> = vars
         .iter()
         .filter(|(name, _)| name.starts_with(&format!("{prefix}.")))

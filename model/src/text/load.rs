@@ -3,13 +3,10 @@
 //! GPT-2 or a T5; and writing a full-precision Llama.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::DType;
-use candle_core::quantized::gguf_file;
-use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use tokenizers::Tokenizer;
 
 use super::cache::{CACHED_HOROSCOPES, CachedWriter};
@@ -17,7 +14,7 @@ use super::gpt2::Gpt2;
 use super::llama::{Llama, LlamaConfig};
 use super::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, attach_adapters};
 use super::prompt::PromptStyle;
-use super::quantized_llama::{QuantizedLlama, weights_error};
+use super::quantized_llama::{QuantizedLlama, open_gguf, weights_error};
 use super::t5::T5;
 use super::writer::{Decoder, LanguageModel};
 use crate::folder::{LoadError, ModelFolder};
@@ -88,14 +85,8 @@ pub fn load_llama(folder: &ModelFolder) -> Result<(Llama, Tokenizer), LoadError>
         return load_adapted(folder, &adapter_config);
     }
     if let Ok(path) = folder.weights("gguf") {
-        let error = weights_error(&path);
-        let mut file = File::open(&path).map_err(|source| LoadError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let content = gguf_file::Content::read(&mut file).map_err(&error)?;
-        let tokenizer = Tokenizer::from_gguf(&content).map_err(&error)?;
-        let llama = Llama::from_gguf(&content, &mut file).map_err(&error)?;
+        let (mut file, content, tokenizer) = open_gguf(&path)?;
+        let llama = Llama::from_gguf(&content, &mut file).map_err(weights_error(&path))?;
         return Ok((llama, tokenizer));
     }
     let files = folder

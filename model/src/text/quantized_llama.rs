@@ -122,17 +122,24 @@ pub fn load_weights<R: Read + Seek>(
     loaded
 }
 
+/// A GGUF file opened: the file, its header and the tokenizer it carries.
+pub(super) fn open_gguf(path: &Path) -> Result<(File, gguf_file::Content, Tokenizer), LoadError> {
+    let error = weights_error(path);
+    let mut file = File::open(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let content = gguf_file::Content::read(&mut file).map_err(&error)?;
+    let tokenizer = Tokenizer::from_gguf(&content).map_err(&error)?;
+    Ok((file, content, tokenizer))
+}
+
 impl QuantizedLlama {
     /// Loads the folder's `.gguf` file and the tokenizer inside it.
     pub fn load(folder: &ModelFolder) -> Result<LanguageModel, LoadError> {
         let path = folder.weights("gguf")?;
         let error = weights_error(&path);
-        let mut file = File::open(&path).map_err(|source| LoadError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let content = gguf_file::Content::read(&mut file).map_err(&error)?;
-        let tokenizer = Tokenizer::from_gguf(&content).map_err(&error)?;
+        let (mut file, content, tokenizer) = open_gguf(&path)?;
         // candle's quantized Llama has rotary tables for MAX_SEQ_LEN positions.
         let context = content
             .metadata

@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use super::attention::{Cache, LayerCache, append};
+use super::attention::{Cache, LayerCache, append, causal_mask};
 use super::writer::{DecodeSession, Decoder};
 
 /// The hyperparameters, as Hugging Face's `config.json` names them.
@@ -303,20 +303,8 @@ impl T5 {
             .reshape((rows, keys, ()))?
             .permute((2, 0, 1))?
             .unsqueeze(0)?;
-        if !bidirectional && rows > 1 {
-            let offset = keys - rows;
-            let mask: Vec<f32> = (0..rows)
-                .flat_map(|i| {
-                    (0..keys).map(move |j| {
-                        if j > i + offset {
-                            f32::NEG_INFINITY
-                        } else {
-                            0.0
-                        }
-                    })
-                })
-                .collect();
-            bias = bias.broadcast_add(&Tensor::from_vec(mask, (rows, keys), &Device::Cpu)?)?;
+        if !bidirectional && let Some(mask) = causal_mask(rows, keys - rows, &Device::Cpu)? {
+            bias = bias.broadcast_add(&mask)?;
         }
         bias.contiguous()
     }

@@ -18,7 +18,7 @@ use starcast_train::{
     fine_tune_language,
 };
 
-use super::{CODE_REVISION, mlflow_parameters, progress_bar};
+use super::{CODE_REVISION, finish_run, mlflow_parameters, progress_bar};
 use crate::step_metrics;
 
 /// The registry's task name for the horoscope model.
@@ -350,18 +350,15 @@ fn log_to_mlflow(
             ("base_perplexity", trained.report.base_perplexity),
         ],
     )?;
-    for file in [
-        "config.json",
-        "adapter_config.json",
-        "metrics.json",
-        "training.json",
-        "lineage.json",
-    ] {
-        let path = folder.join(file);
-        if path.is_file() {
-            run.log_artifact(&path)?;
-        }
-    }
-    run.finish(true)?;
-    Ok(())
+    finish_run(
+        run,
+        folder,
+        &[
+            "config.json",
+            "adapter_config.json",
+            "metrics.json",
+            "training.json",
+            "lineage.json",
+        ],
+    )
 }

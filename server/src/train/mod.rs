@@ -14,7 +14,7 @@ use starcast_model::vision::{ClassifierOptions, ImageClassifier, read_weights};
 use starcast_model::{ActorRecognizer, load_actor_recognizer};
 use starcast_pipeline::dataset::fingerprint;
 use starcast_pipeline::registry::{Lineage, PromotionRule, Registry, Version};
-use starcast_pipeline::tracking::MlflowServer;
+use starcast_pipeline::tracking::{MlflowRun, MlflowServer};
 use starcast_train::{
     ClassificationReport, EpochRecord, ImageFolder, Method, Progress, TrainOptions,
     evaluate_recognizer, fine_tune, stratified_split, write_gallery,
@@ -432,13 +432,22 @@ fn log_to_mlflow(
             ("loss", report.loss.unwrap_or(f64::NAN)),
         ],
     )?;
-    for file in [
-        "config.json",
-        "metrics.json",
-        "training.json",
-        "curves.svg",
-        "lineage.json",
-    ] {
+    finish_run(
+        run,
+        folder,
+        &[
+            "config.json",
+            "metrics.json",
+            "training.json",
+            "curves.svg",
+            "lineage.json",
+        ],
+    )
+}
+
+/// Logs those of `files` the model folder has as artifacts and ends the run.
+fn finish_run(run: MlflowRun, folder: &Path, files: &[&str]) -> anyhow::Result<()> {
+    for file in files {
         let path = folder.join(file);
         if path.is_file() {
             run.log_artifact(&path)?;

@@ -459,3 +459,29 @@ pub fn register_version(
 
 /// The config of a three-class MobileNetV2 classifier labelled Ada, Bea, Cleo.
 pub const THREE_CLASS_CONFIG: &str = r#"{"task": "image-classification", "architecture": "mobilenet_v2", "labels": ["Ada", "Bea", "Cleo"]}"#;
+
+/// Runs the `starcast` binary with `args`, logging warnings only.
+pub fn starcast(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_starcast"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// What a run that must succeed printed.
+pub fn stdout(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// What a run that must fail said.
+pub fn failure(output: &std::process::Output) -> String {
+    assert!(!output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
