@@ -154,6 +154,8 @@ impl Pipeline {
                     &path(&data.join("models").join(DEFAULT_HOROSCOPE_MODEL)),
                     "--registry",
                     &path(registry.root()),
+                    "--checkpoint",
+                    &path(&data.join("checkpoints").join("horoscope")),
                 ]),
                 after: Some("process horoscopes".into()),
                 guard: Guard::Always,

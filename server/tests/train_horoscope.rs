@@ -139,3 +139,88 @@ fn bad_horoscope_training_input_gets_a_sentence() {
     );
     assert!(!dir.path().join("out").exists(), "nothing written");
 }
+
+#[test]
+fn a_crash_in_the_middle_of_horoscope_training_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("horoscopes.csv");
+    processed_csv(&data, 12);
+    let base = smollm2();
+    let checkpoint = dir.path().join("checkpoint");
+    let run_args = |out: &Path| -> Vec<String> {
+        [
+            "train",
+            "horoscope",
+            "--lora",
+            "4",
+            "--lr",
+            "0.003",
+            "--epochs",
+            "2",
+            "--max-tokens",
+            "48",
+            "--held-out",
+            "4",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain(
+            ["--data", "--base", "--checkpoint", "--out"]
+                .iter()
+                .zip([&data, &base, &checkpoint, &out.to_path_buf()])
+                .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()]),
+        )
+        .collect()
+    };
+    let out = dir.path().join("model");
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_starcast"))
+        .args(run_args(&out))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !checkpoint.join("state.json").is_file() {
+        assert!(
+            started.elapsed().as_secs() < 300,
+            "no epoch was checkpointed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(!out.exists(), "the run was killed before it finished");
+
+    let args = run_args(&out);
+    let rerun = starcast(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&rerun.stderr);
+    assert!(rerun.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming after epoch 1"), "{stderr}");
+    assert!(!checkpoint.exists(), "the checkpoint is removed at the end");
+
+    let unbroken = dir.path().join("unbroken");
+    let args = run_args(&unbroken);
+    stdout(&starcast(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let losses = |folder: &Path| -> Vec<f64> {
+        let training: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("training.json")).unwrap())
+                .unwrap();
+        training["report"]["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["train_loss"].as_f64().unwrap())
+            .collect()
+    };
+    let (resumed, straight) = (losses(&out), losses(&unbroken));
+    assert_eq!(resumed.len(), 2, "each epoch once");
+    for (a, b) in resumed.iter().zip(&straight) {
+        assert!(
+            (a - b).abs() < 1e-4,
+            "resumed {resumed:?}, unbroken {straight:?}"
+        );
+    }
+}

@@ -44,7 +44,7 @@ fn main() {
         held_out,
         ..LanguageOptions::default()
     };
-    let trained = fine_tune_language(&base, &tokenizer, &texts, &options, |_| {}).unwrap();
+    let trained = fine_tune_language(&base, &tokenizer, &texts, &options, None, |_| {}).unwrap();
     let epoch = &trained.report.history[0];
     println!(
         "{}",

@@ -11,11 +11,16 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use candle_nn::VarMap;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use starcast_model::vision::NamedTensors;
 
-use crate::curves::EpochRecord;
 use crate::optimizer::AdamW;
+
+/// An epoch's figures as a training loop records them.
+pub trait EpochFigures: Clone + Serialize + DeserializeOwned {
+    fn epoch(&self) -> usize;
+}
 
 const STATE: &str = "state.json";
 
@@ -27,29 +32,30 @@ pub enum CheckpointError {
     Read { path: PathBuf, reason: String },
 }
 
-/// The best epoch so far: its figures, the network then, and its
-/// validation answers as `(truth, predicted)`.
-pub struct BestEpoch {
-    pub record: EpochRecord,
+/// The best epoch so far: its figures, the trained variables then, and
+/// what else the loop keeps of it (a classifier: its validation answers).
+pub struct BestEpoch<R, X> {
+    pub record: R,
     pub tensors: NamedTensors,
-    pub outcomes: Vec<(usize, usize)>,
+    pub outcomes: X,
 }
 
 /// Where a run stands after its last finished epoch.
-pub struct Resumed {
+pub struct Resumed<R, X> {
     pub epoch: usize,
     pub step: usize,
-    pub history: Vec<EpochRecord>,
-    pub best: Option<BestEpoch>,
+    pub history: Vec<R>,
+    pub best: Option<BestEpoch<R, X>>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct State {
+#[serde(bound = "R: EpochFigures, X: Serialize + DeserializeOwned")]
+struct State<R, X> {
     identity: String,
     epoch: usize,
     step: usize,
-    history: Vec<EpochRecord>,
-    best: Option<(EpochRecord, Vec<(usize, usize)>)>,
+    history: Vec<R>,
+    best: Option<(R, X)>,
 }
 
 fn variables_file(epoch: usize) -> String {
@@ -86,11 +92,11 @@ impl Checkpoint {
     /// The state to resume from, loading the variables into `varmap` and
     /// the moments into `optimiser`; none when there is no checkpoint or it
     /// belongs to another run.
-    pub fn resume(
+    pub fn resume<R: EpochFigures, X: Serialize + DeserializeOwned>(
         &self,
         varmap: &mut VarMap,
         optimiser: &mut AdamW,
-    ) -> Result<Option<Resumed>, CheckpointError> {
+    ) -> Result<Option<Resumed<R, X>>, CheckpointError> {
         let state_path = self.dir.join(STATE);
         if !state_path.is_file() {
             return Ok(None);
@@ -100,7 +106,8 @@ impl Checkpoint {
             reason,
         };
         let text = std::fs::read_to_string(&state_path).map_err(|e| unreadable(e.to_string()))?;
-        let state: State = serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
+        let state: State<R, X> =
+            serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
         if state.identity != self.identity {
             return Ok(None);
         }
@@ -113,7 +120,7 @@ impl Checkpoint {
         let best = match state.best {
             Some((record, outcomes)) => Some(BestEpoch {
                 tensors: candle_core::safetensors::load(
-                    self.dir.join(best_file(record.epoch)),
+                    self.dir.join(best_file(record.epoch())),
                     &Device::Cpu,
                 )
                 .map_err(|e| unreadable(e.to_string()))?,
@@ -133,14 +140,14 @@ impl Checkpoint {
     /// Records a finished epoch; `best_changed` says whether its network
     /// is the new best one.
     #[allow(clippy::too_many_arguments)]
-    pub fn save(
+    pub fn save<R: EpochFigures, X: Serialize + DeserializeOwned + Clone>(
         &self,
         varmap: &VarMap,
         optimiser: &AdamW,
         epoch: usize,
         step: usize,
-        history: &[EpochRecord],
-        best: Option<&BestEpoch>,
+        history: &[R],
+        best: Option<&BestEpoch<R, X>>,
         best_changed: bool,
     ) -> Result<(), CheckpointError> {
         let failed = |reason: String| CheckpointError::Write {
@@ -163,7 +170,7 @@ impl Checkpoint {
             .map_err(|e| failed(e.to_string()))?;
         place(&moments)?;
         if let (true, Some(best)) = (best_changed, best) {
-            let name = best_file(best.record.epoch);
+            let name = best_file(best.record.epoch());
             candle_core::safetensors::save(&best.tensors, aside(&name))
                 .map_err(|e| failed(e.to_string()))?;
             place(&name)?;
@@ -182,7 +189,7 @@ impl Checkpoint {
         let kept = [
             variables,
             moments,
-            best.map_or(String::new(), |b| best_file(b.record.epoch)),
+            best.map_or(String::new(), |b| best_file(b.record.epoch())),
         ];
         if let Ok(entries) = std::fs::read_dir(&self.dir) {
             for entry in entries.flatten() {

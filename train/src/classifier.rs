@@ -16,7 +16,7 @@ use starcast_model::vision::{Architecture, ImageClassifier, NamedTensors, Networ
 
 use crate::ImageFolder;
 use crate::augment::Augment;
-use crate::checkpoint::{BestEpoch, Checkpoint, CheckpointError};
+use crate::checkpoint::{BestEpoch, Checkpoint, CheckpointError, EpochFigures, Resumed};
 use crate::curves::{self, EpochRecord};
 use crate::metrics::ClassificationReport;
 use crate::optimizer::{AdamW, ParamsAdamW};
@@ -298,6 +298,16 @@ fn judge(logits: &Tensor, targets: &Tensor) -> candle_core::Result<(f64, Vec<(us
     Ok((f64::from(loss), outcomes))
 }
 
+/// The classifier's best epoch: its figures, the network then, and its
+/// validation answers as `(truth, predicted)`.
+type ClassifierBest = BestEpoch<EpochRecord, Vec<(usize, usize)>>;
+
+impl EpochFigures for EpochRecord {
+    fn epoch(&self) -> usize {
+        self.epoch
+    }
+}
+
 /// Draws the new head's weights and biases as PyTorch's `Linear` does,
 /// uniform in ±1/√in, from `seed` (candle's CPU generator can't be seeded):
 /// the same seed trains the same model.
@@ -420,7 +430,7 @@ pub fn fine_tune(
         },
     )?;
     let checkpoint = checkpoint.map(|dir| Checkpoint::new(dir, &identity));
-    let resumed = match &checkpoint {
+    let resumed: Option<Resumed<EpochRecord, Vec<(usize, usize)>>> = match &checkpoint {
         Some(checkpoint) => checkpoint.resume(&mut varmap, &mut optimiser)?,
         None => None,
     };
@@ -450,7 +460,7 @@ pub fn fine_tune(
         }
         None => (1, 0, Vec::new(), None),
     };
-    let stopped_early = |history: &[EpochRecord], best: &Option<BestEpoch>| {
+    let stopped_early = |history: &[EpochRecord], best: &Option<ClassifierBest>| {
         let last = history.last().map_or(0, |r| r.epoch);
         let best_epoch = best.as_ref().map_or(last, |b| b.record.epoch);
         last > 0 && last - best_epoch >= options.patience

@@ -9,17 +9,20 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarMap;
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use starcast_model::text::{
     ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, Cache, Kernels, Llama, Lora, PromptStyle,
     adapter_tensor, horoscope_prompt, save_llama, stop_tokens,
 };
+use starcast_model::vision::NamedTensors;
 use tokenizers::Tokenizer;
 
+use crate::checkpoint::{BestEpoch, Checkpoint, EpochFigures, Resumed};
 use crate::classifier::{Progress, TrainError};
 use crate::optimizer::{AdamW, ParamsAdamW};
 use crate::schedule::WarmupCosine;
@@ -70,7 +73,7 @@ impl Default for LanguageOptions {
 }
 
 /// One epoch's figures.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LanguageEpoch {
     pub epoch: usize,
     pub train_loss: f64,
@@ -236,15 +239,18 @@ impl Learner {
         Ok(total / tokens.max(1) as f64)
     }
 
-    fn snapshot(&self) -> candle_core::Result<Vec<Tensor>> {
+    fn snapshot(&self) -> candle_core::Result<NamedTensors> {
         self.variables
             .iter()
-            .map(|(_, var)| var.as_tensor().copy())
+            .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
             .collect()
     }
 
-    fn restore(&self, snapshot: &[Tensor]) -> candle_core::Result<()> {
-        for ((_, var), saved) in self.variables.iter().zip(snapshot) {
+    fn restore(&self, snapshot: &NamedTensors) -> candle_core::Result<()> {
+        for (name, var) in &self.variables {
+            let saved = snapshot.get(name).ok_or_else(|| {
+                candle_core::Error::Msg(format!("the best epoch's variables lack {name}"))
+            })?;
             var.set(saved)?;
         }
         Ok(())
@@ -258,13 +264,25 @@ pub struct TrainedLanguageModel {
     pub report: LanguageReport,
 }
 
+/// The language model's best epoch: its figures and the variables then.
+type LanguageBest = BestEpoch<LanguageEpoch, ()>;
+
+impl EpochFigures for LanguageEpoch {
+    fn epoch(&self) -> usize {
+        self.epoch
+    }
+}
+
 /// Fine-tunes `base` on `texts`: the last `options.held_out` texts are kept
 /// out to measure perplexity; the epoch with the lowest held-out loss is kept.
+/// With a checkpoint folder, each epoch is saved there (variables and AdamW's
+/// moments) and a rerun after a crash continues after the last finished one.
 pub fn fine_tune_language(
     base: &Llama,
     tokenizer: &Tokenizer,
     texts: &[HoroscopeText],
     options: &LanguageOptions,
+    checkpoint: Option<&Path>,
     mut progress: impl FnMut(Progress<LanguageEpoch>),
 ) -> Result<TrainedLanguageModel, TrainError> {
     if texts.len() <= options.held_out {
@@ -300,16 +318,47 @@ pub fn fine_tune_language(
             ..Default::default()
         },
     )?;
+    let mut varmap = VarMap::new();
+    varmap
+        .data()
+        .lock()
+        .expect("a fresh variable map")
+        .extend(learner.variables.iter().cloned());
+    let identity = (
+        serde_json::to_string(options).expect("plain data serialises"),
+        texts
+            .iter()
+            .map(|t| (t.sign.key(), t.date.to_string(), &t.text))
+            .collect::<Vec<_>>(),
+        serde_json::to_string(base.config()).expect("plain data serialises"),
+    );
+    let checkpoint = checkpoint.map(|dir| Checkpoint::new(dir, &identity));
+    let resumed: Option<Resumed<LanguageEpoch, ()>> = match &checkpoint {
+        Some(checkpoint) => checkpoint.resume(&mut varmap, &mut optimizer)?,
+        None => None,
+    };
     progress(Progress::Started {
         epochs: options.epochs,
         steps_per_epoch,
     });
-    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let mut order: Vec<&Example> = train.iter().collect();
-    let mut history = Vec::new();
-    let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
-    let mut step = 0;
-    for epoch in 1..=options.epochs {
+    let (first_epoch, mut step, mut history, mut best) = match resumed {
+        Some(resumed) => {
+            progress(Progress::Resumed {
+                epoch: resumed.epoch,
+            });
+            (
+                resumed.epoch + 1,
+                resumed.step,
+                resumed.history,
+                resumed.best,
+            )
+        }
+        None => (1, 0, Vec::new(), None::<LanguageBest>),
+    };
+    for epoch in first_epoch..=options.epochs {
+        // Seeded per epoch, so a resumed run draws what an unbroken one would.
+        let mut rng = ChaCha8Rng::seed_from_u64(options.seed.wrapping_add(epoch as u64));
+        let mut order: Vec<&Example> = train.iter().collect();
         order.shuffle(&mut rng);
         let started = Instant::now();
         let (mut epoch_loss, mut epoch_tokens, mut fed) = (0.0, 0, 0);
@@ -336,16 +385,39 @@ pub fn fine_tune_language(
             tokens_per_s: fed as f64 / seconds.max(1e-9),
         };
         progress(Progress::Epoch(&record));
-        history.push(record);
-        if best
+        let improved = best
             .as_ref()
-            .is_none_or(|(loss, _, _)| held_out_loss < *loss)
-        {
-            best = Some((held_out_loss, epoch, learner.snapshot()?));
+            .is_none_or(|b| held_out_loss < b.record.held_out_loss);
+        if improved {
+            best = Some(BestEpoch {
+                record: record.clone(),
+                tensors: learner.snapshot()?,
+                outcomes: (),
+            });
+        }
+        history.push(record);
+        if let Some(checkpoint) = &checkpoint {
+            checkpoint.save(
+                &varmap,
+                &optimizer,
+                epoch,
+                step,
+                &history,
+                best.as_ref(),
+                improved,
+            )?;
         }
     }
-    let (best_loss, best_epoch, weights) = best.unwrap_or((base_loss, 0, learner.snapshot()?));
-    learner.restore(&weights)?;
+    let (best_loss, best_epoch) = match best {
+        Some(best) => {
+            learner.restore(&best.tensors)?;
+            (best.record.held_out_loss, best.record.epoch)
+        }
+        None => (base_loss, 0),
+    };
+    if let Some(checkpoint) = &checkpoint {
+        checkpoint.clear();
+    }
     learner.model.set_kernels(Kernels::Fused);
     let report = LanguageReport {
         base_perplexity: base_loss.exp(),

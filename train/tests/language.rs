@@ -70,7 +70,7 @@ fn lora_adapters_learn_the_house_style_and_load_as_a_model() {
         learning_rate: 3e-3,
         ..options(Some(lora), 2)
     };
-    let trained = fine_tune_language(&base, &tokenizer, &texts, &options, |p| {
+    let trained = fine_tune_language(&base, &tokenizer, &texts, &options, None, |p| {
         if let Progress::Step { loss } = p {
             assert!(loss.is_finite());
             steps += 1;
@@ -132,7 +132,8 @@ fn lora_adapters_learn_the_house_style_and_load_as_a_model() {
 fn full_fine_tuning_writes_safetensors_that_load() {
     let (base, tokenizer) = load_llama(&ModelFolder::open(&smollm2_folder()).unwrap()).unwrap();
     let texts = corpus(12);
-    let trained = fine_tune_language(&base, &tokenizer, &texts, &options(None, 1), |_| {}).unwrap();
+    let trained =
+        fine_tune_language(&base, &tokenizer, &texts, &options(None, 1), None, |_| {}).unwrap();
     assert!(
         trained.report.perplexity < trained.report.base_perplexity,
         "{:?}",
@@ -153,15 +154,22 @@ fn full_fine_tuning_writes_safetensors_that_load() {
 #[test]
 fn too_few_horoscopes_or_tokens_are_refused_with_a_reason() {
     let (base, tokenizer) = load_llama(&ModelFolder::open(&smollm2_folder()).unwrap()).unwrap();
-    let err = fine_tune_language(&base, &tokenizer, &corpus(4), &options(None, 1), |_| {})
-        .err()
-        .unwrap();
+    let err = fine_tune_language(
+        &base,
+        &tokenizer,
+        &corpus(4),
+        &options(None, 1),
+        None,
+        |_| {},
+    )
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("hold out fewer"), "{err}");
     let cramped = LanguageOptions {
         max_tokens: 4,
         ..options(None, 1)
     };
-    let err = fine_tune_language(&base, &tokenizer, &corpus(8), &cramped, |_| {})
+    let err = fine_tune_language(&base, &tokenizer, &corpus(8), &cramped, None, |_| {})
         .err()
         .unwrap();
     assert!(err.to_string().contains("raise the token limit"), "{err}");

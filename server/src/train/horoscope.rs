@@ -65,6 +65,10 @@ pub struct HoroscopeArgs {
     pub held_out: usize,
     #[arg(long, default_value_t = LanguageOptions::default().seed)]
     pub seed: u64,
+    /// Where each epoch is saved while training; a rerun after a crash
+    /// continues from there. Removed when training ends.
+    #[arg(long, default_value = "data/checkpoints/horoscope")]
+    pub checkpoint: PathBuf,
     /// Write the model folder here instead of registering a new version.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -192,6 +196,7 @@ pub fn horoscope(args: HoroscopeArgs) -> anyhow::Result<()> {
         &tokenizer,
         &texts,
         &options,
+        Some(&args.checkpoint),
         progress_bar(|record: &LanguageEpoch| {
             format!(
                 "epoch {:>3}: training loss {:.4}, held-out perplexity {:.2}, {:.0} tokens/s",
