@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::photo_dataset as dataset;
-use common::{failure, starcast, stdout};
+use common::{crash_after_first_epoch, epoch_losses, failure, starcast, stdout};
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data")
@@ -272,23 +272,7 @@ fn a_crash_in_the_middle_of_training_resumes_from_the_last_epoch() {
             .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()]),
     )
     .collect();
-    let mut first = Command::new(env!("CARGO_BIN_EXE_starcast"))
-        .args(&args)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while !checkpoint.join("state.json").is_file() {
-        assert!(
-            started.elapsed().as_secs() < 120,
-            "no epoch was checkpointed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    first.kill().unwrap();
-    first.wait().unwrap();
+    crash_after_first_epoch(&args, &checkpoint);
     assert!(!out.exists(), "the run was killed before it finished");
 
     let rerun = Command::new(env!("CARGO_BIN_EXE_starcast"))
@@ -336,18 +320,10 @@ fn a_crash_in_the_middle_of_training_resumes_from_the_last_epoch() {
         .output()
         .unwrap();
     assert!(unbroken.status.success(), "{unbroken:?}");
-    let losses = |folder: &Path| -> Vec<f64> {
-        let training: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(folder.join("training.json")).unwrap())
-                .unwrap();
-        training["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["train_loss"].as_f64().unwrap())
-            .collect()
-    };
-    let (resumed, straight) = (losses(&out), losses(&unbroken_out));
+    let (resumed, straight) = (
+        epoch_losses(&out, "/history"),
+        epoch_losses(&unbroken_out, "/history"),
+    );
     for (epoch, (a, b)) in resumed.iter().zip(&straight).enumerate() {
         assert!(
             (a - b).abs() < 1e-6,

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{starcast, stdout};
+use common::{crash_after_first_epoch, epoch_losses, starcast, stdout};
 
 fn smollm2() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/models/smollm2-135m-instruct")
@@ -173,23 +173,7 @@ fn a_crash_in_the_middle_of_horoscope_training_resumes_where_it_stopped() {
         .collect()
     };
     let out = dir.path().join("model");
-    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_starcast"))
-        .args(run_args(&out))
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while !checkpoint.join("state.json").is_file() {
-        assert!(
-            started.elapsed().as_secs() < 300,
-            "no epoch was checkpointed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    first.kill().unwrap();
-    first.wait().unwrap();
+    crash_after_first_epoch(&run_args(&out), &checkpoint);
     assert!(!out.exists(), "the run was killed before it finished");
 
     let args = run_args(&out);
@@ -204,18 +188,10 @@ fn a_crash_in_the_middle_of_horoscope_training_resumes_where_it_stopped() {
     stdout(&starcast(
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
     ));
-    let losses = |folder: &Path| -> Vec<f64> {
-        let training: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(folder.join("training.json")).unwrap())
-                .unwrap();
-        training["report"]["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["train_loss"].as_f64().unwrap())
-            .collect()
-    };
-    let (resumed, straight) = (losses(&out), losses(&unbroken));
+    let (resumed, straight) = (
+        epoch_losses(&out, "/report/history"),
+        epoch_losses(&unbroken, "/report/history"),
+    );
     assert_eq!(resumed.len(), 2, "each epoch once");
     for (a, b) in resumed.iter().zip(&straight) {
         assert!(

@@ -18,7 +18,7 @@ use starcast_train::{
     fine_tune_language,
 };
 
-use super::{CODE_REVISION, finish_run, mlflow_parameters, progress_bar};
+use super::{CODE_REVISION, Publish, finish_run, mlflow_parameters, progress_bar};
 use crate::step_metrics;
 
 /// The registry's task name for the horoscope model.
@@ -69,21 +69,8 @@ pub struct HoroscopeArgs {
     /// continues from there. Removed when training ends.
     #[arg(long, default_value = "data/checkpoints/horoscope")]
     pub checkpoint: PathBuf,
-    /// Write the model folder here instead of registering a new version.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// The model registry.
-    #[arg(long, env = "STARCAST_REGISTRY", default_value = "data/registry")]
-    pub registry: PathBuf,
-    /// Register the new version without serving it, whatever its score.
-    #[arg(long)]
-    pub no_promote: bool,
-    /// How much lower than the served model's the held-out perplexity must be.
-    #[arg(long, default_value_t = 0.0)]
-    pub margin: f64,
-    /// An MLflow tracking server to log the run to.
-    #[arg(long, env = "MLFLOW_TRACKING_URI")]
-    pub mlflow: Option<String>,
+    #[command(flatten)]
+    pub publish: Publish,
     /// The MLflow experiment the run goes under.
     #[arg(long, default_value = "starcast-horoscope")]
     pub experiment: String,
@@ -229,7 +216,7 @@ pub fn horoscope(args: HoroscopeArgs) -> anyhow::Result<()> {
         Ok(trained.save(folder, &base_location, &tokenizer, &name)?)
     };
     let held_out = &texts[texts.len() - options.held_out..];
-    let (folder, version) = match &args.out {
+    let (folder, version) = match &args.publish.out {
         Some(out) => {
             write(out)?;
             println!("model written to {}", out.display());
@@ -237,13 +224,13 @@ pub fn horoscope(args: HoroscopeArgs) -> anyhow::Result<()> {
         }
         None => {
             let version = register(&args, &options, &texts, &base_location, &write)?;
-            if !args.no_promote {
+            if !args.publish.no_promote {
                 promote_if_better(&args, &version, held_out)?;
             }
             (version.path.clone(), Some(version.id))
         }
     };
-    if let Some(url) = &args.mlflow {
+    if let Some(url) = &args.publish.mlflow {
         log_to_mlflow(url, &args.experiment, &trained, &folder, version.as_deref()).with_context(
             || {
                 format!(
@@ -264,7 +251,7 @@ fn register(
     base: &str,
     write: &impl Fn(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<Version> {
-    let registry = Registry::new(&args.registry);
+    let registry = Registry::new(&args.publish.registry);
     let staged = registry.stage(HOROSCOPE_TASK)?;
     write(staged.path())?;
     let records = read_processed_at(&args.data)?;
@@ -295,10 +282,10 @@ fn promote_if_better(
     version: &Version,
     held_out: &[HoroscopeText],
 ) -> anyhow::Result<()> {
-    let registry = Registry::new(&args.registry);
+    let registry = Registry::new(&args.publish.registry);
     let rule = PromotionRule {
         metric: "perplexity".into(),
-        margin: args.margin,
+        margin: args.publish.margin,
     };
     let candidate = load_horoscope_writer(&version.path)
         .with_context(|| format!("the new version {} does not load", version.id))?;

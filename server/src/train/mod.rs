@@ -73,6 +73,23 @@ pub struct ActorsArgs {
     /// continues from there. Removed when training ends.
     #[arg(long, default_value = "data/checkpoints/actors")]
     pub checkpoint: PathBuf,
+    #[command(flatten)]
+    pub publish: Publish,
+    /// The validation figure promotion compares: accuracy, macro_f1 or loss.
+    #[arg(long, default_value = "accuracy")]
+    pub metric: String,
+    /// The MLflow experiment the run goes under.
+    #[arg(
+        long,
+        env = "MLFLOW_EXPERIMENT_NAME",
+        default_value = "starcast-actors"
+    )]
+    pub experiment: String,
+}
+
+/// Where a trained model goes and who hears of it: both `train` commands.
+#[derive(Debug, clap::Args)]
+pub struct Publish {
     /// Write the model folder here instead of registering a new version.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -82,23 +99,14 @@ pub struct ActorsArgs {
     /// Register the new version without serving it, whatever its score.
     #[arg(long)]
     pub no_promote: bool,
-    /// The validation figure promotion compares: accuracy, macro_f1 or loss.
-    #[arg(long, default_value = "accuracy")]
-    pub metric: String,
-    /// How much better than the served version the new one must be.
+    /// How much better than the served version the new one must be (on
+    /// --metric for actors; in held-out perplexity for horoscopes).
     #[arg(long, default_value_t = 0.0)]
     pub margin: f64,
     /// An MLflow tracking server to log the run to: options, metrics per
     /// epoch, final figures and the model folder's files.
     #[arg(long, env = "MLFLOW_TRACKING_URI")]
     pub mlflow: Option<String>,
-    /// The MLflow experiment the run goes under.
-    #[arg(
-        long,
-        env = "MLFLOW_EXPERIMENT_NAME",
-        default_value = "starcast-actors"
-    )]
-    pub experiment: String,
 }
 
 impl ActorsArgs {
@@ -308,7 +316,7 @@ fn finish(
         ("accuracy", candidate.report.accuracy),
         ("macro_f1", candidate.report.macro_f1),
     ])?;
-    let (folder, version) = match &args.out {
+    let (folder, version) = match &args.publish.out {
         Some(out) => {
             write(out)?;
             println!("model written to {}", out.display());
@@ -316,17 +324,22 @@ fn finish(
         }
         None => {
             let version = register(args, options, &write)?;
-            if !args.no_promote {
+            if !args.publish.no_promote {
                 let rule = PromotionRule {
                     metric: args.metric.clone(),
-                    margin: args.margin,
+                    margin: args.publish.margin,
                 };
-                promote_if_better(&Registry::new(&args.registry), &version, candidate, &rule)?;
+                promote_if_better(
+                    &Registry::new(&args.publish.registry),
+                    &version,
+                    candidate,
+                    &rule,
+                )?;
             }
             (version.path.clone(), Some(version.id))
         }
     };
-    if let Some(url) = &args.mlflow {
+    if let Some(url) = &args.publish.mlflow {
         let server = MlflowServer::new(url);
         log_to_mlflow(
             &server,
@@ -353,7 +366,7 @@ fn register(
     options: &TrainOptions,
     write: &impl Fn(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<Version> {
-    let registry = Registry::new(&args.registry);
+    let registry = Registry::new(&args.publish.registry);
     let staged = registry.stage(ACTORS_TASK)?;
     write(staged.path())?;
     let base = match args.arch.as_deref() {

@@ -485,3 +485,40 @@ pub fn failure(output: &std::process::Output) -> String {
     assert!(!output.status.success(), "{output:?}");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// Starts `starcast` with `args` and kills it, as a crash would, once
+/// `checkpoint` holds a finished epoch.
+pub fn crash_after_first_epoch(args: &[String], checkpoint: &std::path::Path) {
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_starcast"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !checkpoint.join("state.json").is_file() {
+        assert!(
+            started.elapsed().as_secs() < 300,
+            "no epoch was checkpointed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+}
+
+/// Each epoch's training loss in a model folder's `training.json`; the
+/// history is at the JSON pointer `history`.
+pub fn epoch_losses(folder: &std::path::Path, history: &str) -> Vec<f64> {
+    let training: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("training.json")).unwrap())
+            .unwrap();
+    training
+        .pointer(history)
+        .and_then(|h| h.as_array())
+        .unwrap()
+        .iter()
+        .map(|r| r["train_loss"].as_f64().unwrap())
+        .collect()
+}
