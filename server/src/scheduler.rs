@@ -101,6 +101,35 @@ impl Pipeline {
         }
     }
 
+    /// Closes the records of runs that were going when the server last
+    /// stopped: they end as failed, the step that was running failed and
+    /// the steps after it skipped, each saying why. Call it before any run
+    /// starts.
+    pub fn close_interrupted(&self) {
+        let stopped = "the server stopped during this step";
+        for mut run in self.history(usize::MAX) {
+            if run.status != RunStatus::Running {
+                continue;
+            }
+            run.status = RunStatus::Failed;
+            for step in &mut run.steps {
+                match step.status {
+                    RunStatus::Running => {
+                        step.status = RunStatus::Failed;
+                        step.log = format!("{}\n{stopped}", step.log).trim().to_string();
+                    }
+                    RunStatus::Waiting => {
+                        step.status = RunStatus::Skipped;
+                        step.log = "the server stopped before this step".into();
+                    }
+                    _ => {}
+                }
+            }
+            tracing::warn!(id = %run.id, "a pipeline run was cut short by a restart; recorded as failed");
+            self.keep(&run);
+        }
+    }
+
     /// Retries after a failure, and the pause before each.
     pub fn with_retries(self, retries: u32, delay: Duration) -> Self {
         Pipeline {

@@ -274,6 +274,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let program = std::env::current_exe()
         .context("could not find the starcast binary to run the pipeline steps")?;
     let pipeline = Pipeline::daily(program, &args.data, &args.registry(), &args.sources);
+    pipeline.close_interrupted();
     let state = args.state(models.clone())?.with_pipeline(pipeline.clone());
     if let Some(schedule) = schedule {
         tokio::spawn(follow_schedule(pipeline, schedule));

@@ -213,3 +213,46 @@ fn a_schedule_is_cron_or_a_sentence() {
     let err = parse_schedule("every day").unwrap_err();
     assert!(err.contains("0 3 * * *"), "{err}");
 }
+
+#[test]
+fn runs_cut_short_by_a_restart_are_closed_as_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("runs");
+    std::fs::create_dir_all(&records).unwrap();
+    let step = |name: &str, status| starcast_app::api::StepRun {
+        name: name.into(),
+        command: format!("starcast {name}"),
+        status,
+        attempts: u32::from(status == RunStatus::Running),
+        seconds: 0.0,
+        log: String::new(),
+        metrics: Default::default(),
+    };
+    let interrupted = PipelineRun {
+        id: "20261123T044849.710Z".into(),
+        trigger: "admin".into(),
+        started: chrono::Utc::now(),
+        seconds: 0.0,
+        status: RunStatus::Running,
+        steps: vec![
+            step("collect", RunStatus::Succeeded),
+            step("process", RunStatus::Running),
+            step("train", RunStatus::Waiting),
+        ],
+    };
+    std::fs::write(
+        records.join(format!("{}.json", interrupted.id)),
+        serde_json::to_string(&interrupted).unwrap(),
+    )
+    .unwrap();
+    let pipeline = Pipeline::new(program(), Vec::new(), records);
+    pipeline.close_interrupted();
+    let run = pipeline.history(1).remove(0);
+    assert_eq!(run.status, RunStatus::Failed);
+    let statuses: Vec<RunStatus> = run.steps.iter().map(|s| s.status).collect();
+    assert_eq!(
+        statuses,
+        [RunStatus::Succeeded, RunStatus::Failed, RunStatus::Skipped]
+    );
+    assert!(run.steps[1].log.contains("the server stopped"), "{run:?}");
+}

@@ -27,7 +27,7 @@ pub fn PipelinePage() -> impl IntoView {
         <section class="intro">
             <h1>"Pipeline runs"</h1>
             <p>
-                "Each run collects horoscopes, processes them, and retrains the actor model when its photos changed; "
+                "Each run collects horoscopes, processes them and retrains the horoscope model on them, and retrains the actor model when its photos changed; "
                 "a new version is served only when it beats the served one. The same steps run as "
                 <code>"starcast"</code>" subcommands from cron or Airflow."
             </p>
