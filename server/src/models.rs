@@ -208,7 +208,7 @@ fn setting(text: &str) -> anyhow::Result<(f32, f32)> {
 
 /// The last `count` horoscopes of a processed file.
 fn held_out(location: &Path, count: usize) -> anyhow::Result<Vec<HoroscopeText>> {
-    let mut texts = horoscope_texts(&location.to_string_lossy())?;
+    let mut texts = horoscope_texts(&location.to_string_lossy())?.texts;
     let skip = texts.len().saturating_sub(count);
     Ok(texts.split_off(skip))
 }

@@ -117,14 +117,21 @@ impl HoroscopeArgs {
     }
 }
 
+/// A processed horoscope file, read once: its texts, and the SHA-256 of
+/// its rows that a registered version's lineage records.
+pub struct Horoscopes {
+    pub texts: Vec<HoroscopeText>,
+    pub fingerprint: String,
+}
+
 /// Processed horoscopes as training and evaluation read them.
-pub fn horoscope_texts(location: &str) -> anyhow::Result<Vec<HoroscopeText>> {
+pub fn horoscope_texts(location: &str) -> anyhow::Result<Horoscopes> {
     let records = read_processed_at(location).with_context(|| {
         format!(
             "could not read the horoscopes in {location}: give the file `starcast process horoscopes --output` writes"
         )
     })?;
-    records
+    let texts = records
         .iter()
         .enumerate()
         .map(|(index, record)| {
@@ -140,7 +147,11 @@ pub fn horoscope_texts(location: &str) -> anyhow::Result<Vec<HoroscopeText>> {
                 text: record.text.clone(),
             })
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Horoscopes {
+        texts,
+        fingerprint: records_fingerprint(&records),
+    })
 }
 
 /// Held-out perplexity as the served model sees it: the text core's own
@@ -157,7 +168,7 @@ fn perplexity(writer: &dyn HoroscopeWriter, texts: &[HoroscopeText]) -> anyhow::
 
 pub fn horoscope(args: HoroscopeArgs) -> anyhow::Result<()> {
     let options = args.options()?;
-    let texts = horoscope_texts(&args.data)?;
+    let Horoscopes { texts, fingerprint } = horoscope_texts(&args.data)?;
     let base_path = local_model(&args.base)?;
     let base_folder = ModelFolder::open(&base_path).with_context(|| {
         format!(
@@ -223,7 +234,14 @@ pub fn horoscope(args: HoroscopeArgs) -> anyhow::Result<()> {
             (out.clone(), None)
         }
         None => {
-            let version = register(&args, &options, &texts, &base_location, &write)?;
+            let version = register(
+                &args,
+                &options,
+                &texts,
+                &fingerprint,
+                &base_location,
+                &write,
+            )?;
             if !args.publish.no_promote {
                 promote_if_better(&args, &version, held_out)?;
             }
@@ -248,17 +266,17 @@ fn register(
     args: &HoroscopeArgs,
     options: &LanguageOptions,
     texts: &[HoroscopeText],
+    fingerprint: &str,
     base: &str,
     write: &impl Fn(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<Version> {
     let registry = Registry::new(&args.publish.registry);
     let staged = registry.stage(HOROSCOPE_TASK)?;
     write(staged.path())?;
-    let records = read_processed_at(&args.data)?;
     let lineage = Lineage {
         created: chrono::Utc::now(),
         dataset: args.data.clone(),
-        dataset_hash: records_fingerprint(&records),
+        dataset_hash: fingerprint.to_string(),
         base_model: base.to_string(),
         parameters: serde_json::to_value(options)?,
         code_revision: CODE_REVISION.to_string(),
