@@ -1,9 +1,9 @@
 //! Text generation speed on the packaged SmolLM2-135M-Instruct Q4_1 GGUF:
-//! prompt processing and generation tokens/s of candle's quantized Llama
-//! with the weights as `QuantizedLlama` loads them (Q4_1 requantized to
-//! Q8_0) and of Starcast's full-precision Llama on the same weights in F32,
-//! time to first token and the day's horoscope end to end, and peak memory.
-//! bench/text.sh runs llama.cpp and transformers beside it.
+//! prompt processing and generation tokens/s of Starcast's Llama on the
+//! weights as served (quantized, as stored) and on the same weights
+//! dequantized to F32, time to first token and the day's horoscope end to
+//! end, and peak memory. bench/text.sh runs llama.cpp and transformers
+//! beside it.
 //!
 //! Usage: cargo bench -p starcast-model --bench text_generation -- [MODEL_DIR] [RUNS]
 //! Prints one JSON object.
@@ -14,11 +14,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use candle_core::quantized::gguf_file;
-use candle_core::{Device, Tensor};
 use chrono::NaiveDate;
 use starcast_model::folder::ModelFolder;
-use starcast_model::text::{Decoder, QuantizedLlama, load_llama, load_weights};
-use starcast_model::{HoroscopeRequest, HoroscopeWriter, ZodiacSign};
+use starcast_model::text::{Decoder, Llama, load_horoscope_writer, load_llama};
+use starcast_model::{HoroscopeRequest, ZodiacSign};
 
 #[path = "../../bench/peak_rss.rs"]
 mod peak_rss;
@@ -30,6 +29,27 @@ const GENERATED_TOKENS: usize = 64;
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+/// Median prompt and generation tokens/s over `runs` greedy decodes.
+fn speed(decoder: &dyn Decoder, prompt: &[u32], runs: usize) -> candle_core::Result<(f64, f64)> {
+    let mut prompt_tps = Vec::new();
+    let mut generation_tps = Vec::new();
+    for _ in 0..runs {
+        let mut session = decoder.start();
+        let start = Instant::now();
+        let mut logits = session.feed(prompt)?;
+        prompt_tps.push(prompt.len() as f64 / start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        for _ in 0..GENERATED_TOKENS {
+            let next = (0..logits.len())
+                .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+                .unwrap_or(0) as u32;
+            logits = session.feed(&[next])?;
+        }
+        generation_tps.push(GENERATED_TOKENS as f64 / start.elapsed().as_secs_f64());
+    }
+    Ok((median(prompt_tps), median(generation_tps)))
 }
 
 fn main() -> candle_core::Result<()> {
@@ -51,34 +71,17 @@ fn main() -> candle_core::Result<()> {
     let load_start = Instant::now();
     let mut file = File::open(&gguf)?;
     let content = gguf_file::Content::read(&mut file)?;
-    let weights = load_weights(content, &mut file)?;
+    let quantized = Llama::from_gguf_quantized(&content, &mut file)?;
     let load = load_start.elapsed();
 
     // Token ids below 1000 are ordinary text pieces in this vocabulary.
     let prompt: Vec<u32> = (0..PROMPT_TOKENS as u32)
         .map(|i| 300 + (i * 7) % 600)
         .collect();
-    let mut prompt_tps = Vec::new();
-    let mut generation_tps = Vec::new();
-    for _ in 0..runs {
-        let mut model = weights.clone();
-        let input = Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
-        let start = Instant::now();
-        let mut logits = model.forward(&input, 0)?;
-        prompt_tps.push(PROMPT_TOKENS as f64 / start.elapsed().as_secs_f64());
-        let start = Instant::now();
-        for i in 0..GENERATED_TOKENS {
-            let next = logits.squeeze(0)?.argmax(0)?.to_scalar::<u32>()?;
-            let input = Tensor::new(&[next], &Device::Cpu)?.unsqueeze(0)?;
-            logits = model.forward(&input, PROMPT_TOKENS + i)?;
-        }
-        generation_tps.push(GENERATED_TOKENS as f64 / start.elapsed().as_secs_f64());
-    }
-    drop(weights);
+    let (prompt_tps, generation_tps) = speed(&quantized, &prompt, runs)?;
+    drop(quantized);
 
-    let writer =
-        QuantizedLlama::load(&ModelFolder::open(&folder).map_err(candle_core::Error::wrap)?)
-            .map_err(candle_core::Error::wrap)?;
+    let writer = load_horoscope_writer(&folder).map_err(candle_core::Error::wrap)?;
     let request = HoroscopeRequest {
         sign: ZodiacSign::Leo,
         date: NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
@@ -106,22 +109,7 @@ fn main() -> candle_core::Result<()> {
     // The same weights dequantized to F32, through the Decoder interface.
     let (llama, _) = load_llama(&ModelFolder::open(&folder).map_err(candle_core::Error::wrap)?)
         .map_err(candle_core::Error::wrap)?;
-    let mut f32_prompt_tps = Vec::new();
-    let mut f32_generation_tps = Vec::new();
-    for _ in 0..runs {
-        let mut session = llama.start();
-        let start = Instant::now();
-        let mut logits = session.feed(&prompt)?;
-        f32_prompt_tps.push(PROMPT_TOKENS as f64 / start.elapsed().as_secs_f64());
-        let start = Instant::now();
-        for _ in 0..GENERATED_TOKENS {
-            let next = (0..logits.len())
-                .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
-                .unwrap_or(0) as u32;
-            logits = session.feed(&[next])?;
-        }
-        f32_generation_tps.push(GENERATED_TOKENS as f64 / start.elapsed().as_secs_f64());
-    }
+    let (f32_prompt_tps, f32_generation_tps) = speed(&llama, &prompt, runs)?;
     drop(llama);
 
     let report = serde_json::json!({
@@ -130,9 +118,9 @@ fn main() -> candle_core::Result<()> {
         "runs": runs,
         "load_s": load.as_secs_f64(),
         "prompt_tokens": PROMPT_TOKENS,
-        "prompt_tokens_per_s": median(prompt_tps),
+        "prompt_tokens_per_s": prompt_tps,
         "generated_tokens": GENERATED_TOKENS,
-        "generation_tokens_per_s": median(generation_tps),
+        "generation_tokens_per_s": generation_tps,
         "horoscope": {
             "time_to_first_token_s": first_token.unwrap_or_default().as_secs_f64(),
             "total_s": whole.as_secs_f64(),
@@ -142,8 +130,8 @@ fn main() -> candle_core::Result<()> {
         "peak_rss_mb": quantized_peak_mb,
         "weights_file_mb": file_mb,
         "f32": {
-            "prompt_tokens_per_s": median(f32_prompt_tps),
-            "generation_tokens_per_s": median(f32_generation_tps),
+            "prompt_tokens_per_s": f32_prompt_tps,
+            "generation_tokens_per_s": f32_generation_tps,
         },
     });
     println!("{report}");

@@ -10,8 +10,8 @@ use candle_core::{DType, Device, Tensor};
 use chrono::NaiveDate;
 use starcast_model::folder::{LoadError, ModelFolder};
 use starcast_model::text::{
-    Cache, Decoder, Kernels, LanguageModel, Llama, NextLogits, PromptStyle, QuantizedLlama,
-    load_horoscope_writer, load_llama, save_llama,
+    Cache, Decoder, Kernels, LanguageModel, Llama, NextLogits, PromptStyle, load_horoscope_writer,
+    load_llama, load_quantized_llama, save_llama,
 };
 use starcast_model::{HoroscopeRequest, HoroscopeWriter, TextScore, ZodiacSign};
 use tokenizers::Tokenizer;
@@ -54,7 +54,7 @@ fn correlation(a: &[f32], b: &[f32]) -> f64 {
 #[test]
 fn dequantized_weights_agree_with_the_quantized_model() {
     let folder = ModelFolder::open(&smollm2_folder()).unwrap();
-    let quantized = QuantizedLlama::load(&folder).unwrap();
+    let quantized = load_quantized_llama(&folder).unwrap();
     let (sign, date) = (
         ZodiacSign::Leo,
         NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
@@ -62,8 +62,9 @@ fn dequantized_weights_agree_with_the_quantized_model() {
     let text = "Today, Leo, the stars favour bold plans at work. Take time for love tonight.";
     let from_quantized = quantized.score(sign, date, text).unwrap();
     let from_full = smollm2_f32_writer().score(sign, date, text).unwrap();
-    // The quantized model runs the Q4_1 weights requantized to Q8_0; both
-    // come from the same 4-bit values, so they differ by rounding only.
+    // The quantized model multiplies the Q4_1 weights as stored, with the
+    // activations rounded to 8 bits; the F32 model has the same 4-bit
+    // values, so the two differ by that rounding only.
     assert_eq!(from_quantized.tokens, from_full.tokens);
     let per_token = |s: &TextScore| s.negative_log_likelihood / s.tokens as f64;
     assert!(

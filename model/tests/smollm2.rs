@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use chrono::NaiveDate;
 use starcast_model::folder::{LoadError, ModelFolder};
 use starcast_model::text::{
-    LanguageModel, MAX_CHARS, MIN_CHARS, QuantizedLlama, load_horoscope_writer,
+    LanguageModel, MAX_CHARS, MIN_CHARS, load_horoscope_writer, load_quantized_llama,
 };
 use starcast_model::{HoroscopeRequest, HoroscopeWriter, Streamed, ZodiacSign};
 
@@ -29,7 +29,7 @@ fn smollm2() -> &'static LanguageModel {
             "{} is missing: run scripts/fetch-defaults.sh data",
             folder.display()
         );
-        QuantizedLlama::load(&ModelFolder::open(&folder).unwrap()).unwrap()
+        load_quantized_llama(&ModelFolder::open(&folder).unwrap()).unwrap()
     })
 }
 

@@ -1,18 +1,20 @@
-//! Llama-architecture language models (SmolLM2, TinyLlama, Llama 2/3) in
-//! full precision, with Hugging Face's tensor names and rotary layout:
-//! F32, F16 or BF16 safetensors, or a GGUF dequantized, optionally with
-//! LoRA adapters. Unlike candle-transformers' llama it gives logits for
-//! every position and can run on differentiable ops, so fine-tuning and
-//! serving share one definition.
+//! Llama-architecture language models (SmolLM2, TinyLlama, Llama 2/3),
+//! with Hugging Face's tensor names and rotary layout: F32, F16 or BF16
+//! safetensors, or a GGUF either dequantized or served quantized as
+//! stored, optionally with LoRA adapters. Unlike candle-transformers'
+//! llama it gives logits for every position and can run on differentiable
+//! ops, so fine-tuning and serving share one definition.
 
 use std::path::Path;
 
-use candle_core::quantized::gguf_file;
+use candle_core::quantized::ggml_file::qtensor_from_ggml;
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
 use candle_core::safetensors::MmapedSafetensors;
-use candle_core::{D, DType, Device, IndexOp, Result, Tensor};
+use candle_core::{D, DType, Device, IndexOp, Module, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::attention::{Cache, CachedSession, LayerCache, NextLogits, append, causal_mask};
+use super::blocks::BlockMatrix;
 use super::writer::{DecodeSession, Decoder};
 
 /// The hyperparameters, as Hugging Face's `config.json` names them.
@@ -107,10 +109,90 @@ pub struct Lora {
     pub scale: f64,
 }
 
+/// A weight matrix `[out, in]`, as PyTorch stores it.
+#[derive(Clone, Debug)]
+enum Weight {
+    Dense(Tensor),
+    /// Q4_1 or Q8_0 GGUF blocks, multiplied as stored.
+    Blocks(BlockMatrix),
+    /// Another GGUF format (the K-quants), through candle's product.
+    Quantized(QMatMul, (usize, usize)),
+}
+
+/// The CPU, where quantized weights live.
+static CPU: Device = Device::Cpu;
+
+impl Weight {
+    /// A GGUF tensor as served: float tensors dequantized, block formats
+    /// kept. `lookup` says rows will be looked up (an embedding), which
+    /// only the dense and Q4_1/Q8_0 forms can do.
+    fn from_gguf(tensor: QTensor, lookup: bool) -> Result<Self> {
+        if matches!(
+            tensor.dtype(),
+            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16
+        ) {
+            return Ok(Weight::Dense(tensor.dequantize(&CPU)?));
+        }
+        if let Some(blocks) = BlockMatrix::from_qtensor(&tensor)? {
+            return Ok(Weight::Blocks(blocks));
+        }
+        if lookup {
+            return Ok(Weight::Dense(tensor.dequantize(&CPU)?));
+        }
+        let dims = tensor.shape().dims2()?;
+        Ok(Weight::Quantized(QMatMul::from_qtensor(tensor)?, dims))
+    }
+
+    fn dims(&self) -> Result<(usize, usize)> {
+        match self {
+            Weight::Dense(tensor) => tensor.dims2(),
+            Weight::Blocks(blocks) => Ok(blocks.dims()),
+            Weight::Quantized(_, dims) => Ok(*dims),
+        }
+    }
+
+    fn device(&self) -> &Device {
+        match self {
+            Weight::Dense(tensor) => tensor.device(),
+            Weight::Blocks(_) | Weight::Quantized(..) => &CPU,
+        }
+    }
+
+    /// `xs` (`[n, in]`) times the transposed weight: `[n, out]`.
+    fn matmul(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Weight::Dense(tensor) => xs.matmul(&tensor.t()?),
+            Weight::Blocks(blocks) => blocks.matmul(xs),
+            Weight::Quantized(matmul, _) => matmul.forward(xs),
+        }
+    }
+
+    /// The rows `ids` (`[n]`): `[n, in]`.
+    fn rows(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Weight::Dense(tensor) => tensor.embedding(ids),
+            Weight::Blocks(blocks) => {
+                let ids = ids.to_vec1::<u32>()?;
+                let rows = blocks.dequantize_rows(&ids)?;
+                Tensor::from_vec(rows, (ids.len(), blocks.dims().1), &CPU)
+            }
+            Weight::Quantized(..) => candle_core::bail!("a quantized matrix has no row lookup"),
+        }
+    }
+
+    fn dense(&self) -> Result<&Tensor> {
+        match self {
+            Weight::Dense(tensor) => Ok(tensor),
+            Weight::Blocks(_) | Weight::Quantized(..) => candle_core::bail!(
+                "the model is served quantized: load its GGUF dequantized (Llama::from_gguf) to train, move or save it"
+            ),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Linear {
-    /// `[out, in]`, as PyTorch stores it.
-    weight: Tensor,
+    weight: Weight,
     lora: Option<Lora>,
 }
 
@@ -118,7 +200,7 @@ impl Linear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let (batch, positions, width) = xs.dims3()?;
         let flat = xs.reshape((batch * positions, width))?;
-        let mut ys = flat.matmul(&self.weight.t()?)?;
+        let mut ys = self.weight.matmul(&flat)?;
         if let Some(lora) = &self.lora {
             let low = flat.matmul(&lora.a.t()?)?.matmul(&lora.b.t()?)?;
             ys = (ys + (low * lora.scale)?)?;
@@ -130,7 +212,7 @@ impl Linear {
     fn merge(&mut self) -> Result<()> {
         if let Some(lora) = self.lora.take() {
             let delta = (lora.b.matmul(&lora.a)? * lora.scale)?;
-            self.weight = (&self.weight + delta)?;
+            self.weight = Weight::Dense((self.weight.dense()? + delta)?);
         }
         Ok(())
     }
@@ -178,11 +260,11 @@ impl Block {
 #[derive(Clone, Debug)]
 pub struct Llama {
     config: LlamaConfig,
-    embedding: Tensor,
+    embedding: Weight,
     blocks: Vec<Block>,
     norm: Tensor,
     /// `None` when the output projection is the embedding (tied).
-    lm_head: Option<Tensor>,
+    lm_head: Option<Weight>,
     cos: Tensor,
     sin: Tensor,
     kernels: Kernels,
@@ -211,11 +293,18 @@ impl Llama {
         config: LlamaConfig,
         mut get: impl FnMut(&str, &[usize]) -> Result<Tensor>,
     ) -> Result<Self> {
+        Self::from_weights(config, |name, shape| get(name, shape).map(Weight::Dense))
+    }
+
+    fn from_weights(
+        config: LlamaConfig,
+        mut get: impl FnMut(&str, &[usize]) -> Result<Weight>,
+    ) -> Result<Self> {
         let hidden = config.hidden_size;
         let head_dim = config.head_dim();
         let kv = config.key_value_heads() * head_dim;
         let inner = config.intermediate_size;
-        let embedding = get("model.embed_tokens.weight", &[config.vocab_size, hidden])?;
+        let embedding = get(EMBEDDING, &[config.vocab_size, hidden])?;
         let mut blocks = Vec::with_capacity(config.num_hidden_layers);
         for layer in 0..config.num_hidden_layers {
             let prefix = format!("model.layers.{layer}");
@@ -233,7 +322,9 @@ impl Llama {
             let up = linear("up_proj", &[inner, hidden])?;
             let down = linear("down_proj", &[hidden, inner])?;
             blocks.push(Block {
-                attention_norm: get(&format!("{prefix}.input_layernorm.weight"), &[hidden])?,
+                attention_norm: get(&format!("{prefix}.input_layernorm.weight"), &[hidden])?
+                    .dense()?
+                    .clone(),
                 q,
                 k,
                 v,
@@ -241,13 +332,15 @@ impl Llama {
                 mlp_norm: get(
                     &format!("{prefix}.post_attention_layernorm.weight"),
                     &[hidden],
-                )?,
+                )?
+                .dense()?
+                .clone(),
                 gate,
                 up,
                 down,
             });
         }
-        let norm = get("model.norm.weight", &[hidden])?;
+        let norm = get("model.norm.weight", &[hidden])?.dense()?.clone();
         let lm_head = if config.tie_word_embeddings {
             None
         } else {
@@ -273,7 +366,7 @@ impl Llama {
         let tensors = unsafe { MmapedSafetensors::multi(files)? };
         Self::from_tensors(config, |name, shape| {
             let tensor = tensors.load(name, &Device::Cpu)?.to_dtype(DType::F32)?;
-            check_shape(name, &tensor, shape)?;
+            check_shape(name, tensor.dims(), shape)?;
             Ok(tensor)
         })
     }
@@ -292,7 +385,7 @@ impl Llama {
             let tensor = content
                 .tensor(reader, &gguf_name, &Device::Cpu)?
                 .dequantize(&Device::Cpu)?;
-            check_shape(name, &tensor, shape)?;
+            check_shape(name, tensor.dims(), shape)?;
             match unpermute {
                 Some(Rotated::Query) => interleaved_to_halves(&tensor, heads),
                 Some(Rotated::Key) => interleaved_to_halves(&tensor, kv_heads),
@@ -301,8 +394,46 @@ impl Llama {
         })
     }
 
+    /// A Llama GGUF served as stored, for inference: Q4_1 and Q8_0 weights
+    /// multiplied by this crate's kernels (the embedding looked up row by
+    /// row), other quantized formats by candle's, float tensors as F32; the
+    /// query and key rows reordered as [`Llama::from_gguf`] does.
+    pub fn from_gguf_quantized<R: std::io::Read + std::io::Seek>(
+        content: &gguf_file::Content,
+        reader: &mut R,
+    ) -> Result<Self> {
+        let config = LlamaConfig::from_gguf(content)?;
+        let (heads, kv_heads) = (config.num_attention_heads, config.key_value_heads());
+        Self::from_weights(config, |name, shape| {
+            let (gguf_name, unpermute) = gguf_name(name);
+            let tensor = content.tensor(reader, &gguf_name, &CPU)?;
+            check_shape(name, tensor.shape().dims(), shape)?;
+            let tensor = match unpermute {
+                Some(Rotated::Query) => reorder_rows(&tensor, heads)?,
+                Some(Rotated::Key) => reorder_rows(&tensor, kv_heads)?,
+                None => tensor,
+            };
+            Weight::from_gguf(tensor, name == EMBEDDING)
+        })
+    }
+
     pub fn config(&self) -> &LlamaConfig {
         &self.config
+    }
+
+    /// Where the weights live (and the arithmetic runs).
+    pub fn device(&self) -> &Device {
+        self.embedding.device()
+    }
+
+    /// The same model with every weight on `device` (adapters folded in).
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        let mut weights: std::collections::HashMap<_, _> =
+            self.named_weights()?.into_iter().collect();
+        Self::from_tensors(self.config.clone(), |name, _| match weights.remove(name) {
+            Some(tensor) => tensor.to_device(device),
+            None => candle_core::bail!("the model has no weight {name}"),
+        })
     }
 
     pub fn set_kernels(&mut self, kernels: Kernels) {
@@ -323,7 +454,7 @@ impl Llama {
                     PROJECTIONS.join(", ")
                 ))
             })?;
-            let (out, input) = linear.weight.dims2()?;
+            let (out, input) = linear.weight.dims()?;
             linear.lora = Some(make(layer, input, out)?);
         }
         Ok(())
@@ -346,7 +477,7 @@ impl Llama {
     pub fn named_weights(&self) -> Result<Vec<(String, Tensor)>> {
         let mut merged = self.clone();
         merged.merge_lora()?;
-        let mut named = vec![("model.embed_tokens.weight".to_string(), merged.embedding)];
+        let mut named = vec![(EMBEDDING.to_string(), merged.embedding.dense()?.clone())];
         for (layer, block) in merged.blocks.iter_mut().enumerate() {
             let prefix = format!("model.layers.{layer}");
             named.push((
@@ -359,13 +490,13 @@ impl Llama {
             ));
             for name in PROJECTIONS {
                 if let Some(linear) = block.projection(name) {
-                    named.push((layer_tensor(layer, name), linear.weight.clone()));
+                    named.push((layer_tensor(layer, name), linear.weight.dense()?.clone()));
                 }
             }
         }
         named.push(("model.norm.weight".into(), merged.norm));
         if let Some(head) = merged.lm_head {
-            named.push(("lm_head.weight".into(), head));
+            named.push(("lm_head.weight".into(), head.dense()?.clone()));
         }
         Ok(named)
     }
@@ -383,7 +514,7 @@ impl Llama {
             );
         }
         let mask = causal_mask(positions, offset, tokens.device())?;
-        let mut xs = self.embedding.embedding(&tokens.flatten_all()?)?.reshape((
+        let mut xs = self.embedding.rows(&tokens.flatten_all()?)?.reshape((
             tokens.dim(0)?,
             positions,
             self.config.hidden_size,
@@ -402,7 +533,7 @@ impl Llama {
     /// Next-token logits for hidden states `[rows, hidden]`.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let head = self.lm_head.as_ref().unwrap_or(&self.embedding);
-        hidden.matmul(&head.t()?)
+        head.matmul(hidden)
     }
 
     fn rms_norm(&self, xs: &Tensor, weight: &Tensor) -> Result<Tensor> {
@@ -466,7 +597,7 @@ impl Llama {
 
 impl NextLogits for Llama {
     fn next_logits(&self, tokens: &[u32], cache: &mut Cache) -> Result<Tensor> {
-        let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+        let input = Tensor::new(tokens, self.device())?.unsqueeze(0)?;
         let hidden = self.hidden(&input, cache)?;
         let last = hidden.i((0, tokens.len() - 1))?.unsqueeze(0)?;
         self.logits(&last)?.squeeze(0)
@@ -483,15 +614,17 @@ impl Decoder for Llama {
     }
 }
 
-fn check_shape(name: &str, tensor: &Tensor, expected: &[usize]) -> Result<()> {
-    if tensor.dims() != expected {
+fn check_shape(name: &str, dims: &[usize], expected: &[usize]) -> Result<()> {
+    if dims != expected {
         candle_core::bail!(
-            "{name} has shape {:?} but the config asks for {expected:?}: the weights and config.json are of different models",
-            tensor.dims()
+            "{name} has shape {dims:?} but the config asks for {expected:?}: the weights and config.json are of different models"
         );
     }
     Ok(())
 }
+
+/// The token embedding's Hugging Face name.
+const EMBEDDING: &str = "model.embed_tokens.weight";
 
 /// `cos` and `sin` of every position's rotary angles, `[positions, head_dim / 2]`.
 fn rotary_tables(config: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
@@ -515,7 +648,7 @@ enum Rotated {
 /// The GGUF name of a Hugging Face tensor name.
 fn gguf_name(name: &str) -> (String, Option<Rotated>) {
     let fixed = match name {
-        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        EMBEDDING => Some("token_embd.weight"),
         "model.norm.weight" => Some("output_norm.weight"),
         "lm_head.weight" => Some("output.weight"),
         _ => None,
@@ -542,6 +675,28 @@ fn gguf_name(name: &str) -> (String, Option<Rotated>) {
 
 /// Reorders each head's rows from rotary pairs side by side
 /// (`x0 y0 x1 y1 …`) to halves (`x0 x1 … y0 y1 …`).
+/// [`interleaved_to_halves`] on a quantized matrix: whole rows move, so
+/// every block format's blocks stay intact.
+fn reorder_rows(tensor: &QTensor, heads: usize) -> Result<QTensor> {
+    let (rows, _) = tensor.shape().dims2()?;
+    let indices = Tensor::arange(0u32, rows as u32, &CPU)?.reshape((rows, 1))?;
+    let order = interleaved_to_halves(&indices, heads)?
+        .flatten_all()?
+        .to_vec1::<u32>()?;
+    let data = tensor.data()?;
+    let row_bytes = data.len() / rows;
+    let mut reordered = Vec::with_capacity(data.len());
+    for row in order {
+        reordered.extend_from_slice(&data[row as usize * row_bytes..][..row_bytes]);
+    }
+    qtensor_from_ggml(
+        tensor.dtype(),
+        &reordered,
+        tensor.shape().dims().to_vec(),
+        &CPU,
+    )
+}
+
 fn interleaved_to_halves(weight: &Tensor, heads: usize) -> Result<Tensor> {
     let (rows, columns) = weight.dims2()?;
     let head_dim = rows / heads;

@@ -3,10 +3,13 @@
 //! GPT-2 or a T5; and writing a full-precision Llama.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::DType;
+use candle_core::quantized::gguf_file;
+use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use tokenizers::Tokenizer;
 
 use super::cache::{CACHED_HOROSCOPES, CachedWriter};
@@ -14,9 +17,8 @@ use super::gpt2::Gpt2;
 use super::llama::{Llama, LlamaConfig};
 use super::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, attach_adapters};
 use super::prompt::PromptStyle;
-use super::quantized_llama::{QuantizedLlama, open_gguf, weights_error};
 use super::t5::T5;
-use super::writer::{Decoder, LanguageModel};
+use super::writer::{Decoder, LanguageModel, without_backtrace};
 use crate::folder::{LoadError, ModelFolder};
 use crate::{HoroscopeWriter, Task};
 
@@ -31,7 +33,7 @@ pub fn load_horoscope_writer(path: &Path) -> Result<Arc<dyn HoroscopeWriter>, Lo
     }
     let architecture = folder.config.architecture.as_str();
     let model = match architecture {
-        "llama" if is_quantized(&folder) => QuantizedLlama::load(&folder)?,
+        "llama" if is_quantized(&folder) => load_quantized_llama(&folder)?,
         "llama" => {
             let (llama, tokenizer) = load_llama(&folder)?;
             language_model(&folder, Box::new(llama), tokenizer, PromptStyle::Chat)
@@ -68,6 +70,39 @@ pub fn load_horoscope_writer(path: &Path) -> Result<Arc<dyn HoroscopeWriter>, Lo
         Arc::new(model),
         CACHED_HOROSCOPES,
     )))
+}
+
+/// The folder's GGUF served quantized as stored, with the tokenizer the
+/// file carries.
+pub fn load_quantized_llama(folder: &ModelFolder) -> Result<LanguageModel, LoadError> {
+    let path = folder.weights("gguf")?;
+    let (mut file, content, tokenizer) = open_gguf(&path)?;
+    let llama = Llama::from_gguf_quantized(&content, &mut file).map_err(weights_error(&path))?;
+    Ok(language_model(
+        folder,
+        Box::new(llama),
+        tokenizer,
+        PromptStyle::Chat,
+    ))
+}
+
+/// A GGUF file opened: the file, its header and the tokenizer it carries.
+fn open_gguf(path: &Path) -> Result<(File, gguf_file::Content, Tokenizer), LoadError> {
+    let error = weights_error(path);
+    let mut file = File::open(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let content = gguf_file::Content::read(&mut file).map_err(&error)?;
+    let tokenizer = Tokenizer::from_gguf(&content).map_err(&error)?;
+    Ok((file, content, tokenizer))
+}
+
+fn weights_error(path: &Path) -> impl Fn(candle_core::Error) -> LoadError + '_ {
+    move |e| LoadError::Weights {
+        path: path.to_path_buf(),
+        reason: without_backtrace(&e),
+    }
 }
 
 /// A folder whose weights are a GGUF file and nothing else: served
@@ -149,10 +184,18 @@ fn read_hyperparameters<T: serde::de::DeserializeOwned>(
     family: &str,
 ) -> Result<T, LoadError> {
     let path = folder.path.join("config.json");
-    serde_json::from_str(&read(&path)?).map_err(|e| LoadError::Config {
+    let error = |e: serde_json::Error| LoadError::Config {
         path: path.clone(),
         reason: format!("{family} needs Hugging Face's hyperparameters in config.json ({e})"),
-    })
+    };
+    let mut config: serde_json::Value = serde_json::from_str(&read(&path)?).map_err(error)?;
+    // transformers 5 writes `rope_theta` inside `rope_parameters`.
+    if let Some(theta) = config.pointer("/rope_parameters/rope_theta").cloned()
+        && let Some(fields) = config.as_object_mut()
+    {
+        fields.entry("rope_theta").or_insert(theta);
+    }
+    serde_json::from_value(config).map_err(error)
 }
 
 /// A base model's location: a folder, or `hf://user/repo` when the Hub is
@@ -257,4 +300,23 @@ fn read(path: &Path) -> Result<String, LoadError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_rotary_base_where_transformers_5_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = serde_json::json!({
+            "model_type": "llama", "vocab_size": 64, "hidden_size": 8,
+            "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "rope_parameters": {"rope_theta": 100000.0, "rope_type": "default"},
+        });
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        let folder = ModelFolder::open(dir.path()).unwrap();
+        let config: LlamaConfig = read_hyperparameters(&folder, "a Llama").unwrap();
+        assert_eq!(config.rope_theta, 100000.0);
+    }
 }

@@ -2,6 +2,7 @@
 //! sampling, cleaning and cutting, the daily seed, a cache, and loading.
 
 mod attention;
+mod blocks;
 mod cache;
 mod clean;
 mod embedder;
@@ -10,7 +11,6 @@ mod llama;
 mod load;
 mod lora;
 mod prompt;
-mod quantized_llama;
 mod sampler;
 mod seed;
 mod t5;
@@ -22,10 +22,9 @@ pub use clean::{MAX_CHARS, MIN_CHARS, clean_text, cut_to_length, shape_horoscope
 pub use embedder::{SentenceEmbedder, cosine};
 pub use gpt2::{Gpt2, Gpt2Config};
 pub use llama::{Kernels, Llama, LlamaConfig, Lora, PROJECTIONS, projection_path};
-pub use load::{SaveError, load_horoscope_writer, load_llama, save_llama};
+pub use load::{SaveError, load_horoscope_writer, load_llama, load_quantized_llama, save_llama};
 pub use lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, adapter_tensor, attach_adapters};
 pub use prompt::{Prompt, PromptStyle, horoscope_prompt};
-pub use quantized_llama::{QuantizedLlama, load_weights};
 pub use sampler::{Sampler, SamplingSettings};
 pub use seed::daily_seed;
 pub use t5::{T5, T5Config};
