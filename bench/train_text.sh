@@ -13,24 +13,7 @@ peer_venv "transformers, peft, gguf" torch transformers peft gguf
 cd "$ROOT"
 data=$(mktemp --suffix=.csv)
 trap 'rm -f "$data"' EXIT
-python3 - "$data" <<'PY'
-import csv, random, sys
-random.seed(1)
-signs = ["aries", "taurus", "gemini", "cancer", "leo", "virgo", "libra", "scorpio",
-         "sagittarius", "capricorn", "aquarius", "pisces"]
-opening = ["The Moon moves through your house of work", "Venus smiles on your plans",
-           "Mercury asks you to slow down", "The Sun lights up your social sector", "Mars gives you energy"]
-middle = ["so finish one task before you start another", "and a friend brings welcome news by evening",
-          "so listen more than you speak at meetings", "and money matters look steady this week",
-          "so take a short walk before any big decision"]
-closing = ["Lucky colour: green.", "Lucky number: seven.", "Keep your evening free for family.",
-           "Say yes to a small adventure.", "Rest early tonight."]
-writer = csv.writer(open(sys.argv[1], "w"))
-writer.writerow(["date", "sign", "text", "source"])
-sentence = lambda: f"{random.choice(opening)}, {random.choice(middle)}. {random.choice(closing)}"
-for i in range(48):
-    writer.writerow([f"2026-11-{1 + i % 28:02d}", signs[i % 12], f"{sentence()} {sentence()}", "house"])
-PY
+python3 bench/horoscopes.py "$data"
 
 step "SmolLM2-135M, rank-8 LoRA, batch 4, 40 horoscopes, $threads threads"
 ours=$(RAYON_NUM_THREADS=$threads cargo bench -q -p starcast-train --bench fine_tune_language -- "$data" 8)

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod collect;
 pub mod dataset;
+pub mod device;
 pub mod error;
 pub mod generate;
 pub mod metrics;

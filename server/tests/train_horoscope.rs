@@ -137,6 +137,11 @@ fn bad_horoscope_training_input_gets_a_sentence() {
         target.contains("'qkv' is not a Llama projection"),
         "{target}"
     );
+    let gpu = run(&["--data", data.to_str().unwrap(), "--device", "cuda"]);
+    assert!(
+        gpu.contains("built without CUDA: build it with scripts/build-cuda.sh"),
+        "{gpu}"
+    );
     assert!(!dir.path().join("out").exists(), "nothing written");
 }
 

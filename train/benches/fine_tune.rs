@@ -1,9 +1,10 @@
 //! Full fine-tuning throughput: images per second of training steps
 //! (forward with BatchNorm in training mode, backward, AdamW) on random
 //! 224x224 batches, and the process's peak memory. bench/train.sh runs
-//! PyTorch beside it with the same network, batch and threads.
+//! PyTorch beside it with the same network, batch and threads; on a GPU
+//! machine, bench/gpu.sh runs both there.
 //!
-//! Usage: cargo bench -p starcast-train --bench fine_tune -- [ARCH] [BATCH] [STEPS]
+//! Usage: cargo bench -p starcast-train --bench fine_tune -- [ARCH] [BATCH] [STEPS] [cpu|cuda]
 //! Prints one JSON object.
 
 use std::time::Instant;
@@ -40,7 +41,10 @@ fn main() {
     let arch = args.first().map_or("resnet18", String::as_str);
     let batch: usize = args.get(1).map_or(32, |b| b.parse().unwrap());
     let steps: usize = args.get(2).map_or(5, |s| s.parse().unwrap());
-    let device = Device::Cpu;
+    let device = match args.get(3).map(String::as_str) {
+        Some("cuda") => Device::new_cuda(0).expect("a CUDA GPU (build with --features cuda)"),
+        _ => Device::Cpu,
+    };
 
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
@@ -77,10 +81,12 @@ fn main() {
         optimiser.backward_step(&loss).unwrap();
     };
     step();
+    device.synchronize().unwrap();
     let start = Instant::now();
     for _ in 0..steps {
         step();
     }
+    device.synchronize().unwrap();
     let seconds = start.elapsed().as_secs_f64();
     println!(
         "{}",
@@ -88,6 +94,7 @@ fn main() {
             "arch": arch,
             "batch": batch,
             "steps": steps,
+            "device": format!("{device:?}"),
             "images_per_s": (batch * steps) as f64 / seconds,
             "peak_rss_mb": peak_rss_mb(),
         })

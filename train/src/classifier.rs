@@ -202,20 +202,26 @@ struct HeadOnly<'a> {
 
 impl Learner for HeadOnly<'_> {
     fn logits(&self, views: &Tensor) -> candle_core::Result<Tensor> {
-        let features = self.backbone.features(views)?.detach();
-        self.head.forward(&features)
+        // The frozen backbone is the served network, which runs on the CPU.
+        let features = self.backbone.features(&views.to_device(&Device::Cpu)?)?;
+        self.head
+            .forward(&features.detach().to_device(self.head.weight().device())?)
     }
 
     fn validation_logits(&self) -> Result<Tensor, TrainError> {
-        Ok(self.head.forward(&self.validation_features)?)
+        Ok(self
+            .head
+            .forward(&self.validation_features)?
+            .to_device(&Device::Cpu)?)
     }
 
     fn tensors(&self) -> candle_core::Result<NamedTensors> {
         let mut tensors = self.backbone_tensors.clone();
         let prefix = self.backbone.architecture().head_prefix();
-        tensors.insert(format!("{prefix}.weight"), self.head.weight().copy()?);
+        let on_cpu = |t: &Tensor| t.to_device(&Device::Cpu)?.copy();
+        tensors.insert(format!("{prefix}.weight"), on_cpu(self.head.weight())?);
         let bias = self.head.bias().expect("linear() makes a bias");
-        tensors.insert(format!("{prefix}.bias"), bias.copy()?);
+        tensors.insert(format!("{prefix}.bias"), on_cpu(bias)?);
         Ok(tensors)
     }
 }
@@ -261,7 +267,7 @@ impl Learner for Full {
             .lock()
             .expect("no panics while holding the lock");
         vars.iter()
-            .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+            .map(|(name, var)| Ok((name.clone(), var.to_device(&Device::Cpu)?.copy()?)))
             .collect()
     }
 }
@@ -331,13 +337,14 @@ fn seed_head(varmap: &VarMap, prefix: &str, seed: u64) -> candle_core::Result<()
         let values: Vec<f32> = (0..var.elem_count())
             .map(|_| rng.random_range(-bound..bound))
             .collect();
-        var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu)?)?;
+        var.set(&Tensor::from_vec(values, var.shape(), var.device())?)?;
     }
     Ok(())
 }
 
 /// Fine-tunes `base` (a pretrained classifier whose weights are
-/// `base_tensors`) into a classifier of `data`'s classes.
+/// `base_tensors`) into a classifier of `data`'s classes, training on
+/// `device`; validation runs the served network on the CPU.
 /// With a checkpoint folder, each epoch is saved there and a rerun after a
 /// crash continues after the last finished one.
 pub fn fine_tune(
@@ -345,6 +352,7 @@ pub fn fine_tune(
     base_tensors: NamedTensors,
     data: &ImageFolder,
     options: &TrainOptions,
+    device: &Device,
     checkpoint: Option<&Path>,
     mut progress: impl FnMut(Progress),
 ) -> Result<TrainedClassifier, TrainError> {
@@ -362,14 +370,14 @@ pub fn fine_tune(
     let head_prefix = base.architecture().head_prefix();
 
     let mut varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let learner: Box<dyn Learner + '_> = match options.method {
         Method::HeadOnly => {
             let features = inputs
                 .iter()
                 .map(|batch| base.features(batch))
                 .collect::<candle_core::Result<Vec<_>>>()?;
-            let validation_features = Tensor::cat(&features, 0)?;
+            let validation_features = Tensor::cat(&features, 0)?.to_device(device)?;
             let head = candle_nn::linear(validation_features.dim(1)?, classes, vb.pp("head"))?;
             Box::new(HeadOnly {
                 backbone: base,
@@ -383,7 +391,8 @@ pub fn fine_tune(
                 let mut vars = varmap.data().lock().expect("a fresh lock");
                 for (name, tensor) in base_tensors {
                     if !name.starts_with(&format!("{head_prefix}.")) {
-                        vars.insert(name, Var::from_tensor(&tensor.to_dtype(DType::F32)?)?);
+                        let tensor = tensor.to_dtype(DType::F32)?.to_device(device)?;
+                        vars.insert(name, Var::from_tensor(&tensor)?);
                     }
                 }
             }
@@ -483,8 +492,8 @@ pub fn fine_tune(
                 })
                 .collect::<candle_core::Result<Vec<_>>>()?;
             let targets: Vec<u32> = chunk.iter().map(|(_, c)| *c as u32).collect();
-            let targets = Tensor::from_vec(targets, chunk.len(), &Device::Cpu)?;
-            let logits = learner.logits(&Tensor::cat(&views, 0)?)?;
+            let targets = Tensor::from_vec(targets, chunk.len(), device)?;
+            let logits = learner.logits(&Tensor::cat(&views, 0)?.to_device(device)?)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
             optimiser.set_learning_rate(schedule.at(step));
             optimiser.backward_step(&loss)?;

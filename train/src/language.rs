@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use candle_nn::VarMap;
 
 use rand::SeedableRng;
@@ -181,9 +181,9 @@ impl Learner {
                 let a = Var::from_tensor(&Tensor::from_vec(
                     values,
                     (options.rank, input),
-                    &Device::Cpu,
+                    base.device(),
                 )?)?;
-                let b = Var::zeros((output, options.rank), DType::F32, &Device::Cpu)?;
+                let b = Var::zeros((output, options.rank), DType::F32, base.device())?;
                 let lora = Lora {
                     a: a.as_tensor().clone(),
                     b: b.as_tensor().clone(),
@@ -213,13 +213,13 @@ impl Learner {
                 targets.push(example.tokens[position + 1]);
             }
         }
-        let inputs = Tensor::from_vec(inputs, (examples.len(), width), &Device::Cpu)?;
+        let inputs = Tensor::from_vec(inputs, (examples.len(), width), self.model.device())?;
         let hidden = self.model.hidden(&inputs, &mut Cache::default())?;
         let hidden = hidden.flatten_to(1)?;
         let count = rows.len();
-        let rows = Tensor::from_vec(rows, count, &Device::Cpu)?;
+        let rows = Tensor::from_vec(rows, count, self.model.device())?;
         let logits = self.model.logits(&hidden.index_select(&rows, 0)?)?;
-        let targets = Tensor::from_vec(targets, count, &Device::Cpu)?;
+        let targets = Tensor::from_vec(targets, count, self.model.device())?;
         let loss = (candle_nn::loss::cross_entropy(&logits, &targets)? * count as f64)?;
         Ok((loss, count))
     }
@@ -251,7 +251,7 @@ impl Learner {
             let saved = snapshot.get(name).ok_or_else(|| {
                 candle_core::Error::Msg(format!("the best epoch's variables lack {name}"))
             })?;
-            var.set(saved)?;
+            var.set(&saved.to_device(var.device())?)?;
         }
         Ok(())
     }

@@ -117,8 +117,11 @@ impl AdamW {
             })
         };
         for slot in &self.slots {
-            slot.first.set(&take(format!("first.{}", slot.name))?)?;
-            slot.second.set(&take(format!("second.{}", slot.name))?)?;
+            let device = slot.first.device();
+            slot.first
+                .set(&take(format!("first.{}", slot.name))?.to_device(device)?)?;
+            slot.second
+                .set(&take(format!("second.{}", slot.name))?.to_device(device)?)?;
         }
         self.steps = take("steps".to_string())?.to_vec1::<u32>()?[0] as usize;
         Ok(())

@@ -59,12 +59,23 @@ impl ConvLayer for TrainingConvNorm {
     }
 
     fn stem_pool(x: &Tensor) -> Result<Tensor> {
+        if !x.device().is_cpu() {
+            // Zero padding stands in for PyTorch's -inf: the stem pool
+            // follows a ReLU, so no window's maximum is below zero.
+            return x
+                .pad_with_zeros(2, 1, 1)?
+                .pad_with_zeros(3, 1, 1)?
+                .max_pool2d_with_stride(3, 2);
+        }
         x.contiguous()?.apply_op1(StemPool)
     }
 }
 
 impl Module for TrainingConvNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if !x.device().is_cpu() {
+            return self.forward_composed(x);
+        }
         let (stride, padding) = (self.stride, self.padding);
         let y = if self.groups == 1 {
             x.contiguous()?
@@ -93,27 +104,50 @@ impl Module for TrainingConvNorm {
             norm.clone(),
         )?;
         if let Some(statistics) = norm.statistics.get() {
-            self.update_running(statistics)?;
+            let channels = statistics.mean.len();
+            self.update_running(
+                &Tensor::from_slice(&statistics.mean, channels, x.device())?,
+                &Tensor::from_slice(&statistics.variance, channels, x.device())?,
+                statistics.count,
+            )?;
         }
         after.apply(&y)
     }
 }
 
 impl TrainingConvNorm {
-    /// PyTorch keeps the unbiased variance in its running average.
-    fn update_running(&self, statistics: &Statistics) -> Result<()> {
-        let count = statistics.count as f32;
-        let unbiased: Vec<f32> = statistics
-            .variance
-            .iter()
-            .map(|v| v * count / (count - 1.0).max(1.0))
-            .collect();
-        let blend = |running: &Var, batch: &[f32]| -> Result<()> {
-            let batch = Tensor::from_slice(batch, batch.len(), running.device())?;
+    /// The same layer from candle's own operations, for devices other than
+    /// the CPU (the operations above are CPU kernels): it keeps more
+    /// intermediates for the gradient, which a GPU's memory affords.
+    fn forward_composed(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?;
+        let (batch, channels, h, w) = y.dims4()?;
+        let mean = y.mean_keepdim((0, 2, 3))?;
+        let centred = y.broadcast_sub(&mean)?;
+        let variance = centred.sqr()?.mean_keepdim((0, 2, 3))?;
+        let normed = centred.broadcast_div(&(&variance + self.eps)?.sqrt()?)?;
+        let y = normed
+            .broadcast_mul(&self.gamma.reshape((1, channels, 1, 1))?)?
+            .broadcast_add(&self.beta.reshape((1, channels, 1, 1))?)?;
+        self.update_running(
+            &mean.flatten_all()?.detach(),
+            &variance.flatten_all()?.detach(),
+            batch * h * w,
+        )?;
+        self.activation.apply(&y)
+    }
+
+    /// Moves the running averages toward a batch's per-channel `mean` and
+    /// (biased) `variance` over `count` values; PyTorch keeps the unbiased
+    /// variance in its running average.
+    fn update_running(&self, mean: &Tensor, variance: &Tensor, count: usize) -> Result<()> {
+        let count = count as f64;
+        let unbiased = (variance * (count / (count - 1.0).max(1.0)))?;
+        let blend = |running: &Var, batch: &Tensor| -> Result<()> {
             let next = ((running.as_tensor() * (1.0 - MOMENTUM))? + (batch * MOMENTUM)?)?;
             running.set(&next)
         };
-        blend(&self.running_mean, &statistics.mean)?;
+        blend(&self.running_mean, mean)?;
         blend(&self.running_var, &unbiased)
     }
 }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use candle_core::Device;
 use image::{DynamicImage, imageops};
 use starcast_model::ActorRecognizer;
 use starcast_model::vision::{ClassifierOptions, ImageClassifier, read_weights};
@@ -81,6 +82,7 @@ fn head_only_fine_tuning_learns_the_classes_and_writes_a_servable_folder() {
         read_weights(&weights).unwrap(),
         &ImageFolder::scan(&root).unwrap(),
         &options,
+        &Device::Cpu,
         None,
         |event| {
             if let starcast_train::Progress::Epoch(_) = event {
@@ -140,6 +142,7 @@ fn full_fine_tuning_trains_batchnorm_and_saves_its_running_averages() {
         base_tensors.clone(),
         &ImageFolder::scan(&root).unwrap(),
         &options,
+        &Device::Cpu,
         None,
         |_| {},
     )

@@ -19,6 +19,7 @@ use starcast_train::{
 };
 
 use super::{CODE_REVISION, Publish, finish_run, mlflow_parameters, progress_bar};
+use crate::device::DeviceChoice;
 use crate::step_metrics;
 
 /// The registry's task name for the horoscope model.
@@ -69,6 +70,9 @@ pub struct HoroscopeArgs {
     /// continues from there. Removed when training ends.
     #[arg(long, default_value = "data/checkpoints/horoscope")]
     pub checkpoint: PathBuf,
+    /// Where training runs; the model is saved the same either way.
+    #[arg(long, value_enum, default_value_t)]
+    pub device: DeviceChoice,
     #[command(flatten)]
     pub publish: Publish,
     /// The MLflow experiment the run goes under.
@@ -176,8 +180,10 @@ pub fn horoscope(args: HoroscopeArgs) -> anyhow::Result<()> {
             args.base.display()
         )
     })?;
+    let device = args.device.open()?;
     let (base, tokenizer) = load_llama(&base_folder)
         .with_context(|| format!("could not load the base model {}", args.base.display()))?;
+    let base = base.to_device(&device)?;
     let what = match &options.lora {
         Some(lora) => format!("rank-{} LoRA adapters on", lora.rank),
         None => "every weight of".into(),

@@ -20,6 +20,7 @@ use starcast_train::{
     evaluate_recognizer, fine_tune, stratified_split, write_gallery,
 };
 
+use crate::device::DeviceChoice;
 use crate::step_metrics;
 
 /// The version of the code that trained a model.
@@ -53,6 +54,10 @@ pub struct ActorsArgs {
     /// head on the frozen network: better with many photos, much slower.
     #[arg(long)]
     pub full: bool,
+    /// Where training runs (with --full, the whole network; otherwise the
+    /// new head, the frozen network running on the CPU as served).
+    #[arg(long, value_enum, default_value_t)]
+    pub device: DeviceChoice,
     #[arg(long, default_value_t = TrainOptions::default().epochs)]
     pub epochs: usize,
     #[arg(long, default_value_t = TrainOptions::default().batch as u16, value_parser = clap::value_parser!(u16).range(1..))]
@@ -207,6 +212,7 @@ pub fn actors(args: ActorsArgs) -> anyhow::Result<()> {
         backbone_tensors,
         &data,
         &options,
+        &args.device.open()?,
         Some(&args.checkpoint),
         progress_bar(|record: &EpochRecord| {
             format!(
