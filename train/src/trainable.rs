@@ -60,15 +60,44 @@ impl ConvLayer for TrainingConvNorm {
 
     fn stem_pool(x: &Tensor) -> Result<Tensor> {
         if !x.device().is_cpu() {
-            // Zero padding stands in for PyTorch's -inf: the stem pool
-            // follows a ReLU, so no window's maximum is below zero.
-            return x
-                .pad_with_zeros(2, 1, 1)?
-                .pad_with_zeros(3, 1, 1)?
-                .max_pool2d_with_stride(3, 2);
+            return composed_stem_pool(x);
         }
         x.contiguous()?.apply_op1(StemPool)
     }
+}
+
+/// [`StemPool`] from candle's differentiable operations, for devices other
+/// than the CPU (candle's max pooling has no gradient when its window is
+/// wider than its stride). Window `i` covers padded rows `2i..=2i+2`: rows
+/// `2i` and `2i+1` of pair `i`, and the first row of pair `i + 1`; so with
+/// rows and columns split into pairs, the output is the maximum of nine
+/// shifted views. Zero padding stands in for PyTorch's -inf: the stem pool
+/// follows a ReLU, so no window's maximum is below zero.
+fn composed_stem_pool(x: &Tensor) -> Result<Tensor> {
+    let (batch, channels, h, w) = x.dims4()?;
+    let (oh, ow) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
+    let pairs = x
+        .pad_with_zeros(2, 1, 2 * oh + 1 - h)?
+        .pad_with_zeros(3, 1, 2 * ow + 1 - w)?
+        .reshape((batch, channels, oh + 1, 2, ow + 1, 2))?;
+    let taps = [(0, 0), (0, 1), (1, 0)];
+    let mut pooled: Option<Tensor> = None;
+    for (row_pair, row) in taps {
+        for (column_pair, column) in taps {
+            let view = pairs
+                .narrow(2, row_pair, oh)?
+                .narrow(3, row, 1)?
+                .narrow(4, column_pair, ow)?
+                .narrow(5, column, 1)?;
+            pooled = Some(match pooled {
+                Some(so_far) => so_far.maximum(&view)?,
+                None => view,
+            });
+        }
+    }
+    pooled
+        .expect("nine taps")
+        .reshape((batch, channels, oh, ow))
 }
 
 impl Module for TrainingConvNorm {
@@ -894,6 +923,101 @@ mod tests {
                 if *g > 0.0 {
                     assert!(outputs.contains(value));
                 }
+            }
+        }
+    }
+
+    /// The GPU's stem pool, run here on the CPU, against the CPU's: the
+    /// same values and gradients after a ReLU, as in ResNet's stem.
+    #[test]
+    fn composed_stem_pool_matches_the_cpu_one() {
+        for (h, w) in [(7, 7), (8, 6), (1, 1), (112, 112)] {
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1., (2, 3, h, w), &Device::Cpu).unwrap())
+                .unwrap();
+            let activated = x.relu().unwrap();
+            let ours = activated.apply_op1(StemPool).unwrap();
+            let composed = composed_stem_pool(&activated).unwrap();
+            assert_eq!(max_difference(&ours, &composed), 0.0, "{h}x{w}");
+            let weights = Tensor::randn(0f32, 1., ours.dims(), &Device::Cpu).unwrap();
+            let gradient = |y: Tensor| {
+                let grads = (y * &weights)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                grads.get(x.as_tensor()).unwrap().clone()
+            };
+            assert!(max_difference(&gradient(ours), &gradient(composed)) < 1e-6);
+        }
+    }
+
+    /// The GPU's convolution + BatchNorm layer, run here on the CPU,
+    /// against the CPU's kernels: outputs, gradients and running averages.
+    #[test]
+    fn composed_layer_matches_the_cpu_kernels() {
+        for (groups, activation) in [(1, Activation::Relu), (4, Activation::Relu6)] {
+            let layers: Vec<(VarMap, TrainingConvNorm)> = (0..2)
+                .map(|_| {
+                    let varmap = VarMap::new();
+                    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+                    let shape = ConvShape {
+                        cin: 4,
+                        cout: 4,
+                        kernel: 3,
+                        stride: 2,
+                        groups,
+                    };
+                    let layer =
+                        TrainingConvNorm::load(vb.pp("conv"), vb.pp("bn"), shape, 1e-5, activation)
+                            .unwrap();
+                    (varmap, layer)
+                })
+                .collect();
+            // The same starting values in both.
+            let mut seeded: Vec<(String, Tensor)> = Vec::new();
+            for (name, var) in layers[0].0.data().lock().unwrap().iter() {
+                let value = Tensor::randn(0.5f32, 0.3, var.shape(), &Device::Cpu).unwrap();
+                var.set(&value).unwrap();
+                seeded.push((name.clone(), value));
+            }
+            for (name, value) in &seeded {
+                layers[1].0.data().lock().unwrap()[name].set(value).unwrap();
+            }
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1., (3, 4, 9, 9), &Device::Cpu).unwrap())
+                .unwrap();
+            let ours = layers[0].1.forward(x.as_tensor()).unwrap();
+            let composed = layers[1].1.forward_composed(x.as_tensor()).unwrap();
+            assert!(max_difference(&ours, &composed) < 1e-4, "groups {groups}");
+            let weights = Tensor::randn(0f32, 1., ours.dims(), &Device::Cpu).unwrap();
+            let gradient = |y: &Tensor, of: &Tensor| {
+                let grads = (y * &weights)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                grads.get(of).unwrap().clone()
+            };
+            assert!(
+                max_difference(
+                    &gradient(&ours, x.as_tensor()),
+                    &gradient(&composed, x.as_tensor())
+                ) < 1e-3
+            );
+            for (mine, theirs) in [
+                (&layers[0].1.weight, &layers[1].1.weight),
+                (&layers[0].1.gamma, &layers[1].1.gamma),
+            ] {
+                assert!(
+                    max_difference(&gradient(&ours, mine), &gradient(&composed, theirs)) < 1e-3
+                );
+            }
+            for (mine, theirs) in [
+                (&layers[0].1.running_mean, &layers[1].1.running_mean),
+                (&layers[0].1.running_var, &layers[1].1.running_var),
+            ] {
+                assert!(max_difference(mine.as_tensor(), theirs.as_tensor()) < 1e-5);
             }
         }
     }
