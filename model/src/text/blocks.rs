@@ -125,7 +125,7 @@ impl BlockMatrix {
         let weights = self.row(row);
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
-            // SAFETY: the CPU has AVX2 and FMA (checked), and `weights`
+            // SAFETY: the CPU has AVX2, FMA and F16C (checked), and `weights`
             // holds as many blocks as `xs` (one row of `columns`).
             return unsafe {
                 match self.format {
@@ -261,14 +261,18 @@ fn dot_q8_0(weights: &[u8], xs: &[Q8Block]) -> f32 {
 fn has_avx2() -> bool {
     use std::sync::OnceLock;
     static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    *HAS.get_or_init(|| {
+        is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{Format, Q8Block, half_at};
+    use super::{Format, Q8Block};
 
     /// Σ of `u8 x i8` products over 32 lanes, as 8 `i32` sums.
     #[target_feature(enable = "avx2")]
@@ -279,6 +283,14 @@ mod avx2 {
         _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
     }
 
+    /// The f16 numbers in the first 2 or 4 bytes of `bytes`, converted by
+    /// the CPU (a software conversion per block cost more than the block's
+    /// dot product).
+    #[target_feature(enable = "f16c")]
+    fn halves(bytes: [u8; 4]) -> __m128 {
+        _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from_le_bytes(bytes)))
+    }
+
     #[target_feature(enable = "avx2")]
     fn sum(v: __m256) -> f32 {
         let halves = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -287,14 +299,18 @@ mod avx2 {
     }
 
     /// # Safety
-    /// The CPU must have AVX2 and FMA; `weights` holds `xs.len()` Q4_1 blocks.
-    #[target_feature(enable = "avx2,fma")]
+    /// The CPU must have AVX2, FMA and F16C; `weights` holds `xs.len()` Q4_1 blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn dot_q4_1(weights: &[u8], xs: &[Q8Block]) -> f32 {
         let low = _mm_set1_epi8(0x0F);
         let mut acc = _mm256_setzero_ps();
         let mut minimums = 0f32;
         for (block, x) in weights.chunks_exact(Format::Q4_1.block_bytes()).zip(xs) {
-            let (d, m) = (half_at(block, 0), half_at(block, 2));
+            let scales = halves([block[0], block[1], block[2], block[3]]);
+            let (d, m) = (
+                _mm_cvtss_f32(scales),
+                _mm_cvtss_f32(_mm_movehdup_ps(scales)),
+            );
             // SAFETY: a block has 16 bytes of values after its 4 of scales,
             // and `qs` is 32 bytes.
             let (packed, signed) = unsafe {
@@ -315,8 +331,8 @@ mod avx2 {
     }
 
     /// # Safety
-    /// The CPU must have AVX2 and FMA; `weights` holds `xs.len()` Q8_0 blocks.
-    #[target_feature(enable = "avx2,fma")]
+    /// The CPU must have AVX2, FMA and F16C; `weights` holds `xs.len()` Q8_0 blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn dot_q8_0(weights: &[u8], xs: &[Q8Block]) -> f32 {
         let mut acc = _mm256_setzero_ps();
         for (block, x) in weights.chunks_exact(Format::Q8_0.block_bytes()).zip(xs) {
@@ -330,11 +346,8 @@ mod avx2 {
             // maddubs multiplies unsigned by signed: move w's sign onto q.
             let unsigned = _mm256_sign_epi8(w, w);
             let signed = _mm256_sign_epi8(q, w);
-            acc = _mm256_fmadd_ps(
-                _mm256_set1_ps(half_at(block, 0) * x.d),
-                products(unsigned, signed),
-                acc,
-            );
+            let d = _mm_cvtss_f32(halves([block[0], block[1], 0, 0]));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d), products(unsigned, signed), acc);
         }
         sum(acc)
     }
