@@ -33,7 +33,7 @@ if [[ ! -x "$llama_bench" ]]; then
   cp "$work/build/bin/llama-bench" "$llama_bench"
 fi
 
-step "Starcast: candle quantized Llama, $threads threads"
+step "Starcast: the Q4_1 GGUF as served, $threads threads"
 cd "$ROOT"
 RAYON_NUM_THREADS=$threads cargo bench -p starcast-model --bench text_generation -- "$model" 5
 
