@@ -66,6 +66,55 @@ impl ConvLayer for TrainingConvNorm {
     }
 }
 
+/// A depthwise convolution (weight `(C, 1, k, k)`) from candle's
+/// differentiable operations, for devices other than the CPU: the sum over
+/// the k² taps of a shifted view of the input times the tap's per-channel
+/// weight. candle runs a grouped convolution as one convolution per group,
+/// launched separately for each of MobileNetV2's up to 960 channels.
+/// Strided views come from splitting rows and columns into groups of
+/// `stride`: padded row `stride * i + ky` is row `ky % stride` of group
+/// `i + ky / stride`.
+fn composed_depthwise(
+    x: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    let (batch, channels, h, w) = x.dims4()?;
+    let k = weight.dim(2)?;
+    let (oh, ow) = (
+        (h + 2 * padding - k) / stride + 1,
+        (w + 2 * padding - k) / stride + 1,
+    );
+    // Enough groups for the last window; never fewer rows than the input.
+    let (rows, columns) = (oh + (k - 1) / stride, ow + (k - 1) / stride);
+    let grouped = x
+        .pad_with_zeros(2, padding, stride * rows - h - padding)?
+        .pad_with_zeros(3, padding, stride * columns - w - padding)?
+        .reshape((batch, channels, rows, stride, columns, stride))?;
+    let mut sum: Option<Tensor> = None;
+    for ky in 0..k {
+        for kx in 0..k {
+            let view = grouped
+                .narrow(2, ky / stride, oh)?
+                .narrow(3, ky % stride, 1)?
+                .narrow(4, kx / stride, ow)?
+                .narrow(5, kx % stride, 1)?
+                .reshape((batch, channels, oh, ow))?;
+            let tap = weight
+                .narrow(2, ky, 1)?
+                .narrow(3, kx, 1)?
+                .reshape((1, channels, 1, 1))?;
+            let term = view.broadcast_mul(&tap)?;
+            sum = Some(match sum {
+                Some(so_far) => (so_far + term)?,
+                None => term,
+            });
+        }
+    }
+    Ok(sum.expect("at least one tap"))
+}
+
 /// [`StemPool`] from candle's differentiable operations, for devices other
 /// than the CPU (candle's max pooling has no gradient when its window is
 /// wider than its stride). Window `i` covers padded rows `2i..=2i+2`: rows
@@ -149,7 +198,11 @@ impl TrainingConvNorm {
     /// the CPU (the operations above are CPU kernels): it keeps more
     /// intermediates for the gradient, which a GPU's memory affords.
     fn forward_composed(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?;
+        let y = if self.groups > 1 && self.groups == x.dim(1)? && self.weight.dim(1)? == 1 {
+            composed_depthwise(x, &self.weight, self.stride, self.padding)?
+        } else {
+            x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?
+        };
         let (batch, channels, h, w) = y.dims4()?;
         let mean = y.mean_keepdim((0, 2, 3))?;
         let centred = y.broadcast_sub(&mean)?;
@@ -750,6 +803,18 @@ mod tests {
     use candle_core::{DType, Device};
     use candle_nn::VarMap;
 
+    /// The gradient of `Σ y · weights` for `of`: weighted, so every output
+    /// position's gradient differs.
+    fn weighted_gradient(y: &Tensor, weights: &Tensor, of: &Tensor) -> Tensor {
+        let grads = (y * weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        grads.get(of).unwrap().clone()
+    }
+
     /// The largest absolute difference between two tensors.
     fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
         (a - b)
@@ -880,6 +945,10 @@ mod tests {
             matches_candle_convolution((3, 1, k), 3, (stride, padding), 1e-4, |x, w| {
                 x.apply_op2(w, op)
             });
+            // The GPU's form, run here.
+            matches_candle_convolution((3, 1, k), 3, (stride, padding), 1e-4, |x, w| {
+                composed_depthwise(x, w, stride, padding)
+            });
         }
     }
 
@@ -939,16 +1008,8 @@ mod tests {
             let composed = composed_stem_pool(&activated).unwrap();
             assert_eq!(max_difference(&ours, &composed), 0.0, "{h}x{w}");
             let weights = Tensor::randn(0f32, 1., ours.dims(), &Device::Cpu).unwrap();
-            let gradient = |y: Tensor| {
-                let grads = (y * &weights)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
-                grads.get(x.as_tensor()).unwrap().clone()
-            };
-            assert!(max_difference(&gradient(ours), &gradient(composed)) < 1e-6);
+            let gradient = |y: &Tensor| weighted_gradient(y, &weights, x.as_tensor());
+            assert!(max_difference(&gradient(&ours), &gradient(&composed)) < 1e-6);
         }
     }
 
@@ -990,15 +1051,7 @@ mod tests {
             let composed = layers[1].1.forward_composed(x.as_tensor()).unwrap();
             assert!(max_difference(&ours, &composed) < 1e-4, "groups {groups}");
             let weights = Tensor::randn(0f32, 1., ours.dims(), &Device::Cpu).unwrap();
-            let gradient = |y: &Tensor, of: &Tensor| {
-                let grads = (y * &weights)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
-                grads.get(of).unwrap().clone()
-            };
+            let gradient = |y: &Tensor, of: &Tensor| weighted_gradient(y, &weights, of);
             assert!(
                 max_difference(
                     &gradient(&ours, x.as_tensor()),

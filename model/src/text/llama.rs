@@ -378,19 +378,8 @@ impl Llama {
         content: &gguf_file::Content,
         reader: &mut R,
     ) -> Result<Self> {
-        let config = LlamaConfig::from_gguf(content)?;
-        let (heads, kv_heads) = (config.num_attention_heads, config.key_value_heads());
-        Self::from_tensors(config, |name, shape| {
-            let (gguf_name, unpermute) = gguf_name(name);
-            let tensor = content
-                .tensor(reader, &gguf_name, &Device::Cpu)?
-                .dequantize(&Device::Cpu)?;
-            check_shape(name, tensor.dims(), shape)?;
-            match unpermute {
-                Some(Rotated::Query) => interleaved_to_halves(&tensor, heads),
-                Some(Rotated::Key) => interleaved_to_halves(&tensor, kv_heads),
-                None => Ok(tensor),
-            }
+        Self::read_gguf(content, reader, |tensor, _| {
+            Ok(Weight::Dense(tensor.dequantize(&CPU)?))
         })
     }
 
@@ -402,18 +391,30 @@ impl Llama {
         content: &gguf_file::Content,
         reader: &mut R,
     ) -> Result<Self> {
+        Self::read_gguf(content, reader, |tensor, name| {
+            Weight::from_gguf(tensor, name == EMBEDDING)
+        })
+    }
+
+    /// Reads every tensor of a Llama GGUF, query and key rows reordered to
+    /// Hugging Face's layout, and makes it a weight with `weight(tensor, name)`.
+    fn read_gguf<R: std::io::Read + std::io::Seek>(
+        content: &gguf_file::Content,
+        reader: &mut R,
+        weight: impl Fn(QTensor, &str) -> Result<Weight>,
+    ) -> Result<Self> {
         let config = LlamaConfig::from_gguf(content)?;
         let (heads, kv_heads) = (config.num_attention_heads, config.key_value_heads());
         Self::from_weights(config, |name, shape| {
-            let (gguf_name, unpermute) = gguf_name(name);
+            let (gguf_name, rotated) = gguf_name(name);
             let tensor = content.tensor(reader, &gguf_name, &CPU)?;
             check_shape(name, tensor.shape().dims(), shape)?;
-            let tensor = match unpermute {
+            let tensor = match rotated {
                 Some(Rotated::Query) => reorder_rows(&tensor, heads)?,
                 Some(Rotated::Key) => reorder_rows(&tensor, kv_heads)?,
                 None => tensor,
             };
-            Weight::from_gguf(tensor, name == EMBEDDING)
+            weight(tensor, name)
         })
     }
 
@@ -675,8 +676,9 @@ fn gguf_name(name: &str) -> (String, Option<Rotated>) {
 
 /// Reorders each head's rows from rotary pairs side by side
 /// (`x0 y0 x1 y1 …`) to halves (`x0 x1 … y0 y1 …`).
-/// [`interleaved_to_halves`] on a quantized matrix: whole rows move, so
-/// every block format's blocks stay intact.
+/// llama.cpp's query or key rows in Hugging Face's order
+/// ([`interleaved_to_halves`] of the row indices): whole rows move, so every
+/// block format's blocks stay intact.
 fn reorder_rows(tensor: &QTensor, heads: usize) -> Result<QTensor> {
     let (rows, _) = tensor.shape().dims2()?;
     let indices = Tensor::arange(0u32, rows as u32, &CPU)?.reshape((rows, 1))?;
