@@ -5,13 +5,22 @@ use candle_core::{Device, Result, Tensor};
 
 use super::writer::DecodeSession;
 
-/// One layer's keys and values, `[batch, heads, positions, head_dim]`.
-pub type LayerCache = Option<(Tensor, Tensor)>;
+/// One layer's keys and values, `[batch, heads, capacity, head_dim]`, of
+/// which the first `len` positions are filled. Room grows by doubling, so a
+/// token costs a copy of its own keys and values, not of every earlier
+/// position's (appending by concatenation copied the whole cache per token).
+#[derive(Debug)]
+pub struct LayerCache {
+    keys: Tensor,
+    values: Tensor,
+    len: usize,
+}
 
-/// Keys and values of the positions seen so far, one entry a layer.
-#[derive(Clone, Debug, Default)]
+/// Keys and values of the positions seen so far, one entry a layer. Not
+/// `Clone`: the layers' room is written in place.
+#[derive(Debug, Default)]
 pub struct Cache {
-    layers: Vec<LayerCache>,
+    layers: Vec<Option<LayerCache>>,
 }
 
 impl Cache {
@@ -20,7 +29,7 @@ impl Cache {
         self.layers
             .first()
             .and_then(|l| l.as_ref())
-            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0))
+            .map_or(0, |layer| layer.len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -28,24 +37,49 @@ impl Cache {
     }
 
     /// Each layer's entry, for a model of `count` layers.
-    pub(super) fn layers(&mut self, count: usize) -> std::slice::IterMut<'_, LayerCache> {
-        self.layers.resize(count, None);
+    pub(super) fn layers(&mut self, count: usize) -> std::slice::IterMut<'_, Option<LayerCache>> {
+        self.layers.resize_with(count, || None);
         self.layers.iter_mut()
     }
 }
 
-/// Appends the new positions' keys and values to a layer's cache and
-/// returns all of them.
-pub(super) fn append(cache: &mut LayerCache, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
-    let (k, v) = match cache.take() {
-        Some((past_k, past_v)) => (
-            Tensor::cat(&[&past_k, &k], 2)?,
-            Tensor::cat(&[&past_v, &v], 2)?,
-        ),
-        None => (k, v),
+/// Appends the new positions' keys and values (`[batch, heads, positions,
+/// head_dim]`) to a layer's cache and returns all of them. The first
+/// append keeps the given tensors, so training's gradients flow through
+/// them; later ones write into room of their own.
+pub(super) fn append(
+    cache: &mut Option<LayerCache>,
+    k: Tensor,
+    v: Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let Some(layer) = cache else {
+        let len = k.dim(2)?;
+        *cache = Some(LayerCache {
+            keys: k.clone(),
+            values: v.clone(),
+            len,
+        });
+        return Ok((k, v));
     };
-    *cache = Some((k.clone(), v.clone()));
-    Ok((k, v))
+    let new = k.dim(2)?;
+    if layer.len + new > layer.keys.dim(2)? {
+        let room = 2 * (layer.len + new);
+        let grow = |old: &Tensor| -> Result<Tensor> {
+            let (batch, heads, _, head_dim) = old.dims4()?;
+            let bigger = Tensor::zeros((batch, heads, room, head_dim), old.dtype(), old.device())?;
+            bigger.slice_set(&old.narrow(2, 0, layer.len)?.contiguous()?, 2, 0)?;
+            Ok(bigger)
+        };
+        layer.keys = grow(&layer.keys)?;
+        layer.values = grow(&layer.values)?;
+    }
+    layer.keys.slice_set(&k.contiguous()?, 2, layer.len)?;
+    layer.values.slice_set(&v.contiguous()?, 2, layer.len)?;
+    layer.len += new;
+    Ok((
+        layer.keys.narrow(2, 0, layer.len)?,
+        layer.values.narrow(2, 0, layer.len)?,
+    ))
 }
 
 /// `-inf` where a position would see a later one (`[positions, offset +
@@ -96,8 +130,17 @@ impl<'a, M: NextLogits> CachedSession<'a, M> {
 
 impl<M: NextLogits> DecodeSession for CachedSession<'_, M> {
     fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        self.model.next_logits(tokens, &mut self.cache)?.to_vec1()
+        let (model, cache) = (self.model, &mut self.cache);
+        on_rayon(|| model.next_logits(tokens, cache)?.to_vec1())
     }
+}
+
+/// Runs `step` on one of rayon's threads. A step makes some 200 parallel
+/// products; started from elsewhere, each one wakes a worker and puts the
+/// caller to sleep until it is done, which cost more than a small product.
+/// On a worker, the loops are shared with whichever threads are awake.
+pub(super) fn on_rayon<T: Send>(step: impl FnOnce() -> T + Send) -> T {
+    rayon::scope(|_| step())
 }
 
 #[cfg(test)]

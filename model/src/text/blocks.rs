@@ -78,6 +78,28 @@ impl BlockMatrix {
         }))
     }
 
+    /// The matrices one above the other, as one; `None` unless they share
+    /// a format and a width.
+    pub fn stack(parts: &[&BlockMatrix]) -> Option<Self> {
+        let first = parts.first()?;
+        if parts
+            .iter()
+            .any(|part| part.format != first.format || part.columns != first.columns)
+        {
+            return None;
+        }
+        let data: Vec<u8> = parts
+            .iter()
+            .flat_map(|part| part.data.iter().copied())
+            .collect();
+        Some(BlockMatrix {
+            format: first.format,
+            rows: parts.iter().map(|part| part.rows).sum(),
+            columns: first.columns,
+            data: data.into(),
+        })
+    }
+
     pub fn dims(&self) -> (usize, usize) {
         (self.rows, self.columns)
     }
@@ -127,12 +149,7 @@ impl BlockMatrix {
         if has_avx2() {
             // SAFETY: the CPU has AVX2, FMA and F16C (checked), and `weights`
             // holds as many blocks as `xs` (one row of `columns`).
-            return unsafe {
-                match self.format {
-                    Format::Q4_1 => avx2::dot_q4_1(weights, xs),
-                    Format::Q8_0 => avx2::dot_q8_0(weights, xs),
-                }
-            };
+            return unsafe { avx2::dot(self.format, weights, xs) };
         }
         match self.format {
             Format::Q4_1 => dot_q4_1(weights, xs),
@@ -298,58 +315,71 @@ mod avx2 {
         _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)))
     }
 
-    /// # Safety
-    /// The CPU must have AVX2, FMA and F16C; `weights` holds `xs.len()` Q4_1 blocks.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot_q4_1(weights: &[u8], xs: &[Q8Block]) -> f32 {
-        let low = _mm_set1_epi8(0x0F);
-        let mut acc = _mm256_setzero_ps();
-        let mut minimums = 0f32;
-        for (block, x) in weights.chunks_exact(Format::Q4_1.block_bytes()).zip(xs) {
-            let scales = halves([block[0], block[1], block[2], block[3]]);
-            let (d, m) = (
-                _mm_cvtss_f32(scales),
-                _mm_cvtss_f32(_mm_movehdup_ps(scales)),
-            );
-            // SAFETY: a block has 16 bytes of values after its 4 of scales,
-            // and `qs` is 32 bytes.
-            let (packed, signed) = unsafe {
-                (
-                    _mm_loadu_si128(block.as_ptr().add(4).cast()),
-                    _mm256_loadu_si256(x.qs.as_ptr().cast()),
-                )
-            };
-            // Values 0-15 are the low nibbles, 16-31 the high ones.
-            let unsigned = _mm256_set_m128i(
-                _mm_and_si128(_mm_srli_epi16(packed, 4), low),
-                _mm_and_si128(packed, low),
-            );
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d), products(unsigned, signed), acc);
-            minimums += m * x.sum;
-        }
-        sum(acc) + minimums
+    /// The activations' `[d, d Σq]`, their first 8 bytes.
+    #[target_feature(enable = "avx2")]
+    fn activation_scales(x: &Q8Block) -> __m128 {
+        _mm_setr_ps(x.d, x.sum, 0.0, 0.0)
     }
 
-    /// # Safety
-    /// The CPU must have AVX2, FMA and F16C; `weights` holds `xs.len()` Q8_0 blocks.
+    /// One weight block against one activation block: the 8 partial sums
+    /// of the integer products, and `[d x.d, m x.sum]` (the minimum's
+    /// share is 0 for Q8_0).
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot_q8_0(weights: &[u8], xs: &[Q8Block]) -> f32 {
-        let mut acc = _mm256_setzero_ps();
-        for (block, x) in weights.chunks_exact(Format::Q8_0.block_bytes()).zip(xs) {
-            // SAFETY: a block has 32 bytes of values after its 2 of scale.
-            let (w, q) = unsafe {
-                (
-                    _mm256_loadu_si256(block.as_ptr().add(2).cast()),
-                    _mm256_loadu_si256(x.qs.as_ptr().cast()),
-                )
-            };
-            // maddubs multiplies unsigned by signed: move w's sign onto q.
-            let unsigned = _mm256_sign_epi8(w, w);
-            let signed = _mm256_sign_epi8(q, w);
-            let d = _mm_cvtss_f32(halves([block[0], block[1], 0, 0]));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d), products(unsigned, signed), acc);
+    fn block_products(format: Format, block: &[u8], x: &Q8Block) -> (__m256, __m128) {
+        // SAFETY: `qs` is 32 bytes.
+        let activations = unsafe { _mm256_loadu_si256(x.qs.as_ptr().cast()) };
+        match format {
+            Format::Q4_1 => {
+                let scales = _mm_mul_ps(
+                    halves([block[0], block[1], block[2], block[3]]),
+                    activation_scales(x),
+                );
+                // SAFETY: a Q4_1 block has 16 bytes of values after its 4 of scales.
+                let packed = unsafe { _mm_loadu_si128(block.as_ptr().add(4).cast()) };
+                let low = _mm_set1_epi8(0x0F);
+                // Values 0-15 are the low nibbles, 16-31 the high ones.
+                let unsigned = _mm256_set_m128i(
+                    _mm_and_si128(_mm_srli_epi16(packed, 4), low),
+                    _mm_and_si128(packed, low),
+                );
+                (products(unsigned, activations), scales)
+            }
+            Format::Q8_0 => {
+                let scales = _mm_mul_ps(halves([block[0], block[1], 0, 0]), activation_scales(x));
+                // SAFETY: a Q8_0 block has 32 bytes of values after its 2 of scale.
+                let w = unsafe { _mm256_loadu_si256(block.as_ptr().add(2).cast()) };
+                // maddubs multiplies unsigned by signed: move w's sign onto q.
+                let unsigned = _mm256_sign_epi8(w, w);
+                let signed = _mm256_sign_epi8(activations, w);
+                (products(unsigned, signed), scales)
+            }
         }
-        sum(acc)
+    }
+
+    /// One weight row times the activations, two blocks in flight with
+    /// their own sums: with one, each block waited on the previous one's
+    /// multiply-add.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C; `weights` holds `xs.len()`
+    /// blocks of `format`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn dot(format: Format, weights: &[u8], xs: &[Q8Block]) -> f32 {
+        let mut sums = [_mm256_setzero_ps(); 2];
+        let mut minimums = [_mm_setzero_ps(); 2];
+        let mut blocks = weights.chunks_exact(format.block_bytes()).zip(xs);
+        'rows: loop {
+            for (sum, minimum) in sums.iter_mut().zip(&mut minimums) {
+                let Some((block, x)) = blocks.next() else {
+                    break 'rows;
+                };
+                let (products, scales) = block_products(format, block, x);
+                *sum = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), products, *sum);
+                *minimum = _mm_add_ps(*minimum, scales);
+            }
+        }
+        let minimums = _mm_add_ps(minimums[0], minimums[1]);
+        sum(_mm256_add_ps(sums[0], sums[1])) + _mm_cvtss_f32(_mm_movehdup_ps(minimums))
     }
 }
 

@@ -134,7 +134,7 @@ impl Gpt2 {
         block: &Block,
         xs: &Tensor,
         mask: Option<&Tensor>,
-        cache: &mut LayerCache,
+        cache: &mut Option<LayerCache>,
     ) -> Result<Tensor> {
         let (batch, positions, width) = xs.dims3()?;
         let heads = self.config.n_head;

@@ -183,9 +183,7 @@ impl Weight {
     fn dense(&self) -> Result<&Tensor> {
         match self {
             Weight::Dense(tensor) => Ok(tensor),
-            Weight::Blocks(_) | Weight::Quantized(..) => candle_core::bail!(
-                "the model is served quantized: load its GGUF dequantized (Llama::from_gguf) to train, move or save it"
-            ),
+            Weight::Blocks(_) | Weight::Quantized(..) => Err(served_quantized()),
         }
     }
 }
@@ -218,16 +216,80 @@ impl Linear {
     }
 }
 
+/// Projections of the same input. Served block weights are stacked into
+/// one matrix: one product and one hand-off to the threads instead of one
+/// each.
+#[derive(Clone, Debug)]
+enum Projections<const N: usize> {
+    Apart([Linear; N]),
+    Stacked {
+        weight: BlockMatrix,
+        outputs: [usize; N],
+    },
+}
+
+impl<const N: usize> Projections<N> {
+    fn forward(&self, xs: &Tensor) -> Result<[Tensor; N]> {
+        let parts = match self {
+            Projections::Apart(linears) => linears
+                .iter()
+                .map(|linear| linear.forward(xs))
+                .collect::<Result<Vec<_>>>()?,
+            Projections::Stacked { weight, outputs } => {
+                let (batch, positions, width) = xs.dims3()?;
+                let ys = weight.matmul(&xs.reshape((batch * positions, width))?)?;
+                let mut start = 0;
+                outputs
+                    .iter()
+                    .map(|&width| {
+                        let part = ys.narrow(1, start, width)?;
+                        start += width;
+                        part.reshape((batch, positions, width))
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            }
+        };
+        parts
+            .try_into()
+            .map_err(|_| candle_core::Error::Msg("a projection went missing".into()))
+    }
+
+    /// The projections one by one; none once stacked.
+    fn apart_mut(&mut self) -> &mut [Linear] {
+        match self {
+            Projections::Apart(linears) => linears,
+            Projections::Stacked { .. } => &mut [],
+        }
+    }
+
+    /// Stacks the projections when all are block weights without adapters.
+    fn stack(&mut self) {
+        let Projections::Apart(linears) = self else {
+            return;
+        };
+        let parts: Option<Vec<&BlockMatrix>> = linears
+            .iter()
+            .map(|linear| match (&linear.weight, &linear.lora) {
+                (Weight::Blocks(blocks), None) => Some(blocks),
+                _ => None,
+            })
+            .collect();
+        if let Some(weight) = parts.and_then(|parts| BlockMatrix::stack(&parts)) {
+            let outputs = std::array::from_fn(|i| linears[i].weight.dims().map_or(0, |d| d.0));
+            *self = Projections::Stacked { weight, outputs };
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Block {
     attention_norm: Tensor,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// Query, key and value.
+    attention_in: Projections<3>,
     o: Linear,
     mlp_norm: Tensor,
-    gate: Linear,
-    up: Linear,
+    /// Gate and up.
+    mlp_in: Projections<2>,
     down: Linear,
 }
 
@@ -243,18 +305,29 @@ pub const PROJECTIONS: [&str; 7] = [
 ];
 
 impl Block {
-    fn projection(&mut self, name: &str) -> Option<&mut Linear> {
-        Some(match name {
-            "q_proj" => &mut self.q,
-            "k_proj" => &mut self.k,
-            "v_proj" => &mut self.v,
-            "o_proj" => &mut self.o,
-            "gate_proj" => &mut self.gate,
-            "up_proj" => &mut self.up,
-            "down_proj" => &mut self.down,
-            _ => return None,
-        })
+    /// The projection Hugging Face calls `name`.
+    fn projection(&mut self, name: &str) -> Result<&mut Linear> {
+        let (group, index) = match name {
+            "o_proj" => return Ok(&mut self.o),
+            "down_proj" => return Ok(&mut self.down),
+            "q_proj" => (self.attention_in.apart_mut(), 0),
+            "k_proj" => (self.attention_in.apart_mut(), 1),
+            "v_proj" => (self.attention_in.apart_mut(), 2),
+            "gate_proj" => (self.mlp_in.apart_mut(), 0),
+            "up_proj" => (self.mlp_in.apart_mut(), 1),
+            _ => candle_core::bail!(
+                "'{name}' is not a Llama projection: use one of {}",
+                PROJECTIONS.join(", ")
+            ),
+        };
+        group.get_mut(index).ok_or_else(served_quantized)
     }
+}
+
+fn served_quantized() -> candle_core::Error {
+    candle_core::Error::Msg(
+        "the model is served quantized: load its GGUF dequantized (Llama::from_gguf) to train, move or save it".into(),
+    )
 }
 
 #[derive(Clone, Debug)]
@@ -325,9 +398,7 @@ impl Llama {
                 attention_norm: get(&format!("{prefix}.input_layernorm.weight"), &[hidden])?
                     .dense()?
                     .clone(),
-                q,
-                k,
-                v,
+                attention_in: Projections::Apart([q, k, v]),
                 o,
                 mlp_norm: get(
                     &format!("{prefix}.post_attention_layernorm.weight"),
@@ -335,8 +406,7 @@ impl Llama {
                 )?
                 .dense()?
                 .clone(),
-                gate,
-                up,
+                mlp_in: Projections::Apart([gate, up]),
                 down,
             });
         }
@@ -391,9 +461,14 @@ impl Llama {
         content: &gguf_file::Content,
         reader: &mut R,
     ) -> Result<Self> {
-        Self::read_gguf(content, reader, |tensor, name| {
+        let mut model = Self::read_gguf(content, reader, |tensor, name| {
             Weight::from_gguf(tensor, name == EMBEDDING)
-        })
+        })?;
+        for block in &mut model.blocks {
+            block.attention_in.stack();
+            block.mlp_in.stack();
+        }
+        Ok(model)
     }
 
     /// Reads every tensor of a Llama GGUF, query and key rows reordered to
@@ -449,12 +524,7 @@ impl Llama {
         mut make: impl FnMut(usize, usize, usize) -> Result<Lora>,
     ) -> Result<()> {
         for (layer, block) in self.blocks.iter_mut().enumerate() {
-            let linear = block.projection(projection).ok_or_else(|| {
-                candle_core::Error::Msg(format!(
-                    "'{projection}' is not a Llama projection: use one of {}",
-                    PROJECTIONS.join(", ")
-                ))
-            })?;
+            let linear = block.projection(projection)?;
             let (out, input) = linear.weight.dims()?;
             linear.lora = Some(make(layer, input, out)?);
         }
@@ -464,10 +534,10 @@ impl Llama {
     /// Folds every adapter into its weight.
     pub fn merge_lora(&mut self) -> Result<()> {
         for block in &mut self.blocks {
-            for name in PROJECTIONS {
-                if let Some(linear) = block.projection(name) {
-                    linear.merge()?;
-                }
+            let linears = block.attention_in.apart_mut().iter_mut();
+            let linears = linears.chain(block.mlp_in.apart_mut());
+            for linear in linears.chain([&mut block.o, &mut block.down]) {
+                linear.merge()?;
             }
         }
         Ok(())
@@ -490,9 +560,8 @@ impl Llama {
                 block.mlp_norm.clone(),
             ));
             for name in PROJECTIONS {
-                if let Some(linear) = block.projection(name) {
-                    named.push((layer_tensor(layer, name), linear.weight.dense()?.clone()));
-                }
+                let weight = block.projection(name)?.weight.dense()?.clone();
+                named.push((layer_tensor(layer, name), weight));
             }
         }
         named.push(("model.norm.weight".into(), merged.norm));
@@ -525,7 +594,8 @@ impl Llama {
             let attended = self.attention(block, &normed, offset, mask.as_ref(), layer_cache)?;
             xs = (xs + attended)?;
             let normed = self.rms_norm(&xs, &block.mlp_norm)?;
-            let gated = (block.gate.forward(&normed)?.silu()? * block.up.forward(&normed)?)?;
+            let [gate, up] = block.mlp_in.forward(&normed)?;
+            let gated = (gate.silu()? * up)?;
             xs = (xs + block.down.forward(&gated)?)?;
         }
         self.rms_norm(&xs, &self.norm)
@@ -551,7 +621,7 @@ impl Llama {
         xs: &Tensor,
         offset: usize,
         mask: Option<&Tensor>,
-        cache: &mut LayerCache,
+        cache: &mut Option<LayerCache>,
     ) -> Result<Tensor> {
         let (batch, positions, _) = xs.dims3()?;
         let head_dim = self.config.head_dim();
@@ -562,26 +632,32 @@ impl Llama {
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = self.rotate(&split(block.q.forward(xs)?, heads)?, offset)?;
-        let k = self.rotate(&split(block.k.forward(xs)?, kv_heads)?, offset)?;
-        let v = split(block.v.forward(xs)?, kv_heads)?;
+        let [q, k, v] = block.attention_in.forward(xs)?;
+        let q = self.rotate(&split(q, heads)?, offset)?;
+        let k = self.rotate(&split(k, kv_heads)?, offset)?;
+        let v = split(v, kv_heads)?;
         let (k, v) = append(cache, k, v)?;
+        // The query heads that share a key/value head are neighbours: as
+        // one head of `repeat` times the positions, each group takes one
+        // product with its keys, which are never copied per query head.
         let repeat = heads / kv_heads;
-        let k = candle_transformers::utils::repeat_kv(k, repeat)?.contiguous()?;
-        let v = candle_transformers::utils::repeat_kv(v, repeat)?.contiguous()?;
+        let q = q.reshape((batch, kv_heads, repeat * positions, head_dim))?;
         let mut scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?;
         if let Some(mask) = mask {
-            scores = scores.broadcast_add(mask)?;
+            scores = scores
+                .reshape((batch, kv_heads, repeat, positions, ()))?
+                .broadcast_add(mask)?
+                .reshape((batch, kv_heads, repeat * positions, ()))?;
         }
         let weights = match self.kernels {
             Kernels::Fused => candle_nn::ops::softmax_last_dim(&scores)?,
             Kernels::Differentiable => candle_nn::ops::softmax(&scores, D::Minus1)?,
         };
-        let attended =
-            weights
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((batch, positions, heads * head_dim))?;
+        let attended = weights
+            .matmul(&v)?
+            .reshape((batch, heads, positions, head_dim))?
+            .transpose(1, 2)?
+            .reshape((batch, positions, heads * head_dim))?;
         block.o.forward(&attended)
     }
 

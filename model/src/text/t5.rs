@@ -431,7 +431,7 @@ fn self_attention(
     block: &DecoderBlock,
     normed: &Tensor,
     bias: &Tensor,
-    cache: &mut LayerCache,
+    cache: &mut Option<LayerCache>,
     heads: usize,
 ) -> Result<Tensor> {
     let a = &block.attention;
