@@ -6,15 +6,20 @@ use candle_core::{Device, Result, Tensor};
 use super::writer::DecodeSession;
 
 /// One layer's keys and values, `[batch, heads, capacity, head_dim]`, of
-/// which the first `len` positions are filled. Room grows by doubling, so a
-/// token costs a copy of its own keys and values, not of every earlier
-/// position's (appending by concatenation copied the whole cache per token).
+/// which the first `len` positions are filled. Room grows `ROOM_STEP`
+/// positions at a time, so a token mostly costs a copy of its own keys and
+/// values, not of every earlier position's (appending by concatenation
+/// copied the whole cache per token), and the room left over stays small
+/// (doubling held up to twice a horoscope's cache).
 #[derive(Debug)]
 pub struct LayerCache {
     keys: Tensor,
     values: Tensor,
     len: usize,
 }
+
+/// Positions a layer's cache grows by.
+const ROOM_STEP: usize = 128;
 
 /// Keys and values of the positions seen so far, one entry a layer. Not
 /// `Clone`: the layers' room is written in place.
@@ -63,7 +68,7 @@ pub(super) fn append(
     };
     let new = k.dim(2)?;
     if layer.len + new > layer.keys.dim(2)? {
-        let room = 2 * (layer.len + new);
+        let room = (layer.len + new).next_multiple_of(ROOM_STEP);
         let grow = |old: &Tensor| -> Result<Tensor> {
             let (batch, heads, _, head_dim) = old.dims4()?;
             let bigger = Tensor::zeros((batch, heads, room, head_dim), old.dtype(), old.device())?;

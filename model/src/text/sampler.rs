@@ -65,10 +65,16 @@ impl Sampler {
         if candidates.is_empty() {
             return 0;
         }
-        candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
-        if self.settings.top_k > 0 {
-            candidates.truncate(self.settings.top_k);
+        // Most likely first, ties by token id: one order, however found.
+        let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        let k = self.settings.top_k;
+        if k > 0 && k < candidates.len() {
+            // Only the top k need sorting; sorting the whole vocabulary
+            // cost more than a generated token's products.
+            candidates.select_nth_unstable_by(k - 1, order);
+            candidates.truncate(k);
         }
+        candidates.sort_unstable_by(order);
         let max = candidates[0].1;
         let mut weights: Vec<f32> = candidates.iter().map(|(_, l)| (l - max).exp()).collect();
         let total: f32 = weights.iter().sum();
