@@ -6,6 +6,7 @@ mod common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,9 +20,19 @@ struct Mlflow {
 }
 
 impl Drop for Mlflow {
+    /// Stops the whole process group: `mlflow server` starts uvicorn and
+    /// job consumers as children, which outlived a kill of the parent.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let group = format!("-{}", self.child.id());
+        for signal in ["-TERM", "-KILL"] {
+            let _ = Command::new("kill")
+                .args([signal, "--", &group])
+                .stderr(Stdio::null())
+                .status();
+            if signal == "-TERM" {
+                let _ = self.child.wait();
+            }
+        }
     }
 }
 
@@ -65,6 +76,7 @@ fn start_mlflow() -> Mlflow {
         .arg(store.path().join("artifacts"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .unwrap();
     let mlflow = Mlflow {
