@@ -13,6 +13,7 @@ use starcast_pipeline::hub_push::{DEFAULT_ENDPOINT, HubRepo};
 use starcast_pipeline::registry::Registry;
 use starcast_train::{HoroscopeText, ImageFolder, evaluate_recognizer, evaluate_writer};
 
+use crate::step_metrics;
 use crate::train::horoscope::{HOROSCOPE_TASK, horoscope_texts};
 use crate::train::{ACTORS_TASK, print_report};
 
@@ -139,7 +140,16 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
 pub struct EvaluateArgs {
     /// The model: a classifier, face-gallery or horoscope model folder (a
     /// registry version's included), a weights file or `hf://user/repo`.
-    pub model: PathBuf,
+    #[arg(required_unless_present = "served")]
+    pub model: Option<PathBuf>,
+    /// Instead of MODEL, the version the registry serves for this task
+    /// (`actors` or `horoscope`): what the daily loop checks against the
+    /// photos users flagged.
+    #[arg(long, conflicts_with = "model", value_parser = [ACTORS_TASK, HOROSCOPE_TASK])]
+    pub served: Option<String>,
+    /// The registry --served reads.
+    #[arg(long, default_value = "data/registry")]
+    pub registry: PathBuf,
     /// Actor models: labelled photos in `<actor>/<photo>` folders.
     /// Horoscope models: processed horoscopes, `.csv` or `.parquet`, local or
     /// `s3://` (`starcast process horoscopes --output` writes them).
@@ -170,14 +180,32 @@ pub struct EvaluateArgs {
     pub html: Option<PathBuf>,
 }
 
+/// The model `evaluate` was asked about: MODEL, or the registry's served version.
+fn evaluated_model(args: &EvaluateArgs) -> anyhow::Result<PathBuf> {
+    match (&args.model, &args.served) {
+        (Some(model), _) => Ok(local_model(model)?),
+        (None, Some(task)) => {
+            let registry = Registry::new(args.registry.clone());
+            let version = registry.serving(task)?.with_context(|| {
+                format!(
+                    "the registry at {} serves no {task} version: promote one with `starcast models promote`, or name a model",
+                    args.registry.display()
+                )
+            })?;
+            Ok(version.path)
+        }
+        (None, None) => anyhow::bail!("name a model to evaluate, or pass --served TASK"),
+    }
+}
+
 pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
-    let path = local_model(&args.model)?;
+    let path = evaluated_model(&args)?;
     let is_text = ModelFolder::open(&path).is_ok_and(|f| f.config.task == Task::TextGeneration);
     if is_text {
         return evaluate_text(&args, &path);
     }
     let model = load_actor_recognizer(&path, &ClassifierOptions::default())
-        .with_context(|| format!("could not load the actor model {}", args.model.display()))?;
+        .with_context(|| format!("could not load the actor model {}", path.display()))?;
     let data = ImageFolder::scan(&args.data)?;
     let photos: Vec<(PathBuf, String)> = data
         .samples
@@ -188,6 +216,12 @@ pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     for photo in &skipped {
         eprintln!("skipped {}: {}", photo.path.display(), photo.reason);
     }
+    step_metrics::report(&[
+        ("accuracy", report.accuracy),
+        ("macro_f1", report.macro_f1),
+        ("photos", report.examples as f64),
+        ("photos_skipped", skipped.len() as f64),
+    ])?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -269,7 +303,11 @@ fn evaluate_text(args: &EvaluateArgs, path: &Path) -> anyhow::Result<()> {
 /// Writes the report page when `--html` asks for one.
 fn write_html(args: &EvaluateArgs, page: impl Fn(&str) -> String) -> anyhow::Result<()> {
     if let Some(html) = &args.html {
-        let title = format!("{} on {}", args.model.display(), args.data.display());
+        let model = match (&args.model, &args.served) {
+            (Some(model), _) => model.display().to_string(),
+            (None, task) => format!("the served {} model", task.as_deref().unwrap_or_default()),
+        };
+        let title = format!("{model} on {}", args.data.display());
         std::fs::write(html, page(&title))
             .with_context(|| format!("could not write {}", html.display()))?;
         eprintln!("report written to {}", html.display());

@@ -35,21 +35,41 @@ pub enum Guard {
         dataset: PathBuf,
         registry: Registry,
     },
+    /// Check the served actor version against the photos users flagged
+    /// and labelled, when there are any and the registry serves a version.
+    FlaggedPhotos {
+        dataset: PathBuf,
+        registry: Registry,
+    },
 }
 
 impl Guard {
     /// Why the step can be skipped, if it can.
     fn skip_reason(&self) -> Option<String> {
-        let Guard::DatasetChanged { dataset, registry } = self else {
-            return None;
-        };
-        if !dataset.is_dir() {
-            return Some(format!("no dataset at {}", dataset.display()));
+        match self {
+            Guard::Always => None,
+            Guard::DatasetChanged { dataset, registry } => {
+                if !dataset.is_dir() {
+                    return Some(format!("no dataset at {}", dataset.display()));
+                }
+                let served = registry.serving(ACTORS_TASK).ok().flatten()?;
+                let current = fingerprint(dataset).ok()?;
+                (served.lineage.dataset_hash == current)
+                    .then(|| format!("the photos are those {} was trained on", served.id))
+            }
+            Guard::FlaggedPhotos { dataset, registry } => {
+                let labelled = std::fs::read_dir(dataset)
+                    .map(|actors| actors.flatten().any(|actor| actor.path().is_dir()))
+                    .unwrap_or(false);
+                if !labelled {
+                    return Some("no flagged photo says who is in it".into());
+                }
+                match registry.serving(ACTORS_TASK) {
+                    Ok(Some(_)) => None,
+                    _ => Some("the registry serves no actor version".into()),
+                }
+            }
         }
-        let served = registry.serving(ACTORS_TASK).ok().flatten()?;
-        let current = fingerprint(dataset).ok()?;
-        (served.lineage.dataset_hash == current)
-            .then(|| format!("the photos are those {} was trained on", served.id))
     }
 }
 
@@ -145,6 +165,7 @@ impl Pipeline {
         let raw = data.join("raw");
         let processed = data.join("processed").join("horoscopes.parquet");
         let actors = data.join("datasets").join("actors");
+        let flagged = data.join("datasets").join("flagged");
         let steps = vec![
             Step {
                 name: "collect horoscopes".into(),
@@ -204,6 +225,36 @@ impl Pipeline {
                 after: None,
                 guard: Guard::DatasetChanged {
                     dataset: actors,
+                    registry: registry.clone(),
+                },
+            },
+            Step {
+                name: "gather flagged photos".into(),
+                args: text_args(&[
+                    "dataset",
+                    "flags",
+                    "--flags",
+                    &path(&data.join("flags")),
+                    "--out",
+                    &path(&flagged),
+                ]),
+                after: None,
+                guard: Guard::Always,
+            },
+            Step {
+                name: "evaluate the served actor model on flagged photos".into(),
+                args: text_args(&[
+                    "evaluate",
+                    "--served",
+                    ACTORS_TASK,
+                    "--registry",
+                    &path(registry.root()),
+                    "--data",
+                    &path(&flagged),
+                ]),
+                after: Some("gather flagged photos".into()),
+                guard: Guard::FlaggedPhotos {
+                    dataset: flagged.clone(),
                     registry: registry.clone(),
                 },
             },

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{ADMIN_TOKEN, register_version, server_with_admin};
+use common::{
+    ADMIN_TOKEN, THREE_CLASS_CONFIG, photo_dataset, register_version, server_with_admin,
+    three_class_safetensors,
+};
 use starcast_app::api::{PipelineRun, RunStatus};
 use starcast_pipeline::dataset::fingerprint;
 use starcast_pipeline::registry::Registry;
@@ -160,6 +163,69 @@ async fn training_is_skipped_while_the_served_version_saw_the_same_photos() {
         run.steps[0].status,
         RunStatus::Succeeded,
         "new photos: retrain"
+    );
+}
+
+#[tokio::test]
+async fn the_served_actor_model_is_checked_against_the_photos_users_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let flagged = dir.path().join("flagged");
+    let registry = Registry::new(dir.path().join("registry"));
+    let check = Step {
+        name: "evaluate on flagged photos".into(),
+        args: [
+            "evaluate",
+            "--served",
+            "actors",
+            "--registry",
+            registry.root().to_str().unwrap(),
+            "--data",
+            flagged.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec(),
+        after: None,
+        guard: Guard::FlaggedPhotos {
+            dataset: flagged.clone(),
+            registry: registry.clone(),
+        },
+    };
+    let pipeline = Pipeline::new(program(), vec![check], dir.path().join("runs"));
+    let run_once = async || {
+        pipeline.start("schedule").unwrap();
+        finished(&pipeline).await.steps.remove(0)
+    };
+
+    let step = run_once().await;
+    assert_eq!(step.status, RunStatus::Skipped);
+    assert!(step.log.contains("no flagged photo"), "{}", step.log);
+
+    photo_dataset(&flagged, &[("Cleo", "chelsea.png"), ("Ada", "coffee.png")]);
+    let step = run_once().await;
+    assert_eq!(step.status, RunStatus::Skipped);
+    assert!(step.log.contains("serves no actor version"), "{}", step.log);
+
+    // The served model names everyone Cleo: right on her five photos,
+    // wrong on Ada's five.
+    let files = [
+        ("model.safetensors", three_class_safetensors()),
+        ("config.json", THREE_CLASS_CONFIG.into()),
+    ];
+    let id = register_version(&registry, &files, "sha256:0").id;
+    registry.promote("actors", &id, "test").unwrap();
+    let step = run_once().await;
+    assert_eq!(step.status, RunStatus::Succeeded, "{}", step.log);
+    assert_eq!(
+        step.metrics.get("photos"),
+        Some(&10.0),
+        "{:?}",
+        step.metrics
+    );
+    assert_eq!(
+        step.metrics.get("accuracy"),
+        Some(&0.5),
+        "{:?}",
+        step.metrics
     );
 }
 

@@ -274,8 +274,11 @@ impl<const N: usize> Projections<N> {
                 _ => None,
             })
             .collect();
-        if let Some(weight) = parts.and_then(|parts| BlockMatrix::stack(&parts)) {
-            let outputs = std::array::from_fn(|i| linears[i].weight.dims().map_or(0, |d| d.0));
+        let Some(parts) = parts else {
+            return;
+        };
+        let outputs = std::array::from_fn(|i| parts[i].dims().0);
+        if let Some(weight) = BlockMatrix::stack(&parts) {
             *self = Projections::Stacked { weight, outputs };
         }
     }
