@@ -38,6 +38,20 @@ struct Upload {
     sha256: String,
 }
 
+impl Upload {
+    fn new(path: String, bytes: Vec<u8>) -> Self {
+        let sha256 = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Upload {
+            path,
+            bytes,
+            sha256,
+        }
+    }
+}
+
 /// Where to push, and as whom.
 #[derive(Clone, Debug)]
 pub struct HubRepo {
@@ -164,9 +178,20 @@ impl HubRepo {
     }
 
     /// Pushes every file of `folder` (not hidden, not in subfolders) in one
-    /// commit and returns the commit's URL.
-    pub fn push_folder(&self, folder: &Path, summary: &str) -> Result<String, PushError> {
-        let files = read_folder(folder)?;
+    /// commit, `replaced`'s contents in place of the files of those names,
+    /// and returns the commit's URL.
+    pub fn push_folder(
+        &self,
+        folder: &Path,
+        summary: &str,
+        replaced: &[(&str, Vec<u8>)],
+    ) -> Result<String, PushError> {
+        let mut files = read_folder(folder)?;
+        for (name, bytes) in replaced {
+            if let Some(file) = files.iter_mut().find(|file| file.path == *name) {
+                *file = Upload::new(name.to_string(), bytes.clone());
+            }
+        }
         self.create()?;
         let lfs = self.lfs_paths(&files)?;
         let mut lines =
@@ -213,15 +238,7 @@ fn read_folder(folder: &Path) -> Result<Vec<Upload>, PushError> {
             continue;
         }
         let bytes = std::fs::read(&path).map_err(read_error(&path))?;
-        let sha256 = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        files.push(Upload {
-            path: name,
-            bytes,
-            sha256,
-        });
+        files.push(Upload::new(name, bytes));
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use starcast_model::folder::ModelFolder;
 use starcast_model::hub::local_model;
-use starcast_model::text::{SentenceEmbedder, load_horoscope_writer};
+use starcast_model::text::{
+    ADAPTER_CONFIG, AdapterConfig, SentenceEmbedder, load_horoscope_writer,
+};
 use starcast_model::vision::ClassifierOptions;
 use starcast_model::{Task, load_actor_recognizer};
 use starcast_pipeline::hub_push::{DEFAULT_ENDPOINT, HubRepo};
@@ -65,6 +67,12 @@ pub enum ModelsCommand {
         endpoint: String,
         #[arg(long, env = "HF_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// For a LoRA adapter trained on a local folder: the Hub repo of
+        /// that base model (HuggingFaceTB/SmolLM2-135M-Instruct for the
+        /// packaged default), written into the pushed adapter_config.json
+        /// so that Starcast and PEFT find the base anywhere.
+        #[arg(long)]
+        base_repo: Option<String>,
     },
 }
 
@@ -119,11 +127,13 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
             private,
             endpoint,
             token,
+            base_repo,
         } => {
             let version = registry.version(task, &version)?;
+            let replaced = adapter_config_for_hub(&version.path, base_repo.as_deref())?;
             let hub = HubRepo::new(&endpoint, &repo, token, private)?;
             let summary = format!("starcast {task} {}", version.id);
-            let commit = hub.push_folder(&version.path, &summary)?;
+            let commit = hub.push_folder(&version.path, &summary, &replaced)?;
             println!("pushed {task} {} to {repo}: {commit}", version.id);
             let option = if task == HOROSCOPE_TASK {
                 "--horoscope-model"
@@ -178,6 +188,34 @@ pub struct EvaluateArgs {
     /// Also write the report as an HTML page.
     #[arg(long)]
     pub html: Option<PathBuf>,
+}
+
+/// A LoRA adapter's config as pushed: one naming its local base folder
+/// names `base_repo` instead, which whoever downloads it can fetch. Other
+/// models push as they are.
+fn adapter_config_for_hub(
+    folder: &Path,
+    base_repo: Option<&str>,
+) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
+    let path = folder.join(ADAPTER_CONFIG);
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("could not read {}", path.display()))?;
+    let mut config: AdapterConfig = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not an adapter config", path.display()))?;
+    if !Path::new(&config.base_model_name_or_path).is_absolute() {
+        return Ok(Vec::new());
+    }
+    let repo = base_repo.with_context(|| {
+        format!(
+            "this adapter's base model is {}, a folder on this machine that whoever downloads the adapter lacks: pass --base-repo USER/NAME, the Hub repo of that model (HuggingFaceTB/SmolLM2-135M-Instruct for the packaged default)",
+            config.base_model_name_or_path
+        )
+    })?;
+    config.base_model_name_or_path = repo.to_string();
+    Ok(vec![(ADAPTER_CONFIG, serde_json::to_vec_pretty(&config)?)])
 }
 
 /// The model `evaluate` was asked about: MODEL, or the registry's served version.

@@ -4,7 +4,8 @@
 //! HF_HOME and answers with it; a second run works from the cache. The same
 //! Hub takes pushes the way the Hub's upload API does (repo creation,
 //! pre-upload modes, the LFS batch API, NDJSON commits), so a trained
-//! version pushed by `starcast models push` is then served from it.
+//! version pushed by `starcast models push` is then served from it, and a
+//! LoRA adapter is pushed naming its base model by its Hub repo.
 
 mod common;
 
@@ -20,9 +21,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use base64::Engine;
 use common::{
-    THREE_CLASS_CONFIG, loopback_listener, register_version, serve_in_background,
-    three_class_safetensors,
+    THREE_CLASS_CONFIG, loopback_listener, register_version, register_version_of,
+    serve_in_background, three_class_safetensors,
 };
+use starcast_model::text::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -365,4 +367,71 @@ fn a_registered_version_is_pushed_and_then_served_from_the_hub() {
         stdout.contains(r#""predictions":[{"label":"Cleo""#),
         "{stdout}"
     );
+}
+
+#[test]
+fn a_lora_adapter_is_pushed_naming_its_base_by_its_hub_repo() {
+    let (endpoint, hub) = start_hub(BTreeMap::new());
+    let dir = tempfile::tempdir().unwrap();
+    let registry = starcast_pipeline::registry::Registry::new(dir.path().join("registry"));
+    let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../data/models/smollm2-135m-instruct")
+        .canonicalize()
+        .unwrap();
+    // As `starcast train horoscope` writes it: the base by its local path.
+    let config = AdapterConfig::new(base.display().to_string(), 8, 16.0, &["q_proj", "v_proj"]);
+    let version = register_version_of(
+        "horoscope",
+        &registry,
+        &[
+            (ADAPTER_CONFIG, serde_json::to_vec(&config).unwrap()),
+            (ADAPTER_WEIGHTS, b"adapters".to_vec()),
+            (
+                "config.json",
+                br#"{"task": "text-generation", "architecture": "llama"}"#.to_vec(),
+            ),
+        ],
+        "sha256:0",
+    );
+    let push = |base_repo: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_starcast"));
+        command
+            .args(["models", "push", &version.id, "--task", "horoscope"])
+            .args(["--repo", "ada/house-style", "--registry"])
+            .arg(registry.root())
+            .env("HF_ENDPOINT", &endpoint)
+            .env("HF_TOKEN", WRITE_TOKEN);
+        if let Some(repo) = base_repo {
+            command.args(["--base-repo", repo]);
+        }
+        command.output().unwrap()
+    };
+
+    let refused = push(None);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--base-repo"), "{stderr}");
+    assert!(
+        !hub.repos.lock().unwrap().contains_key("ada/house-style"),
+        "nothing is pushed"
+    );
+
+    let pushed = push(Some("HuggingFaceTB/SmolLM2-135M-Instruct"));
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let repos = hub.repos.lock().unwrap();
+    let files = &repos["ada/house-style"];
+    let on_hub: AdapterConfig = serde_json::from_slice(&files[ADAPTER_CONFIG]).unwrap();
+    assert_eq!(
+        on_hub.base_model_name_or_path,
+        "HuggingFaceTB/SmolLM2-135M-Instruct"
+    );
+    assert_eq!(on_hub.target_modules, config.target_modules);
+    assert_eq!(files[ADAPTER_WEIGHTS], b"adapters");
+    let kept: AdapterConfig =
+        serde_json::from_slice(&std::fs::read(version.path.join(ADAPTER_CONFIG)).unwrap()).unwrap();
+    assert_eq!(kept, config, "the registry's copy is left as it was");
 }

@@ -203,6 +203,14 @@ fn read_hyperparameters<T: serde::de::DeserializeOwned>(
 fn base_folder(location: &str) -> Result<PathBuf, LoadError> {
     #[cfg(feature = "hub")]
     {
+        // PEFT names the base by its Hub repo id, `user/name`; a folder of
+        // that name here comes first.
+        let is_repo_id = location.split('/').count() == 2
+            && !location.starts_with(['.', '/'])
+            && !location.contains(':');
+        if is_repo_id && !Path::new(location).exists() {
+            return crate::hub::local_model(Path::new(&format!("hf://{location}")));
+        }
         crate::hub::local_model(Path::new(location))
     }
     #[cfg(not(feature = "hub"))]

@@ -18,7 +18,8 @@ pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
 pub struct AdapterConfig {
     #[serde(default = "lora_type")]
     pub peft_type: String,
-    /// Where the base model is: a folder or `hf://user/repo`.
+    /// Where the base model is: a folder, `hf://user/repo`, or PEFT's
+    /// `user/repo` (from the Hub unless a folder has that name).
     pub base_model_name_or_path: String,
     pub r: usize,
     pub lora_alpha: f64,

@@ -442,7 +442,17 @@ pub fn register_version(
     files: &[(&str, Vec<u8>)],
     dataset_hash: &str,
 ) -> starcast_pipeline::registry::Version {
-    let staged = registry.stage("actors").unwrap();
+    register_version_of("actors", registry, files, dataset_hash)
+}
+
+/// Registers a version of the `task` model, as [`register_version`] does.
+pub fn register_version_of(
+    task: &str,
+    registry: &starcast_pipeline::registry::Registry,
+    files: &[(&str, Vec<u8>)],
+    dataset_hash: &str,
+) -> starcast_pipeline::registry::Version {
+    let staged = registry.stage(task).unwrap();
     for (name, bytes) in files {
         std::fs::write(staged.path().join(name), bytes).unwrap();
     }
