@@ -107,8 +107,12 @@ impl BlockMatrix {
         (self.rows, self.columns)
     }
 
+    fn row_bytes(&self) -> usize {
+        self.columns / BLOCK * self.format.block_bytes()
+    }
+
     fn row(&self, row: usize) -> &[u8] {
-        let bytes = self.columns / BLOCK * self.format.block_bytes();
+        let bytes = self.row_bytes();
         &self.data[row * bytes..][..bytes]
     }
 
@@ -165,7 +169,7 @@ impl BlockMatrix {
     fn dot_rows<const R: usize>(&self, first: usize, xs: &[Q8Block]) -> [f32; R] {
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
-            let row_bytes = self.columns / BLOCK * self.format.block_bytes();
+            let row_bytes = self.row_bytes();
             let weights = &self.data[first * row_bytes..][..R * row_bytes];
             // SAFETY: the CPU has AVX2, FMA and F16C (checked), and
             // `weights` holds R rows of as many blocks as `xs`.
