@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::attention::{Cache, CachedSession, LayerCache, NextLogits, append, causal_mask};
 use super::blocks::BlockMatrix;
+use super::frozen::frozen_product;
 use super::writer::{DecodeSession, Decoder};
 
 /// The hyperparameters, as Hugging Face's `config.json` names them.
@@ -161,7 +162,8 @@ impl Weight {
     /// `xs` (`[n, in]`) times the transposed weight: `[n, out]`.
     fn matmul(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
-            Weight::Dense(tensor) => xs.matmul(&tensor.t()?),
+            Weight::Dense(tensor) if tensor.is_variable() => xs.matmul(&tensor.t()?),
+            Weight::Dense(tensor) => frozen_product(xs, tensor),
             Weight::Blocks(blocks) => blocks.matmul(xs),
             Weight::Quantized(matmul, _) => matmul.forward(xs),
         }

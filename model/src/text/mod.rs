@@ -6,6 +6,7 @@ mod blocks;
 mod cache;
 mod clean;
 mod embedder;
+mod frozen;
 mod gpt2;
 mod llama;
 mod load;
