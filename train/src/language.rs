@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use starcast_model::text::{
     ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, Cache, Kernels, Llama, Lora, PromptStyle,
-    adapter_tensor, horoscope_prompt, save_llama, stop_tokens,
+    adapter_tensor, cross_entropy, horoscope_prompt, save_llama, stop_tokens,
 };
 use starcast_model::vision::NamedTensors;
 use tokenizers::Tokenizer;
@@ -220,7 +220,7 @@ impl Learner {
         let rows = Tensor::from_vec(rows, count, self.model.device())?;
         let logits = self.model.logits(&hidden.index_select(&rows, 0)?)?;
         let targets = Tensor::from_vec(targets, count, self.model.device())?;
-        let loss = (candle_nn::loss::cross_entropy(&logits, &targets)? * count as f64)?;
+        let loss = (cross_entropy(&logits, &targets)? * count as f64)?;
         Ok((loss, count))
     }
 

@@ -10,12 +10,13 @@ use std::path::Path;
 use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
 use candle_core::safetensors::MmapedSafetensors;
-use candle_core::{D, DType, Device, IndexOp, Module, Result, Tensor};
+use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::attention::{Cache, CachedSession, LayerCache, NextLogits, append, causal_mask};
 use super::blocks::BlockMatrix;
 use super::frozen::frozen_product;
+use super::kernels;
 use super::writer::{DecodeSession, Decoder};
 
 /// The hyperparameters, as Hugging Face's `config.json` names them.
@@ -93,7 +94,7 @@ impl LlamaConfig {
 
 /// Which kernels the forward pass runs. candle's fused softmax, RMS norm
 /// and rotary kernels are the fast path but have no gradient; training
-/// takes the same maths written with differentiable ops.
+/// takes kernels that have one (`kernels.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernels {
     Fused,
@@ -588,7 +589,11 @@ impl Llama {
                 self.config.max_position_embeddings
             );
         }
-        let mask = causal_mask(positions, offset, tokens.device())?;
+        // The differentiable softmax masks by position itself.
+        let mask = match self.kernels {
+            Kernels::Fused => causal_mask(positions, offset, tokens.device())?,
+            Kernels::Differentiable => None,
+        };
         let mut xs = self.embedding.rows(&tokens.flatten_all()?)?.reshape((
             tokens.dim(0)?,
             positions,
@@ -600,7 +605,7 @@ impl Llama {
             xs = (xs + attended)?;
             let normed = self.rms_norm(&xs, &block.mlp_norm)?;
             let [gate, up] = block.mlp_in.forward(&normed)?;
-            let gated = (gate.silu()? * up)?;
+            let gated = kernels::silu_mul(&gate, &up)?;
             xs = (xs + block.down.forward(&gated)?)?;
         }
         self.rms_norm(&xs, &self.norm)
@@ -616,7 +621,7 @@ impl Llama {
         let eps = self.config.rms_norm_eps as f32;
         match self.kernels {
             Kernels::Fused => candle_nn::ops::rms_norm(xs, weight, eps),
-            Kernels::Differentiable => candle_nn::ops::rms_norm_slow(xs, weight, eps),
+            Kernels::Differentiable => kernels::rms_norm(xs, weight, eps),
         }
     }
 
@@ -647,16 +652,20 @@ impl Llama {
         // product with its keys, which are never copied per query head.
         let repeat = heads / kv_heads;
         let q = q.reshape((batch, kv_heads, repeat * positions, head_dim))?;
-        let mut scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?;
-        if let Some(mask) = mask {
-            scores = scores
-                .reshape((batch, kv_heads, repeat, positions, ()))?
-                .broadcast_add(mask)?
-                .reshape((batch, kv_heads, repeat * positions, ()))?;
-        }
+        let scores = q.matmul(&k.t()?)?;
+        let scale = 1.0 / (head_dim as f64).sqrt();
         let weights = match self.kernels {
-            Kernels::Fused => candle_nn::ops::softmax_last_dim(&scores)?,
-            Kernels::Differentiable => candle_nn::ops::softmax(&scores, D::Minus1)?,
+            Kernels::Fused => {
+                let mut scores = (scores * scale)?;
+                if let Some(mask) = mask {
+                    scores = scores
+                        .reshape((batch, kv_heads, repeat, positions, ()))?
+                        .broadcast_add(mask)?
+                        .reshape((batch, kv_heads, repeat * positions, ()))?;
+                }
+                candle_nn::ops::softmax_last_dim(&scores)?
+            }
+            Kernels::Differentiable => kernels::causal_softmax(&scores, scale, positions, offset)?,
         };
         let attended = weights
             .matmul(&v)?
@@ -672,7 +681,7 @@ impl Llama {
         let sin = self.sin.narrow(0, offset, positions)?;
         match self.kernels {
             Kernels::Fused => candle_nn::rotary_emb::rope(xs, &cos, &sin),
-            Kernels::Differentiable => candle_nn::rotary_emb::rope_slow(xs, &cos, &sin),
+            Kernels::Differentiable => kernels::rope(xs, &cos, &sin),
         }
     }
 }
