@@ -100,18 +100,35 @@ enum Generate {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if matches!(cli.command, Command::Train(_)) {
+        keep_candles_pool_idle();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info")),
         )
         .init();
-    match run(Cli::parse()) {
+    match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {}", explain(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// candle hands its element-wise operations to a pool of spinning threads
+/// beside rayon's, which run the matrix products and the training kernels;
+/// on a few cores the spin-waits take the cores the products need. LoRA
+/// training ran 1.3x faster without that pool on 2 cores (three
+/// alternating runs of the fine_tune_language bench); actor training was
+/// level within the noise. A CANDLE_NUM_THREADS the user set wins.
+fn keep_candles_pool_idle() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: main calls this before any other thread exists.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
     }
 }
 
