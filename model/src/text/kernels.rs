@@ -496,9 +496,15 @@ impl CustomOp2 for CrossEntropyGrad {
         let targets = &self.0.targets;
         let out = by_rows(logits.len(), classes, |row, out| {
             let logits = &logits[row * classes..][..classes];
-            let log_sum = CrossEntropy::log_sum_exp(logits);
+            let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            let mut sum = 0.0;
             for (o, x) in out.iter_mut().zip(logits) {
-                *o = (x - log_sum).exp() * grad[row];
+                *o = (x - max).exp();
+                sum += *o;
+            }
+            let share = grad[row] / sum;
+            for o in out.iter_mut() {
+                *o *= share;
             }
             out[targets[row] as usize] -= grad[row];
         });
