@@ -13,7 +13,9 @@ use starcast_model::vision::ClassifierOptions;
 use starcast_model::{Task, load_actor_recognizer};
 use starcast_pipeline::hub_push::{DEFAULT_ENDPOINT, HubRepo};
 use starcast_pipeline::registry::Registry;
-use starcast_train::{HoroscopeText, ImageFolder, evaluate_recognizer, evaluate_writer};
+use starcast_train::{
+    HoroscopeText, ImageFolder, SkippedPhoto, evaluate_recognizer, evaluate_writer,
+};
 
 use crate::step_metrics;
 use crate::train::horoscope::{HOROSCOPE_TASK, horoscope_texts};
@@ -182,6 +184,11 @@ pub struct EvaluateArgs {
         default_value = "0.6:0.7,0.9:0.9,1.2:0.95"
     )]
     pub settings: Vec<String>,
+    /// Actor models: skip and count the photos of actors the model doesn't
+    /// know instead of refusing them all (a flag may name anyone; the
+    /// daily loop's check of flagged photos passes this).
+    #[arg(long)]
+    pub skip_unknown_actors: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -245,12 +252,31 @@ pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let model = load_actor_recognizer(&path, &ClassifierOptions::default())
         .with_context(|| format!("could not load the actor model {}", path.display()))?;
     let data = ImageFolder::scan(&args.data)?;
-    let photos: Vec<(PathBuf, String)> = data
+    let mut photos: Vec<(PathBuf, String)> = data
         .samples
         .iter()
         .map(|(path, class)| (path.clone(), data.classes[*class].clone()))
         .collect();
-    let (report, skipped) = evaluate_recognizer(model.as_ref(), &photos)?;
+    let mut unknown = Vec::new();
+    if args.skip_unknown_actors {
+        let labels = &model.info().labels;
+        let (known, others) = photos
+            .into_iter()
+            .partition(|(_, actor)| labels.contains(actor));
+        (photos, unknown) = (known, others);
+    }
+    if photos.is_empty() && !unknown.is_empty() {
+        println!(
+            "nothing to evaluate: all {} photos show actors the model doesn't know",
+            unknown.len()
+        );
+        return step_metrics::report(&[("photos", 0.0), ("photos_skipped", unknown.len() as f64)]);
+    }
+    let (report, mut skipped) = evaluate_recognizer(model.as_ref(), &photos)?;
+    skipped.extend(unknown.into_iter().map(|(path, actor)| SkippedPhoto {
+        path,
+        reason: format!("the model doesn't know {actor}"),
+    }));
     for photo in &skipped {
         eprintln!("skipped {}: {}", photo.path.display(), photo.reason);
     }

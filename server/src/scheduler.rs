@@ -251,6 +251,7 @@ impl Pipeline {
                     &path(registry.root()),
                     "--data",
                     &path(&flagged),
+                    "--skip-unknown-actors",
                 ]),
                 after: Some("gather flagged photos".into()),
                 guard: Guard::FlaggedPhotos {

@@ -181,6 +181,7 @@ async fn the_served_actor_model_is_checked_against_the_photos_users_flagged() {
             registry.root().to_str().unwrap(),
             "--data",
             flagged.to_str().unwrap(),
+            "--skip-unknown-actors",
         ]
         .map(String::from)
         .to_vec(),
@@ -226,6 +227,18 @@ async fn the_served_actor_model_is_checked_against_the_photos_users_flagged() {
         Some(&0.5),
         "{:?}",
         step.metrics
+    );
+
+    // A flag naming an actor the model doesn't know is counted, not fatal.
+    photo_dataset(&flagged, &[("Zed", "coffee.png")]);
+    let step = run_once().await;
+    assert_eq!(step.status, RunStatus::Succeeded, "{}", step.log);
+    assert_eq!(step.metrics.get("photos"), Some(&10.0));
+    assert_eq!(step.metrics.get("photos_skipped"), Some(&5.0));
+    assert!(
+        step.log.contains("the model doesn't know Zed"),
+        "{}",
+        step.log
     );
 }
 
