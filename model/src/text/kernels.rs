@@ -123,6 +123,23 @@ fn by_rows(len: usize, width: usize, row: impl Fn(usize, &mut [f32]) + Sync) -> 
     out
 }
 
+/// `row(a, b, out)` over the rows of two tensors of one shape.
+fn pair_by_rows(
+    what: &str,
+    (a, a_layout): (&CpuStorage, &Layout),
+    (b, b_layout): (&CpuStorage, &Layout),
+    row: impl Fn(&[f32], &[f32], &mut [f32]) + Sync,
+) -> Result<(CpuStorage, Shape)> {
+    check_same(what, a_layout, b_layout)?;
+    let (a, b) = (values(a, a_layout)?, values(b, b_layout)?);
+    let width = width(a_layout)?;
+    let out = by_rows(a.len(), width, |index, out| {
+        let at = index * width;
+        row(&a[at..][..width], &b[at..][..width], out);
+    });
+    output(out, a_layout.shape())
+}
+
 fn check_same(what: &str, a: &Layout, b: &Layout) -> Result<()> {
     if a.dims() != b.dims() {
         candle_core::bail!("{what}: shapes {:?} and {:?} differ", a.dims(), b.dims());
@@ -194,26 +211,25 @@ impl CustomOp2 for RmsNormGrad {
         grad: &CpuStorage,
         grad_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        check_same("rms-norm gradient", xs_layout, grad_layout)?;
-        let (xs, grad) = (values(xs, xs_layout)?, values(grad, grad_layout)?);
-        let width = width(xs_layout)?;
         let weight = &self.0.weight;
-        let out = by_rows(xs.len(), width, |row, out| {
-            let xs = &xs[row * width..][..width];
-            let grad = &grad[row * width..][..width];
-            let r = self.0.inverse_rms(xs);
-            let dot: f32 = xs
-                .iter()
-                .zip(grad)
-                .zip(weight)
-                .map(|((x, g), w)| x * g * w)
-                .sum();
-            let pull = r * r * dot / width as f32;
-            for (((o, x), g), w) in out.iter_mut().zip(xs).zip(grad).zip(weight) {
-                *o = r * (g * w - x * pull);
-            }
-        });
-        output(out, xs_layout.shape())
+        pair_by_rows(
+            "rms-norm gradient",
+            (xs, xs_layout),
+            (grad, grad_layout),
+            |xs, grad, out| {
+                let r = self.0.inverse_rms(xs);
+                let dot: f32 = xs
+                    .iter()
+                    .zip(grad)
+                    .zip(weight)
+                    .map(|((x, g), w)| x * g * w)
+                    .sum();
+                let pull = r * r * dot / xs.len() as f32;
+                for (((o, x), g), w) in out.iter_mut().zip(xs).zip(grad).zip(weight) {
+                    *o = r * (g * w - x * pull);
+                }
+            },
+        )
     }
 }
 
@@ -270,18 +286,17 @@ impl CustomOp2 for SoftmaxGrad {
         grad: &CpuStorage,
         grad_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        check_same("softmax gradient", weights_layout, grad_layout)?;
-        let (weights, grad) = (values(weights, weights_layout)?, values(grad, grad_layout)?);
-        let keys = width(weights_layout)?;
-        let out = by_rows(weights.len(), keys, |row, out| {
-            let weights = &weights[row * keys..][..keys];
-            let grad = &grad[row * keys..][..keys];
-            let dot: f32 = weights.iter().zip(grad).map(|(w, g)| w * g).sum();
-            for ((o, w), g) in out.iter_mut().zip(weights).zip(grad) {
-                *o = self.scale * w * (g - dot);
-            }
-        });
-        output(out, weights_layout.shape())
+        pair_by_rows(
+            "softmax gradient",
+            (weights, weights_layout),
+            (grad, grad_layout),
+            |weights, grad, out| {
+                let dot: f32 = weights.iter().zip(grad).map(|(w, g)| w * g).sum();
+                for ((o, w), g) in out.iter_mut().zip(weights).zip(grad) {
+                    *o = self.scale * w * (g - dot);
+                }
+            },
+        )
     }
 }
 
@@ -351,17 +366,16 @@ impl CustomOp2 for SiluMul {
         up: &CpuStorage,
         up_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        check_same("silu · up", gate_layout, up_layout)?;
-        let (gate, up) = (values(gate, gate_layout)?, values(up, up_layout)?);
-        let width = width(gate_layout)?;
-        let out = by_rows(gate.len(), width, |row, out| {
-            let gate = &gate[row * width..][..width];
-            let up = &up[row * width..][..width];
-            for ((o, g), u) in out.iter_mut().zip(gate).zip(up) {
-                *o = g * sigmoid(*g) * u;
-            }
-        });
-        output(out, gate_layout.shape())
+        pair_by_rows(
+            "silu · up",
+            (gate, gate_layout),
+            (up, up_layout),
+            |gate, up, out| {
+                for ((o, g), u) in out.iter_mut().zip(gate).zip(up) {
+                    *o = g * sigmoid(*g) * u;
+                }
+            },
+        )
     }
 
     fn bwd(
