@@ -112,6 +112,17 @@ pub(super) fn causal_mask(
     Tensor::from_vec(mask, (positions, width), device).map(Some)
 }
 
+/// `scores` (`[…, rows, keys]`, the rows being the positions, repeated)
+/// plus `mask` (`causal_mask`'s) on each repeat.
+pub(super) fn add_causal_mask(scores: &Tensor, mask: &Tensor, positions: usize) -> Result<Tensor> {
+    let dims = scores.dims();
+    let (rows, keys) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    scores
+        .reshape(((), rows / positions, positions, keys))?
+        .broadcast_add(mask)?
+        .reshape(dims)
+}
+
 /// A model that gives the logits of the token after `tokens`, which follow
 /// the positions already in `cache` (`[vocab]`).
 pub trait NextLogits: Send + Sync {

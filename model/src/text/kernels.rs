@@ -9,6 +9,8 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
+use super::attention::{add_causal_mask, causal_mask};
+
 /// RMS normalisation over the last dimension, times `weight`.
 pub fn rms_norm(xs: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
     if !on_cpu(xs) || weight.is_variable() {
@@ -32,13 +34,8 @@ pub fn causal_softmax(
 ) -> Result<Tensor> {
     if !on_cpu(scores) {
         let mut scaled = (scores * scale)?;
-        if let Some(mask) = super::attention::causal_mask(positions, offset, scores.device())? {
-            let dims = scaled.dims().to_vec();
-            let rows = dims[dims.len() - 2];
-            scaled = scaled
-                .reshape(((), rows / positions, positions, dims[dims.len() - 1]))?
-                .broadcast_add(&mask)?
-                .reshape(dims)?;
+        if let Some(mask) = causal_mask(positions, offset, scores.device())? {
+            scaled = add_causal_mask(&scaled, &mask, positions)?;
         }
         return candle_nn::ops::softmax(&scaled, D::Minus1);
     }

@@ -13,7 +13,9 @@ use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::attention::{Cache, CachedSession, LayerCache, NextLogits, append, causal_mask};
+use super::attention::{
+    Cache, CachedSession, LayerCache, NextLogits, add_causal_mask, append, causal_mask,
+};
 use super::blocks::BlockMatrix;
 use super::frozen::frozen_product;
 use super::kernels;
@@ -658,10 +660,7 @@ impl Llama {
             Kernels::Fused => {
                 let mut scores = (scores * scale)?;
                 if let Some(mask) = mask {
-                    scores = scores
-                        .reshape((batch, kv_heads, repeat, positions, ()))?
-                        .broadcast_add(mask)?
-                        .reshape((batch, kv_heads, repeat * positions, ()))?;
+                    scores = add_causal_mask(&scores, mask, positions)?;
                 }
                 candle_nn::ops::softmax_last_dim(&scores)?
             }
