@@ -100,10 +100,8 @@ enum Generate {
 }
 
 fn main() -> ExitCode {
+    keep_candles_pool_idle();
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Train(_)) {
-        keep_candles_pool_idle();
-    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
@@ -120,11 +118,12 @@ fn main() -> ExitCode {
 }
 
 /// candle hands its element-wise operations to a pool of spinning threads
-/// beside rayon's, which run the matrix products and the training kernels;
-/// on a few cores the spin-waits take the cores the products need. LoRA
-/// training ran 1.3x faster without that pool on 2 cores (three
-/// alternating runs of the fine_tune_language bench); actor training was
-/// level within the noise. A CANDLE_NUM_THREADS the user set wins.
+/// beside rayon's, which run the matrix products and our kernels; on a few
+/// cores the spin-waits take the cores the products need. Without that
+/// pool, on 2 cores (alternating runs of the benches): LoRA training ran
+/// 1.3x faster, resnet18 answered a photo in 41-58 ms against 50-69,
+/// horoscope generation was level or faster, actor training level within
+/// the noise. A CANDLE_NUM_THREADS the user set wins.
 fn keep_candles_pool_idle() {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         // SAFETY: main calls this before any other thread exists.
