@@ -78,7 +78,7 @@ impl ModelConfig {
             reason,
         };
         let mut value: serde_json::Value =
-            serde_json::from_str(&read(path)?).map_err(|e| invalid(e.to_string()))?;
+            serde_json::from_str(&read_text(path)?).map_err(|e| invalid(e.to_string()))?;
         if let Some(object) = value.as_object_mut()
             && !object.contains_key("task")
             && let Some(model_type) = object.get("model_type").cloned()
@@ -98,7 +98,8 @@ pub struct ModelFolder {
     pub metrics: BTreeMap<String, f64>,
 }
 
-fn read(path: &Path) -> Result<String, LoadError> {
+/// A text file of a model folder, with its path in the error.
+pub(crate) fn read_text(path: &Path) -> Result<String, LoadError> {
     fs::read_to_string(path).map_err(|source| LoadError::Io {
         path: path.to_path_buf(),
         source,
@@ -114,7 +115,7 @@ pub fn read_metrics(folder: &Path) -> Result<BTreeMap<String, f64>, LoadError> {
         return Ok(BTreeMap::new());
     }
     let value: serde_json::Value =
-        serde_json::from_str(&read(&path)?).map_err(|e| LoadError::Config {
+        serde_json::from_str(&read_text(&path)?).map_err(|e| LoadError::Config {
             path: path.clone(),
             reason: format!("metrics.json is not JSON ({e})"),
         })?;

@@ -204,14 +204,9 @@ fn adapter_config_for_hub(
     folder: &Path,
     base_repo: Option<&str>,
 ) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
-    let path = folder.join(ADAPTER_CONFIG);
-    if !path.is_file() {
+    let Some(mut config) = AdapterConfig::in_folder(folder)? else {
         return Ok(Vec::new());
-    }
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("could not read {}", path.display()))?;
-    let mut config: AdapterConfig = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not an adapter config", path.display()))?;
+    };
     if !Path::new(&config.base_model_name_or_path).is_absolute() {
         return Ok(Vec::new());
     }

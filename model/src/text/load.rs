@@ -19,7 +19,7 @@ use super::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, attach_adapter
 use super::prompt::PromptStyle;
 use super::t5::T5;
 use super::writer::{Decoder, LanguageModel, without_backtrace};
-use crate::folder::{LoadError, ModelFolder};
+use crate::folder::{LoadError, ModelFolder, read_text};
 use crate::{HoroscopeWriter, Task};
 
 /// Loads the horoscope model in a model folder, with a cache in front.
@@ -115,9 +115,8 @@ fn is_quantized(folder: &ModelFolder) -> bool {
 /// type, a GGUF dequantized, or a base model with the folder's adapters
 /// folded in. Fine-tuning starts from this.
 pub fn load_llama(folder: &ModelFolder) -> Result<(Llama, Tokenizer), LoadError> {
-    let adapter_config = folder.path.join(ADAPTER_CONFIG);
-    if adapter_config.is_file() {
-        return load_adapted(folder, &adapter_config);
+    if let Some(config) = AdapterConfig::in_folder(&folder.path)? {
+        return load_adapted(folder, &config);
     }
     if let Ok(path) = folder.weights("gguf") {
         let (mut file, content, tokenizer) = open_gguf(&path)?;
@@ -136,16 +135,14 @@ pub fn load_llama(folder: &ModelFolder) -> Result<(Llama, Tokenizer), LoadError>
     Ok((llama, tokenizer))
 }
 
-fn load_adapted(folder: &ModelFolder, config_path: &Path) -> Result<(Llama, Tokenizer), LoadError> {
-    let config: AdapterConfig =
-        serde_json::from_str(&read(config_path)?).map_err(|e| LoadError::Config {
-            path: config_path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+fn load_adapted(
+    folder: &ModelFolder,
+    config: &AdapterConfig,
+) -> Result<(Llama, Tokenizer), LoadError> {
     let base_path = base_folder(&config.base_model_name_or_path)?;
     if base_path.join(ADAPTER_CONFIG).is_file() {
         return Err(LoadError::Config {
-            path: config_path.to_path_buf(),
+            path: folder.path.join(ADAPTER_CONFIG),
             reason: format!(
                 "its base model {} is itself an adapter: name the full model it was trained on",
                 base_path.display()
@@ -155,7 +152,7 @@ fn load_adapted(folder: &ModelFolder, config_path: &Path) -> Result<(Llama, Toke
     let base = ModelFolder::open(&base_path)?;
     let (mut llama, base_tokenizer) = load_llama(&base)?;
     let weights = folder.path.join(ADAPTER_WEIGHTS);
-    attach_adapters(&mut llama, &config, &weights)
+    attach_adapters(&mut llama, config, &weights)
         .and_then(|()| llama.merge_lora())
         .map_err(weights_error(&weights))?;
     let tokenizer = if folder.path.join("tokenizer.json").is_file() {
@@ -188,7 +185,7 @@ fn read_hyperparameters<T: serde::de::DeserializeOwned>(
         path: path.clone(),
         reason: format!("{family} needs Hugging Face's hyperparameters in config.json ({e})"),
     };
-    let mut config: serde_json::Value = serde_json::from_str(&read(&path)?).map_err(error)?;
+    let mut config: serde_json::Value = serde_json::from_str(&read_text(&path)?).map_err(error)?;
     // transformers 5 writes `rope_theta` inside `rope_parameters`.
     if let Some(theta) = config.pointer("/rope_parameters/rope_theta").cloned()
         && let Some(fields) = config.as_object_mut()
@@ -301,13 +298,6 @@ pub enum SaveError {
     },
     #[error("could not write {path}: {reason}")]
     Weights { path: PathBuf, reason: String },
-}
-
-fn read(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::llama::{Llama, Lora, projection_path};
+use crate::folder::{LoadError, read_text};
 
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
 pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
@@ -51,6 +52,21 @@ impl AdapterConfig {
     /// The factor the adapters' product is scaled by.
     pub fn scale(&self) -> f64 {
         self.lora_alpha / self.r as f64
+    }
+
+    /// The adapter config in a model folder, or `None` when the folder
+    /// holds a whole model.
+    pub fn in_folder(folder: &Path) -> Result<Option<Self>, LoadError> {
+        let path = folder.join(ADAPTER_CONFIG);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        serde_json::from_str(&read_text(&path)?)
+            .map(Some)
+            .map_err(|e| LoadError::Config {
+                path,
+                reason: format!("not a LoRA adapter config ({e})"),
+            })
     }
 }
 
@@ -111,5 +127,26 @@ mod tests {
         let json = serde_json::to_value(&config).unwrap();
         assert_eq!(json["peft_type"], "LORA");
         assert_eq!(json["task_type"], "CAUSAL_LM");
+    }
+
+    #[test]
+    fn a_folder_holds_an_adapter_only_with_a_readable_config() {
+        let folder = tempfile::tempdir().unwrap();
+        assert_eq!(AdapterConfig::in_folder(folder.path()).unwrap(), None);
+
+        let config = AdapterConfig::new("base".into(), 4, 8.0, &["q_proj"]);
+        let path = folder.path().join(ADAPTER_CONFIG);
+        std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+        assert_eq!(
+            AdapterConfig::in_folder(folder.path()).unwrap(),
+            Some(config)
+        );
+
+        std::fs::write(&path, r#"{"r": 4}"#).unwrap();
+        let error = AdapterConfig::in_folder(folder.path())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains("not a LoRA adapter config"), "{error}");
     }
 }

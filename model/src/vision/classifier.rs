@@ -14,7 +14,7 @@ use super::mobilenet_v2::MobileNetV2;
 use super::preprocess::Preprocess;
 use super::resnet::{self, ResNet};
 use super::weights::{NamedTensors, build_exactly, read_weights};
-use crate::folder::{LoadError, ModelConfig, read_metrics};
+use crate::folder::{LoadError, ModelConfig, read_metrics, read_text};
 use crate::{ActorRecognizer, ModelError, ModelInfo, Prediction, Recognition, Task};
 
 /// The architectures this core runs, by torchvision name.
@@ -413,11 +413,7 @@ fn labels(
         if let Some(labels) = config.map(|c| c.labels.clone()).filter(|l| !l.is_empty()) {
             (labels, folder.map(|f| f.join("config.json")))
         } else if let Some(path) = from_file {
-            let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let labels = text
+            let labels = read_text(&path)?
                 .lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
