@@ -12,6 +12,8 @@ use candle_core::{Device, Tensor};
 use starcast_model::photo::decode_photo;
 use starcast_model::vision::{Architecture, NamedTensors, Preprocess};
 
+#[path = "../../bench/allocator.rs"]
+mod allocator;
 #[path = "../../bench/peak_rss.rs"]
 mod peak_rss;
 use peak_rss::peak_rss_mb;

@@ -19,6 +19,8 @@ use starcast_model::folder::ModelFolder;
 use starcast_model::text::{Decoder, Llama, load_horoscope_writer, load_llama};
 use starcast_model::{HoroscopeRequest, ZodiacSign};
 
+#[path = "../../bench/allocator.rs"]
+mod allocator;
 #[path = "../../bench/peak_rss.rs"]
 mod peak_rss;
 use peak_rss::peak_rss_mb;

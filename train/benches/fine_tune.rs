@@ -14,6 +14,8 @@ use candle_nn::{VarBuilder, VarMap};
 use starcast_model::vision::{Architecture, NamedTensors};
 use starcast_train::{AdamW, ParamsAdamW, TrainingConvNorm};
 
+#[path = "../../bench/allocator.rs"]
+mod allocator;
 #[path = "../../bench/peak_rss.rs"]
 mod peak_rss;
 use peak_rss::peak_rss_mb;

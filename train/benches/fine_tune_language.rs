@@ -14,6 +14,8 @@ use starcast_model::folder::ModelFolder;
 use starcast_model::text::load_llama;
 use starcast_train::{HoroscopeText, LanguageOptions, fine_tune_language};
 
+#[path = "../../bench/allocator.rs"]
+mod allocator;
 #[path = "../../bench/peak_rss.rs"]
 mod peak_rss;
 use peak_rss::peak_rss_mb;

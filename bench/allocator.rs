@@ -1,0 +1,6 @@
+//! The allocator `starcast` runs with (server/src/main.rs), shared by the
+//! bench binaries of every crate (each includes this file with `#[path]`),
+//! so that their figures are those of the program people run.
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
