@@ -35,8 +35,7 @@ fi
 
 step "Starcast: the Q4_1 GGUF as served, $threads threads"
 cd "$ROOT"
-# CANDLE_NUM_THREADS=1 and MIMALLOC_PURGE_DELAY=-1 are what `starcast` sets for itself (server/src/main.rs).
-CANDLE_NUM_THREADS=1 MIMALLOC_PURGE_DELAY=-1 RAYON_NUM_THREADS=$threads cargo bench -p starcast-model --bench text_generation -- "$model" 5
+RAYON_NUM_THREADS=$threads as_starcast cargo bench -p starcast-model --bench text_generation -- "$model" 5
 
 step "llama.cpp llama-bench, $threads threads"
 "$llama_bench" -m "$model/model.gguf" -t "$threads" -p 64 -n 64 -r 5 -o md

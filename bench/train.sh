@@ -16,8 +16,7 @@ peer_venv "torchvision" torch torchvision pillow
 cd "$ROOT"
 for arch in resnet18 mobilenet_v2; do
   step "$arch, batch $batch, $threads threads"
-  # CANDLE_NUM_THREADS=1 and MIMALLOC_PURGE_DELAY=-1 are what `starcast` sets for itself (server/src/main.rs).
-  ours=$(CANDLE_NUM_THREADS=1 MIMALLOC_PURGE_DELAY=-1 RAYON_NUM_THREADS=$threads cargo bench -q -p starcast-train --bench fine_tune -- "$arch" "$batch" "$steps")
+  ours=$(RAYON_NUM_THREADS=$threads as_starcast cargo bench -q -p starcast-train --bench fine_tune -- "$arch" "$batch" "$steps")
   theirs=$(OMP_NUM_THREADS=$threads "$PEER_VENV/bin/python" bench/train.py "$arch" "$batch" "$steps" "$threads")
   python3 - "$ours" "$theirs" <<'PY'
 import json, sys

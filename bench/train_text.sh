@@ -16,8 +16,7 @@ trap 'rm -f "$data"' EXIT
 python3 bench/horoscopes.py "$data"
 
 step "SmolLM2-135M, rank-8 LoRA, batch 4, 40 horoscopes, $threads threads"
-# CANDLE_NUM_THREADS=1 and MIMALLOC_PURGE_DELAY=-1 are what `starcast` sets for itself (server/src/main.rs).
-ours=$(CANDLE_NUM_THREADS=1 MIMALLOC_PURGE_DELAY=-1 RAYON_NUM_THREADS=$threads cargo bench -q -p starcast-train --bench fine_tune_language -- "$data" 8)
+ours=$(RAYON_NUM_THREADS=$threads as_starcast cargo bench -q -p starcast-train --bench fine_tune_language -- "$data" 8)
 theirs=$(OMP_NUM_THREADS=$threads "$PEER_VENV/bin/python" bench/train_text.py data/models/smollm2-135m-instruct "$data" 8 "$threads" 2>/dev/null)
 python3 - "$ours" "$theirs" <<'PY'
 import json, sys

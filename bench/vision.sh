@@ -16,8 +16,7 @@ peer_venv "torchvision" torch torchvision pillow
 
 cd "$ROOT"
 step "Starcast (candle + its own convolution kernels), $threads threads"
-# CANDLE_NUM_THREADS=1 and MIMALLOC_PURGE_DELAY=-1 are what `starcast` sets for itself (server/src/main.rs).
-starcast=$(CANDLE_NUM_THREADS=1 MIMALLOC_PURGE_DELAY=-1 RAYON_NUM_THREADS=$threads cargo bench -q -p starcast-model --bench classifier -- "$photo" "$runs")
+starcast=$(RAYON_NUM_THREADS=$threads as_starcast cargo bench -q -p starcast-model --bench classifier -- "$photo" "$runs")
 echo "$starcast"
 step "PyTorch eager, $threads threads"
 pytorch=$(OMP_NUM_THREADS=$threads "$PEER_VENV/bin/python" "$ROOT/bench/vision.py" "$photo" "$runs" "$threads")

@@ -12,6 +12,11 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Runs a command (a bench binary) with the settings `starcast` gives itself
+# at start (server/src/main.rs): candle's element-wise pool idle, and
+# mimalloc keeping the memory it frees. Usage: as_starcast cargo bench ...
+as_starcast() { CANDLE_NUM_THREADS=1 MIMALLOC_PURGE_DELAY=-1 "$@"; }
+
 # The virtual environment the benchmarks' peers (PyTorch, transformers)
 # run from, outside the repository; installs `packages` when `modules`
 # don't import. Usage: peer_venv "module, ..." package ...
