@@ -72,7 +72,7 @@ fn main() {
         let tensors = tensors_for(arch);
         let network = Architecture::infer(&tensors)
             .unwrap()
-            .build(tensors)
+            .build(tensors, &Device::Cpu)
             .unwrap();
         let preprocess = Preprocess::default();
         let input = preprocess

@@ -13,6 +13,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use candle_core::Device;
 use candle_core::quantized::gguf_file;
 use chrono::NaiveDate;
 use starcast_model::folder::ModelFolder;
@@ -70,7 +71,7 @@ fn main() -> candle_core::Result<()> {
     let gguf = folder.join("model.gguf");
     let file_mb = std::fs::metadata(&gguf)?.len() as f64 / 1e6;
 
-    let writer = load_horoscope_writer(&folder).map_err(candle_core::Error::wrap)?;
+    let writer = load_horoscope_writer(&folder, &Device::Cpu).map_err(candle_core::Error::wrap)?;
     let request = HoroscopeRequest {
         sign: ZodiacSign::Leo,
         date: NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),

@@ -110,6 +110,23 @@ fn the_served_gguf_reads_one_token_at_a_time_as_it_reads_a_prompt() {
     assert!(r > 0.995, "correlation {r}");
 }
 
+#[test]
+fn a_model_moved_with_to_device_predicts_as_before() {
+    // What a GPU gets (`load_horoscope_writer` off the CPU), moved here to
+    // the CPU: every weight must land in its place.
+    let (llama, _) = smollm2_f32();
+    let moved = llama.to_device(&Device::Cpu).unwrap();
+    let tokens = prompt_tokens();
+    let logits = |model: &Llama| {
+        model
+            .next_logits(&tokens, &mut Cache::default())
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    assert_eq!(logits(llama), logits(&moved));
+}
+
 fn smollm2_f32_writer() -> &'static dyn HoroscopeWriter {
     static WRITER: OnceLock<LanguageModel> = OnceLock::new();
     WRITER.get_or_init(|| {
@@ -191,7 +208,7 @@ fn bf16_safetensors_in_hugging_face_layout_load_and_write_horoscopes() {
     assert_eq!(argmax(&original), argmax(&reloaded));
     assert!(correlation(&original, &reloaded) > 0.99);
 
-    let writer = load_horoscope_writer(dir.path()).unwrap();
+    let writer = load_horoscope_writer(dir.path(), &Device::Cpu).unwrap();
     assert_eq!(writer.info().architecture, "llama");
     let request = HoroscopeRequest {
         sign: ZodiacSign::Aries,
@@ -223,7 +240,9 @@ fn broken_safetensors_folders_say_what_is_wrong() {
         config.replace("\"intermediate_size\": 1536", "\"intermediate_size\": 2048"),
     )
     .unwrap();
-    let err = load_horoscope_writer(dir.path()).err().unwrap();
+    let err = load_horoscope_writer(dir.path(), &Device::Cpu)
+        .err()
+        .unwrap();
     assert!(matches!(err, LoadError::Weights { .. }), "{err}");
     assert!(
         err.to_string()
@@ -233,6 +252,8 @@ fn broken_safetensors_folders_say_what_is_wrong() {
 
     std::fs::write(&config_path, &config).unwrap();
     std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
-    let err = load_horoscope_writer(dir.path()).err().unwrap();
+    let err = load_horoscope_writer(dir.path(), &Device::Cpu)
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("tokenizer.json"), "{err}");
 }

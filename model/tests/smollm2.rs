@@ -5,6 +5,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use candle_core::Device;
 use chrono::NaiveDate;
 use starcast_model::folder::{LoadError, ModelFolder};
 use starcast_model::text::{
@@ -114,22 +115,30 @@ fn broken_model_folders_get_errors_that_name_the_problem() {
     let config = |json: &str| std::fs::write(dir.path().join("config.json"), json).unwrap();
 
     config(r#"{"task": "text-generation", "architecture": "llama"}"#);
-    let err = load_horoscope_writer(dir.path()).err().unwrap();
+    let err = load_horoscope_writer(dir.path(), &Device::Cpu)
+        .err()
+        .unwrap();
     assert!(matches!(err, LoadError::MissingWeights { .. }), "{err}");
 
     std::fs::write(dir.path().join("model.gguf"), b"GGUF but not really").unwrap();
-    let err = load_horoscope_writer(dir.path()).err().unwrap();
+    let err = load_horoscope_writer(dir.path(), &Device::Cpu)
+        .err()
+        .unwrap();
     assert!(matches!(err, LoadError::Weights { .. }), "{err}");
     assert!(err.to_string().contains("model.gguf"), "{err}");
 
     config(r#"{"task": "text-generation", "architecture": "gpt-j"}"#);
-    let err = load_horoscope_writer(dir.path()).err().unwrap();
+    let err = load_horoscope_writer(dir.path(), &Device::Cpu)
+        .err()
+        .unwrap();
     assert!(
         err.to_string().contains("'gpt-j' is not supported yet"),
         "{err}"
     );
 
     config(r#"{"task": "image-classification", "architecture": "resnet18"}"#);
-    let err = load_horoscope_writer(dir.path()).err().unwrap();
+    let err = load_horoscope_writer(dir.path(), &Device::Cpu)
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("not text-generation"), "{err}");
 }

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use candle_core::Device;
 use chrono::NaiveDate;
 use starcast_model::folder::ModelFolder;
 use starcast_model::text::{Decoder, Gpt2, T5, load_horoscope_writer};
@@ -59,7 +60,8 @@ fn gpt2_conv1d_weights_give_transformers_logits() {
     let config =
         serde_json::from_str(&std::fs::read_to_string(folder.join("config.json")).unwrap())
             .unwrap();
-    let model = Gpt2::from_safetensors(config, &[folder.join("model.safetensors")]).unwrap();
+    let model =
+        Gpt2::from_safetensors(config, &[folder.join("model.safetensors")], &Device::Cpu).unwrap();
     let golden = expected("tiny-gpt2");
     let tokens = ids(&golden["ids"]);
     let whole = model.start().feed(&tokens).unwrap();
@@ -77,7 +79,7 @@ fn t5_encoder_decoder_gives_transformers_logits() {
     let config =
         serde_json::from_str(&std::fs::read_to_string(folder.join("config.json")).unwrap())
             .unwrap();
-    let model = T5::load(config, &[folder.join("model.safetensors")]).unwrap();
+    let model = T5::load(config, &[folder.join("model.safetensors")], &Device::Cpu).unwrap();
     let golden = expected("tiny-t5");
     let mut session = model.start();
     let first = session.feed(&ids(&golden["ids"])).unwrap();
@@ -103,7 +105,7 @@ fn transformers_folders_load_as_horoscope_models_and_fail_in_sentences() {
         let folder = fixture(name);
         let info = ModelFolder::open(&folder).unwrap().info();
         assert_eq!(info.architecture, architecture, "from model_type");
-        let writer = load_horoscope_writer(&folder).unwrap();
+        let writer = load_horoscope_writer(&folder, &Device::Cpu).unwrap();
         let score = writer
             .score(request.sign, request.date, "Today is a good day.")
             .unwrap();

@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::VarBuilder;
 use starcast_model::ActorRecognizer;
 use starcast_model::photo::decode_photo;
 use starcast_model::vision::{
-    Architecture, ClassifierOptions, ImageClassifier, NamedTensors, Preprocess,
+    Activation, Architecture, ClassifierOptions, ConvLayer, ConvNorm, ConvShape, ImageClassifier,
+    NamedTensors, Network, Preprocess,
 };
 
 #[derive(serde::Deserialize)]
@@ -87,6 +89,14 @@ fn formula(name: &str, shape: &[usize]) -> Tensor {
 }
 
 fn check_formula(arch: &str) {
+    check_formula_with(arch, |architecture, tensors| {
+        architecture.build(tensors, &Device::Cpu).unwrap()
+    });
+}
+
+/// Checks the network `build` makes from the formula's tensors against
+/// torchvision's figures.
+fn check_formula_with(arch: &str, build: impl Fn(&Architecture, NamedTensors) -> Box<dyn Network>) {
     let case = &reference().formula[arch];
     let tensors: NamedTensors = case
         .tensors
@@ -96,7 +106,7 @@ fn check_formula(arch: &str) {
     let architecture = Architecture::infer(&tensors).expect("architecture from tensor names");
     assert_eq!(architecture.name(), arch);
     assert_eq!(architecture.classes(), 3);
-    let network = architecture.build(tensors).unwrap();
+    let network = build(&architecture, tensors);
     for (image, want) in &case.images {
         let input = Preprocess::default().tensor(&sample(image)).unwrap();
         let logits = network
@@ -145,6 +155,45 @@ fn mobilenet_v2_matches_torchvision() {
 #[test]
 fn efficientnet_b0_matches_torchvision() {
     check_formula("efficientnet_b0");
+}
+
+/// The layer as a GPU runs it ([`ConvNorm::forward_portable`]), here on
+/// the CPU.
+struct PortableConvNorm(ConvNorm);
+
+impl ConvLayer for PortableConvNorm {
+    fn load(
+        conv: VarBuilder,
+        norm: VarBuilder,
+        shape: ConvShape,
+        eps: f64,
+        activation: Activation,
+    ) -> candle_core::Result<Self> {
+        ConvNorm::load(conv, norm, shape, eps, activation).map(PortableConvNorm)
+    }
+}
+
+impl Module for PortableConvNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.0.forward_portable(x)
+    }
+}
+
+fn check_portable_formula(arch: &str) {
+    check_formula_with(arch, |architecture, tensors| {
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        architecture.build_with::<PortableConvNorm>(vb).unwrap()
+    });
+}
+
+#[test]
+fn resnet18_as_a_gpu_runs_it_matches_torchvision() {
+    check_portable_formula("resnet18");
+}
+
+#[test]
+fn mobilenet_v2_as_a_gpu_runs_it_matches_torchvision() {
+    check_portable_formula("mobilenet_v2");
 }
 
 #[test]

@@ -9,6 +9,8 @@ use starcast_model::hub::local_model;
 use starcast_model::text::load_horoscope_writer;
 use starcast_model::{HoroscopeQuery, Streamed};
 
+use crate::device::DeviceChoice;
+
 #[derive(Debug, clap::Args)]
 pub struct HoroscopeArgs {
     /// The sign: English or Russian name in any case, or the glyph.
@@ -33,6 +35,9 @@ pub struct HoroscopeArgs {
         default_value = "data/models/smollm2-135m-instruct"
     )]
     pub model: PathBuf,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value_t)]
+    pub device: DeviceChoice,
     /// Print one JSON object instead of streaming the text.
     #[arg(long)]
     pub json: bool,
@@ -48,7 +53,7 @@ pub fn horoscope(args: HoroscopeArgs) -> anyhow::Result<()> {
     }
     .validate(chrono::Local::now().date_naive())?;
     let path = local_model(&args.model)?;
-    let writer = load_horoscope_writer(&path).with_context(|| {
+    let writer = load_horoscope_writer(&path, &args.device.open()?).with_context(|| {
         format!(
             "could not load the horoscope model in {}",
             args.model.display()

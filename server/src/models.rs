@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use candle_core::Device;
 use starcast_model::folder::ModelFolder;
 use starcast_model::hub::local_model;
 use starcast_model::text::{
@@ -17,6 +18,7 @@ use starcast_train::{
     HoroscopeText, ImageFolder, SkippedPhoto, evaluate_recognizer, evaluate_writer,
 };
 
+use crate::device::DeviceChoice;
 use crate::step_metrics;
 use crate::train::horoscope::{HOROSCOPE_TASK, horoscope_texts};
 use crate::train::{ACTORS_TASK, print_report};
@@ -189,6 +191,10 @@ pub struct EvaluateArgs {
     /// daily loop's check of flagged photos passes this).
     #[arg(long)]
     pub skip_unknown_actors: bool,
+    /// Where the evaluated model runs (the sentence embedder of the
+    /// diversity figure stays on the CPU).
+    #[arg(long, value_enum, default_value_t)]
+    pub device: DeviceChoice,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -239,12 +245,17 @@ fn evaluated_model(args: &EvaluateArgs) -> anyhow::Result<PathBuf> {
 }
 
 pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
+    let device = args.device.open()?;
     let path = evaluated_model(&args)?;
     let is_text = ModelFolder::open(&path).is_ok_and(|f| f.config.task == Task::TextGeneration);
     if is_text {
-        return evaluate_text(&args, &path);
+        return evaluate_text(&args, &path, &device);
     }
-    let model = load_actor_recognizer(&path, &ClassifierOptions::default())
+    let options = ClassifierOptions {
+        device,
+        ..ClassifierOptions::default()
+    };
+    let model = load_actor_recognizer(&path, &options)
         .with_context(|| format!("could not load the actor model {}", path.display()))?;
     let data = ImageFolder::scan(&args.data)?;
     let mut photos: Vec<(PathBuf, String)> = data
@@ -306,14 +317,14 @@ fn held_out(location: &Path, count: usize) -> anyhow::Result<Vec<HoroscopeText>>
     Ok(texts.split_off(skip))
 }
 
-fn evaluate_text(args: &EvaluateArgs, path: &Path) -> anyhow::Result<()> {
+fn evaluate_text(args: &EvaluateArgs, path: &Path, device: &Device) -> anyhow::Result<()> {
     let settings = args
         .settings
         .iter()
         .map(|s| setting(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let held_out = held_out(&args.data, args.held_out)?;
-    let writer = load_horoscope_writer(path)
+    let writer = load_horoscope_writer(path, device)
         .with_context(|| format!("could not load the horoscope model {}", path.display()))?;
     let date = held_out
         .last()

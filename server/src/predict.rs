@@ -11,6 +11,8 @@ use starcast_model::photo::decode_photo;
 use starcast_model::vision::ClassifierOptions;
 use starcast_model::{ActorRecognizer, Face, Prediction, Task, load_actor_recognizer};
 
+use crate::device::DeviceChoice;
+
 /// One photo's answer in `--json` mode.
 #[derive(Serialize)]
 struct Line<'a> {
@@ -39,6 +41,9 @@ pub struct ActorsArgs {
     /// model has no config.json labels or labels.txt.
     #[arg(long, value_delimiter = ',')]
     pub labels: Option<Vec<String>>,
+    /// Where the model runs (the face gallery stays on the CPU).
+    #[arg(long, value_enum, default_value_t)]
+    pub device: DeviceChoice,
     /// Print one JSON object per photo.
     #[arg(long)]
     pub json: bool,
@@ -53,6 +58,7 @@ pub fn actors(args: ActorsArgs) -> anyhow::Result<ExitCode> {
     let options = ClassifierOptions {
         architecture: args.arch.clone(),
         labels: args.labels.clone(),
+        device: args.device.open()?,
     };
     let path = local_model(&args.model)?;
     let model = load_actor_recognizer(&path, &options)

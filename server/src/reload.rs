@@ -6,28 +6,34 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use candle_core::Device;
 use starcast_model::vision::ClassifierOptions;
 use starcast_model::{ActorRecognizer, ServedModels, load_actor_recognizer};
 use starcast_pipeline::registry::{Registry, Version};
 
 use crate::train::ACTORS_TASK;
 
-/// Loads a registered actor model version.
-pub fn load_version(version: &Version) -> anyhow::Result<Arc<dyn ActorRecognizer>> {
-    Ok(load_actor_recognizer(
-        &version.path,
-        &ClassifierOptions::default(),
-    )?)
+/// Loads a registered actor model version onto `device`.
+pub fn load_version(
+    version: &Version,
+    device: &Device,
+) -> anyhow::Result<Arc<dyn ActorRecognizer>> {
+    let options = ClassifierOptions {
+        device: device.clone(),
+        ..ClassifierOptions::default()
+    };
+    Ok(load_actor_recognizer(&version.path, &options)?)
 }
 
-/// Polls the registry every `interval` and swaps the actor model when the
-/// served version changes. A version that fails to load is reported once
+/// Polls the registry every `interval` and swaps the actor model, loaded
+/// onto `device`, when the served version changes. A version that fails to load is reported once
 /// and the model served before it stays.
 pub async fn follow_registry(
     registry: Registry,
     models: ServedModels,
     mut current: Option<String>,
     interval: Duration,
+    device: Device,
 ) {
     let mut failed: Option<String> = None;
     loop {
@@ -51,7 +57,8 @@ pub async fn follow_registry(
         }
         let id = version.id.clone();
         let path: PathBuf = version.path.clone();
-        match tokio::task::spawn_blocking(move || load_version(&version)).await {
+        let device = device.clone();
+        match tokio::task::spawn_blocking(move || load_version(&version, &device)).await {
             Ok(Ok(model)) => {
                 models.serve_actors(model);
                 tracing::info!(version = %id, path = %path.display(), "now serving the promoted actor model");

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
+use candle_core::Device;
 use leptos::config::{Env, LeptosOptions};
 use starcast_app::OUTPUT_NAME;
 use starcast_model::hub::local_model;
@@ -16,6 +17,7 @@ use starcast_model::{HoroscopeWriter, Models, ServedModels, load_actor_recognize
 use starcast_pipeline::registry::{Registry, Version};
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 
+use crate::device::DeviceChoice;
 use crate::reload::{follow_registry, load_version};
 use crate::scheduler::{Pipeline, follow_schedule, parse_schedule};
 use crate::state::{Admin, AppState, Limits};
@@ -93,6 +95,10 @@ pub struct ServeArgs {
     /// Seconds a request may take before it is answered with 504.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
+    /// Where the models run: classifiers and horoscope models alike (the
+    /// face gallery stays on the CPU).
+    #[arg(long, env = "STARCAST_DEVICE", value_enum, default_value_t)]
+    pub device: DeviceChoice,
 }
 
 impl ServeArgs {
@@ -193,23 +199,26 @@ impl ServeArgs {
 }
 
 impl ServeArgs {
-    /// Loads the models to serve, and says which registry version of the
-    /// actor model is among them. A model named on the command line must
-    /// load; a missing default is only worth a warning.
-    pub fn models(&self) -> anyhow::Result<(ServedModels, Option<String>)> {
+    /// Loads the models to serve onto `device`, and says which registry
+    /// version of the actor model is among them. A model named on the
+    /// command line must load; a missing default is only worth a warning.
+    pub fn models(&self, device: &Device) -> anyhow::Result<(ServedModels, Option<String>)> {
         let registered =
             self.registry_model(HOROSCOPE_TASK, self.horoscope_model.is_some(), |version| {
-                Ok(load_horoscope_writer(&version.path)?)
+                Ok(load_horoscope_writer(&version.path, device)?)
             });
         let horoscope = registered
             .map(|(_, writer)| Some(writer))
-            .map_or_else(|| self.horoscope_from_options(), Ok)?;
+            .map_or_else(|| self.horoscope_from_options(device), Ok)?;
         let options = ClassifierOptions {
             architecture: self.actors_arch.clone(),
             labels: self.actors_labels.clone(),
+            device: device.clone(),
         };
         if let Some((version, actors)) =
-            self.registry_model(ACTORS_TASK, self.actors_model.is_some(), load_version)
+            self.registry_model(ACTORS_TASK, self.actors_model.is_some(), |version| {
+                load_version(version, device)
+            })
         {
             let models = Models {
                 actors: Some(actors),
@@ -231,12 +240,15 @@ impl ServeArgs {
         Ok((Models { actors, horoscope }.into(), None))
     }
 
-    /// The horoscope model --horoscope-model names, else the default.
-    fn horoscope_from_options(&self) -> anyhow::Result<Option<Arc<dyn HoroscopeWriter>>> {
+    /// The horoscope model --horoscope-model names, else the default, on `device`.
+    fn horoscope_from_options(
+        &self,
+        device: &Device,
+    ) -> anyhow::Result<Option<Arc<dyn HoroscopeWriter>>> {
         self.model_path(&self.horoscope_model, DEFAULT_HOROSCOPE_MODEL, "--horoscope-model")
             .map(|location| {
                 let path = local_model(&location)?;
-                let writer = load_horoscope_writer(&path).with_context(|| {
+                let writer = load_horoscope_writer(&path, device).with_context(|| {
                     format!("could not load the horoscope model in {}", path.display())
                 })?;
                 tracing::info!(model = %writer.info().name, path = %path.display(), "horoscope model loaded");
@@ -270,18 +282,28 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map(parse_schedule)
         .transpose()
         .map_err(anyhow::Error::msg)?;
-    let (models, registry_version) = args.models()?;
+    let device = args.device.open()?;
+    let (models, registry_version) = args.models(&device)?;
     let program = std::env::current_exe()
         .context("could not find the starcast binary to run the pipeline steps")?;
     let pipeline = Pipeline::daily(program, &args.data, &args.registry(), &args.sources);
     pipeline.close_interrupted();
-    let state = args.state(models.clone())?.with_pipeline(pipeline.clone());
+    let state = args
+        .state(models.clone())?
+        .with_pipeline(pipeline.clone())
+        .with_device(device.clone());
     if let Some(schedule) = schedule {
         tokio::spawn(follow_schedule(pipeline, schedule));
     }
     if let Some(registry) = args.followed_registry() {
         let poll = Duration::from_secs(args.registry_poll);
-        tokio::spawn(follow_registry(registry, models, registry_version, poll));
+        tokio::spawn(follow_registry(
+            registry,
+            models,
+            registry_version,
+            poll,
+            device,
+        ));
     }
     let address = args.address();
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
+use candle_core::Device;
 use leptos::config::LeptosOptions;
 use starcast_model::ServedModels;
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
@@ -60,6 +61,8 @@ pub struct AppState {
     pub admin: Option<Admin>,
     /// The daily loop and its run records; `None` when not configured.
     pub pipeline: Option<Pipeline>,
+    /// Where models uploaded while serving run.
+    pub device: Device,
 }
 
 /// What an admin may do, and the token that proves one is.
@@ -108,7 +111,13 @@ impl AppState {
             limits,
             admin: None,
             pipeline: None,
+            device: Device::Cpu,
         }
+    }
+
+    /// Runs uploaded models on `device`.
+    pub fn with_device(self, device: Device) -> Self {
+        AppState { device, ..self }
     }
 
     /// Records and runs the daily loop.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use candle_core::Device;
 use common::{
     ColourRecognizer, Multipart, THREE_CLASS_CONFIG, join_within, over_tcp, png, register_version,
     server, three_class_safetensors,
@@ -46,6 +47,7 @@ async fn a_promoted_version_is_served_without_a_restart_or_a_failed_request() {
         models,
         None,
         Duration::from_millis(50),
+        Device::Cpu,
     ));
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -127,6 +129,7 @@ async fn a_promoted_version_that_does_not_load_leaves_the_served_model_alone() {
         models.clone(),
         None,
         Duration::from_millis(20),
+        Device::Cpu,
     ));
     tokio::time::sleep(Duration::from_millis(300)).await;
     watcher.abort();

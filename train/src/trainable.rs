@@ -8,7 +8,9 @@ use std::sync::{Arc, OnceLock};
 use candle_core::{CpuStorage, CustomOp2, Layout, Module, Result, Shape, Tensor, Var, bail};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
-use starcast_model::vision::{Activation, ConvLayer, ConvNorm, ConvShape};
+use starcast_model::vision::{
+    Activation, ConvLayer, ConvNorm, ConvShape, depthwise_by_taps, is_depthwise,
+};
 
 /// PyTorch's default: the running averages move 10% toward each batch.
 const MOMENTUM: f64 = 0.1;
@@ -64,55 +66,6 @@ impl ConvLayer for TrainingConvNorm {
         }
         x.contiguous()?.apply_op1(StemPool)
     }
-}
-
-/// A depthwise convolution (weight `(C, 1, k, k)`) from candle's
-/// differentiable operations, for devices other than the CPU: the sum over
-/// the k² taps of a shifted view of the input times the tap's per-channel
-/// weight. candle runs a grouped convolution as one convolution per group,
-/// launched separately for each of MobileNetV2's up to 960 channels.
-/// Strided views come from splitting rows and columns into groups of
-/// `stride`: padded row `stride * i + ky` is row `ky % stride` of group
-/// `i + ky / stride`.
-fn composed_depthwise(
-    x: &Tensor,
-    weight: &Tensor,
-    stride: usize,
-    padding: usize,
-) -> Result<Tensor> {
-    let (batch, channels, h, w) = x.dims4()?;
-    let k = weight.dim(2)?;
-    let (oh, ow) = (
-        (h + 2 * padding - k) / stride + 1,
-        (w + 2 * padding - k) / stride + 1,
-    );
-    // Enough groups for the last window; never fewer rows than the input.
-    let (rows, columns) = (oh + (k - 1) / stride, ow + (k - 1) / stride);
-    let grouped = x
-        .pad_with_zeros(2, padding, stride * rows - h - padding)?
-        .pad_with_zeros(3, padding, stride * columns - w - padding)?
-        .reshape((batch, channels, rows, stride, columns, stride))?;
-    let mut sum: Option<Tensor> = None;
-    for ky in 0..k {
-        for kx in 0..k {
-            let view = grouped
-                .narrow(2, ky / stride, oh)?
-                .narrow(3, ky % stride, 1)?
-                .narrow(4, kx / stride, ow)?
-                .narrow(5, kx % stride, 1)?
-                .reshape((batch, channels, oh, ow))?;
-            let tap = weight
-                .narrow(2, ky, 1)?
-                .narrow(3, kx, 1)?
-                .reshape((1, channels, 1, 1))?;
-            let term = view.broadcast_mul(&tap)?;
-            sum = Some(match sum {
-                Some(so_far) => (so_far + term)?,
-                None => term,
-            });
-        }
-    }
-    Ok(sum.expect("at least one tap"))
 }
 
 /// [`StemPool`] from candle's differentiable operations, for devices other
@@ -198,8 +151,8 @@ impl TrainingConvNorm {
     /// the CPU (the operations above are CPU kernels): it keeps more
     /// intermediates for the gradient, which a GPU's memory affords.
     fn forward_composed(&self, x: &Tensor) -> Result<Tensor> {
-        let y = if self.groups > 1 && self.groups == x.dim(1)? && self.weight.dim(1)? == 1 {
-            composed_depthwise(x, &self.weight, self.stride, self.padding)?
+        let y = if is_depthwise(&self.weight, self.groups)? {
+            depthwise_by_taps(x, &self.weight, self.stride, self.padding)?
         } else {
             x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?
         };
@@ -947,7 +900,7 @@ mod tests {
             });
             // The GPU's form, run here.
             matches_candle_convolution((3, 1, k), 3, (stride, padding), 1e-4, |x, w| {
-                composed_depthwise(x, w, stride, padding)
+                depthwise_by_taps(x, w, stride, padding)
             });
         }
     }

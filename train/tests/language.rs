@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use candle_core::Device;
 use chrono::NaiveDate;
 use starcast_model::ZodiacSign;
 use starcast_model::folder::ModelFolder;
@@ -112,7 +113,7 @@ fn lora_adapters_learn_the_house_style_and_load_as_a_model() {
 
     // Served: the adapters merged into the base, asked in the format it
     // was trained on; the untouched base asked the same way fits worse.
-    let served = load_horoscope_writer(dir.path()).unwrap();
+    let served = load_horoscope_writer(dir.path(), &Device::Cpu).unwrap();
     let untouched = LanguageModel::new(
         base_folder.info(),
         Box::new(base.clone()),
@@ -145,7 +146,7 @@ fn full_fine_tuning_writes_safetensors_that_load() {
         .unwrap();
     assert!(dir.path().join("model.safetensors").is_file());
     assert!(dir.path().join("tokenizer.json").is_file());
-    let writer = load_horoscope_writer(dir.path()).unwrap();
+    let writer = load_horoscope_writer(dir.path(), &Device::Cpu).unwrap();
     assert_eq!(writer.info().name, "full");
     let held_out = texts.last().unwrap();
     assert!(per_token(writer.as_ref(), held_out).is_finite());

@@ -8,6 +8,7 @@ mod gallery;
 
 use std::path::{Path, PathBuf};
 
+use candle_core::Device;
 use image::DynamicImage;
 
 pub use detector::{FaceBox, FaceDetector};
@@ -37,12 +38,10 @@ impl FaceTools {
     pub fn load(folder: &Path) -> Result<Self, LoadError> {
         let detector = FaceDetector::load(&folder.join(DETECTOR_FILE))?;
         let manifest = folder.join(EMBEDDER_MANIFEST);
-        let embedder =
-            build_exactly(read_tfjs(&manifest)?, FaceEmbedder::load).map_err(|reason| {
-                LoadError::Weights {
-                    path: manifest.clone(),
-                    reason,
-                }
+        let embedder = build_exactly(read_tfjs(&manifest)?, &Device::Cpu, FaceEmbedder::load)
+            .map_err(|reason| LoadError::Weights {
+                path: manifest.clone(),
+                reason,
             })?;
         Ok(FaceTools { detector, embedder })
     }

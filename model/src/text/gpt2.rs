@@ -69,9 +69,13 @@ pub struct Gpt2 {
 }
 
 impl Gpt2 {
-    /// Loads Hugging Face safetensors of any float type, as F32, with or
-    /// without `GPT2LMHeadModel`'s `transformer.` prefix.
-    pub fn from_safetensors(config: Gpt2Config, files: &[impl AsRef<Path>]) -> Result<Self> {
+    /// Loads Hugging Face safetensors of any float type, as F32 on
+    /// `device`, with or without `GPT2LMHeadModel`'s `transformer.` prefix.
+    pub fn from_safetensors(
+        config: Gpt2Config,
+        files: &[impl AsRef<Path>],
+        device: &Device,
+    ) -> Result<Self> {
         // SAFETY: the files are mapped read-only; as with any mmap, they
         // must not be truncated while the model loads.
         let tensors = unsafe { MmapedSafetensors::multi(files)? };
@@ -82,7 +86,7 @@ impl Gpt2 {
         };
         let get = |name: &str, shape: &[usize]| -> Result<Tensor> {
             let full = format!("{prefix}{name}");
-            let tensor = tensors.load(&full, &Device::Cpu)?.to_dtype(DType::F32)?;
+            let tensor = tensors.load(&full, device)?.to_dtype(DType::F32)?;
             if tensor.dims() != shape {
                 candle_core::bail!(
                     "{full} has shape {:?} but the config asks for {shape:?}: the weights and config.json are of different models",
@@ -170,12 +174,13 @@ impl NextLogits for Gpt2 {
                 self.config.n_positions
             );
         }
-        let ids = Tensor::new(tokens, &Device::Cpu)?;
-        let places = Tensor::arange(offset as u32, (offset + positions) as u32, &Device::Cpu)?;
+        let device = self.token_embedding.device();
+        let ids = Tensor::new(tokens, device)?;
+        let places = Tensor::arange(offset as u32, (offset + positions) as u32, device)?;
         let mut xs = (self.token_embedding.embedding(&ids)?
             + self.position_embedding.embedding(&places)?)?
         .unsqueeze(0)?;
-        let mask = causal_mask(positions, offset, &Device::Cpu)?;
+        let mask = causal_mask(positions, offset, device)?;
         for (block, layer_cache) in self.blocks.iter().zip(cache.layers(self.blocks.len())) {
             let normed = block.attention_norm.forward(&xs)?;
             xs = (&xs + self.attention(block, &normed, mask.as_ref(), layer_cache)?)?;

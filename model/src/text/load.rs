@@ -7,9 +7,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use candle_core::DType;
 use candle_core::quantized::gguf_file;
 use candle_core::quantized::tokenizer::TokenizerFromGguf;
+use candle_core::{DType, Device};
 use tokenizers::Tokenizer;
 
 use super::cache::{CACHED_HOROSCOPES, CachedWriter};
@@ -22,8 +22,13 @@ use super::writer::{Decoder, LanguageModel, without_backtrace};
 use crate::folder::{LoadError, ModelFolder, read_text};
 use crate::{HoroscopeWriter, Task};
 
-/// Loads the horoscope model in a model folder, with a cache in front.
-pub fn load_horoscope_writer(path: &Path) -> Result<Arc<dyn HoroscopeWriter>, LoadError> {
+/// Loads the horoscope model in a model folder onto `device`, with a cache
+/// in front. A GGUF is served as stored on the CPU; elsewhere it is
+/// dequantized to F32 (this crate's block products are CPU kernels).
+pub fn load_horoscope_writer(
+    path: &Path,
+    device: &Device,
+) -> Result<Arc<dyn HoroscopeWriter>, LoadError> {
     let folder = ModelFolder::open(path)?;
     if folder.config.task != Task::TextGeneration {
         return Err(LoadError::Config {
@@ -33,15 +38,24 @@ pub fn load_horoscope_writer(path: &Path) -> Result<Arc<dyn HoroscopeWriter>, Lo
     }
     let architecture = folder.config.architecture.as_str();
     let model = match architecture {
-        "llama" if is_quantized(&folder) => load_quantized_llama(&folder)?,
+        "llama" if is_quantized(&folder) && device.is_cpu() => load_quantized_llama(&folder)?,
         "llama" => {
             let (llama, tokenizer) = load_llama(&folder)?;
+            let llama = if device.is_cpu() {
+                llama
+            } else {
+                llama.to_device(device).map_err(|e| LoadError::Weights {
+                    path: folder.path.clone(),
+                    reason: format!("could not move it to the GPU ({})", without_backtrace(&e)),
+                })?
+            };
             language_model(&folder, Box::new(llama), tokenizer, PromptStyle::Chat)
         }
         "gpt2" => {
             let files = folder.files("safetensors")?;
             let config = read_hyperparameters(&folder, "a GPT-2")?;
-            let gpt2 = Gpt2::from_safetensors(config, &files).map_err(weights_error(&files[0]))?;
+            let gpt2 =
+                Gpt2::from_safetensors(config, &files, device).map_err(weights_error(&files[0]))?;
             let tokenizer = load_tokenizer(&folder.path)?;
             language_model(&folder, Box::new(gpt2), tokenizer, PromptStyle::Horoscope)
         }
@@ -54,7 +68,7 @@ pub fn load_horoscope_writer(path: &Path) -> Result<Arc<dyn HoroscopeWriter>, Lo
                     expected: ".safetensors or pytorch_model.bin".into(),
                 })?;
             let config = read_hyperparameters(&folder, "a T5")?;
-            let t5 = T5::load(config, &files).map_err(weights_error(&files[0]))?;
+            let t5 = T5::load(config, &files, device).map_err(weights_error(&files[0]))?;
             let tokenizer = load_tokenizer(&folder.path)?;
             language_model(&folder, Box::new(t5), tokenizer, PromptStyle::SignName)
         }

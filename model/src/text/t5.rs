@@ -202,17 +202,17 @@ pub struct T5 {
 
 impl T5 {
     /// Loads safetensors of any float type or a zip-format
-    /// `pytorch_model.bin`, as F32.
-    pub fn load(config: T5Config, weights: &[impl AsRef<Path>]) -> Result<Self> {
+    /// `pytorch_model.bin`, as F32 on `device`.
+    pub fn load(config: T5Config, weights: &[impl AsRef<Path>], device: &Device) -> Result<Self> {
         let is_pickle = weights
             .first()
             .is_some_and(|p| p.as_ref().extension().is_some_and(|e| e == "bin"));
         let vb = if is_pickle {
-            VarBuilder::from_pth(&weights[0], DType::F32, &Device::Cpu)?
+            VarBuilder::from_pth(&weights[0], DType::F32, device)?
         } else {
             // SAFETY: the files are mapped read-only; as with any mmap,
             // they must not be truncated while the model loads.
-            unsafe { VarBuilder::from_mmaped_safetensors(weights, DType::F32, &Device::Cpu)? }
+            unsafe { VarBuilder::from_mmaped_safetensors(weights, DType::F32, device)? }
         };
         let model = config.d_model;
         let shared = if vb.contains_tensor("shared.weight") {
@@ -297,20 +297,20 @@ impl T5 {
                 })
             })
             .collect();
-        let buckets = Tensor::from_vec(buckets, (rows, keys), &Device::Cpu)?;
+        let buckets = Tensor::from_vec(buckets, (rows, keys), table.device())?;
         let mut bias = table
             .embedding(&buckets.flatten_all()?)?
             .reshape((rows, keys, ()))?
             .permute((2, 0, 1))?
             .unsqueeze(0)?;
-        if !bidirectional && let Some(mask) = causal_mask(rows, keys - rows, &Device::Cpu)? {
+        if !bidirectional && let Some(mask) = causal_mask(rows, keys - rows, table.device())? {
             bias = bias.broadcast_add(&mask)?;
         }
         bias.contiguous()
     }
 
     fn encode(&self, tokens: &[u32]) -> Result<Tensor> {
-        let ids = Tensor::new(tokens, &Device::Cpu)?;
+        let ids = Tensor::new(tokens, self.shared.device())?;
         let mut xs = self.shared.embedding(&ids)?.unsqueeze(0)?;
         let bias = self.position_bias(&self.encoder_bias, 0..tokens.len(), tokens.len(), true)?;
         let heads = self.config.num_heads;
@@ -382,7 +382,7 @@ impl T5Session<'_> {
         let model = self.model;
         let heads = model.config.num_heads;
         let offset = self.cache.len();
-        let ids = Tensor::new(tokens, &Device::Cpu)?;
+        let ids = Tensor::new(tokens, model.shared.device())?;
         let mut xs = model.shared.embedding(&ids)?.unsqueeze(0)?;
         let bias = model.position_bias(
             &model.decoder_bias,

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
 use image::DynamicImage;
 
@@ -147,18 +147,27 @@ impl Architecture {
         built.map_err(|e| e.to_string())
     }
 
-    /// Builds the network from the tensors, all of them and only them.
-    pub fn build(&self, tensors: NamedTensors) -> Result<Box<dyn Network>, String> {
+    /// Builds the network on `device` from the tensors, all of them and
+    /// only them.
+    pub fn build(
+        &self,
+        tensors: NamedTensors,
+        device: &Device,
+    ) -> Result<Box<dyn Network>, String> {
         Ok(match self {
-            Architecture::ResNet(config) => Box::new(build_exactly(tensors, |vb| {
+            Architecture::ResNet(config) => Box::new(build_exactly(tensors, device, |vb| {
                 ResNet::<ConvNorm>::load(vb, config)
             })?),
-            Architecture::MobileNetV2 { classes } => Box::new(build_exactly(tensors, |vb| {
-                MobileNetV2::<ConvNorm>::load(vb, *classes)
-            })?),
-            Architecture::EfficientNetB0 { classes } => Box::new(build_exactly(tensors, |vb| {
-                EfficientNet::load_b0(vb, *classes)
-            })?),
+            Architecture::MobileNetV2 { classes } => {
+                Box::new(build_exactly(tensors, device, |vb| {
+                    MobileNetV2::<ConvNorm>::load(vb, *classes)
+                })?)
+            }
+            Architecture::EfficientNetB0 { classes } => {
+                Box::new(build_exactly(tensors, device, |vb| {
+                    EfficientNet::load_b0(vb, *classes)
+                })?)
+            }
         })
     }
 }
@@ -167,13 +176,26 @@ fn rows(tensors: &NamedTensors, name: &str) -> Option<usize> {
     tensors.get(name).and_then(|t| t.dims().first().copied())
 }
 
-/// What the caller knows that the files may not say.
-#[derive(Clone, Debug, Default)]
+/// What the caller knows that the files may not say, and where the
+/// network runs.
+#[derive(Clone, Debug)]
 pub struct ClassifierOptions {
     /// Overrides the architecture in the config or read from the weights.
     pub architecture: Option<String>,
     /// Labels in class order, when neither `config.json` nor `labels.txt` has them.
     pub labels: Option<Vec<String>>,
+    /// Where the weights live and the arithmetic runs.
+    pub device: Device,
+}
+
+impl Default for ClassifierOptions {
+    fn default() -> Self {
+        ClassifierOptions {
+            architecture: None,
+            labels: None,
+            device: Device::Cpu,
+        }
+    }
 }
 
 /// A loaded classifier that answers with labelled probabilities.
@@ -184,6 +206,8 @@ pub struct ImageClassifier {
     preprocess: Preprocess,
     info: ModelInfo,
     weights: Option<PathBuf>,
+    /// Where the network's weights live: photos go there.
+    device: Device,
 }
 
 impl std::fmt::Debug for ImageClassifier {
@@ -237,7 +261,9 @@ impl ImageClassifier {
             path: path.join("config.json"),
             reason,
         })?;
-        let network = architecture.build(tensors).map_err(unusable)?;
+        let network = architecture
+            .build(tensors, &options.device)
+            .map_err(unusable)?;
         let stem = weights_path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned());
@@ -275,10 +301,12 @@ impl ImageClassifier {
             preprocess,
             info,
             weights: Some(weights_path),
+            device: options.device.clone(),
         })
     }
 
-    /// A classifier from tensors in memory, such as a network in training.
+    /// A classifier on the CPU from tensors in memory, such as a network in
+    /// training.
     pub fn from_tensors(
         architecture: Architecture,
         tensors: NamedTensors,
@@ -292,7 +320,7 @@ impl ImageClassifier {
                 architecture.classes()
             ));
         }
-        let network = architecture.build(tensors)?;
+        let network = architecture.build(tensors, &Device::Cpu)?;
         let info = ModelInfo {
             task: Task::ImageClassification,
             name: architecture.name(),
@@ -309,6 +337,7 @@ impl ImageClassifier {
             preprocess,
             info,
             weights: None,
+            device: Device::Cpu,
         })
     }
 
@@ -328,12 +357,12 @@ impl ImageClassifier {
     /// The pooled features the head reads, `(batch, features)`, for a
     /// batch of preprocessed photos.
     pub fn features(&self, input: &Tensor) -> candle_core::Result<Tensor> {
-        self.network.features(input)
+        self.network.features(&input.to_device(&self.device)?)
     }
 
     /// Class probabilities in label order.
     pub fn probabilities(&self, photo: &DynamicImage) -> candle_core::Result<Vec<f32>> {
-        let input = self.preprocess.tensor(photo)?;
+        let input = self.preprocess.tensor(photo)?.to_device(&self.device)?;
         let logits = self.network.forward(&input)?;
         candle_nn::ops::softmax_last_dim(&logits)?
             .squeeze(0)?
@@ -342,7 +371,7 @@ impl ImageClassifier {
 
     /// Raw scores before the softmax, for parity checks.
     pub fn logits(&self, input: &Tensor) -> candle_core::Result<Tensor> {
-        self.network.forward(input)
+        self.network.forward(&input.to_device(&self.device)?)
     }
 }
 

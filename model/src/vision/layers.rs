@@ -194,10 +194,77 @@ impl Module for ConvNorm {
             let weight = self.winograd.as_ref().unwrap_or(&self.weight);
             return x.contiguous()?.apply_op3_no_bwd(weight, &self.bias, &op);
         }
-        let y = x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?;
+        self.forward_portable(x)
+    }
+}
+
+impl ConvNorm {
+    /// The layer from candle's operations, which every device runs (the
+    /// fused convolution is a CPU kernel).
+    pub fn forward_portable(&self, x: &Tensor) -> Result<Tensor> {
+        let y = if is_depthwise(&self.weight, self.groups)? {
+            depthwise_by_taps(x, &self.weight, self.stride, self.padding)?
+        } else {
+            x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?
+        };
         let y = y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?;
         self.activation.apply(&y)
     }
+}
+
+/// Whether a convolution's `weight` (`(cout, cin / groups, k, k)`) filters
+/// each channel on its own.
+pub fn is_depthwise(weight: &Tensor, groups: usize) -> Result<bool> {
+    Ok(groups > 1 && weight.dim(0)? == groups && weight.dim(1)? == 1)
+}
+
+/// A depthwise convolution (weight `(C, 1, k, k)`) from candle's
+/// differentiable operations, for devices other than the CPU: the sum over
+/// the k² taps of a shifted view of the input times the tap's per-channel
+/// weight. candle runs a grouped convolution as one convolution per group,
+/// launched separately for each of MobileNetV2's up to 960 channels.
+/// Strided views come from splitting rows and columns into groups of
+/// `stride`: padded row `stride * i + ky` is row `ky % stride` of group
+/// `i + ky / stride`.
+pub fn depthwise_by_taps(
+    x: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    let (batch, channels, h, w) = x.dims4()?;
+    let k = weight.dim(2)?;
+    let (oh, ow) = (
+        (h + 2 * padding - k) / stride + 1,
+        (w + 2 * padding - k) / stride + 1,
+    );
+    // Enough groups for the last window; never fewer rows than the input.
+    let (rows, columns) = (oh + (k - 1) / stride, ow + (k - 1) / stride);
+    let grouped = x
+        .pad_with_zeros(2, padding, stride * rows - h - padding)?
+        .pad_with_zeros(3, padding, stride * columns - w - padding)?
+        .reshape((batch, channels, rows, stride, columns, stride))?;
+    let mut sum: Option<Tensor> = None;
+    for ky in 0..k {
+        for kx in 0..k {
+            let view = grouped
+                .narrow(2, ky / stride, oh)?
+                .narrow(3, ky % stride, 1)?
+                .narrow(4, kx / stride, ow)?
+                .narrow(5, kx % stride, 1)?
+                .reshape((batch, channels, oh, ow))?;
+            let tap = weight
+                .narrow(2, ky, 1)?
+                .narrow(3, kx, 1)?
+                .reshape((1, channels, 1, 1))?;
+            let term = view.broadcast_mul(&tap)?;
+            sum = Some(match sum {
+                Some(so_far) => (so_far + term)?,
+                None => term,
+            });
+        }
+    }
+    Ok(sum.expect("at least one tap"))
 }
 
 /// A classifier network: pooled features, then a linear head.

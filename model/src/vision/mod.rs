@@ -17,7 +17,9 @@ pub(crate) mod weights;
 pub use classifier::{
     ARCHITECTURES, Architecture, ClassifierOptions, ImageClassifier, MAX_PREDICTIONS, ranked,
 };
-pub use layers::{Activation, ConvLayer, ConvNorm, ConvShape, Network};
+pub use layers::{
+    Activation, ConvLayer, ConvNorm, ConvShape, Network, depthwise_by_taps, is_depthwise,
+};
 pub use preprocess::Preprocess;
 pub use pth::{PthError, read_pth};
 pub use tfjs::read_tfjs;

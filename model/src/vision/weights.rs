@@ -93,18 +93,19 @@ impl SimpleBackend for Shared {
     }
 }
 
-/// Builds a network from named tensors and refuses tensors it didn't use:
-/// a file for another architecture fails here rather than predicting
-/// nonsense.
+/// Builds a network on `device` from named tensors and refuses tensors it
+/// didn't use: a file for another architecture fails here rather than
+/// predicting nonsense.
 pub fn build_exactly<M>(
     tensors: NamedTensors,
+    device: &Device,
     build: impl FnOnce(VarBuilder) -> candle_core::Result<M>,
 ) -> Result<M, String> {
     let tracked = Shared(Arc::new(Tracked {
         tensors,
         used: Mutex::new(BTreeSet::new()),
     }));
-    let vb = VarBuilder::from_backend(Box::new(tracked.clone()), DType::F32, Device::Cpu);
+    let vb = VarBuilder::from_backend(Box::new(tracked.clone()), DType::F32, device.clone());
     let model = build(vb).map_err(|e| match e {
         // The backtrace is for developers; the user gets the sentence.
         candle_core::Error::WithBacktrace { inner, .. } => inner.to_string(),

@@ -53,9 +53,14 @@ pub async fn upload_actors_model(
     })?;
     let upload = read_upload(&mut form, state.limits.max_model_mb).await?;
     let uploads = admin.uploads.clone();
+    let device = state.device.clone();
     let model = tokio::task::spawn_blocking(move || {
         let folder = uploads.save(&upload)?;
-        load_actor_recognizer(&folder, &ClassifierOptions::default()).map_err(|error| {
+        let options = ClassifierOptions {
+            device,
+            ..ClassifierOptions::default()
+        };
+        load_actor_recognizer(&folder, &options).map_err(|error| {
             uploads.discard(&folder);
             ApiError::BadModel(error.to_string())
         })

@@ -311,7 +311,8 @@ fn promote_if_better(
         metric: "perplexity".into(),
         margin: args.publish.margin,
     };
-    let candidate = load_horoscope_writer(&version.path)
+    let device = args.device.open()?;
+    let candidate = load_horoscope_writer(&version.path, &device)
         .with_context(|| format!("the new version {} does not load", version.id))?;
     let candidate_score = perplexity(candidate.as_ref(), held_out)?;
     let (served_name, served_path) = match registry.serving(HOROSCOPE_TASK)? {
@@ -321,7 +322,7 @@ fn promote_if_better(
             local_model(&args.base)?,
         ),
     };
-    let served = load_horoscope_writer(&served_path)
+    let served = load_horoscope_writer(&served_path, &device)
         .with_context(|| format!("could not load the served model {served_name}"))?;
     let served_score = perplexity(served.as_ref(), held_out)?;
     let (promote, reason) = rule.judge(candidate_score, Some((&served_name, served_score)));

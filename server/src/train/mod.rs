@@ -184,7 +184,7 @@ pub fn actors(args: ActorsArgs) -> anyhow::Result<()> {
     let base = local_model(&args.base)?;
     let classifier_options = ClassifierOptions {
         architecture: args.arch.clone(),
-        labels: None,
+        ..ClassifierOptions::default()
     };
     let backbone = ImageClassifier::load(&base, &classifier_options).with_context(|| {
         format!(
