@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Issue 6's GPU figures, run on the GPU machine (NVIDIA driver, PyTorch,
 # no Rust): CPU and CUDA training give the same figures, and training
-# throughput beside PyTorch on the same GPU, model and batch.
+# throughput beside PyTorch on the same GPU, model and batch; and the
+# served models answer on CUDA as on the CPU.
 # BIN holds `starcast` and the `fine_tune` bench, built here by
-# scripts/build-cuda.sh (README, "Training on a GPU"), each xz-compressed,
+# scripts/build-cuda.sh (README, "Training and serving on a GPU"), each xz-compressed,
 # SmolLM2's tokenizer files in tokenizer/ and the packaged ImageNet
 # MobileNetV2 folder in mobilenet-v2-imagenet/.
 # Usage: bench/gpu.sh BIN OUT
@@ -75,6 +76,26 @@ for device in cpu cuda; do
     --base "$bin/mobilenet-v2-imagenet" --data "$work/actors" --out "$work/actors-$device" --epochs 2 \
     --batch 8 --checkpoint "$work/actors-checkpoint-$device" 2>&1 | grep -E 'epoch|accuracy' | tail -n 4
 done
+
+step "inference, CPU against CUDA: the same answers"
+for device in cpu cuda; do
+  "$work/starcast" predict actors --json --device "$device" --model "$work/actors-cpu" \
+    "$work"/actors/*/0.jpg >"$out/predict-$device.jsonl"
+  "$work/starcast" evaluate "$work/lora-cpu" --data "$work/small.csv" --held-out 8 --samples 1 \
+    --settings 0.6:0.7 --device "$device" --json >"$out/evaluate-$device.json"
+done
+python3 - "$out" <<'PY'
+import json, sys
+out = sys.argv[1]
+def scores(device):
+    return [{p["label"]: p["score"] for p in json.loads(line)["predictions"]}
+            for line in open(f"{out}/predict-{device}.jsonl")]
+worst = max(abs(cpu[label] - cuda[label])
+            for cpu, cuda in zip(scores("cpu"), scores("cuda")) for label in cpu)
+print(f"classifier: scores differ by at most {worst:.2e}")
+cpu, cuda = (json.load(open(f"{out}/evaluate-{d}.json")) for d in ("cpu", "cuda"))
+print(f"horoscope model: held-out perplexity {cpu['perplexity']} (CPU), {cuda['perplexity']} (CUDA)")
+PY
 
 step "horoscope LoRA training throughput on the GPU: 992 horoscopes, rank 8, batch 16"
 STARCAST_STEP_METRICS=$out/text-starcast.json "$work/starcast" train horoscope --device cuda \

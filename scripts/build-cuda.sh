@@ -6,7 +6,7 @@
 # Usage: scripts/build-cuda.sh [CARGO ARGUMENTS]
 # With no arguments, builds `starcast` and prints its path; copy it to the
 # GPU machine and run it there with CUDA 13's libraries on LD_LIBRARY_PATH
-# (README: "Training on a GPU"). With arguments, runs `cargo ARGUMENTS`
+# (README: "Training and serving on a GPU"). With arguments, runs `cargo ARGUMENTS`
 # in the same environment (e.g. `bench --no-run -p starcast-train
 # --features cuda --bench fine_tune`).
 set -euo pipefail

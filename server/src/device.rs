@@ -17,7 +17,7 @@ impl DeviceChoice {
             DeviceChoice::Cpu => Ok(Device::Cpu),
             DeviceChoice::Cuda if !cfg!(feature = "cuda") => anyhow::bail!(
                 "this starcast was built without CUDA: build it with scripts/build-cuda.sh \
-                 (README, \"Training on a GPU\") and run that binary on the GPU machine"
+                 (README, \"Training and serving on a GPU\") and run that binary on the GPU machine"
             ),
             DeviceChoice::Cuda => Device::new_cuda(0).context(
                 "could not open the first CUDA GPU: check that nvidia-smi lists it and that \
