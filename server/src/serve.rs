@@ -17,6 +17,7 @@ use starcast_model::{HoroscopeWriter, Models, ServedModels, load_actor_recognize
 use starcast_pipeline::registry::{Registry, Version};
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 
+use crate::api::device_name;
 use crate::device::DeviceChoice;
 use crate::reload::{follow_registry, load_version};
 use crate::scheduler::{Pipeline, follow_schedule, parse_schedule};
@@ -302,7 +303,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             models,
             registry_version,
             poll,
-            device,
+            device.clone(),
         ));
     }
     let address = args.address();
@@ -316,7 +317,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
-    tracing::info!("Starcast is serving on http://{address}");
+    tracing::info!(device = %device_name(&device), "Starcast is serving on http://{address}");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, crate::router(state)).with_graceful_shutdown(async move {
         shutdown_signal().await;

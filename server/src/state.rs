@@ -61,7 +61,7 @@ pub struct AppState {
     pub admin: Option<Admin>,
     /// The daily loop and its run records; `None` when not configured.
     pub pipeline: Option<Pipeline>,
-    /// Where models uploaded while serving run.
+    /// Where the served models run, uploads included.
     pub device: Device,
 }
 
@@ -115,7 +115,7 @@ impl AppState {
         }
     }
 
-    /// Runs uploaded models on `device`.
+    /// Says the models run on `device`, and loads uploads there.
     pub fn with_device(self, device: Device) -> Self {
         AppState { device, ..self }
     }

@@ -380,7 +380,9 @@ async fn models_health_and_metrics_report_what_is_served() {
     assert_eq!(models[0]["task"], "image-classification");
     assert_eq!(models[0]["labels"][2], "blue");
     let (_, body) = server.get("/healthz").await;
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["models"], 1);
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["models"], 1);
+    assert_eq!(health["device"], "cpu");
 
     let form = Multipart::default().file("image", "a.png", &png(8, 8, [1, 200, 3]));
     server.post_form("/api/actors/predict", form).await;

@@ -13,6 +13,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use candle_core::{Device, DeviceLocation};
 use serde::Serialize;
 use starcast_app::api::{ErrorBody, FlagReceipt, PipelineRun, RunStatus, StepRun};
 use starcast_model::{
@@ -114,15 +115,27 @@ async fn models(State(state): State<AppState>) -> Json<Vec<ModelInfo>> {
 struct Health {
     status: &'static str,
     models: usize,
+    /// Where the models run: `cpu` or `cuda:N`.
+    device: String,
 }
 
-/// Liveness: the server answers and says how many models it serves.
+/// Liveness: the server answers and says how many models it serves, and where.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok",
         models: state.models.infos().len(),
+        device: device_name(&state.device),
     })
+}
+
+/// A device as `--device` and nvidia-smi name it: `cpu`, `cuda:0`.
+pub fn device_name(device: &Device) -> String {
+    match device.location() {
+        DeviceLocation::Cpu => "cpu".into(),
+        DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
 }
 
 async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
