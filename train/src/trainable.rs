@@ -544,12 +544,17 @@ impl CustomOp2 for Convolution {
             .enumerate()
             .for_each(|(channel, rows)| g.gather(&x, channel, rows));
         let columns = Tensor::from_vec(columns, (g.channels * taps, batch * outputs), device)?;
+        let grad_output = grad;
         let grad = grad
             .transpose(0, 1)?
             .contiguous()?
             .reshape((cout, batch * outputs))?;
         let grad_weight = grad.matmul(&columns.t()?)?.reshape(weight.dims())?;
         drop(columns);
+        if self.stride == 1 && self.padding == (g.k - 1) / 2 {
+            let grad_input = same_convolution_input_gradient(grad_output, weight)?;
+            return Ok((Some(grad_input), Some(grad_weight)));
+        }
         let weight_matrix = weight.reshape((cout, g.channels * taps))?;
         let grad_columns: Vec<f32> = weight_matrix.t()?.matmul(&grad)?.flatten_all()?.to_vec1()?;
         let plane = g.h * g.w;
@@ -563,6 +568,36 @@ impl CustomOp2 for Convolution {
             .contiguous()?;
         Ok((Some(grad_input), Some(grad_weight)))
     }
+}
+
+/// The input's gradient of a stride-1 convolution that keeps the size:
+/// the same-size convolution of the output's gradient with each filter
+/// flipped and the channels swapped. The serving kernels run it (Winograd
+/// for 3x3), with no columns built and scattered back.
+fn same_convolution_input_gradient(grad: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    let (cout, cin, k, _) = weight.dims4()?;
+    let w: Vec<f32> = weight.flatten_all()?.to_vec1()?;
+    let mut flipped = vec![0f32; w.len()];
+    for co in 0..cout {
+        for ci in 0..cin {
+            for i in 0..k {
+                for j in 0..k {
+                    flipped[((ci * cout + co) * k + k - 1 - i) * k + k - 1 - j] =
+                        w[((co * cin + ci) * k + i) * k + j];
+                }
+            }
+        }
+    }
+    let device = grad.device();
+    let flipped = Tensor::from_vec(flipped, (cin, cout, k, k), device)?;
+    let bias = Tensor::zeros(cin, candle_core::DType::F32, device)?;
+    ConvNorm::new(
+        flipped,
+        bias,
+        ConvShape::new(cout, cin, k, 1),
+        Activation::None,
+    )?
+    .forward(&grad.contiguous()?)
 }
 
 /// A depthwise convolution (one filter per channel) with its gradients.
