@@ -1,7 +1,7 @@
 //! `--device`: where a command's model arithmetic runs.
 
 use anyhow::Context;
-use candle_core::Device;
+use candle_core::{Device, DeviceLocation};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceChoice {
@@ -24,5 +24,14 @@ impl DeviceChoice {
                  CUDA 13's libraries (cuBLAS, cuRAND, NVRTC) are on LD_LIBRARY_PATH",
             ),
         }
+    }
+}
+
+/// A device as `--device` and nvidia-smi name it: `cpu`, `cuda:0`.
+pub fn device_name(device: &Device) -> String {
+    match device.location() {
+        DeviceLocation::Cpu => "cpu".into(),
+        DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
     }
 }

@@ -251,11 +251,7 @@ pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     if is_text {
         return evaluate_text(&args, &path, &device);
     }
-    let options = ClassifierOptions {
-        device,
-        ..ClassifierOptions::default()
-    };
-    let model = load_actor_recognizer(&path, &options)
+    let model = load_actor_recognizer(&path, &ClassifierOptions::on(device))
         .with_context(|| format!("could not load the actor model {}", path.display()))?;
     let data = ImageFolder::scan(&args.data)?;
     let mut photos: Vec<(PathBuf, String)> = data

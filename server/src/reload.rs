@@ -18,16 +18,13 @@ pub fn load_version(
     version: &Version,
     device: &Device,
 ) -> anyhow::Result<Arc<dyn ActorRecognizer>> {
-    let options = ClassifierOptions {
-        device: device.clone(),
-        ..ClassifierOptions::default()
-    };
+    let options = ClassifierOptions::on(device.clone());
     Ok(load_actor_recognizer(&version.path, &options)?)
 }
 
 /// Polls the registry every `interval` and swaps the actor model, loaded
-/// onto `device`, when the served version changes. A version that fails to load is reported once
-/// and the model served before it stays.
+/// onto `device`, when the served version changes. A version that fails
+/// to load is reported once and the model served before it stays.
 pub async fn follow_registry(
     registry: Registry,
     models: ServedModels,

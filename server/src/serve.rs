@@ -17,8 +17,7 @@ use starcast_model::{HoroscopeWriter, Models, ServedModels, load_actor_recognize
 use starcast_pipeline::registry::{Registry, Version};
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 
-use crate::api::device_name;
-use crate::device::DeviceChoice;
+use crate::device::{DeviceChoice, device_name};
 use crate::reload::{follow_registry, load_version};
 use crate::scheduler::{Pipeline, follow_schedule, parse_schedule};
 use crate::state::{Admin, AppState, Limits};

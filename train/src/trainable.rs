@@ -544,19 +544,22 @@ impl CustomOp2 for Convolution {
             .enumerate()
             .for_each(|(channel, rows)| g.gather(&x, channel, rows));
         let columns = Tensor::from_vec(columns, (g.channels * taps, batch * outputs), device)?;
-        let grad_output = grad;
-        let grad = grad
+        let grad_matrix = grad
             .transpose(0, 1)?
             .contiguous()?
             .reshape((cout, batch * outputs))?;
-        let grad_weight = grad.matmul(&columns.t()?)?.reshape(weight.dims())?;
+        let grad_weight = grad_matrix.matmul(&columns.t()?)?.reshape(weight.dims())?;
         drop(columns);
         if self.stride == 1 && self.padding == (g.k - 1) / 2 {
-            let grad_input = same_convolution_input_gradient(grad_output, weight)?;
+            let grad_input = same_convolution_input_gradient(grad, weight)?;
             return Ok((Some(grad_input), Some(grad_weight)));
         }
         let weight_matrix = weight.reshape((cout, g.channels * taps))?;
-        let grad_columns: Vec<f32> = weight_matrix.t()?.matmul(&grad)?.flatten_all()?.to_vec1()?;
+        let grad_columns: Vec<f32> = weight_matrix
+            .t()?
+            .matmul(&grad_matrix)?
+            .flatten_all()?
+            .to_vec1()?;
         let plane = g.h * g.w;
         let mut grad_planes = vec![0f32; g.channels * batch * plane];
         grad_planes

@@ -188,13 +188,20 @@ pub struct ClassifierOptions {
     pub device: Device,
 }
 
-impl Default for ClassifierOptions {
-    fn default() -> Self {
+impl ClassifierOptions {
+    /// Nothing known beyond the files, the network on `device`.
+    pub fn on(device: Device) -> Self {
         ClassifierOptions {
             architecture: None,
             labels: None,
-            device: Device::Cpu,
+            device,
         }
+    }
+}
+
+impl Default for ClassifierOptions {
+    fn default() -> Self {
+        ClassifierOptions::on(Device::Cpu)
     }
 }
 

@@ -56,11 +56,7 @@ pub async fn upload_actors_model(
     let device = state.device.clone();
     let model = tokio::task::spawn_blocking(move || {
         let folder = uploads.save(&upload)?;
-        let options = ClassifierOptions {
-            device,
-            ..ClassifierOptions::default()
-        };
-        load_actor_recognizer(&folder, &options).map_err(|error| {
+        load_actor_recognizer(&folder, &ClassifierOptions::on(device)).map_err(|error| {
             uploads.discard(&folder);
             ApiError::BadModel(error.to_string())
         })

@@ -13,7 +13,6 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use candle_core::{Device, DeviceLocation};
 use serde::Serialize;
 use starcast_app::api::{ErrorBody, FlagReceipt, PipelineRun, RunStatus, StepRun};
 use starcast_model::{
@@ -22,6 +21,7 @@ use starcast_model::{
 };
 use utoipa::OpenApi;
 
+use crate::device::device_name;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
@@ -127,15 +127,6 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
         models: state.models.infos().len(),
         device: device_name(&state.device),
     })
-}
-
-/// A device as `--device` and nvidia-smi name it: `cpu`, `cuda:0`.
-pub fn device_name(device: &Device) -> String {
-    match device.location() {
-        DeviceLocation::Cpu => "cpu".into(),
-        DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
-        DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
-    }
 }
 
 async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {

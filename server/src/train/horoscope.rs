@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use candle_core::Device;
 use starcast_model::folder::ModelFolder;
 use starcast_model::hub::local_model;
 use starcast_model::text::{PROJECTIONS, PromptStyle, load_horoscope_writer, load_llama};
@@ -249,7 +250,7 @@ pub fn horoscope(args: HoroscopeArgs) -> anyhow::Result<()> {
                 &write,
             )?;
             if !args.publish.no_promote {
-                promote_if_better(&args, &version, held_out)?;
+                promote_if_better(&args, &version, held_out, &device)?;
             }
             (version.path.clone(), Some(version.id))
         }
@@ -305,14 +306,14 @@ fn promote_if_better(
     args: &HoroscopeArgs,
     version: &Version,
     held_out: &[HoroscopeText],
+    device: &Device,
 ) -> anyhow::Result<()> {
     let registry = Registry::new(&args.publish.registry);
     let rule = PromotionRule {
         metric: "perplexity".into(),
         margin: args.publish.margin,
     };
-    let device = args.device.open()?;
-    let candidate = load_horoscope_writer(&version.path, &device)
+    let candidate = load_horoscope_writer(&version.path, device)
         .with_context(|| format!("the new version {} does not load", version.id))?;
     let candidate_score = perplexity(candidate.as_ref(), held_out)?;
     let (served_name, served_path) = match registry.serving(HOROSCOPE_TASK)? {
@@ -322,7 +323,7 @@ fn promote_if_better(
             local_model(&args.base)?,
         ),
     };
-    let served = load_horoscope_writer(&served_path, &device)
+    let served = load_horoscope_writer(&served_path, device)
         .with_context(|| format!("could not load the served model {served_name}"))?;
     let served_score = perplexity(served.as_ref(), held_out)?;
     let (promote, reason) = rule.judge(candidate_score, Some((&served_name, served_score)));
