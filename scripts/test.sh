@@ -18,7 +18,7 @@ cargo clippy -p starcast-frontend -p starcast-app --features starcast-app/hydrat
 "$ROOT/scripts/fetch-defaults.sh" "$ROOT/data" --with-evaluation
 
 step "running the Rust tests"
-cargo test --workspace --exclude starcast-frontend
+cargo test --workspace --exclude starcast-frontend --no-fail-fast
 
 step "running the browser tests"
 cd "$ROOT/e2e"
