@@ -3,88 +3,46 @@
 //! uploads and streams, the same API scripts use.
 
 use leptos::prelude::*;
-use serde::{Deserialize, Serialize};
-use starcast_model::ModelInfo;
+use starcast_api::{ExamplePhoto, ModelInfo};
 
-/// The body of every error the REST API returns.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-pub struct ErrorBody {
-    /// A sentence saying what went wrong and what to do.
-    pub error: String,
-}
+/// What the server functions read from the server, which provides it as
+/// context: the app knows the answers' types, not how they are made.
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use std::sync::Arc;
 
-/// The answer to `POST /api/flags`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-pub struct FlagReceipt {
-    pub id: String,
-}
+    use starcast_api::ModelInfo;
 
-/// How a pipeline run or one of its steps ended, or that it is still going.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    /// A step whose turn hasn't come.
-    Waiting,
-    Running,
-    Succeeded,
-    Failed,
-    Skipped,
-}
+    /// The server's side of the pages' server functions.
+    pub trait Catalogue: Send + Sync + 'static {
+        /// The models served now.
+        fn served_models(&self) -> Vec<ModelInfo>;
+        /// The file names of the examples gallery. Reads a folder: call it
+        /// off the async threads.
+        fn example_photos(&self) -> std::io::Result<Vec<String>>;
+    }
 
-/// One step of a pipeline run: a `starcast` subcommand.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-pub struct StepRun {
-    pub name: String,
-    /// The subcommand's arguments, as cron or Airflow would run them.
-    pub command: String,
-    pub status: RunStatus,
-    pub attempts: u32,
-    pub seconds: f64,
-    /// Why it was skipped, or the end of its output.
-    pub log: String,
-    /// The figures the step reported (rows kept, accuracy, perplexity, ...).
-    #[serde(default)]
-    pub metrics: std::collections::BTreeMap<String, f64>,
-}
+    /// The context the server provides.
+    pub type SharedCatalogue = Arc<dyn Catalogue>;
 
-/// A run of the daily loop, started by the schedule or an admin.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-pub struct PipelineRun {
-    pub id: String,
-    /// `schedule` or `admin`.
-    pub trigger: String,
-    pub started: chrono::DateTime<chrono::Utc>,
-    pub seconds: f64,
-    pub status: RunStatus,
-    pub steps: Vec<StepRun>,
-}
-
-/// A photo of the examples gallery.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ExamplePhoto {
-    pub name: String,
-    pub url: String,
+    pub(super) fn catalogue() -> Result<SharedCatalogue, leptos::prelude::ServerFnError> {
+        leptos::prelude::use_context::<SharedCatalogue>().ok_or_else(|| {
+            leptos::prelude::ServerFnError::new("the server was started without its catalogue")
+        })
+    }
 }
 
 /// The models the server is serving now.
 #[server]
 pub async fn served_models() -> Result<Vec<ModelInfo>, ServerFnError> {
-    let models = use_context::<starcast_model::ServedModels>()
-        .ok_or_else(|| ServerFnError::new("the server was started without its model list"))?;
-    Ok(models.infos())
+    Ok(ssr::catalogue()?.served_models())
 }
 
 /// The photos of the examples gallery.
 #[server]
 pub async fn example_photos() -> Result<Vec<ExamplePhoto>, ServerFnError> {
-    let gallery = use_context::<starcast_pipeline::ExamplePhotos>()
-        .ok_or_else(|| ServerFnError::new("the server was started without an examples folder"))?;
-    let names = tokio::task::spawn_blocking(move || gallery.list())
+    let catalogue = ssr::catalogue()?;
+    let names = tokio::task::spawn_blocking(move || catalogue.example_photos())
         .await
         .map_err(ServerFnError::new)?
         .map_err(ServerFnError::new)?;
@@ -104,8 +62,7 @@ pub mod client {
     use wasm_bindgen_futures::JsFuture;
     use web_sys::{Blob, FormData, Headers, RequestInit, Response};
 
-    use super::{ErrorBody, FlagReceipt, PipelineRun};
-    use starcast_model::{ActorReport, ModelInfo};
+    use starcast_api::{ActorReport, ErrorBody, FlagReceipt, ModelInfo, PipelineRun};
 
     /// Why a call failed, in a sentence for the page.
     #[derive(Clone, Debug, PartialEq)]

@@ -60,7 +60,7 @@ mod runtime {
     use crate::faces::FaceGalleryRecognizer;
     use crate::folder::{LoadError, ModelFolder};
     use crate::vision::{ClassifierOptions, ImageClassifier};
-    use crate::{ModelError, ModelInfo, Task};
+    use crate::{ModelError, ModelInfo, ModelKind};
 
     /// Loads an actor model: a face-gallery folder (`"task": "face-embedding"`),
     /// or a classifier as a folder or a single weights file.
@@ -71,14 +71,16 @@ mod runtime {
         if path.join("config.json").is_file() {
             let folder = ModelFolder::open(path)?;
             match folder.config.task {
-                Task::FaceEmbedding => return Ok(Arc::new(FaceGalleryRecognizer::load(&folder)?)),
-                Task::TextGeneration => {
+                ModelKind::FaceEmbedding => {
+                    return Ok(Arc::new(FaceGalleryRecognizer::load(&folder)?));
+                }
+                ModelKind::TextGeneration => {
                     return Err(LoadError::Config {
                         path: path.join("config.json"),
                         reason: "it describes a text model, not an actor model".into(),
                     });
                 }
-                Task::ImageClassification => {}
+                ModelKind::ImageClassification => {}
             }
         }
         Ok(Arc::new(ImageClassifier::load(path, options)?))

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::text::PromptStyle;
 use crate::vision::Preprocess;
-use crate::{ModelInfo, Task};
+use crate::{ModelInfo, ModelKind};
 
 /// Why a model could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +46,7 @@ pub enum LoadError {
 /// `config.json`.
 #[derive(Clone, Debug, Deserialize)]
 pub struct ModelConfig {
-    pub task: Task,
+    pub task: ModelKind,
     pub architecture: String,
     #[serde(default)]
     pub name: Option<String>,

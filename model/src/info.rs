@@ -9,19 +9,19 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Task {
+pub enum ModelKind {
     ImageClassification,
     FaceEmbedding,
     TextGeneration,
 }
 
-impl Task {
+impl ModelKind {
     /// The task in words for people.
     pub fn describe(self) -> &'static str {
         match self {
-            Task::ImageClassification => "actor recognition (classifier)",
-            Task::FaceEmbedding => "actor recognition (face gallery)",
-            Task::TextGeneration => "horoscope generation",
+            ModelKind::ImageClassification => "actor recognition (classifier)",
+            ModelKind::FaceEmbedding => "actor recognition (face gallery)",
+            ModelKind::TextGeneration => "horoscope generation",
         }
     }
 }
@@ -30,7 +30,7 @@ impl Task {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
-    pub task: Task,
+    pub task: ModelKind,
     /// A short name people recognise, e.g. `resnet18-actors`.
     pub name: String,
     /// The registry version or Hub revision; `local` for a folder on disk.

@@ -30,7 +30,7 @@ pub use horoscope::{
     Horoscope, HoroscopeQuery, HoroscopeRequest, HoroscopeWriter, InvalidRequest, Streamed,
     TextScore,
 };
-pub use info::{ModelInfo, Task};
+pub use info::{ModelInfo, ModelKind};
 #[cfg(feature = "runtime")]
 pub use served::{Models, ServedModels};
 pub use zodiac::{UnknownSign, ZodiacSign};

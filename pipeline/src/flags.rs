@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use starcast_api::Task;
 
 /// The longest reason kept, in characters.
 pub const MAX_REASON_CHARS: usize = 2_000;
@@ -21,18 +22,10 @@ pub const MAX_REASON_CHARS: usize = 2_000;
 pub const MAX_LABEL_CHARS: usize = 200;
 const RECORD_FILE: &str = "flag.json";
 
-/// Which page's result was flagged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FlaggedTask {
-    Actors,
-    Horoscope,
-}
-
 /// A flag as the user sends it.
 #[derive(Clone, Debug)]
 pub struct NewFlag {
-    pub task: FlaggedTask,
+    pub task: Task,
     pub input: serde_json::Value,
     pub output: serde_json::Value,
     pub reason: String,
@@ -46,7 +39,7 @@ pub struct NewFlag {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlagRecord {
     pub id: String,
-    pub task: FlaggedTask,
+    pub task: Task,
     pub flagged_at: DateTime<Utc>,
     pub input: serde_json::Value,
     pub output: serde_json::Value,
@@ -205,7 +198,7 @@ impl FlagStore {
     pub fn export_labelled(&self, out: &Path) -> Result<BTreeMap<String, usize>, FlagError> {
         let mut counts = BTreeMap::new();
         for record in self.list()? {
-            let (FlaggedTask::Actors, Some(label), Some(photo)) =
+            let (Task::Actors, Some(label), Some(photo)) =
                 (record.task, &record.label, &record.attachment)
             else {
                 continue;
@@ -245,7 +238,7 @@ mod tests {
 
     fn flag(reason: &str) -> NewFlag {
         NewFlag {
-            task: FlaggedTask::Actors,
+            task: Task::Actors,
             input: json!({"file": "obama.jpg"}),
             output: json!({"predictions": [{"label": "biden", "score": 0.9}]}),
             reason: reason.into(),
@@ -268,7 +261,7 @@ mod tests {
         store.save(flag("no label")).unwrap();
         store
             .save(NewFlag {
-                task: FlaggedTask::Horoscope,
+                task: Task::Horoscope,
                 attachment: None,
                 ..labelled("Leo")
             })
@@ -297,7 +290,7 @@ mod tests {
         let first = store.save(flag("  wrong actor ")).unwrap();
         let second = store
             .save(NewFlag {
-                task: FlaggedTask::Horoscope,
+                task: Task::Horoscope,
                 attachment: None,
                 ..flag("too short")
             })

@@ -15,5 +15,5 @@ pub mod tracking;
 pub mod uploads;
 
 pub use examples::ExamplePhotos;
-pub use flags::{FlagError, FlagRecord, FlagStore, FlaggedTask, NewFlag};
+pub use flags::{FlagError, FlagRecord, FlagStore, NewFlag};
 pub use uploads::{ModelUpload, ModelUploads, UploadError, parse_labels};

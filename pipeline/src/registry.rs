@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+pub use starcast_api::Task;
 
 /// Where a version came from: enough to retrain it or explain it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,11 +46,21 @@ pub struct Version {
     pub labels: Vec<String>,
 }
 
+/// What moved the serving pointer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// A version was chosen to be served.
+    Promote,
+    /// The version served before the current one came back.
+    Rollback,
+}
+
 /// What happened to the serving pointer, newest last.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub at: DateTime<Utc>,
-    pub action: String,
+    pub action: Action,
     pub version: String,
     pub reason: String,
 }
@@ -72,11 +83,9 @@ pub enum RegistryError {
     #[error(
         "the {task} registry has no version '{version}': `starcast models list --task {task}` shows the versions"
     )]
-    UnknownVersion { task: String, version: String },
+    UnknownVersion { task: Task, version: String },
     #[error("the {task} registry has no earlier serving version to roll back to")]
-    NothingToRollBack { task: String },
-    #[error("'{0}' is not a task name: use letters, digits and '-'")]
-    BadTask(String),
+    NothingToRollBack { task: Task },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> RegistryError + '_ {
@@ -95,7 +104,7 @@ pub struct Registry {
 /// A version being written: a hidden folder under `versions/`.
 #[derive(Debug)]
 pub struct Staged {
-    task: String,
+    task: Task,
     path: PathBuf,
 }
 
@@ -124,29 +133,25 @@ impl Registry {
         &self.root
     }
 
-    fn task_dir(&self, task: &str) -> Result<PathBuf, RegistryError> {
-        let valid = !task.is_empty() && task.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-        if !valid {
-            return Err(RegistryError::BadTask(task.to_string()));
-        }
-        Ok(self.root.join(task))
+    fn task_dir(&self, task: Task) -> PathBuf {
+        self.root.join(task.as_str())
     }
 
     /// The file the server watches to know what to serve.
-    pub fn pointer_path(&self, task: &str) -> Result<PathBuf, RegistryError> {
-        Ok(self.task_dir(task)?.join("registry.json"))
+    pub fn pointer_path(&self, task: Task) -> PathBuf {
+        self.task_dir(task).join("registry.json")
     }
 
     /// A fresh staging folder for a new version of `task`.
-    pub fn stage(&self, task: &str) -> Result<Staged, RegistryError> {
-        let versions = self.task_dir(task)?.join("versions");
+    pub fn stage(&self, task: Task) -> Result<Staged, RegistryError> {
+        let versions = self.task_dir(task).join("versions");
         fs::create_dir_all(&versions).map_err(io_error(&versions))?;
         let staging = tempfile::Builder::new()
             .prefix(".staging-")
             .tempdir_in(&versions)
             .map_err(io_error(&versions))?;
         Ok(Staged {
-            task: task.to_string(),
+            task,
             path: staging.keep(),
         })
     }
@@ -155,18 +160,18 @@ impl Registry {
     /// every file to disk, stamps the version into `config.json`, then
     /// renames it into place. Nothing is served until it is promoted.
     pub fn commit(&self, staged: Staged, lineage: &Lineage) -> Result<Version, RegistryError> {
-        let versions = self.task_dir(&staged.task)?.join("versions");
-        let id = format!("v{}", self.last_number(&staged.task)? + 1);
+        let versions = self.task_dir(staged.task).join("versions");
+        let id = format!("v{}", self.last_number(staged.task)? + 1);
         write_json(&staged.path.join("lineage.json"), lineage)?;
         stamp_version(&staged.path.join("config.json"), &id)?;
         sync_tree(&staged.path)?;
         let target = versions.join(&id);
         fs::rename(&staged.path, &target).map_err(io_error(&target))?;
         sync_dir(&versions)?;
-        self.version(&staged.task, &id)
+        self.version(staged.task, &id)
     }
 
-    fn last_number(&self, task: &str) -> Result<u64, RegistryError> {
+    fn last_number(&self, task: Task) -> Result<u64, RegistryError> {
         Ok(self
             .version_ids(task)?
             .iter()
@@ -175,8 +180,8 @@ impl Registry {
             .unwrap_or(0))
     }
 
-    fn version_ids(&self, task: &str) -> Result<Vec<String>, RegistryError> {
-        let versions = self.task_dir(task)?.join("versions");
+    fn version_ids(&self, task: Task) -> Result<Vec<String>, RegistryError> {
+        let versions = self.task_dir(task).join("versions");
         if !versions.is_dir() {
             return Ok(Vec::new());
         }
@@ -194,7 +199,7 @@ impl Registry {
     }
 
     /// Every version of `task`, oldest first.
-    pub fn versions(&self, task: &str) -> Result<Vec<Version>, RegistryError> {
+    pub fn versions(&self, task: Task) -> Result<Vec<Version>, RegistryError> {
         self.version_ids(task)?
             .iter()
             .map(|id| self.version(task, id))
@@ -202,11 +207,11 @@ impl Registry {
     }
 
     /// One version by id (`v3`).
-    pub fn version(&self, task: &str, id: &str) -> Result<Version, RegistryError> {
-        let path = self.task_dir(task)?.join("versions").join(id);
+    pub fn version(&self, task: Task, id: &str) -> Result<Version, RegistryError> {
+        let path = self.task_dir(task).join("versions").join(id);
         if id.starts_with('.') || id.contains('/') || !path.is_dir() {
             return Err(RegistryError::UnknownVersion {
-                task: task.to_string(),
+                task,
                 version: id.to_string(),
             });
         }
@@ -243,8 +248,8 @@ impl Registry {
         })
     }
 
-    fn pointer(&self, task: &str) -> Result<Pointer, RegistryError> {
-        let path = self.pointer_path(task)?;
+    fn pointer(&self, task: Task) -> Result<Pointer, RegistryError> {
+        let path = self.pointer_path(task);
         if !path.is_file() {
             return Ok(Pointer::default());
         }
@@ -252,7 +257,7 @@ impl Registry {
     }
 
     /// The version served now, if any.
-    pub fn serving(&self, task: &str) -> Result<Option<Version>, RegistryError> {
+    pub fn serving(&self, task: Task) -> Result<Option<Version>, RegistryError> {
         self.pointer(task)?
             .serving
             .map(|id| self.version(task, &id))
@@ -260,89 +265,131 @@ impl Registry {
     }
 
     /// The pointer's history, newest last.
-    pub fn events(&self, task: &str) -> Result<Vec<Event>, RegistryError> {
+    pub fn events(&self, task: Task) -> Result<Vec<Event>, RegistryError> {
         Ok(self.pointer(task)?.events)
     }
 
     /// Serves `id` from now on.
-    pub fn promote(&self, task: &str, id: &str, reason: &str) -> Result<Version, RegistryError> {
+    pub fn promote(&self, task: Task, id: &str, reason: &str) -> Result<Version, RegistryError> {
         let version = self.version(task, id)?;
-        self.point(task, "promote", id, reason)?;
+        self.point(task, Action::Promote, id, reason)?;
         Ok(version)
     }
 
     /// Serves the version that was served before the current one.
-    pub fn rollback(&self, task: &str, reason: &str) -> Result<Version, RegistryError> {
+    pub fn rollback(&self, task: Task, reason: &str) -> Result<Version, RegistryError> {
         // Promotions push onto a stack and rollbacks pop it, so rolling
         // back twice goes two versions back rather than undoing the first.
         let mut stack: Vec<String> = Vec::new();
         for event in self.pointer(task)?.events {
-            match event.action.as_str() {
-                "promote" => stack.push(event.version),
-                "rollback" => {
+            match event.action {
+                Action::Promote => stack.push(event.version),
+                Action::Rollback => {
                     stack.pop();
                 }
-                _ => {}
             }
         }
         stack.pop();
         let previous = stack
             .pop()
-            .ok_or_else(|| RegistryError::NothingToRollBack {
-                task: task.to_string(),
-            })?;
+            .ok_or(RegistryError::NothingToRollBack { task })?;
         let version = self.version(task, &previous)?;
-        self.point(task, "rollback", &previous, reason)?;
+        self.point(task, Action::Rollback, &previous, reason)?;
         Ok(version)
     }
 
-    fn point(&self, task: &str, action: &str, id: &str, reason: &str) -> Result<(), RegistryError> {
+    fn point(
+        &self,
+        task: Task,
+        action: Action,
+        id: &str,
+        reason: &str,
+    ) -> Result<(), RegistryError> {
         let mut pointer = self.pointer(task)?;
         pointer.serving = Some(id.to_string());
         pointer.events.push(Event {
             at: Utc::now(),
-            action: action.to_string(),
+            action,
             version: id.to_string(),
             reason: reason.to_string(),
         });
-        write_json(&self.pointer_path(task)?, &pointer)
+        write_json(&self.pointer_path(task), &pointer)
+    }
+}
+
+/// The figure promotion compares, and which way is better.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    Accuracy,
+    MacroF1,
+    Loss,
+    Perplexity,
+}
+
+impl Metric {
+    /// The name in `metrics.json` and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Accuracy => "accuracy",
+            Metric::MacroF1 => "macro_f1",
+            Metric::Loss => "loss",
+            Metric::Perplexity => "perplexity",
+        }
+    }
+
+    /// Whether a lower figure is the better one.
+    pub fn lower_is_better(self) -> bool {
+        matches!(self, Metric::Loss | Metric::Perplexity)
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A `--metric` that names no [`Metric`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a promotion metric: use accuracy, macro_f1, loss or perplexity")]
+pub struct UnknownMetric(pub String);
+
+impl std::str::FromStr for Metric {
+    type Err = UnknownMetric;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [
+            Metric::Accuracy,
+            Metric::MacroF1,
+            Metric::Loss,
+            Metric::Perplexity,
+        ]
+        .into_iter()
+        .find(|metric| metric.name() == name)
+        .ok_or_else(|| UnknownMetric(name.to_string()))
     }
 }
 
 /// When a new version may replace the served one: it must beat it on the
 /// same evaluation data by `margin` on `metric`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PromotionRule {
-    pub metric: String,
+    pub metric: Metric,
     pub margin: f64,
 }
 
-impl Default for PromotionRule {
-    fn default() -> Self {
-        PromotionRule {
-            metric: "accuracy".into(),
-            margin: 0.0,
-        }
-    }
-}
-
 impl PromotionRule {
-    /// Whether lower is better for the metric (losses, perplexity).
-    fn lower_is_better(&self) -> bool {
-        self.metric.contains("loss") || self.metric.contains("perplexity")
-    }
-
     /// The verdict on a candidate's score against the served version's,
     /// with the reason in words.
     pub fn judge(&self, candidate: f64, serving: Option<(&str, f64)>) -> (bool, String) {
-        let metric = &self.metric;
+        let metric = self.metric;
         let Some((served, score)) = serving else {
             return (
                 true,
                 format!("first version served ({metric} {candidate:.4})"),
             );
         };
-        let gain = if self.lower_is_better() {
+        let gain = if metric.lower_is_better() {
             score - candidate
         } else {
             candidate - score
@@ -430,7 +477,7 @@ mod tests {
     }
 
     fn add_version(registry: &Registry, accuracy: f64) -> Version {
-        let staged = registry.stage("actors").unwrap();
+        let staged = registry.stage(Task::Actors).unwrap();
         fs::write(staged.path().join("model.safetensors"), b"weights").unwrap();
         fs::write(
             staged.path().join("config.json"),
@@ -449,7 +496,7 @@ mod tests {
     fn versions_are_numbered_and_stamped() {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::new(dir.path());
-        assert!(registry.versions("actors").unwrap().is_empty());
+        assert!(registry.versions(Task::Actors).unwrap().is_empty());
         let first = add_version(&registry, 0.5);
         let second = add_version(&registry, 0.75);
         assert_eq!((first.id.as_str(), second.id.as_str()), ("v1", "v2"));
@@ -459,14 +506,14 @@ mod tests {
         let config = fs::read_to_string(second.path.join("config.json")).unwrap();
         assert!(config.contains(r#""version": "v2""#), "{config}");
         let ids: Vec<String> = registry
-            .versions("actors")
+            .versions(Task::Actors)
             .unwrap()
             .into_iter()
             .map(|v| v.id)
             .collect();
         assert_eq!(ids, ["v1", "v2"]);
         assert!(
-            registry.serving("actors").unwrap().is_none(),
+            registry.serving(Task::Actors).unwrap().is_none(),
             "nothing served until promoted"
         );
     }
@@ -482,7 +529,7 @@ mod tests {
                 "no space left on device",
             ))
         };
-        let staged = registry.stage("actors").unwrap();
+        let staged = registry.stage(Task::Actors).unwrap();
         assert!(write_model(&staged).is_err());
         drop(staged);
         let versions = dir.path().join("actors/versions");
@@ -491,7 +538,7 @@ mod tests {
             0,
             "staging removed"
         );
-        assert!(registry.versions("actors").unwrap().is_empty());
+        assert!(registry.versions(Task::Actors).unwrap().is_empty());
     }
 
     #[test]
@@ -501,37 +548,42 @@ mod tests {
         add_version(&registry, 0.5);
         add_version(&registry, 0.8);
         add_version(&registry, 0.9);
-        let err = registry.rollback("actors", "test").unwrap_err();
+        let err = registry.rollback(Task::Actors, "test").unwrap_err();
         assert!(
             matches!(err, RegistryError::NothingToRollBack { .. }),
             "{err}"
         );
-        registry.promote("actors", "v1", "first").unwrap();
-        registry.promote("actors", "v3", "better").unwrap();
-        assert_eq!(registry.serving("actors").unwrap().unwrap().id, "v3");
-        assert_eq!(registry.rollback("actors", "bad outputs").unwrap().id, "v1");
-        assert_eq!(registry.serving("actors").unwrap().unwrap().id, "v1");
-        let actions: Vec<String> = registry
-            .events("actors")
+        registry.promote(Task::Actors, "v1", "first").unwrap();
+        registry.promote(Task::Actors, "v3", "better").unwrap();
+        assert_eq!(registry.serving(Task::Actors).unwrap().unwrap().id, "v3");
+        assert_eq!(
+            registry.rollback(Task::Actors, "bad outputs").unwrap().id,
+            "v1"
+        );
+        assert_eq!(registry.serving(Task::Actors).unwrap().unwrap().id, "v1");
+        let actions: Vec<Action> = registry
+            .events(Task::Actors)
             .unwrap()
             .into_iter()
             .map(|e| e.action)
             .collect();
-        assert_eq!(actions, ["promote", "promote", "rollback"]);
+        assert_eq!(
+            actions,
+            [Action::Promote, Action::Promote, Action::Rollback]
+        );
         assert!(
-            registry.rollback("actors", "again").is_err(),
+            registry.rollback(Task::Actors, "again").is_err(),
             "v1 was the first served version"
         );
-        let err = registry.promote("actors", "v9", "typo").unwrap_err();
+        let err = registry.promote(Task::Actors, "v9", "typo").unwrap_err();
         assert!(err.to_string().contains("no version 'v9'"), "{err}");
-        assert!(registry.version("actors", "../actors").is_err());
-        assert!(registry.stage("../etc").is_err());
+        assert!(registry.version(Task::Actors, "../actors").is_err());
     }
 
     #[test]
     fn promotion_needs_a_win_by_the_margin() {
         let rule = PromotionRule {
-            metric: "accuracy".into(),
+            metric: Metric::Accuracy,
             margin: 0.01,
         };
         assert!(rule.judge(0.5, None).0, "nothing served yet");
@@ -540,7 +592,7 @@ mod tests {
         assert!(!promote, "a win inside the margin is not enough");
         assert!(reason.contains("does not beat v1's 0.9000"), "{reason}");
         let loss = PromotionRule {
-            metric: "loss".into(),
+            metric: Metric::Loss,
             margin: 0.0,
         };
         assert!(loss.judge(0.3, Some(("v1", 0.4))).0);
@@ -552,8 +604,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::new(dir.path());
         add_version(&registry, 0.5);
-        fs::write(registry.pointer_path("actors").unwrap(), "{not json").unwrap();
-        let err = registry.serving("actors").unwrap_err();
+        fs::write(registry.pointer_path(Task::Actors), "{not json").unwrap();
+        let err = registry.serving(Task::Actors).unwrap_err();
         assert!(err.to_string().contains("damaged"), "{err}");
     }
 }

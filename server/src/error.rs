@@ -7,12 +7,11 @@ use axum::extract::multipart::MultipartError;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use starcast_app::api::ErrorBody;
+use starcast_api::ErrorBody;
+use starcast_jobs::scheduler::PipelineError;
 use starcast_model::photo::PhotoError;
 use starcast_model::{InvalidRequest, ModelError};
 use starcast_pipeline::{FlagError, UploadError};
-
-use crate::scheduler::PipelineError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

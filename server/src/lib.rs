@@ -1,24 +1,16 @@
-//! The `starcast` server: axum wiring for the Leptos app and the REST API.
-//! Thin by design: the models live in `starcast-model`, the data in
-//! `starcast-pipeline`.
+//! Starcast's web server: the axum router, the REST API, its errors and
+//! metrics, `serve`, and the hot reload of promoted registry versions.
+//! Models come from `starcast-model`, records from `starcast-pipeline`;
+//! of the jobs, the server reaches only the daily loop it schedules and
+//! `--device`. Only `main.rs` dispatches to training and the other jobs.
 
 pub mod api;
-pub mod collect;
-pub mod dataset;
-pub mod device;
 pub mod error;
-pub mod generate;
 pub mod metrics;
-pub mod models;
-pub mod predict;
-pub mod process;
 pub mod reload;
 pub mod router;
-pub mod scheduler;
 pub mod serve;
 pub mod state;
-pub mod step_metrics;
-pub mod train;
 
 pub use router::router;
 pub use state::{Admin, AppState, Limits};

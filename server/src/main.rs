@@ -1,14 +1,16 @@
-//! `starcast`: the web app and its pipeline, one binary.
+//! `starcast`: the web app and its pipeline, one binary. This file parses
+//! the command line and dispatches: `serve` to this crate, every other
+//! subcommand to starcast-jobs.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use starcast_server::generate::{self, HoroscopeArgs};
-use starcast_server::models::{self, EvaluateArgs, ModelsCommand, RegistryArgs};
-use starcast_server::predict::{self, ActorsArgs};
-use starcast_server::process::{self, HoroscopesArgs};
+use starcast_jobs::generate::{self, HoroscopeArgs};
+use starcast_jobs::models::{self, EvaluateArgs, ModelsCommand, RegistryArgs};
+use starcast_jobs::predict::{self, ActorsArgs};
+use starcast_jobs::process::{self, HoroscopesArgs};
+use starcast_jobs::{collect, dataset, train};
 use starcast_server::serve::{ServeArgs, serve};
-use starcast_server::{collect, dataset, train};
 use tracing_subscriber::EnvFilter;
 
 /// Training allocates and drops tensors of up to a hundred megabytes every

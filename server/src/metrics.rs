@@ -14,7 +14,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets, linear_buckets};
 use prometheus_client::registry::Registry;
-use starcast_model::ModelInfo;
+use starcast_api::{ModelInfo, Task};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -48,6 +48,22 @@ fn latency_histogram() -> Histogram {
 
 fn confidence_histogram() -> Histogram {
     Histogram::new(linear_buckets(0.1, 0.1, 10))
+}
+
+/// What a counted call was: a task's model answering, or a flag stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    Model(Task),
+    Flag,
+}
+
+impl Call {
+    fn label(self) -> &'static str {
+        match self {
+            Call::Model(task) => task.as_str(),
+            Call::Flag => "flags",
+        }
+    }
 }
 
 /// `name@version`, or `none` when no model answered.
@@ -120,10 +136,10 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Counts a call of `model` (none when no model was there to answer).
-    pub fn count(&self, task: &'static str, model: Option<&ModelInfo>, outcome: &'static str) {
+    pub fn count(&self, call: Call, model: Option<&ModelInfo>, outcome: &'static str) {
         self.outcomes
             .get_or_create(&OutcomeLabels {
-                task,
+                task: call.label(),
                 model: model_label(model),
                 outcome,
             })
@@ -131,15 +147,9 @@ impl Metrics {
     }
 
     /// Records how long a model took, and how sure it was of its answer.
-    pub fn observe(
-        &self,
-        task: &'static str,
-        model: &ModelInfo,
-        seconds: f64,
-        confidence: Option<f32>,
-    ) {
+    pub fn observe(&self, task: Task, model: &ModelInfo, seconds: f64, confidence: Option<f32>) {
         let labels = ModelLabels {
-            task,
+            task: task.as_str(),
             model: model_label(Some(model)),
         };
         self.model_latency.get_or_create(&labels).observe(seconds);

@@ -9,9 +9,7 @@ use std::time::Duration;
 use candle_core::Device;
 use starcast_model::vision::ClassifierOptions;
 use starcast_model::{ActorRecognizer, ServedModels, load_actor_recognizer};
-use starcast_pipeline::registry::{Registry, Version};
-
-use crate::train::ACTORS_TASK;
+use starcast_pipeline::registry::{Registry, Task, Version};
 
 /// Loads a registered actor model version onto `device`.
 pub fn load_version(
@@ -36,7 +34,7 @@ pub async fn follow_registry(
     loop {
         tokio::time::sleep(interval).await;
         let lookup = registry.clone();
-        let serving = tokio::task::spawn_blocking(move || lookup.serving(ACTORS_TASK)).await;
+        let serving = tokio::task::spawn_blocking(move || lookup.serving(Task::Actors)).await;
         let version = match serving {
             Ok(Ok(Some(version))) => version,
             Ok(Ok(None)) => continue,

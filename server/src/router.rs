@@ -1,13 +1,16 @@
 //! The whole HTTP surface in one function: the Leptos pages, the API, the
 //! static files, and the tower layers that guard them.
 
+use std::sync::Arc;
+
 use axum::error_handling::HandleErrorLayer;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{BoxError, Json, Router};
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
-use starcast_app::api::ErrorBody;
+use starcast_api::ErrorBody;
+use starcast_app::api::ssr::SharedCatalogue;
 use starcast_app::{App, shell};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -24,11 +27,8 @@ use crate::{api, metrics};
 pub fn router(state: AppState) -> Router {
     let pages = generate_route_list(App);
     let server_fn_context = {
-        let state = state.clone();
-        move || {
-            provide_context(state.models.clone());
-            provide_context(state.examples.clone());
-        }
+        let catalogue: SharedCatalogue = Arc::new(state.clone());
+        move || provide_context(catalogue.clone())
     };
     let render_shell = {
         let options = state.leptos_options.clone();

@@ -10,23 +10,18 @@ use axum::serve::ListenerExt;
 use candle_core::Device;
 use leptos::config::{Env, LeptosOptions};
 use starcast_app::OUTPUT_NAME;
+use starcast_jobs::defaults;
+use starcast_jobs::device::{DeviceChoice, device_name};
+use starcast_jobs::scheduler::{Pipeline, follow_schedule, parse_schedule};
 use starcast_model::hub::local_model;
 use starcast_model::text::load_horoscope_writer;
 use starcast_model::vision::ClassifierOptions;
 use starcast_model::{HoroscopeWriter, Models, ServedModels, load_actor_recognizer};
-use starcast_pipeline::registry::{Registry, Version};
+use starcast_pipeline::registry::{Registry, Task, Version};
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 
-use crate::device::{DeviceChoice, device_name};
 use crate::reload::{follow_registry, load_version};
-use crate::scheduler::{Pipeline, follow_schedule, parse_schedule};
 use crate::state::{Admin, AppState, Limits};
-use crate::train::ACTORS_TASK;
-use crate::train::horoscope::HOROSCOPE_TASK;
-
-/// The model folders that scripts/fetch-defaults.sh prepares.
-pub const DEFAULT_HOROSCOPE_MODEL: &str = "smollm2-135m-instruct";
-const DEFAULT_ACTORS_MODEL: &str = "face-gallery";
 
 /// How long shutdown waits for requests in flight (streams included).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -124,7 +119,7 @@ impl ServeArgs {
     /// `pinned` on the command line and the version loads.
     fn registry_model<M>(
         &self,
-        task: &str,
+        task: Task,
         pinned: bool,
         load: impl FnOnce(&Version) -> anyhow::Result<M>,
     ) -> Option<(String, M)> {
@@ -134,17 +129,17 @@ impl ServeArgs {
         let version = match self.registry().serving(task) {
             Ok(version) => version?,
             Err(error) => {
-                tracing::warn!(%error, task, "could not read the registry; serving the default model");
+                tracing::warn!(%error, %task, "could not read the registry; serving the default model");
                 return None;
             }
         };
         match load(&version) {
             Ok(model) => {
-                tracing::info!(task, version = %version.id, path = %version.path.display(), "model loaded from the registry");
+                tracing::info!(%task, version = %version.id, path = %version.path.display(), "model loaded from the registry");
                 Some((version.id, model))
             }
             Err(error) => {
-                tracing::error!(task, version = %version.id, error = %format!("{error:#}"), "the registry's model does not load; serving the default one");
+                tracing::error!(%task, version = %version.id, error = %format!("{error:#}"), "the registry's model does not load; serving the default one");
                 None
             }
         }
@@ -204,7 +199,7 @@ impl ServeArgs {
     /// command line must load; a missing default is only worth a warning.
     pub fn models(&self, device: &Device) -> anyhow::Result<(ServedModels, Option<String>)> {
         let registered =
-            self.registry_model(HOROSCOPE_TASK, self.horoscope_model.is_some(), |version| {
+            self.registry_model(Task::Horoscope, self.horoscope_model.is_some(), |version| {
                 Ok(load_horoscope_writer(&version.path, device)?)
             });
         let horoscope = registered
@@ -216,7 +211,7 @@ impl ServeArgs {
             device: device.clone(),
         };
         if let Some((version, actors)) =
-            self.registry_model(ACTORS_TASK, self.actors_model.is_some(), |version| {
+            self.registry_model(Task::Actors, self.actors_model.is_some(), |version| {
                 load_version(version, device)
             })
         {
@@ -227,7 +222,7 @@ impl ServeArgs {
             return Ok((models.into(), Some(version)));
         }
         let actors = self
-            .model_path(&self.actors_model, DEFAULT_ACTORS_MODEL, "--actors-model")
+            .model_path(&self.actors_model, defaults::ACTORS_MODEL, "--actors-model")
             .map(|location| {
                 let path = local_model(&location)?;
                 let recognizer = load_actor_recognizer(&path, &options).with_context(|| {
@@ -245,7 +240,7 @@ impl ServeArgs {
         &self,
         device: &Device,
     ) -> anyhow::Result<Option<Arc<dyn HoroscopeWriter>>> {
-        self.model_path(&self.horoscope_model, DEFAULT_HOROSCOPE_MODEL, "--horoscope-model")
+        self.model_path(&self.horoscope_model, defaults::HOROSCOPE_MODEL, "--horoscope-model")
             .map(|location| {
                 let path = local_model(&location)?;
                 let writer = load_horoscope_writer(&path, device).with_context(|| {

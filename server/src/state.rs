@@ -6,12 +6,14 @@ use std::time::Duration;
 use axum::extract::FromRef;
 use candle_core::Device;
 use leptos::config::LeptosOptions;
+use starcast_api::ModelInfo;
+use starcast_app::api::ssr::Catalogue;
 use starcast_model::ServedModels;
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 use tokio::sync::Semaphore;
 
 use crate::metrics::Metrics;
-use crate::scheduler::Pipeline;
+use starcast_jobs::scheduler::Pipeline;
 
 /// Limits that protect the server from its clients.
 #[derive(Clone, Copy, Debug)]
@@ -63,6 +65,16 @@ pub struct AppState {
     pub pipeline: Option<Pipeline>,
     /// Where the served models run, uploads included.
     pub device: Device,
+}
+
+impl Catalogue for AppState {
+    fn served_models(&self) -> Vec<ModelInfo> {
+        self.models.infos()
+    }
+
+    fn example_photos(&self) -> std::io::Result<Vec<String>> {
+        self.examples.list()
+    }
 }
 
 /// What an admin may do, and the token that proves one is.

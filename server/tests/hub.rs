@@ -25,6 +25,7 @@ use common::{
     serve_in_background, three_class_safetensors,
 };
 use starcast_model::text::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig};
+use starcast_pipeline::registry::Task;
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -381,7 +382,7 @@ fn a_lora_adapter_is_pushed_naming_its_base_by_its_hub_repo() {
     // As `starcast train horoscope` writes it: the base by its local path.
     let config = AdapterConfig::new(base.display().to_string(), 8, 16.0, &["q_proj", "v_proj"]);
     let version = register_version_of(
-        "horoscope",
+        Task::Horoscope,
         &registry,
         &[
             (ADAPTER_CONFIG, serde_json::to_vec(&config).unwrap()),

@@ -13,10 +13,10 @@ use common::{
     ADMIN_TOKEN, THREE_CLASS_CONFIG, photo_dataset, register_version, server_with_admin,
     three_class_safetensors,
 };
-use starcast_app::api::{PipelineRun, RunStatus};
+use starcast_api::{PipelineRun, RunStatus, Trigger};
+use starcast_jobs::scheduler::{Guard, Pipeline, PipelineError, Step, parse_schedule};
 use starcast_pipeline::dataset::fingerprint;
-use starcast_pipeline::registry::Registry;
-use starcast_server::scheduler::{Guard, Pipeline, PipelineError, Step, parse_schedule};
+use starcast_pipeline::registry::{Registry, Task};
 
 fn program() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_starcast"))
@@ -93,10 +93,10 @@ async fn steps_run_retry_and_skip_and_runs_never_overlap() {
     ];
     let pipeline = Pipeline::new(program(), steps, dir.path().join("runs"))
         .with_retries(1, Duration::from_millis(10));
-    let started = pipeline.start("admin").unwrap();
+    let started = pipeline.start(Trigger::Admin).unwrap();
     assert_eq!(started.status, RunStatus::Running);
     assert!(matches!(
-        pipeline.start("admin"),
+        pipeline.start(Trigger::Admin),
         Err(PipelineError::AlreadyRunning)
     ));
 
@@ -122,7 +122,10 @@ async fn steps_run_retry_and_skip_and_runs_never_overlap() {
     );
     assert_eq!(after.status, RunStatus::Skipped);
     assert!(after.log.contains("'collect' did not succeed"));
-    assert!(pipeline.start("admin").is_ok(), "the lock is free again");
+    assert!(
+        pipeline.start(Trigger::Admin).is_ok(),
+        "the lock is free again"
+    );
     finished(&pipeline).await;
 }
 
@@ -135,7 +138,7 @@ async fn training_is_skipped_while_the_served_version_saw_the_same_photos() {
     let registry = Registry::new(dir.path().join("registry"));
     let files = [("config.json", b"{}".to_vec())];
     let id = register_version(&registry, &files, &fingerprint(&photos).unwrap()).id;
-    registry.promote("actors", &id, "test").unwrap();
+    registry.promote(Task::Actors, &id, "test").unwrap();
     let train = Step {
         name: "train".into(),
         args: vec!["--version".into()],
@@ -146,7 +149,7 @@ async fn training_is_skipped_while_the_served_version_saw_the_same_photos() {
         },
     };
     let pipeline = Pipeline::new(program(), vec![train], dir.path().join("runs"));
-    pipeline.start("schedule").unwrap();
+    pipeline.start(Trigger::Schedule).unwrap();
     let run = finished(&pipeline).await;
     assert_eq!(run.steps[0].status, RunStatus::Skipped);
     assert!(
@@ -156,7 +159,7 @@ async fn training_is_skipped_while_the_served_version_saw_the_same_photos() {
     );
 
     std::fs::write(photos.join("Ada/2.jpg"), b"another photo").unwrap();
-    pipeline.start("schedule").unwrap();
+    pipeline.start(Trigger::Schedule).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let run = finished(&pipeline).await;
     assert_eq!(
@@ -193,7 +196,7 @@ async fn the_served_actor_model_is_checked_against_the_photos_users_flagged() {
     };
     let pipeline = Pipeline::new(program(), vec![check], dir.path().join("runs"));
     let run_once = async || {
-        pipeline.start("schedule").unwrap();
+        pipeline.start(Trigger::Schedule).unwrap();
         finished(&pipeline).await.steps.remove(0)
     };
 
@@ -213,7 +216,7 @@ async fn the_served_actor_model_is_checked_against_the_photos_users_flagged() {
         ("config.json", THREE_CLASS_CONFIG.into()),
     ];
     let id = register_version(&registry, &files, "sha256:0").id;
-    registry.promote("actors", &id, "test").unwrap();
+    registry.promote(Task::Actors, &id, "test").unwrap();
     let step = run_once().await;
     assert_eq!(step.status, RunStatus::Succeeded, "{}", step.log);
     assert_eq!(
@@ -283,7 +286,7 @@ async fn an_admin_starts_a_run_over_http_and_everyone_can_read_the_runs() {
     assert_eq!(status, StatusCode::OK);
     let runs: Vec<PipelineRun> = serde_json::from_str(&body).unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].trigger, "admin");
+    assert_eq!(runs[0].trigger, Trigger::Admin);
 }
 
 #[test]
@@ -298,7 +301,7 @@ fn runs_cut_short_by_a_restart_are_closed_as_failed() {
     let dir = tempfile::tempdir().unwrap();
     let records = dir.path().join("runs");
     std::fs::create_dir_all(&records).unwrap();
-    let step = |name: &str, status| starcast_app::api::StepRun {
+    let step = |name: &str, status| starcast_api::StepRun {
         name: name.into(),
         command: format!("starcast {name}"),
         status,
@@ -309,7 +312,7 @@ fn runs_cut_short_by_a_restart_are_closed_as_failed() {
     };
     let interrupted = PipelineRun {
         id: "20261123T044849.710Z".into(),
-        trigger: "admin".into(),
+        trigger: Trigger::Admin,
         started: chrono::Utc::now(),
         seconds: 0.0,
         status: RunStatus::Running,

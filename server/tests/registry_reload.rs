@@ -14,7 +14,7 @@ use common::{
     server, three_class_safetensors,
 };
 use starcast_model::{ActorRecognizer, Models};
-use starcast_pipeline::registry::Registry;
+use starcast_pipeline::registry::{Registry, Task};
 use starcast_server::reload::follow_registry;
 use tokio::net::TcpListener;
 
@@ -75,7 +75,7 @@ async fn a_promoted_version_is_served_without_a_restart_or_a_failed_request() {
     let lookup = registry.clone();
     let version = tokio::task::spawn_blocking(move || {
         let id = register(&lookup);
-        lookup.promote("actors", &id, "test").unwrap();
+        lookup.promote(Task::Actors, &id, "test").unwrap();
         id
     })
     .await
@@ -123,7 +123,7 @@ async fn a_promoted_version_that_does_not_load_leaves_the_served_model_alone() {
         ),
     ];
     let id = register_version(&registry, &files, "sha256:0").id;
-    registry.promote("actors", &id, "test").unwrap();
+    registry.promote(Task::Actors, &id, "test").unwrap();
     let watcher = tokio::spawn(follow_registry(
         registry,
         models.clone(),

@@ -35,5 +35,7 @@ pub use metrics::{ClassMetrics, ClassificationReport};
 pub use optimizer::{AdamW, ParamsAdamW};
 pub use schedule::WarmupCosine;
 pub use split::{SplitError, stratified_split};
-pub use text_eval::{HoroscopeText, SettingReport, TextReport, distinct_2, evaluate_writer};
+pub use text_eval::{
+    HoroscopeText, SettingReport, TextReport, distinct_2, evaluate_writer, perplexity,
+};
 pub use trainable::TrainingConvNorm;

@@ -91,16 +91,14 @@ fn diversity(embedder: &SentenceEmbedder, texts: &[String]) -> candle_core::Resu
     Ok(Some(1.0 - total / pairs as f64))
 }
 
-/// Scores the held-out texts and samples `samples` horoscopes (signs in
-/// turn, seeds 0, 1, ...) for each `(temperature, top_p)` pair.
-pub fn evaluate_writer(
+/// Held-out perplexity as the served model sees it: exp(mean negative
+/// log-likelihood per token) through the text core's own scoring, with the
+/// model's own prompt format; NaN when the texts have no tokens. Also the
+/// number of tokens scored.
+pub fn perplexity(
     writer: &dyn HoroscopeWriter,
-    embedder: Option<&SentenceEmbedder>,
     held_out: &[HoroscopeText],
-    settings: &[(f32, f32)],
-    samples: usize,
-    date: NaiveDate,
-) -> Result<TextReport, ModelError> {
+) -> Result<(f64, usize), ModelError> {
     let (mut tokens, mut nll) = (0usize, 0.0);
     for text in held_out {
         let score = writer.score(text.sign, text.date, &text.text)?;
@@ -112,6 +110,20 @@ pub fn evaluate_writer(
     } else {
         (nll / tokens as f64).exp()
     };
+    Ok((perplexity, tokens))
+}
+
+/// Scores the held-out texts and samples `samples` horoscopes (signs in
+/// turn, seeds 0, 1, ...) for each `(temperature, top_p)` pair.
+pub fn evaluate_writer(
+    writer: &dyn HoroscopeWriter,
+    embedder: Option<&SentenceEmbedder>,
+    held_out: &[HoroscopeText],
+    settings: &[(f32, f32)],
+    samples: usize,
+    date: NaiveDate,
+) -> Result<TextReport, ModelError> {
+    let (perplexity, tokens) = perplexity(writer, held_out)?;
     let mut reports = Vec::new();
     for &(temperature, top_p) in settings {
         let mut texts = Vec::new();

@@ -3,6 +3,7 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use starcast_api::Task;
 use web_sys::{Blob, FormData, SubmitEvent};
 
 use crate::api::client;
@@ -17,10 +18,10 @@ enum FlagState {
     Failed(String),
 }
 
-/// `task` is `actors` or `horoscope`; `input` and `output` are JSON texts.
+/// `input` and `output` are JSON texts.
 #[component]
 pub fn FlagButton(
-    task: &'static str,
+    task: Task,
     #[prop(into)] input: Signal<String>,
     #[prop(into)] output: Signal<String>,
     /// The uploaded photo, stored with the flag.
@@ -33,7 +34,7 @@ pub fn FlagButton(
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         let Ok(form) = FormData::new() else { return };
-        let _ = form.append_with_str("task", task);
+        let _ = form.append_with_str("task", task.as_str());
         let _ = form.append_with_str("input", &input.get_untracked());
         let _ = form.append_with_str("output", &output.get_untracked());
         let _ = form.append_with_str("reason", &reason.get_untracked());
@@ -71,7 +72,7 @@ pub fn FlagButton(
                             prop:value=move || reason.get()
                             on:input=move |ev| reason.set(event_target_value(&ev))
                         />
-                        {(task == "actors").then(|| view! {
+                        {(task == Task::Actors).then(|| view! {
                             <label for="flag-label">"Who is it really? (optional; it helps us test the next model)"</label>
                             <input
                                 id="flag-label"

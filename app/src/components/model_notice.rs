@@ -1,14 +1,14 @@
 //! A notice, shown before anyone tries, that the page's model is missing.
 
 use leptos::prelude::*;
-use starcast_model::Task;
+use starcast_api::ModelKind;
 
 use crate::api;
 
 /// Says so when no served model does one of `tasks`; `what` names the
 /// missing model for people ("actor recognition").
 #[component]
-pub fn ModelNotice(tasks: &'static [Task], what: &'static str) -> impl IntoView {
+pub fn ModelNotice(tasks: &'static [ModelKind], what: &'static str) -> impl IntoView {
     let models = Resource::new(|| (), |_| api::served_models());
     view! {
         <Suspense fallback=|| ()>

@@ -4,10 +4,10 @@ use leptos::ev;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
-use starcast_model::{ActorReport, Prediction, Task};
+use starcast_api::{ActorReport, ExamplePhoto, ModelKind, Prediction, Task};
 use web_sys::{Blob, DragEvent, HtmlInputElement, Url};
 
-use crate::api::{self, ExamplePhoto, client};
+use crate::api::{self, client};
 use crate::browser::{BrowserSlot, browser_slot, fill};
 use crate::components::flag::FlagButton;
 use crate::components::model_notice::ModelNotice;
@@ -140,7 +140,7 @@ pub fn ActorsPage() -> impl IntoView {
             </section>
             <section class="card result" aria-live="polite">
                 <h2>"Result"</h2>
-                <ModelNotice tasks=&[Task::ImageClassification, Task::FaceEmbedding] what="actor recognition" />
+                <ModelNotice tasks=&[ModelKind::ImageClassification, ModelKind::FaceEmbedding] what="actor recognition" />
                 <ResultView outcome photo preview />
             </section>
         </div>
@@ -206,7 +206,7 @@ fn ResultView(
                 <p class="meta">
                     {format!("{:.0} ms · {} · {}×{} px", report.elapsed_ms, report.model, report.width, report.height)}
                 </p>
-                <FlagButton task="actors" input output photo />
+                <FlagButton task=Task::Actors input output photo />
             }
             .into_any()
         }

@@ -4,8 +4,10 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
-use starcast_model::horoscope::{DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_TEMPERATURE};
-use starcast_model::{Horoscope, HoroscopeQuery, Task, ZodiacSign};
+use starcast_api::{
+    DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Horoscope, HoroscopeQuery, MAX_TEMPERATURE, ModelKind,
+    Task, ZodiacSign,
+};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{EventSource, MessageEvent};
@@ -238,7 +240,7 @@ pub fn HoroscopePage() -> impl IntoView {
                         None => "Result".to_string(),
                     }}
                 </h2>
-                <ModelNotice tasks=&[Task::TextGeneration] what="horoscope" />
+                <ModelNotice tasks=&[ModelKind::TextGeneration] what="horoscope" />
                 {move || match writing.get() {
                     Writing::Idle => view! { <p class="muted">"Pick your sign, then Generate."</p> }.into_any(),
                     Writing::Failed(message) => view! { <p class="error" role="alert">{message}</p> }.into_any(),
@@ -248,7 +250,7 @@ pub fn HoroscopePage() -> impl IntoView {
                     Writing::Done(h) => view! {
                         <p class="horoscope" id="horoscope-text">{move || text.get()}</p>
                         <p class="meta">{format!("{} · {} tokens · {:.1} tokens/s · {}", h.date, h.tokens, h.tokens_per_s, h.model)}</p>
-                        <FlagButton task="horoscope" input=flag_input output=flag_output />
+                        <FlagButton task=Task::Horoscope input=flag_input output=flag_output />
                     }.into_any(),
                 }}
             </section>

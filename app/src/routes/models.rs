@@ -5,7 +5,7 @@ use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
-use starcast_model::ModelInfo;
+use starcast_api::ModelInfo;
 use web_sys::{FormData, SubmitEvent};
 
 use crate::api::{self, client};

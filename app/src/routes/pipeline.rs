@@ -6,7 +6,9 @@ use leptos::task::spawn_local;
 use leptos_meta::Title;
 use web_sys::SubmitEvent;
 
-use crate::api::{PipelineRun, RunStatus, StepRun, client};
+use starcast_api::{PipelineRun, RunStatus, StepRun};
+
+use crate::api::client;
 
 fn status_word(status: RunStatus) -> &'static str {
     match status {

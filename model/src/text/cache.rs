@@ -118,7 +118,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::Task;
+    use crate::ModelKind;
 
     struct Counting {
         info: ModelInfo,
@@ -161,7 +161,7 @@ mod tests {
     fn counting() -> Arc<Counting> {
         Arc::new(Counting {
             info: ModelInfo {
-                task: Task::TextGeneration,
+                task: ModelKind::TextGeneration,
                 name: "m".into(),
                 version: "1".into(),
                 architecture: "test".into(),

@@ -20,7 +20,7 @@ use super::prompt::PromptStyle;
 use super::t5::T5;
 use super::writer::{Decoder, LanguageModel, without_backtrace};
 use crate::folder::{LoadError, ModelFolder, read_text};
-use crate::{HoroscopeWriter, Task};
+use crate::{HoroscopeWriter, ModelKind};
 
 /// Loads the horoscope model in a model folder onto `device`, with a cache
 /// in front. A GGUF is served as stored on the CPU; elsewhere it is
@@ -30,7 +30,7 @@ pub fn load_horoscope_writer(
     device: &Device,
 ) -> Result<Arc<dyn HoroscopeWriter>, LoadError> {
     let folder = ModelFolder::open(path)?;
-    if folder.config.task != Task::TextGeneration {
+    if folder.config.task != ModelKind::TextGeneration {
         return Err(LoadError::Config {
             path: path.join("config.json"),
             reason: format!("its task is {:?}, not text-generation", folder.config.task),

@@ -15,7 +15,7 @@ use super::preprocess::Preprocess;
 use super::resnet::{self, ResNet};
 use super::weights::{NamedTensors, build_exactly, read_weights};
 use crate::folder::{LoadError, ModelConfig, read_metrics, read_text};
-use crate::{ActorRecognizer, ModelError, ModelInfo, Prediction, Recognition, Task};
+use crate::{ActorRecognizer, ModelError, ModelInfo, ModelKind, Prediction, Recognition};
 
 /// The architectures this core runs, by torchvision name.
 pub const ARCHITECTURES: &str =
@@ -279,7 +279,7 @@ impl ImageClassifier {
             .and_then(|f| f.file_name())
             .map(|n| n.to_string_lossy().into_owned());
         let info = ModelInfo {
-            task: Task::ImageClassification,
+            task: ModelKind::ImageClassification,
             name: config
                 .as_ref()
                 .and_then(|c| c.name.clone())
@@ -329,7 +329,7 @@ impl ImageClassifier {
         }
         let network = architecture.build(tensors, &Device::Cpu)?;
         let info = ModelInfo {
-            task: Task::ImageClassification,
+            task: ModelKind::ImageClassification,
             name: architecture.name(),
             version: "in memory".into(),
             architecture: architecture.name(),

@@ -5,11 +5,12 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
-use starcast_app::api::ErrorBody;
+use starcast_api::{ErrorBody, Task};
 use starcast_model::ActorReport;
 use starcast_model::photo::decode_photo;
 
 use crate::error::ApiError;
+use crate::metrics::Call;
 use crate::state::AppState;
 
 /// Reads the bytes of the multipart field `name`, or `None` when absent.
@@ -80,12 +81,12 @@ pub async fn predict(
     .await?;
     state
         .metrics
-        .count("actors", model.as_ref(), outcome(&result));
+        .count(Call::Model(Task::Actors), model.as_ref(), outcome(&result));
     if let (Ok(report), Some(model)) = (&result, &model) {
         let confidence = report.recognition.predictions.first().map(|p| p.score);
         state
             .metrics
-            .observe("actors", model, report.elapsed_ms / 1000.0, confidence);
+            .observe(Task::Actors, model, report.elapsed_ms / 1000.0, confidence);
     }
     result.map(Json)
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, header};
-use starcast_app::api::ErrorBody;
+use starcast_api::ErrorBody;
 use starcast_model::vision::ClassifierOptions;
 use starcast_model::{ModelInfo, load_actor_recognizer};
 use starcast_pipeline::{ModelUpload, parse_labels};

@@ -3,11 +3,12 @@
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
-use starcast_app::api::{ErrorBody, FlagReceipt};
+use starcast_api::{ErrorBody, FlagReceipt, Task, UnknownTask};
 use starcast_model::photo::photo_extension;
-use starcast_pipeline::{FlaggedTask, NewFlag};
+use starcast_pipeline::NewFlag;
 
 use crate::error::ApiError;
+use crate::metrics::Call;
 use crate::state::AppState;
 
 /// The fields of a flag form, as text, and the optional photo.
@@ -52,17 +53,14 @@ fn json_field(field: &'static str, text: Option<String>) -> Result<serde_json::V
 }
 
 fn parse_flag(form: FlagForm) -> Result<NewFlag, ApiError> {
-    let task = match form.task.as_deref() {
-        Some("actors") => FlaggedTask::Actors,
-        Some("horoscope") => FlaggedTask::Horoscope,
-        Some(other) => {
-            return Err(ApiError::BadField {
-                field: "task",
-                reason: format!("'{other}' is neither 'actors' nor 'horoscope'"),
-            });
-        }
-        None => return Err(ApiError::MissingField("task")),
-    };
+    let task: Task = form
+        .task
+        .ok_or(ApiError::MissingField("task"))?
+        .parse()
+        .map_err(|e: UnknownTask| ApiError::BadField {
+            field: "task",
+            reason: e.to_string(),
+        })?;
     let attachment = match form.image {
         Some(bytes) => {
             let extension = photo_extension(&bytes).ok_or_else(|| ApiError::BadField {
@@ -108,7 +106,7 @@ pub async fn flag(
         .map_err(ApiError::from);
     state
         .metrics
-        .count("flags", None, super::actors::outcome(&result));
+        .count(Call::Flag, None, super::actors::outcome(&result));
     let record = result?;
     tracing::info!(id = %record.id, task = ?record.task, "result flagged");
     Ok(Json(FlagReceipt { id: record.id }))

@@ -10,12 +10,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
-use starcast_app::api::ErrorBody;
+use starcast_api::{ErrorBody, Task};
 use starcast_model::{Horoscope, HoroscopeQuery, HoroscopeRequest, HoroscopeWriter, Streamed};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::api::actors::{failure_kind, outcome};
 use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::metrics::Call;
 use crate::state::AppState;
 
 /// How many events may wait for a slow reader before generation pauses.
@@ -49,8 +50,11 @@ pub async fn write(
     State(state): State<AppState>,
     ApiJson(query): ApiJson<HoroscopeQuery>,
 ) -> Result<Json<Horoscope>, ApiError> {
-    let (request, writer) = checked(&state, query)
-        .inspect_err(|e| state.metrics.count("horoscope", None, failure_kind(e)))?;
+    let (request, writer) = checked(&state, query).inspect_err(|e| {
+        state
+            .metrics
+            .count(Call::Model(Task::Horoscope), None, failure_kind(e))
+    })?;
     let model = writer.info().clone();
     let turn = state.generations.clone().acquire_owned().await;
     let start = Instant::now();
@@ -62,10 +66,12 @@ pub async fn write(
     .map_err(ApiError::from);
     state
         .metrics
-        .count("horoscope", Some(&model), outcome(&result));
+        .count(Call::Model(Task::Horoscope), Some(&model), outcome(&result));
     if result.is_ok() {
         let seconds = start.elapsed().as_secs_f64();
-        state.metrics.observe("horoscope", &model, seconds, None);
+        state
+            .metrics
+            .observe(Task::Horoscope, &model, seconds, None);
     }
     result.map(Json)
 }
@@ -95,8 +101,11 @@ pub async fn stream(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<HoroscopeQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let (request, writer) = checked(&state, query)
-        .inspect_err(|e| state.metrics.count("horoscope", None, failure_kind(e)))?;
+    let (request, writer) = checked(&state, query).inspect_err(|e| {
+        state
+            .metrics
+            .count(Call::Model(Task::Horoscope), None, failure_kind(e))
+    })?;
     let model = writer.info().clone();
     let (events, receiver) = tokio::sync::mpsc::channel(STREAM_BUFFER);
     let metrics = state.metrics.clone();
@@ -119,16 +128,16 @@ pub async fn stream(
             });
             let last = match written {
                 Ok(horoscope) => {
-                    metrics.count("horoscope", Some(&model), "ok");
+                    metrics.count(Call::Model(Task::Horoscope), Some(&model), "ok");
                     let seconds = start.elapsed().as_secs_f64();
-                    metrics.observe("horoscope", &model, seconds, None);
+                    metrics.observe(Task::Horoscope, &model, seconds, None);
                     Event::default()
                         .event("done")
                         .json_data(&horoscope)
                         .expect("a horoscope always serialises")
                 }
                 Err(error) => {
-                    metrics.count("horoscope", Some(&model), "error");
+                    metrics.count(Call::Model(Task::Horoscope), Some(&model), "error");
                     tracing::error!(%error, "horoscope generation failed");
                     Event::default()
                         .event("failure")

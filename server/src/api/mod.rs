@@ -14,16 +14,16 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use starcast_app::api::{ErrorBody, FlagReceipt, PipelineRun, RunStatus, StepRun};
+use starcast_api::{ErrorBody, FlagReceipt, PipelineRun, RunStatus, StepRun, Task, Trigger};
 use starcast_model::{
-    ActorReport, Face, Horoscope, HoroscopeQuery, ModelInfo, Prediction, Recognition, Task,
+    ActorReport, Face, Horoscope, HoroscopeQuery, ModelInfo, ModelKind, Prediction, Recognition,
     ZodiacSign,
 };
 use utoipa::OpenApi;
 
-use crate::device::device_name;
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use starcast_jobs::device::device_name;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -51,13 +51,15 @@ use crate::state::AppState;
         Horoscope,
         HoroscopeQuery,
         ModelInfo,
-        Task,
+        ModelKind,
         ZodiacSign,
         ErrorBody,
         FlagReceipt,
         PipelineRun,
         StepRun,
         RunStatus,
+        Trigger,
+        Task,
         Health
     ))
 )]

@@ -3,11 +3,11 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use starcast_app::api::{ErrorBody, PipelineRun};
+use starcast_api::{ErrorBody, PipelineRun, Trigger};
+use starcast_jobs::scheduler::LISTED_RUNS;
 
 use super::admin::require_admin;
 use crate::error::ApiError;
-use crate::scheduler::LISTED_RUNS;
 use crate::state::AppState;
 
 /// The latest pipeline runs, newest first.
@@ -46,7 +46,7 @@ pub async fn start(
 ) -> Result<(StatusCode, Json<PipelineRun>), ApiError> {
     require_admin(&state, &headers)?;
     let pipeline = state.pipeline.ok_or(ApiError::NoPipeline)?;
-    let run = pipeline.start("admin")?;
+    let run = pipeline.start(Trigger::Admin)?;
     tracing::info!(id = %run.id, "an admin started a pipeline run");
     Ok((StatusCode::ACCEPTED, Json(run)))
 }

@@ -17,8 +17,9 @@ use image::DynamicImage;
 use leptos::config::LeptosOptions;
 use starcast_model::{
     ActorRecognizer, Horoscope, HoroscopeRequest, HoroscopeWriter, ModelError, ModelInfo,
-    Prediction, Recognition, ServedModels, Streamed, Task,
+    ModelKind, Prediction, Recognition, ServedModels, Streamed,
 };
+use starcast_pipeline::registry::Task;
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 use starcast_server::{Admin, AppState, Limits};
 use tempfile::TempDir;
@@ -217,7 +218,7 @@ pub fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
     out.into_inner()
 }
 
-fn info(task: Task, name: &str) -> ModelInfo {
+fn info(task: ModelKind, name: &str) -> ModelInfo {
     ModelInfo {
         task,
         name: name.into(),
@@ -235,7 +236,7 @@ pub struct ColourRecognizer(ModelInfo);
 
 impl ColourRecognizer {
     pub fn new() -> Self {
-        ColourRecognizer(info(Task::ImageClassification, "colours"))
+        ColourRecognizer(info(ModelKind::ImageClassification, "colours"))
     }
 }
 
@@ -276,7 +277,7 @@ pub struct PanickingRecognizer(ModelInfo);
 
 impl PanickingRecognizer {
     pub fn new() -> Self {
-        PanickingRecognizer(info(Task::ImageClassification, "panics"))
+        PanickingRecognizer(info(ModelKind::ImageClassification, "panics"))
     }
 }
 
@@ -307,7 +308,7 @@ pub struct EchoWriter {
 impl EchoWriter {
     pub fn new(words: usize, pause: Duration) -> Self {
         EchoWriter {
-            info: info(Task::TextGeneration, "echo"),
+            info: info(ModelKind::TextGeneration, "echo"),
             words,
             pause,
             written: Arc::new(AtomicUsize::new(0)),
@@ -442,12 +443,12 @@ pub fn register_version(
     files: &[(&str, Vec<u8>)],
     dataset_hash: &str,
 ) -> starcast_pipeline::registry::Version {
-    register_version_of("actors", registry, files, dataset_hash)
+    register_version_of(Task::Actors, registry, files, dataset_hash)
 }
 
 /// Registers a version of the `task` model, as [`register_version`] does.
 pub fn register_version_of(
-    task: &str,
+    task: Task,
     registry: &starcast_pipeline::registry::Registry,
     files: &[(&str, Vec<u8>)],
     dataset_hash: &str,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use starcast_model::hub::local_model;
 use starcast_model::photo::decode_photo;
 use starcast_model::vision::ClassifierOptions;
-use starcast_model::{ActorRecognizer, Face, Prediction, Task, load_actor_recognizer};
+use starcast_model::{ActorRecognizer, Face, ModelKind, Prediction, load_actor_recognizer};
 
 use crate::device::DeviceChoice;
 
@@ -85,7 +85,7 @@ fn answer(model: &dyn ActorRecognizer, image: &Path, as_json: bool) -> anyhow::R
     let bytes = std::fs::read(image)?;
     let photo = decode_photo(&bytes)?;
     let recognition = model.recognize(&photo.image)?;
-    let finds_faces = model.info().task == Task::FaceEmbedding;
+    let finds_faces = model.info().task == ModelKind::FaceEmbedding;
     if as_json {
         let line = Line {
             image: image.display().to_string(),

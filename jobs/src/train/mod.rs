@@ -4,6 +4,7 @@
 //! horoscope language model.
 
 pub mod horoscope;
+pub mod publish;
 
 use std::path::{Path, PathBuf};
 
@@ -12,22 +13,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 use starcast_model::hub::local_model;
 use starcast_model::vision::{ClassifierOptions, ImageClassifier, read_weights};
 use starcast_model::{ActorRecognizer, load_actor_recognizer};
-use starcast_pipeline::dataset::fingerprint;
-use starcast_pipeline::registry::{Lineage, PromotionRule, Registry, Version};
-use starcast_pipeline::tracking::{MlflowRun, MlflowServer};
+use starcast_pipeline::registry::{Metric, PromotionRule, Task, Version};
 use starcast_train::{
     ClassificationReport, EpochRecord, ImageFolder, Method, Progress, TrainOptions,
     evaluate_recognizer, fine_tune, stratified_split, write_gallery,
 };
 
+use self::publish::{
+    Baseline, Origin, Publish, Release, Scoring, Tracked, mlflow_parameters, publish,
+};
 use crate::device::DeviceChoice;
 use crate::step_metrics;
-
-/// The version of the code that trained a model.
-pub const CODE_REVISION: &str = concat!("starcast ", env!("CARGO_PKG_VERSION"));
-
-/// The registry's task name for the actor model.
-pub const ACTORS_TASK: &str = "actors";
 
 /// `--arch` for a face-gallery model instead of a classifier.
 const FACE_GALLERY: &str = "face";
@@ -81,8 +77,8 @@ pub struct ActorsArgs {
     #[command(flatten)]
     pub publish: Publish,
     /// The validation figure promotion compares: accuracy, macro_f1 or loss.
-    #[arg(long, default_value = "accuracy")]
-    pub metric: String,
+    #[arg(long, default_value_t = Metric::Accuracy)]
+    pub metric: Metric,
     /// The MLflow experiment the run goes under.
     #[arg(
         long,
@@ -90,28 +86,6 @@ pub struct ActorsArgs {
         default_value = "starcast-actors"
     )]
     pub experiment: String,
-}
-
-/// Where a trained model goes and who hears of it: both `train` commands.
-#[derive(Debug, clap::Args)]
-pub struct Publish {
-    /// Write the model folder here instead of registering a new version.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// The model registry.
-    #[arg(long, env = "STARCAST_REGISTRY", default_value = "data/registry")]
-    pub registry: PathBuf,
-    /// Register the new version without serving it, whatever its score.
-    #[arg(long)]
-    pub no_promote: bool,
-    /// How much better than the served version the new one must be (on
-    /// --metric for actors; in held-out perplexity for horoscopes).
-    #[arg(long, default_value_t = 0.0)]
-    pub margin: f64,
-    /// An MLflow tracking server to log the run to: options, metrics per
-    /// epoch, final figures and the model folder's files.
-    #[arg(long, env = "MLFLOW_TRACKING_URI")]
-    pub mlflow: Option<String>,
 }
 
 impl ActorsArgs {
@@ -239,6 +213,7 @@ pub fn actors(args: ActorsArgs) -> anyhow::Result<()> {
         history: &trained.history,
         best_epoch: trained.best_epoch,
         architecture: trained.architecture.clone(),
+        metric: args.metric,
     };
     finish(&args, &options, &candidate, |folder| {
         Ok(trained.save(folder, &name, &options)?)
@@ -280,6 +255,7 @@ fn face_gallery(
         history: &[],
         best_epoch: 0,
         architecture: FACE_GALLERY.into(),
+        metric: args.metric,
     };
     let enrolled = named(&train, data);
     finish(args, options, &candidate, |folder| {
@@ -298,7 +274,7 @@ fn named(photos: &[(PathBuf, usize)], data: &ImageFolder) -> Vec<(PathBuf, Strin
         .collect()
 }
 
-/// What any way of training hands on to saving, promotion and tracking.
+/// What any way of training actors hands on to publishing.
 struct Candidate<'a> {
     report: &'a ClassificationReport,
     /// The held-out photos the report is about; promotion evaluates the
@@ -307,229 +283,113 @@ struct Candidate<'a> {
     history: &'a [EpochRecord],
     best_epoch: usize,
     architecture: String,
+    metric: Metric,
 }
 
-/// Prints the report, writes the model (to `--out` or as the registry's
-/// next version, served if it wins) and logs the run to MLflow if asked.
+impl Scoring for Candidate<'_> {
+    fn candidate(&self, _: &Version) -> anyhow::Result<f64> {
+        self.report.metric(self.metric.name()).with_context(|| {
+            format!(
+                "'{}' is not a classifier metric: use accuracy, macro_f1 or loss",
+                self.metric
+            )
+        })
+    }
+
+    fn baseline(&self, served: Option<&Version>, version: &Version) -> anyhow::Result<Baseline> {
+        let actors = |labels: &[String]| -> Vec<String> {
+            labels
+                .iter()
+                .filter(|l| l.as_str() != "unknown")
+                .cloned()
+                .collect()
+        };
+        Ok(match served {
+            None => Baseline::Nothing,
+            Some(served) if actors(&served.labels) != actors(&version.labels) => {
+                Baseline::Incomparable(format!(
+                    "the actors changed since {} ({}) and {} ({}) can't be compared on the same photos; check {} and run `starcast models promote {}`",
+                    served.id,
+                    served.labels.join(", "),
+                    version.id,
+                    version.labels.join(", "),
+                    version.path.display(),
+                    version.id
+                ))
+            }
+            Some(served) => {
+                let model = load_actor_recognizer(&served.path, &ClassifierOptions::default())
+                    .with_context(|| format!("could not load the served version {}", served.id))?;
+                let (report, _) = evaluate_recognizer(model.as_ref(), &self.validation)?;
+                Baseline::Scored {
+                    name: served.id.clone(),
+                    score: report.metric(self.metric.name()).unwrap_or(f64::NAN),
+                }
+            }
+        })
+    }
+}
+
+/// Prints the report, then publishes the model and its run.
 fn finish(
     args: &ActorsArgs,
     options: &TrainOptions,
     candidate: &Candidate,
     write: impl Fn(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    print_report(candidate.report);
-    step_metrics::report(&[
-        ("accuracy", candidate.report.accuracy),
-        ("macro_f1", candidate.report.macro_f1),
-    ])?;
-    let (folder, version) = match &args.publish.out {
-        Some(out) => {
-            write(out)?;
-            println!("model written to {}", out.display());
-            (out.clone(), None)
-        }
-        None => {
-            let version = register(args, options, &write)?;
-            if !args.publish.no_promote {
-                let rule = PromotionRule {
-                    metric: args.metric.clone(),
-                    margin: args.publish.margin,
-                };
-                promote_if_better(
-                    &Registry::new(&args.publish.registry),
-                    &version,
-                    candidate,
-                    &rule,
-                )?;
-            }
-            (version.path.clone(), Some(version.id))
-        }
-    };
-    if let Some(url) = &args.publish.mlflow {
-        let server = MlflowServer::new(url);
-        log_to_mlflow(
-            &server,
-            &args.experiment,
-            candidate,
-            options,
-            &folder,
-            version.as_deref(),
-        )
-        .with_context(|| {
-            format!(
-                "the model is saved in {}, but logging the run to MLflow failed",
-                folder.display()
-            )
-        })?;
-        println!("logged to MLflow at {url}, experiment {}", args.experiment);
-    }
-    Ok(())
-}
-
-/// Writes the model as the registry's next version.
-fn register(
-    args: &ActorsArgs,
-    options: &TrainOptions,
-    write: &impl Fn(&Path) -> anyhow::Result<()>,
-) -> anyhow::Result<Version> {
-    let registry = Registry::new(&args.publish.registry);
-    let staged = registry.stage(ACTORS_TASK)?;
-    write(staged.path())?;
+    let report = candidate.report;
+    print_report(report);
+    step_metrics::report(&[("accuracy", report.accuracy), ("macro_f1", report.macro_f1)])?;
     let base = match args.arch.as_deref() {
         Some(FACE_GALLERY) => &args.faces,
         _ => &args.base,
     };
-    let lineage = Lineage {
-        created: chrono::Utc::now(),
-        dataset: args.data.display().to_string(),
-        dataset_hash: fingerprint(&args.data)
-            .with_context(|| format!("could not read {}", args.data.display()))?,
-        base_model: base.display().to_string(),
-        parameters: serde_json::to_value(options)?,
-        code_revision: CODE_REVISION.to_string(),
-    };
-    let version = registry.commit(staged, &lineage)?;
-    println!(
-        "registered {} version {} in {}",
-        ACTORS_TASK,
-        version.id,
-        version.path.display()
-    );
-    Ok(version)
-}
-
-/// Training options as MLflow parameters: each field's value as text.
-fn mlflow_parameters(options: &impl serde::Serialize) -> anyhow::Result<Vec<(String, String)>> {
-    Ok(serde_json::to_value(options)?
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(key, value)| (key.clone(), value.to_string().trim_matches('"').to_string()))
-        .collect())
-}
-
-/// One MLflow run: the options as parameters, each epoch's figures, the
-/// final report, and the model folder's small files.
-fn log_to_mlflow(
-    server: &MlflowServer,
-    experiment: &str,
-    candidate: &Candidate,
-    options: &TrainOptions,
-    folder: &Path,
-    version: Option<&str>,
-) -> anyhow::Result<()> {
     let mut parameters = mlflow_parameters(options)?;
     parameters.push(("architecture".into(), candidate.architecture.clone()));
-    let labels: Vec<&str> = candidate
-        .report
-        .classes
-        .iter()
-        .map(|c| c.label.as_str())
-        .collect();
+    let labels: Vec<&str> = report.classes.iter().map(|c| c.label.as_str()).collect();
     parameters.push(("labels".into(), labels.join(", ")));
-    if let Some(version) = version {
-        parameters.push(("registry_version".into(), version.to_string()));
-    }
-    let run = server.start_run(experiment, version.unwrap_or("trained"), &parameters)?;
-    for record in candidate.history {
-        run.log_metrics(
-            record.epoch,
-            &[
+    let epochs = candidate
+        .history
+        .iter()
+        .map(|record| {
+            let figures = vec![
                 ("train_loss", record.train_loss),
                 ("validation_loss", record.validation_loss),
                 ("validation_accuracy", record.validation_accuracy),
                 ("learning_rate", record.learning_rate),
+            ];
+            (record.epoch, figures)
+        })
+        .collect();
+    let release = Release {
+        task: Task::Actors,
+        origin: Origin::photos(&args.data, base, options)?,
+        write,
+        rule: PromotionRule {
+            metric: candidate.metric,
+            margin: args.publish.margin,
+        },
+        scoring: candidate,
+        tracked: Tracked {
+            experiment: &args.experiment,
+            parameters,
+            epochs,
+            best_epoch: candidate.best_epoch,
+            figures: vec![
+                ("accuracy", report.accuracy),
+                ("macro_f1", report.macro_f1),
+                ("loss", report.loss.unwrap_or(f64::NAN)),
             ],
-        )?;
-    }
-    let report = candidate.report;
-    run.log_metrics(
-        candidate.best_epoch,
-        &[
-            ("accuracy", report.accuracy),
-            ("macro_f1", report.macro_f1),
-            ("loss", report.loss.unwrap_or(f64::NAN)),
-        ],
-    )?;
-    finish_run(
-        run,
-        folder,
-        &[
-            "config.json",
-            "metrics.json",
-            "training.json",
-            "curves.svg",
-            "lineage.json",
-        ],
-    )
-}
-
-/// Logs those of `files` the model folder has as artifacts and ends the run.
-fn finish_run(run: MlflowRun, folder: &Path, files: &[&str]) -> anyhow::Result<()> {
-    for file in files {
-        let path = folder.join(file);
-        if path.is_file() {
-            run.log_artifact(&path)?;
-        }
-    }
-    run.finish(true)?;
-    Ok(())
-}
-
-/// Evaluates the served version on the new version's held-out photos and
-/// serves the new one if it wins by the rule's margin.
-fn promote_if_better(
-    registry: &Registry,
-    version: &Version,
-    candidate: &Candidate,
-    rule: &PromotionRule,
-) -> anyhow::Result<()> {
-    let candidate_score = candidate.report.metric(&rule.metric).with_context(|| {
-        format!(
-            "'{}' is not a classifier metric: use accuracy, macro_f1 or loss",
-            rule.metric
-        )
-    })?;
-    let serving = registry.serving(ACTORS_TASK)?;
-    let actors = |labels: &[String]| -> Vec<String> {
-        labels
-            .iter()
-            .filter(|l| l.as_str() != "unknown")
-            .cloned()
-            .collect()
+            files: &[
+                "config.json",
+                "metrics.json",
+                "training.json",
+                "curves.svg",
+                "lineage.json",
+            ],
+        },
     };
-    let serving_score = match &serving {
-        None => None,
-        Some(served) if actors(&served.labels) != actors(&version.labels) => {
-            println!(
-                "not served: the actors changed since {} ({}) and {} ({}) can't be compared on the same photos; check {} and run `starcast models promote {}`",
-                served.id,
-                served.labels.join(", "),
-                version.id,
-                version.labels.join(", "),
-                version.path.display(),
-                version.id
-            );
-            return Ok(());
-        }
-        Some(served) => {
-            let model = load_actor_recognizer(&served.path, &ClassifierOptions::default())
-                .with_context(|| format!("could not load the served version {}", served.id))?;
-            let (report, _) = evaluate_recognizer(model.as_ref(), &candidate.validation)?;
-            Some((
-                served.id.as_str(),
-                report.metric(&rule.metric).unwrap_or(f64::NAN),
-            ))
-        }
-    };
-    let (promote, reason) = rule.judge(candidate_score, serving_score);
-    if promote {
-        registry.promote(ACTORS_TASK, &version.id, &reason)?;
-        println!("serving {}: {reason}", version.id);
-    } else {
-        println!("not served: {reason}");
-    }
-    Ok(())
+    publish(&args.publish, release)
 }
 
 /// The report as a table for the terminal.

@@ -11,17 +11,17 @@ use starcast_model::text::{
     ADAPTER_CONFIG, AdapterConfig, SentenceEmbedder, load_horoscope_writer,
 };
 use starcast_model::vision::ClassifierOptions;
-use starcast_model::{Task, load_actor_recognizer};
+use starcast_model::{ModelKind, load_actor_recognizer};
 use starcast_pipeline::hub_push::{DEFAULT_ENDPOINT, HubRepo};
-use starcast_pipeline::registry::Registry;
+use starcast_pipeline::registry::{Registry, Task};
 use starcast_train::{
     HoroscopeText, ImageFolder, SkippedPhoto, evaluate_recognizer, evaluate_writer,
 };
 
 use crate::device::DeviceChoice;
 use crate::step_metrics;
-use crate::train::horoscope::{HOROSCOPE_TASK, horoscope_texts};
-use crate::train::{ACTORS_TASK, print_report};
+use crate::train::horoscope::horoscope_texts;
+use crate::train::print_report;
 
 #[derive(Debug, clap::Args)]
 pub struct RegistryArgs {
@@ -34,8 +34,8 @@ pub struct RegistryArgs {
     )]
     pub registry: PathBuf,
     /// The task whose versions to work on.
-    #[arg(long, default_value = ACTORS_TASK, global = true)]
-    pub task: String,
+    #[arg(long, default_value_t = Task::Actors, global = true)]
+    pub task: Task,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -82,7 +82,7 @@ pub enum ModelsCommand {
 
 pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> {
     let registry = Registry::new(&args.registry);
-    let task = args.task.as_str();
+    let task = args.task;
     match command {
         ModelsCommand::List => {
             let serving = registry.serving(task)?.map(|v| v.id);
@@ -139,7 +139,7 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
             let summary = format!("starcast {task} {}", version.id);
             let commit = hub.push_folder(&version.path, &summary, &replaced)?;
             println!("pushed {task} {} to {repo}: {commit}", version.id);
-            let option = if task == HOROSCOPE_TASK {
+            let option = if task == Task::Horoscope {
                 "--horoscope-model"
             } else {
                 "--actors-model"
@@ -159,8 +159,8 @@ pub struct EvaluateArgs {
     /// Instead of MODEL, the version the registry serves for this task
     /// (`actors` or `horoscope`): what the daily loop checks against the
     /// photos users flagged.
-    #[arg(long, conflicts_with = "model", value_parser = [ACTORS_TASK, HOROSCOPE_TASK])]
-    pub served: Option<String>,
+    #[arg(long, conflicts_with = "model")]
+    pub served: Option<Task>,
     /// The registry --served reads.
     #[arg(long, default_value = "data/registry")]
     pub registry: PathBuf,
@@ -232,7 +232,7 @@ fn evaluated_model(args: &EvaluateArgs) -> anyhow::Result<PathBuf> {
         (Some(model), _) => Ok(local_model(model)?),
         (None, Some(task)) => {
             let registry = Registry::new(args.registry.clone());
-            let version = registry.serving(task)?.with_context(|| {
+            let version = registry.serving(*task)?.with_context(|| {
                 format!(
                     "the registry at {} serves no {task} version: promote one with `starcast models promote`, or name a model",
                     args.registry.display()
@@ -247,7 +247,8 @@ fn evaluated_model(args: &EvaluateArgs) -> anyhow::Result<PathBuf> {
 pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let device = args.device.open()?;
     let path = evaluated_model(&args)?;
-    let is_text = ModelFolder::open(&path).is_ok_and(|f| f.config.task == Task::TextGeneration);
+    let is_text =
+        ModelFolder::open(&path).is_ok_and(|f| f.config.task == ModelKind::TextGeneration);
     if is_text {
         return evaluate_text(&args, &path, &device);
     }
@@ -371,7 +372,8 @@ fn write_html(args: &EvaluateArgs, page: impl Fn(&str) -> String) -> anyhow::Res
     if let Some(html) = &args.html {
         let model = match (&args.model, &args.served) {
             (Some(model), _) => model.display().to_string(),
-            (None, task) => format!("the served {} model", task.as_deref().unwrap_or_default()),
+            (None, Some(task)) => format!("the served {task} model"),
+            (None, None) => "the served model".into(),
         };
         let title = format!("{model} on {}", args.data.display());
         std::fs::write(html, page(&title))

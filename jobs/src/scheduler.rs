@@ -11,14 +11,13 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use croner::Cron;
-use starcast_app::api::{PipelineRun, RunStatus, StepRun};
+use starcast_api::{PipelineRun, RunStatus, StepRun, Trigger};
 use starcast_pipeline::dataset::fingerprint;
-use starcast_pipeline::registry::Registry;
+use starcast_pipeline::registry::{Registry, Task};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::serve::DEFAULT_HOROSCOPE_MODEL;
+use crate::defaults;
 use crate::step_metrics;
-use crate::train::ACTORS_TASK;
 
 /// How much of a step's output a run keeps.
 const LOG_TAIL_CHARS: usize = 4_000;
@@ -52,7 +51,7 @@ impl Guard {
                 if !dataset.is_dir() {
                     return Some(format!("no dataset at {}", dataset.display()));
                 }
-                let served = registry.serving(ACTORS_TASK).ok().flatten()?;
+                let served = registry.serving(Task::Actors).ok().flatten()?;
                 let current = fingerprint(dataset).ok()?;
                 (served.lineage.dataset_hash == current)
                     .then(|| format!("the photos are those {} was trained on", served.id))
@@ -64,7 +63,7 @@ impl Guard {
                 if !labelled {
                     return Some("no flagged photo says who is in it".into());
                 }
-                match registry.serving(ACTORS_TASK) {
+                match registry.serving(Task::Actors) {
                     Ok(Some(_)) => None,
                     _ => Some("the registry serves no actor version".into()),
                 }
@@ -201,7 +200,7 @@ impl Pipeline {
                     "--data",
                     &path(&processed),
                     "--base",
-                    &path(&data.join("models").join(DEFAULT_HOROSCOPE_MODEL)),
+                    &path(&data.join("models").join(defaults::HOROSCOPE_MODEL)),
                     "--registry",
                     &path(registry.root()),
                     "--checkpoint",
@@ -246,7 +245,7 @@ impl Pipeline {
                 args: text_args(&[
                     "evaluate",
                     "--served",
-                    ACTORS_TASK,
+                    Task::Actors.as_str(),
                     "--registry",
                     &path(registry.root()),
                     "--data",
@@ -265,7 +264,7 @@ impl Pipeline {
 
     /// Starts a run in the background, unless one is going; answers with
     /// the run as it starts.
-    pub fn start(&self, trigger: &str) -> Result<PipelineRun, PipelineError> {
+    pub fn start(&self, trigger: Trigger) -> Result<PipelineRun, PipelineError> {
         let turn = self
             .busy
             .clone()
@@ -282,11 +281,11 @@ impl Pipeline {
         Ok(run)
     }
 
-    fn new_run(&self, trigger: &str) -> PipelineRun {
+    fn new_run(&self, trigger: Trigger) -> PipelineRun {
         let started = Utc::now();
         PipelineRun {
             id: started.format("%Y%m%dT%H%M%S%.3fZ").to_string(),
-            trigger: trigger.to_string(),
+            trigger,
             started,
             seconds: 0.0,
             status: RunStatus::Running,
@@ -459,7 +458,7 @@ pub async fn follow_schedule(pipeline: Pipeline, schedule: Cron) {
         tracing::info!(next = %next, "next pipeline run");
         let wait = (next - now).to_std().unwrap_or_default();
         tokio::time::sleep(wait).await;
-        if let Err(error) = pipeline.start("schedule") {
+        if let Err(error) = pipeline.start(Trigger::Schedule) {
             tracing::warn!(%error, "the scheduled run did not start");
         }
     }

@@ -12,19 +12,17 @@ use starcast_model::hub::local_model;
 use starcast_model::text::{PROJECTIONS, PromptStyle, load_horoscope_writer, load_llama};
 use starcast_model::{HoroscopeWriter, ZodiacSign};
 use starcast_pipeline::horoscopes::{read_processed_at, records_fingerprint};
-use starcast_pipeline::registry::{Lineage, PromotionRule, Registry, Version};
-use starcast_pipeline::tracking::MlflowServer;
+use starcast_pipeline::registry::{Metric, PromotionRule, Task, Version};
 use starcast_train::{
-    HoroscopeText, LanguageEpoch, LanguageOptions, LoraOptions, TrainedLanguageModel,
-    fine_tune_language,
+    HoroscopeText, LanguageEpoch, LanguageOptions, LoraOptions, fine_tune_language, perplexity,
 };
 
-use super::{CODE_REVISION, Publish, finish_run, mlflow_parameters, progress_bar};
+use super::progress_bar;
+use super::publish::{
+    Baseline, Origin, Publish, Release, Scoring, Tracked, mlflow_parameters, publish,
+};
 use crate::device::DeviceChoice;
 use crate::step_metrics;
-
-/// The registry's task name for the horoscope model.
-pub const HOROSCOPE_TASK: &str = "horoscope";
 
 #[derive(Debug, clap::Args)]
 pub struct HoroscopeArgs {
@@ -159,16 +157,43 @@ pub fn horoscope_texts(location: &str) -> anyhow::Result<Horoscopes> {
     })
 }
 
-/// Held-out perplexity as the served model sees it: the text core's own
-/// scoring, with the model's own prompt format.
-fn perplexity(writer: &dyn HoroscopeWriter, texts: &[HoroscopeText]) -> anyhow::Result<f64> {
-    let (mut nll, mut tokens) = (0.0, 0);
-    for text in texts {
-        let score = writer.score(text.sign, text.date, &text.text)?;
-        nll += score.negative_log_likelihood;
-        tokens += score.tokens;
+/// Promotion's side for horoscope models: the held-out perplexity of the
+/// new version and of the served model (the registry's, else the base the
+/// server falls back to), through the serving code.
+struct HeldOut<'a> {
+    texts: &'a [HoroscopeText],
+    base: &'a Path,
+    device: &'a Device,
+}
+
+impl HeldOut<'_> {
+    fn score(&self, writer: &dyn HoroscopeWriter) -> anyhow::Result<f64> {
+        Ok(perplexity(writer, self.texts)?.0)
     }
-    Ok((nll / tokens.max(1) as f64).exp())
+}
+
+impl Scoring for HeldOut<'_> {
+    fn candidate(&self, version: &Version) -> anyhow::Result<f64> {
+        let candidate = load_horoscope_writer(&version.path, self.device)
+            .with_context(|| format!("the new version {} does not load", version.id))?;
+        self.score(candidate.as_ref())
+    }
+
+    fn baseline(&self, served: Option<&Version>, _: &Version) -> anyhow::Result<Baseline> {
+        let (name, path) = match served {
+            Some(served) => (served.id.clone(), served.path.clone()),
+            None => (
+                format!("the base model {}", self.base.display()),
+                local_model(self.base)?,
+            ),
+        };
+        let served = load_horoscope_writer(&path, self.device)
+            .with_context(|| format!("could not load the served model {name}"))?;
+        Ok(Baseline::Scored {
+            score: self.score(served.as_ref())?,
+            name,
+        })
+    }
 }
 
 pub fn horoscope(args: HoroscopeArgs) -> anyhow::Result<()> {
@@ -233,150 +258,54 @@ pub fn horoscope(args: HoroscopeArgs) -> anyhow::Result<()> {
     let write = |folder: &Path| -> anyhow::Result<()> {
         Ok(trained.save(folder, &base_location, &tokenizer, &name)?)
     };
-    let held_out = &texts[texts.len() - options.held_out..];
-    let (folder, version) = match &args.publish.out {
-        Some(out) => {
-            write(out)?;
-            println!("model written to {}", out.display());
-            (out.clone(), None)
-        }
-        None => {
-            let version = register(
-                &args,
-                &options,
-                &texts,
-                &fingerprint,
-                &base_location,
-                &write,
-            )?;
-            if !args.publish.no_promote {
-                promote_if_better(&args, &version, held_out, &device)?;
-            }
-            (version.path.clone(), Some(version.id))
-        }
-    };
-    if let Some(url) = &args.publish.mlflow {
-        log_to_mlflow(url, &args.experiment, &trained, &folder, version.as_deref()).with_context(
-            || {
-                format!(
-                    "the model is saved in {}, but logging the run to MLflow failed",
-                    folder.display()
-                )
-            },
-        )?;
-        println!("logged to MLflow at {url}, experiment {}", args.experiment);
-    }
-    Ok(())
-}
-
-fn register(
-    args: &HoroscopeArgs,
-    options: &LanguageOptions,
-    texts: &[HoroscopeText],
-    fingerprint: &str,
-    base: &str,
-    write: &impl Fn(&Path) -> anyhow::Result<()>,
-) -> anyhow::Result<Version> {
-    let registry = Registry::new(&args.publish.registry);
-    let staged = registry.stage(HOROSCOPE_TASK)?;
-    write(staged.path())?;
-    let lineage = Lineage {
-        created: chrono::Utc::now(),
-        dataset: args.data.clone(),
-        dataset_hash: fingerprint.to_string(),
-        base_model: base.to_string(),
-        parameters: serde_json::to_value(options)?,
-        code_revision: CODE_REVISION.to_string(),
-    };
-    let version = registry.commit(staged, &lineage)?;
-    println!(
-        "registered {HOROSCOPE_TASK} version {} ({} horoscopes) in {}",
-        version.id,
-        texts.len(),
-        version.path.display()
-    );
-    Ok(version)
-}
-
-/// Scores the new version and the served model (the registry's, else the
-/// base the server falls back to) on the same held-out horoscopes, through
-/// the serving code, and serves the new one if its perplexity is lower by
-/// the margin.
-fn promote_if_better(
-    args: &HoroscopeArgs,
-    version: &Version,
-    held_out: &[HoroscopeText],
-    device: &Device,
-) -> anyhow::Result<()> {
-    let registry = Registry::new(&args.publish.registry);
-    let rule = PromotionRule {
-        metric: "perplexity".into(),
-        margin: args.publish.margin,
-    };
-    let candidate = load_horoscope_writer(&version.path, device)
-        .with_context(|| format!("the new version {} does not load", version.id))?;
-    let candidate_score = perplexity(candidate.as_ref(), held_out)?;
-    let (served_name, served_path) = match registry.serving(HOROSCOPE_TASK)? {
-        Some(served) => (served.id.clone(), served.path.clone()),
-        None => (
-            format!("the base model {}", args.base.display()),
-            local_model(&args.base)?,
-        ),
-    };
-    let served = load_horoscope_writer(&served_path, device)
-        .with_context(|| format!("could not load the served model {served_name}"))?;
-    let served_score = perplexity(served.as_ref(), held_out)?;
-    let (promote, reason) = rule.judge(candidate_score, Some((&served_name, served_score)));
-    if promote {
-        registry.promote(HOROSCOPE_TASK, &version.id, &reason)?;
-        println!("serving {}: {reason}", version.id);
-    } else {
-        println!("not served: {reason}");
-    }
-    Ok(())
-}
-
-fn log_to_mlflow(
-    url: &str,
-    experiment: &str,
-    trained: &TrainedLanguageModel,
-    folder: &Path,
-    version: Option<&str>,
-) -> anyhow::Result<()> {
-    let server = MlflowServer::new(url);
-    let mut parameters = mlflow_parameters(&trained.options)?;
-    if let Some(version) = version {
-        parameters.push(("registry_version".into(), version.to_string()));
-    }
-    let run = server.start_run(experiment, version.unwrap_or("trained"), &parameters)?;
-    for record in &trained.report.history {
-        run.log_metrics(
-            record.epoch,
-            &[
-                ("train_loss", record.train_loss),
-                ("held_out_loss", record.held_out_loss),
-                ("held_out_perplexity", record.held_out_perplexity),
-                ("learning_rate", record.learning_rate),
-                ("tokens_per_s", record.tokens_per_s),
+    let release = Release {
+        task: Task::Horoscope,
+        origin: Origin {
+            dataset: args.data.clone(),
+            dataset_hash: fingerprint,
+            base_model: base_location.clone(),
+            parameters: serde_json::to_value(&options)?,
+        },
+        write,
+        rule: PromotionRule {
+            metric: Metric::Perplexity,
+            margin: args.publish.margin,
+        },
+        scoring: &HeldOut {
+            texts: &texts[texts.len() - options.held_out..],
+            base: &args.base,
+            device: &device,
+        },
+        tracked: Tracked {
+            experiment: &args.experiment,
+            parameters: mlflow_parameters(&trained.options)?,
+            epochs: report
+                .history
+                .iter()
+                .map(|record| {
+                    let figures = vec![
+                        ("train_loss", record.train_loss),
+                        ("held_out_loss", record.held_out_loss),
+                        ("held_out_perplexity", record.held_out_perplexity),
+                        ("learning_rate", record.learning_rate),
+                        ("tokens_per_s", record.tokens_per_s),
+                    ];
+                    (record.epoch, figures)
+                })
+                .collect(),
+            best_epoch: report.best_epoch,
+            figures: vec![
+                ("perplexity", report.perplexity),
+                ("base_perplexity", report.base_perplexity),
             ],
-        )?;
-    }
-    run.log_metrics(
-        trained.report.best_epoch,
-        &[
-            ("perplexity", trained.report.perplexity),
-            ("base_perplexity", trained.report.base_perplexity),
-        ],
-    )?;
-    finish_run(
-        run,
-        folder,
-        &[
-            "config.json",
-            "adapter_config.json",
-            "metrics.json",
-            "training.json",
-            "lineage.json",
-        ],
-    )
+            files: &[
+                "config.json",
+                "adapter_config.json",
+                "metrics.json",
+                "training.json",
+                "lineage.json",
+            ],
+        },
+    };
+    publish(&args.publish, release)
 }

@@ -1,0 +1,40 @@
+//! Starcast's wire types: the bodies the REST API sends and receives, the
+//! error body, the pipeline's run records, and the tasks the app serves.
+//! The server, the UI (on both targets) and the jobs read them from here;
+//! the prediction types come from the inference core and are re-exported,
+//! so every wire type has one name and one home to import from.
+
+mod run;
+mod task;
+
+use serde::{Deserialize, Serialize};
+
+pub use run::{PipelineRun, RunStatus, StepRun, Trigger};
+pub use starcast_model::horoscope::{DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_TEMPERATURE};
+pub use starcast_model::{
+    ActorReport, Face, Horoscope, HoroscopeQuery, HoroscopeRequest, ModelInfo, ModelKind,
+    Prediction, Recognition, ZodiacSign,
+};
+pub use task::{Task, UnknownTask};
+
+/// The body of every error the REST API returns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// A sentence saying what went wrong and what to do.
+    pub error: String,
+}
+
+/// The answer to `POST /api/flags`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FlagReceipt {
+    pub id: String,
+}
+
+/// A photo of the examples gallery.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExamplePhoto {
+    pub name: String,
+    pub url: String,
+}
