@@ -6,7 +6,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::text::PromptStyle;
 use crate::vision::Preprocess;
@@ -43,32 +43,63 @@ pub enum LoadError {
     },
 }
 
-/// `config.json`.
-#[derive(Clone, Debug, Deserialize)]
+/// `config.json`, the model folder's manifest: what training, uploads and
+/// the registry write and every loader reads.
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct ModelConfig {
     pub task: ModelKind,
     pub architecture: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Where the weights came from, for people (a package, a Hub repo).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
     /// Text models: how to ask the model for a horoscope.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<PromptStyle>,
     /// Face galleries: the descriptor distance beyond which a face is "unknown".
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f32>,
     /// Classifiers: the input transform, when not torchvision's ImageNet one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preprocess: Option<Preprocess>,
+    /// Everything else the file holds, kept as it is: the hyperparameters
+    /// transformers reads beside ours in a fine-tuned Llama's config.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ModelConfig {
+    /// A config with only a task and an architecture.
+    pub fn new(task: ModelKind, architecture: impl Into<String>) -> Self {
+        ModelConfig {
+            task,
+            architecture: architecture.into(),
+            name: None,
+            version: None,
+            source: None,
+            labels: Vec::new(),
+            prompt: None,
+            threshold: None,
+            preprocess: None,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// The file's text: pretty JSON with a final newline.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a config is plain data") + "\n"
+    }
+
+    /// Writes the config to `path`.
+    pub fn write(&self, path: &Path) -> io::Result<()> {
+        fs::write(path, self.to_json())
+    }
+
     /// Reads and checks a `config.json`. A Hugging Face transformers
     /// config (no `task`, a `model_type`) is a text-generation model of
     /// that architecture, so a Hub checkpoint loads as it is.
@@ -219,6 +250,34 @@ mod tests {
         assert_eq!(folder.config.prompt, Some(PromptStyle::Chat));
         let err = folder.weights("gguf").unwrap_err();
         assert!(err.to_string().contains("no .gguf file"), "{err}");
+    }
+
+    #[test]
+    fn a_config_round_trips_with_the_fields_it_does_not_know() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        fs::write(
+            &path,
+            r#"{"task": "text-generation", "architecture": "llama", "model_type": "llama", "hidden_size": 576}"#,
+        )
+        .unwrap();
+        let config = ModelConfig {
+            version: Some("v2".into()),
+            ..ModelConfig::read(&path).unwrap()
+        };
+        config.write(&path).unwrap();
+        let written: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(written["version"], "v2");
+        assert_eq!(written["hidden_size"], 576, "{written}");
+        assert_eq!(written["model_type"], "llama");
+        assert!(
+            written.get("labels").is_none(),
+            "empty fields stay out: {written}"
+        );
+        let again = ModelConfig::read(&path).unwrap();
+        assert_eq!(again.version.as_deref(), Some("v2"));
+        assert_eq!(again.extra, config.extra);
     }
 
     #[test]

@@ -10,12 +10,12 @@ use std::sync::OnceLock;
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
 use chrono::NaiveDate;
-use starcast_model::folder::{LoadError, ModelFolder};
+use starcast_model::folder::{LoadError, ModelConfig, ModelFolder};
 use starcast_model::text::{
     Cache, Decoder, Kernels, LanguageModel, Llama, NextLogits, PromptStyle, load_horoscope_writer,
     load_llama, load_quantized_llama, save_llama,
 };
-use starcast_model::{HoroscopeRequest, HoroscopeWriter, TextScore, ZodiacSign};
+use starcast_model::{HoroscopeRequest, HoroscopeWriter, ModelKind, TextScore, ZodiacSign};
 use tokenizers::Tokenizer;
 
 fn smollm2_folder() -> PathBuf {
@@ -186,7 +186,8 @@ fn the_cache_and_the_differentiable_kernels_give_the_same_logits() {
 fn saved(dtype: DType) -> tempfile::TempDir {
     let (llama, tokenizer) = smollm2_f32();
     let dir = tempfile::tempdir().unwrap();
-    save_llama(dir.path(), llama, tokenizer, dtype, serde_json::Map::new()).unwrap();
+    let config = ModelConfig::new(ModelKind::TextGeneration, "llama");
+    save_llama(dir.path(), llama, tokenizer, dtype, config).unwrap();
     dir
 }
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 pub use starcast_api::Task;
+use starcast_model::folder::{LoadError, ModelConfig};
 
 /// Where a version came from: enough to retrain it or explain it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -230,15 +231,7 @@ impl Registry {
         } else {
             Default::default()
         };
-        let config: serde_json::Value = read_json(&path.join("config.json"))?;
-        let labels = config["labels"]
-            .as_array()
-            .map(|l| {
-                l.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let labels = read_config(&path.join("config.json"))?.labels;
         Ok(Version {
             id: id.to_string(),
             path,
@@ -429,16 +422,26 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<(), RegistryError> 
     sync_dir(dir)
 }
 
-/// Sets `"version"` in a model folder's `config.json`, so the app shows it.
-fn stamp_version(config: &Path, id: &str) -> Result<(), RegistryError> {
-    if !config.is_file() {
+fn read_config(path: &Path) -> Result<ModelConfig, RegistryError> {
+    ModelConfig::read(path).map_err(|error| match error {
+        LoadError::Io { path, source } => RegistryError::Io { path, source },
+        other => RegistryError::Damaged {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
+    })
+}
+
+/// Sets `version` in a model folder's `config.json`, so the app shows it.
+fn stamp_version(path: &Path, id: &str) -> Result<(), RegistryError> {
+    if !path.is_file() {
         return Ok(());
     }
-    let mut value: serde_json::Value = read_json(config)?;
-    if let Some(object) = value.as_object_mut() {
-        object.insert("version".into(), id.into());
-    }
-    write_json(config, &value)
+    let config = ModelConfig {
+        version: Some(id.to_string()),
+        ..read_config(path)?
+    };
+    write_json(path, &config)
 }
 
 fn sync_tree(dir: &Path) -> Result<(), RegistryError> {

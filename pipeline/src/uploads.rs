@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::Utc;
-use serde_json::json;
+use starcast_model::ModelKind;
+use starcast_model::folder::ModelConfig;
 
 /// The weight formats an upload may be, by file extension.
 pub const WEIGHT_EXTENSIONS: [&str; 4] = ["pth", "pt", "bin", "safetensors"];
@@ -79,15 +80,19 @@ impl ModelUploads {
             let labels = hidden.join("labels.txt");
             fs::write(&labels, upload.labels.join("\n") + "\n").map_err(io(&labels))?;
         }
-        let config = json!({
-            "task": "image-classification",
-            "architecture": upload.architecture.clone().unwrap_or_else(|| "auto".into()),
-            "name": "uploaded classifier",
-            "version": version,
-            "source": format!("uploaded {} at {}", upload.file_name, now.to_rfc3339()),
-        });
+        let architecture = upload.architecture.as_deref().unwrap_or("auto");
+        let config = ModelConfig {
+            name: Some("uploaded classifier".into()),
+            version: Some(version),
+            source: Some(format!(
+                "uploaded {} at {}",
+                upload.file_name,
+                now.to_rfc3339()
+            )),
+            ..ModelConfig::new(ModelKind::ImageClassification, architecture)
+        };
         let config_path = hidden.join("config.json");
-        fs::write(&config_path, config.to_string()).map_err(io(&config_path))?;
+        config.write(&config_path).map_err(io(&config_path))?;
         fs::rename(&hidden, &folder).map_err(io(&folder))?;
         Ok(folder)
     }

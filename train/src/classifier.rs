@@ -12,6 +12,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use starcast_model::ModelKind;
+use starcast_model::folder::ModelConfig;
 use starcast_model::vision::{Architecture, ImageClassifier, NamedTensors, Network, Preprocess};
 
 use crate::ImageFolder;
@@ -581,13 +583,12 @@ impl TrainedClassifier {
             path: weights.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let config = serde_json::json!({
-            "task": "image-classification",
-            "architecture": self.architecture,
-            "name": name,
-            "labels": self.labels,
-            "preprocess": self.preprocess,
-        });
+        let config = ModelConfig {
+            name: Some(name.into()),
+            labels: self.labels.clone(),
+            preprocess: Some(self.preprocess.clone()),
+            ..ModelConfig::new(ModelKind::ImageClassification, &self.architecture)
+        };
         let training = serde_json::json!({
             "options": options,
             "best_epoch": self.best_epoch,
@@ -595,7 +596,7 @@ impl TrainedClassifier {
             "skipped": self.skipped,
         });
         let files = [
-            ("config.json", pretty(&config)),
+            ("config.json", config.to_json()),
             ("metrics.json", pretty(&self.report)),
             ("training.json", pretty(&training)),
             ("curves.svg", curves::svg(&self.history)),

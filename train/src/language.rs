@@ -15,6 +15,8 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use starcast_model::ModelKind;
+use starcast_model::folder::ModelConfig;
 use starcast_model::text::{
     ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, Cache, Kernels, Llama, Lora, PromptStyle,
     adapter_tensor, cross_entropy, horoscope_prompt, save_llama, stop_tokens,
@@ -460,22 +462,19 @@ impl TrainedLanguageModel {
             path: dir.to_path_buf(),
             source,
         })?;
-        let mut starcast = serde_json::Map::new();
-        starcast.insert("task".into(), "text-generation".into());
-        starcast.insert("architecture".into(), "llama".into());
-        starcast.insert("name".into(), name.into());
-        starcast.insert("source".into(), format!("fine-tuned from {base}").into());
-        starcast.insert(
-            "prompt".into(),
-            serde_json::to_value(self.options.prompt).unwrap_or_default(),
-        );
+        let config = ModelConfig {
+            name: Some(name.into()),
+            source: Some(format!("fine-tuned from {base}")),
+            prompt: Some(self.options.prompt),
+            ..ModelConfig::new(ModelKind::TextGeneration, "llama")
+        };
         match &self.options.lora {
             Some(lora) => {
                 let targets: Vec<&str> = lora.targets.iter().map(String::as_str).collect();
-                let config = AdapterConfig::new(base.to_string(), lora.rank, lora.alpha, &targets);
+                let adapter = AdapterConfig::new(base.to_string(), lora.rank, lora.alpha, &targets);
                 write(
                     ADAPTER_CONFIG,
-                    serde_json::to_string_pretty(&config).unwrap_or_default(),
+                    serde_json::to_string_pretty(&adapter).unwrap_or_default(),
                 )?;
                 let tensors: HashMap<String, Tensor> = self
                     .learner
@@ -486,13 +485,9 @@ impl TrainedLanguageModel {
                 let path = dir.join(ADAPTER_WEIGHTS);
                 candle_core::safetensors::save(&tensors, &path)
                     .map_err(|e| TrainError::Export(format!("{}: {e}", path.display())))?;
-                write(
-                    "config.json",
-                    serde_json::to_string_pretty(&serde_json::Value::Object(starcast))
-                        .unwrap_or_default(),
-                )?;
+                write("config.json", config.to_json())?;
             }
-            None => save_llama(dir, &self.learner.model, tokenizer, DType::F32, starcast)
+            None => save_llama(dir, &self.learner.model, tokenizer, DType::F32, config)
                 .map_err(|e| TrainError::Export(e.to_string()))?,
         }
         write(

@@ -19,7 +19,7 @@ use super::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, attach_adapter
 use super::prompt::PromptStyle;
 use super::t5::T5;
 use super::writer::{Decoder, LanguageModel, without_backtrace};
-use crate::folder::{LoadError, ModelFolder, read_text};
+use crate::folder::{LoadError, ModelConfig, ModelFolder, read_text};
 use crate::{HoroscopeWriter, ModelKind};
 
 /// Loads the horoscope model in a model folder onto `device`, with a cache
@@ -247,14 +247,14 @@ fn load_tokenizer(folder: &Path) -> Result<Tokenizer, LoadError> {
 
 /// Writes `llama` as a Hugging Face-style folder in `dtype`: the weights
 /// as `model.safetensors`, `tokenizer.json`, and a `config.json` that
-/// holds both Starcast's fields (`starcast`: task, name, prompt, ...) and
+/// holds both Starcast's fields (`config`: task, name, prompt, ...) and
 /// the hyperparameters transformers reads.
 pub fn save_llama(
     dir: &Path,
     llama: &Llama,
     tokenizer: &Tokenizer,
     dtype: DType,
-    starcast: serde_json::Map<String, serde_json::Value>,
+    mut config: ModelConfig,
 ) -> Result<(), SaveError> {
     let weights = dir.join("model.safetensors");
     llama
@@ -270,20 +270,21 @@ pub fn save_llama(
             path: weights,
             reason: e.to_string(),
         })?;
-    let mut config = serde_json::to_value(llama.config())
+    let mut hyperparameters = serde_json::to_value(llama.config())
         .ok()
         .and_then(|v| v.as_object().cloned())
         .unwrap_or_default();
-    config.insert("model_type".into(), "llama".into());
-    config.insert(
+    hyperparameters.insert("model_type".into(), "llama".into());
+    hyperparameters.insert(
         "architectures".into(),
         serde_json::json!(["LlamaForCausalLM"]),
     );
-    config.insert("torch_dtype".into(), torch_dtype(dtype).into());
-    config.extend(starcast);
+    hyperparameters.insert("torch_dtype".into(), torch_dtype(dtype).into());
+    config.extra.extend(hyperparameters);
     let path = dir.join("config.json");
-    let json = serde_json::to_string_pretty(&config).unwrap_or_default();
-    std::fs::write(&path, json).map_err(|source| SaveError::Io { path, source })?;
+    config
+        .write(&path)
+        .map_err(|source| SaveError::Io { path, source })?;
     let path = dir.join("tokenizer.json");
     tokenizer
         .save(&path, false)
