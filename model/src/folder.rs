@@ -33,6 +33,11 @@ pub enum LoadError {
     Hub { location: String, reason: String },
     #[error("the weights in {path} can't be used: {reason}")]
     Weights { path: PathBuf, reason: String },
+    #[error("the weights in {path} can't be used: {source}")]
+    Network {
+        path: PathBuf,
+        source: crate::vision::NetworkError,
+    },
     #[error(
         "a {task} model of architecture '{architecture}' is not supported yet: use {supported}"
     )]

@@ -135,10 +135,10 @@ pub trait HoroscopeWriter: Send + Sync {
         text: &str,
     ) -> Result<TextScore, ModelError> {
         let _ = (sign, date, text);
-        Err(ModelError {
-            model: self.info().name.clone(),
-            reason: "this model can't score a text".into(),
-        })
+        Err(ModelError::new(
+            self.info().name.clone(),
+            "this model can't score a text",
+        ))
     }
 }
 

@@ -40,5 +40,40 @@ pub use zodiac::{UnknownSign, ZodiacSign};
 #[error("the model '{model}' failed: {reason}")]
 pub struct ModelError {
     pub model: String,
+    /// The failure in words, for the user.
     pub reason: String,
+    /// The error underneath, when there is one.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ModelError {
+    /// A failure that is its own explanation.
+    pub fn new(model: impl Into<String>, reason: impl Into<String>) -> Self {
+        ModelError {
+            model: model.into(),
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A failure of the tensor code: its sentence, and the error kept.
+    #[cfg(feature = "runtime")]
+    pub fn tensors(model: impl Into<String>, error: candle_core::Error) -> Self {
+        ModelError {
+            model: model.into(),
+            reason: without_backtrace(&error),
+            source: Some(Box::new(error)),
+        }
+    }
+}
+
+/// A candle error in words, without the backtrace candle attaches when
+/// `RUST_BACKTRACE` is set: users read these.
+#[cfg(feature = "runtime")]
+pub(crate) fn without_backtrace(error: &candle_core::Error) -> String {
+    match error {
+        candle_core::Error::WithBacktrace { inner, .. } => without_backtrace(inner),
+        other => other.to_string(),
+    }
 }

@@ -18,12 +18,13 @@ use starcast_model::vision::{Architecture, ImageClassifier, NamedTensors, Networ
 
 use crate::ImageFolder;
 use crate::augment::Augment;
-use crate::checkpoint::{BestEpoch, Checkpoint, CheckpointError, EpochFigures, Resumed};
+use crate::checkpoint::{BestEpoch, Checkpoint, EpochFigures, Resumed};
 use crate::curves::{self, EpochRecord};
+use crate::error::TrainError;
 use crate::metrics::ClassificationReport;
 use crate::optimizer::{AdamW, ParamsAdamW};
 use crate::schedule::WarmupCosine;
-use crate::split::{SplitError, stratified_split};
+use crate::split::stratified_split;
 use crate::trainable::TrainingConvNorm;
 
 /// The knobs of a training run, with fine-tuning's usual defaults.
@@ -73,27 +74,6 @@ pub enum Progress<'a, E = EpochRecord> {
         loss: f64,
     },
     Epoch(&'a E),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error(transparent)]
-    Split(#[from] SplitError),
-    #[error("the training failed in the tensor code: {0}")]
-    Tensor(#[from] candle_core::Error),
-    #[error("could not write the model to {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("the dataset has no photo that could be decoded")]
-    NoPhotos,
-    #[error("the network can't be trained this way: {0}")]
-    Export(String),
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
-    #[error("{0}")]
-    Horoscopes(String),
 }
 
 /// A photo the run left out, and why.
@@ -252,8 +232,7 @@ impl Learner for Full {
             self.tensors()?,
             self.labels.clone(),
             self.preprocess.clone(),
-        )
-        .map_err(TrainError::Export)?;
+        )?;
         let logits = self
             .validation_inputs
             .iter()
@@ -399,9 +378,7 @@ pub fn fine_tune(
                 }
             }
             let architecture = base.architecture().with_classes(classes);
-            let network = architecture
-                .build_with::<TrainingConvNorm>(vb.clone())
-                .map_err(TrainError::Export)?;
+            let network = architecture.build_with::<TrainingConvNorm>(vb.clone())?;
             Box::new(Full {
                 network,
                 varmap: varmap.clone(),
@@ -579,9 +556,11 @@ impl TrainedClassifier {
         };
         std::fs::create_dir_all(folder).map_err(write_error(folder))?;
         let weights = folder.join("model.safetensors");
-        candle_core::safetensors::save(&self.tensors, &weights).map_err(|e| TrainError::Write {
-            path: weights.clone(),
-            source: std::io::Error::other(e.to_string()),
+        candle_core::safetensors::save(&self.tensors, &weights).map_err(|source| {
+            TrainError::WriteTensors {
+                path: weights.clone(),
+                source,
+            }
         })?;
         let config = ModelConfig {
             name: Some(name.into()),

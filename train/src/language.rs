@@ -25,7 +25,8 @@ use starcast_model::vision::NamedTensors;
 use tokenizers::Tokenizer;
 
 use crate::checkpoint::{BestEpoch, Checkpoint, EpochFigures, Resumed};
-use crate::classifier::{Progress, TrainError};
+use crate::classifier::Progress;
+use crate::error::TrainError;
 use crate::optimizer::{AdamW, ParamsAdamW};
 use crate::schedule::WarmupCosine;
 use crate::text_eval::HoroscopeText;
@@ -125,7 +126,7 @@ fn tokenize(
         tokenizer
             .encode(s, false)
             .map(|e| e.get_ids().to_vec())
-            .map_err(|e| TrainError::Horoscopes(format!("the tokenizer failed: {e}")))
+            .map_err(TrainError::Tokenizer)
     };
     let mut tokens = encode(&prompt.input)?;
     let prompt_len = tokens.len();
@@ -137,9 +138,10 @@ fn tokenize(
     tokens.extend(end);
     tokens.truncate(max_tokens);
     if tokens.len() <= prompt_len {
-        return Err(TrainError::Horoscopes(format!(
-            "the prompt alone takes {prompt_len} tokens: raise the token limit above {max_tokens}"
-        )));
+        return Err(TrainError::PromptTooLong {
+            prompt_tokens: prompt_len,
+            max_tokens,
+        });
     }
     Ok(Example { tokens, prompt_len })
 }
@@ -288,11 +290,10 @@ pub fn fine_tune_language(
     mut progress: impl FnMut(Progress<LanguageEpoch>),
 ) -> Result<TrainedLanguageModel, TrainError> {
     if texts.len() <= options.held_out {
-        return Err(TrainError::Horoscopes(format!(
-            "{} horoscopes leave nothing to train on after holding out {}: collect more or hold out fewer",
-            texts.len(),
-            options.held_out
-        )));
+        return Err(TrainError::TooFewHoroscopes {
+            texts: texts.len(),
+            held_out: options.held_out,
+        });
     }
     let end = stop_tokens(tokenizer).first().copied();
     let examples = texts
@@ -484,11 +485,10 @@ impl TrainedLanguageModel {
                     .collect();
                 let path = dir.join(ADAPTER_WEIGHTS);
                 candle_core::safetensors::save(&tensors, &path)
-                    .map_err(|e| TrainError::Export(format!("{}: {e}", path.display())))?;
+                    .map_err(|source| TrainError::WriteTensors { path, source })?;
                 write("config.json", config.to_json())?;
             }
-            None => save_llama(dir, &self.learner.model, tokenizer, DType::F32, config)
-                .map_err(|e| TrainError::Export(e.to_string()))?,
+            None => save_llama(dir, &self.learner.model, tokenizer, DType::F32, config)?,
         }
         write(
             "metrics.json",

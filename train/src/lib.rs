@@ -7,6 +7,7 @@ mod augment;
 mod checkpoint;
 mod classifier;
 mod curves;
+mod error;
 mod evaluate;
 mod gallery;
 pub mod image_folder;
@@ -20,10 +21,9 @@ mod trainable;
 
 pub use augment::Augment;
 pub use checkpoint::CheckpointError;
-pub use classifier::{
-    Method, Progress, SkippedPhoto, TrainError, TrainOptions, TrainedClassifier, fine_tune,
-};
+pub use classifier::{Method, Progress, SkippedPhoto, TrainOptions, TrainedClassifier, fine_tune};
 pub use curves::EpochRecord;
+pub use error::TrainError;
 pub use evaluate::{EvaluateError, NO_ANSWER, evaluate_recognizer};
 pub use gallery::{GalleryError, write_gallery};
 pub use image_folder::{ImageFolder, ImageFolderError};

@@ -155,10 +155,8 @@ pub fn evaluate_writer(
             mean_characters: lengths.iter().sum::<usize>() as f64 / lengths.len().max(1) as f64,
             distinct_2: distinct_2(&texts),
             diversity: match embedder {
-                Some(embedder) => diversity(embedder, &texts).map_err(|e| ModelError {
-                    model: "sentence embedder".into(),
-                    reason: e.to_string(),
-                })?,
+                Some(embedder) => diversity(embedder, &texts)
+                    .map_err(|e| ModelError::tensors("sentence embedder", e))?,
                 None => None,
             },
             mean_seconds: seconds / samples.max(1) as f64,

@@ -39,9 +39,9 @@ impl FaceTools {
         let detector = FaceDetector::load(&folder.join(DETECTOR_FILE))?;
         let manifest = folder.join(EMBEDDER_MANIFEST);
         let embedder = build_exactly(read_tfjs(&manifest)?, &Device::Cpu, FaceEmbedder::load)
-            .map_err(|reason| LoadError::Weights {
+            .map_err(|source| LoadError::Network {
                 path: manifest.clone(),
-                reason,
+                source,
             })?;
         Ok(FaceTools { detector, embedder })
     }
@@ -164,10 +164,7 @@ impl ActorRecognizer for FaceGalleryRecognizer {
     /// Every face gets its own predictions; the photo's are its largest
     /// face's, or "unknown" when there is no face.
     fn recognize(&self, photo: &DynamicImage) -> Result<Recognition, ModelError> {
-        let failed = |e: candle_core::Error| ModelError {
-            model: self.info.name.clone(),
-            reason: e.to_string(),
-        };
+        let failed = |e: candle_core::Error| ModelError::tensors(self.info.name.clone(), e);
         let faces = self
             .tools
             .detector

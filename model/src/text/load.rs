@@ -18,9 +18,9 @@ use super::llama::{Llama, LlamaConfig};
 use super::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, attach_adapters};
 use super::prompt::PromptStyle;
 use super::t5::T5;
-use super::writer::{Decoder, LanguageModel, without_backtrace};
+use super::writer::{Decoder, LanguageModel};
 use crate::folder::{LoadError, ModelConfig, ModelFolder, read_text};
-use crate::{HoroscopeWriter, ModelKind};
+use crate::{HoroscopeWriter, ModelKind, without_backtrace};
 
 /// Loads the horoscope model in a model folder onto `device`, with a cache
 /// in front. A GGUF is served as stored on the CPU; elsewhere it is

@@ -92,14 +92,11 @@ impl LanguageModel {
     }
 
     fn failed(&self, reason: impl ToString) -> ModelError {
-        ModelError {
-            model: self.info.name.clone(),
-            reason: reason.to_string(),
-        }
+        ModelError::new(self.info.name.clone(), reason.to_string())
     }
 
     fn tensor_failed(&self, error: candle_core::Error) -> ModelError {
-        self.failed(without_backtrace(&error))
+        ModelError::tensors(self.info.name.clone(), error)
     }
 
     fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
@@ -182,15 +179,6 @@ impl LanguageModel {
             tokens: generated.len(),
             abandoned: false,
         })
-    }
-}
-
-/// A candle error in words, without the backtrace candle attaches when
-/// `RUST_BACKTRACE` is set: users read these.
-pub fn without_backtrace(error: &candle_core::Error) -> String {
-    match error {
-        candle_core::Error::WithBacktrace { inner, .. } => without_backtrace(inner),
-        other => other.to_string(),
     }
 }
 

@@ -9,6 +9,7 @@ use candle_nn::VarBuilder;
 use image::DynamicImage;
 
 use super::efficientnet::EfficientNet;
+use super::error::NetworkError;
 use super::layers::{ConvLayer, ConvNorm, Network};
 use super::mobilenet_v2::MobileNetV2;
 use super::preprocess::Preprocess;
@@ -42,10 +43,11 @@ pub enum Architecture {
 
 impl Architecture {
     /// A named architecture with the class count the weights' head has.
-    pub fn named(name: &str, tensors: &NamedTensors) -> Result<Self, String> {
-        let head = |tensor: &str| {
-            rows(tensors, tensor).ok_or_else(|| {
-                format!("the weights have no {tensor}, which a {name} classifier head needs")
+    pub fn named(name: &str, tensors: &NamedTensors) -> Result<Self, NetworkError> {
+        let head = |tensor: &'static str| {
+            rows(tensors, tensor).ok_or_else(|| NetworkError::MissingHead {
+                architecture: name.to_string(),
+                tensor,
             })
         };
         match name {
@@ -57,9 +59,7 @@ impl Architecture {
             }),
             _ => {
                 let Some(preset) = resnet::Config::named(name, 0) else {
-                    return Err(format!(
-                        "unknown architecture '{name}': use one of {ARCHITECTURES}"
-                    ));
+                    return Err(NetworkError::UnknownArchitecture(name.to_string()));
                 };
                 Ok(Architecture::ResNet(resnet::Config {
                     classes: head("fc.weight")?,
@@ -129,7 +129,7 @@ impl Architecture {
     pub fn build_with<C: ConvLayer + 'static>(
         &self,
         vb: VarBuilder,
-    ) -> Result<Box<dyn Network>, String> {
+    ) -> Result<Box<dyn Network>, NetworkError> {
         let built: candle_core::Result<Box<dyn Network>> = match self {
             Architecture::ResNet(config) => {
                 ResNet::<C>::load(vb, config).map(|n| Box::new(n) as Box<dyn Network>)
@@ -138,13 +138,10 @@ impl Architecture {
                 MobileNetV2::<C>::load(vb, *classes).map(|n| Box::new(n) as Box<dyn Network>)
             }
             Architecture::EfficientNetB0 { .. } => {
-                return Err(format!(
-                    "{} can only be fine-tuned head-only (its squeeze-excitation layers are serving-only here)",
-                    self.name()
-                ));
+                return Err(NetworkError::ServingOnly(self.name()));
             }
         };
-        built.map_err(|e| e.to_string())
+        built.map_err(NetworkError::Layers)
     }
 
     /// Builds the network on `device` from the tensors, all of them and
@@ -153,7 +150,7 @@ impl Architecture {
         &self,
         tensors: NamedTensors,
         device: &Device,
-    ) -> Result<Box<dyn Network>, String> {
+    ) -> Result<Box<dyn Network>, NetworkError> {
         Ok(match self {
             Architecture::ResNet(config) => Box::new(build_exactly(tensors, device, |vb| {
                 ResNet::<ConvNorm>::load(vb, config)
@@ -239,6 +236,10 @@ impl ImageClassifier {
             path: weights_path.clone(),
             reason,
         };
+        let network_error = |source| LoadError::Network {
+            path: weights_path.clone(),
+            source,
+        };
         let tensors = read_weights(&weights_path)?;
         let named = options.architecture.clone().or_else(|| {
             config
@@ -247,7 +248,7 @@ impl ImageClassifier {
                 .filter(|a| !a.is_empty() && a != "auto")
         });
         let architecture = match named {
-            Some(name) => Architecture::named(&name, &tensors).map_err(unusable)?,
+            Some(name) => Architecture::named(&name, &tensors).map_err(network_error)?,
             None => Architecture::infer(&tensors).ok_or_else(|| {
                 unusable(format!(
                     "its tensor names match none of {ARCHITECTURES}: name the architecture with --arch or in config.json"
@@ -270,7 +271,7 @@ impl ImageClassifier {
         })?;
         let network = architecture
             .build(tensors, &options.device)
-            .map_err(unusable)?;
+            .map_err(network_error)?;
         let stem = weights_path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned());
@@ -319,13 +320,12 @@ impl ImageClassifier {
         tensors: NamedTensors,
         labels: Vec<String>,
         preprocess: Preprocess,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, NetworkError> {
         if labels.len() != architecture.classes() {
-            return Err(format!(
-                "{} labels for {} classes",
-                labels.len(),
-                architecture.classes()
-            ));
+            return Err(NetworkError::LabelCount {
+                labels: labels.len(),
+                classes: architecture.classes(),
+            });
         }
         let network = architecture.build(tensors, &Device::Cpu)?;
         let info = ModelInfo {
@@ -388,10 +388,9 @@ impl ActorRecognizer for ImageClassifier {
     }
 
     fn recognize(&self, photo: &DynamicImage) -> Result<Recognition, ModelError> {
-        let probabilities = self.probabilities(photo).map_err(|e| ModelError {
-            model: self.info.name.clone(),
-            reason: e.to_string(),
-        })?;
+        let probabilities = self
+            .probabilities(photo)
+            .map_err(|e| ModelError::tensors(self.info.name.clone(), e))?;
         Ok(Recognition {
             predictions: ranked(&self.labels, &probabilities),
             faces: Vec::new(),

@@ -4,6 +4,7 @@
 mod classifier;
 mod conv;
 mod efficientnet;
+mod error;
 pub(crate) mod layers;
 mod mobilenet_v2;
 mod pickle;
@@ -17,6 +18,7 @@ pub(crate) mod weights;
 pub use classifier::{
     ARCHITECTURES, Architecture, ClassifierOptions, ImageClassifier, MAX_PREDICTIONS, ranked,
 };
+pub use error::NetworkError;
 pub use layers::{
     Activation, ConvLayer, ConvNorm, ConvShape, Network, depthwise_by_taps, is_depthwise,
 };

@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::VarBuilder;
 use candle_nn::var_builder::SimpleBackend;
 
+use super::error::NetworkError;
 use super::pth::read_pth;
 use crate::folder::LoadError;
 
@@ -100,17 +101,13 @@ pub fn build_exactly<M>(
     tensors: NamedTensors,
     device: &Device,
     build: impl FnOnce(VarBuilder) -> candle_core::Result<M>,
-) -> Result<M, String> {
+) -> Result<M, NetworkError> {
     let tracked = Shared(Arc::new(Tracked {
         tensors,
         used: Mutex::new(BTreeSet::new()),
     }));
     let vb = VarBuilder::from_backend(Box::new(tracked.clone()), DType::F32, device.clone());
-    let model = build(vb).map_err(|e| match e {
-        // The backtrace is for developers; the user gets the sentence.
-        candle_core::Error::WithBacktrace { inner, .. } => inner.to_string(),
-        other => other.to_string(),
-    })?;
+    let model = build(vb).map_err(NetworkError::Layers)?;
     let used = tracked.0.used.lock().map(|u| u.clone()).unwrap_or_default();
     let mut unexpected: Vec<&String> = tracked
         .0
@@ -121,16 +118,10 @@ pub fn build_exactly<M>(
     if !unexpected.is_empty() {
         unexpected.sort();
         let shown: Vec<&str> = unexpected.iter().take(5).map(|s| s.as_str()).collect();
-        let more = unexpected.len().saturating_sub(shown.len());
-        let more = if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        };
-        return Err(format!(
-            "unexpected tensors {}{more}: the file is for another architecture",
-            shown.join(", ")
-        ));
+        return Err(NetworkError::Unexpected {
+            shown: shown.join(", "),
+            more: unexpected.len() - shown.len(),
+        });
     }
     Ok(model)
 }
