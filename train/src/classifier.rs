@@ -18,8 +18,9 @@ use starcast_model::vision::{Architecture, ImageClassifier, NamedTensors, Networ
 
 use crate::ImageFolder;
 use crate::augment::Augment;
-use crate::checkpoint::{BestEpoch, Checkpoint, EpochFigures, Resumed};
+use crate::checkpoint::{BestEpoch, Checkpoint, EpochFigures};
 use crate::curves::{self, EpochRecord};
+use crate::epochs::{Epoch, Epochs, Progress, Schedule, run_epochs};
 use crate::error::TrainError;
 use crate::metrics::ClassificationReport;
 use crate::optimizer::{AdamW, ParamsAdamW};
@@ -57,23 +58,6 @@ impl Default for TrainOptions {
             method: Method::HeadOnly,
         }
     }
-}
-
-/// What a run tells its caller as it goes, for a progress bar.
-#[derive(Debug)]
-pub enum Progress<'a, E = EpochRecord> {
-    Started {
-        epochs: usize,
-        steps_per_epoch: usize,
-    },
-    /// Continuing from a checkpoint after this epoch.
-    Resumed {
-        epoch: usize,
-    },
-    Step {
-        loss: f64,
-    },
-    Epoch(&'a E),
 }
 
 /// A photo the run left out, and why.
@@ -285,10 +269,6 @@ fn judge(logits: &Tensor, targets: &Tensor) -> candle_core::Result<(f64, Vec<(us
     Ok((f64::from(loss), outcomes))
 }
 
-/// The classifier's best epoch: its figures, the network then, and its
-/// validation answers as `(truth, predicted)`.
-type ClassifierBest = BestEpoch<EpochRecord, Vec<(usize, usize)>>;
-
 impl EpochFigures for EpochRecord {
     fn epoch(&self) -> usize {
         self.epoch
@@ -418,109 +398,36 @@ pub fn fine_tune(
         },
     )?;
     let checkpoint = checkpoint.map(|dir| Checkpoint::new(dir, &identity));
-    let resumed: Option<Resumed<EpochRecord, Vec<(usize, usize)>>> = match &checkpoint {
-        Some(checkpoint) => checkpoint.resume(&mut varmap, &mut optimiser)?,
-        None => None,
-    };
     let steps_per_epoch = train.len().div_ceil(batch);
-    let schedule = WarmupCosine {
-        peak: options.learning_rate,
-        warmup_steps: options.warmup_epochs * steps_per_epoch,
-        total_steps: options.epochs * steps_per_epoch,
-    };
-    progress(Progress::Started {
+    let schedule = Schedule {
         epochs: options.epochs,
         steps_per_epoch,
-    });
-
-    let augment = Augment::new(preprocess.crop);
-    let (first_epoch, mut step, mut history, mut best) = match resumed {
-        Some(resumed) => {
-            progress(Progress::Resumed {
-                epoch: resumed.epoch,
-            });
-            (
-                resumed.epoch + 1,
-                resumed.step,
-                resumed.history,
-                resumed.best,
-            )
-        }
-        None => (1, 0, Vec::new(), None),
+        patience: Some(options.patience),
     };
-    let stopped_early = |history: &[EpochRecord], best: &Option<ClassifierBest>| {
-        let last = history.last().map_or(0, |r| r.epoch);
-        let best_epoch = best.as_ref().map_or(last, |b| b.record.epoch);
-        last > 0 && last - best_epoch >= options.patience
+    let mut epochs = ClassifierEpochs {
+        learner: learner.as_ref(),
+        train: &mut train,
+        photos: &photos,
+        preprocess: &preprocess,
+        augment: Augment::new(preprocess.crop),
+        batch,
+        device,
+        seed: options.seed,
+        learning_rate: WarmupCosine {
+            peak: options.learning_rate,
+            warmup_steps: options.warmup_epochs * steps_per_epoch,
+            total_steps: options.epochs * steps_per_epoch,
+        },
+        validation_targets: &validation_targets,
     };
-    for epoch in first_epoch..=options.epochs {
-        if stopped_early(&history, &best) {
-            break;
-        }
-        // Seeded per epoch, so a resumed run draws what an unbroken one would.
-        let mut rng = ChaCha8Rng::seed_from_u64(options.seed.wrapping_add(epoch as u64));
-        train.sort();
-        train.shuffle(&mut rng);
-        let mut loss_sum = 0.0;
-        for chunk in train.chunks(batch) {
-            let views = chunk
-                .iter()
-                .map(|(path, _)| {
-                    let photo = DynamicImage::ImageRgb8(photos[path].clone());
-                    preprocess.normalised(&augment.apply(&photo, &mut rng), 0, 0)
-                })
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            let targets: Vec<u32> = chunk.iter().map(|(_, c)| *c as u32).collect();
-            let targets = Tensor::from_vec(targets, chunk.len(), device)?;
-            let logits = learner.logits(&Tensor::cat(&views, 0)?.to_device(device)?)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
-            optimiser.set_learning_rate(schedule.at(step));
-            optimiser.backward_step(&loss)?;
-            let loss = f64::from(loss.to_scalar::<f32>()?);
-            loss_sum += loss * chunk.len() as f64;
-            step += 1;
-            progress(Progress::Step { loss });
-        }
-        let (validation_loss, outcomes) =
-            judge(&learner.validation_logits()?, &validation_targets)?;
-        let correct = outcomes.iter().filter(|(t, p)| t == p).count();
-        let record = EpochRecord {
-            epoch,
-            train_loss: loss_sum / train.len() as f64,
-            validation_loss,
-            validation_accuracy: correct as f64 / outcomes.len() as f64,
-            learning_rate: schedule.at(step.saturating_sub(1)),
-        };
-        progress(Progress::Epoch(&record));
-        let improved = best.as_ref().is_none_or(|b| {
-            record.validation_accuracy > b.record.validation_accuracy
-                || (record.validation_accuracy == b.record.validation_accuracy
-                    && validation_loss < b.record.validation_loss)
-        });
-        if improved {
-            best = Some(BestEpoch {
-                record: record.clone(),
-                tensors: learner.tensors()?,
-                outcomes,
-            });
-        }
-        history.push(record);
-        if let Some(checkpoint) = &checkpoint {
-            checkpoint.save(
-                &varmap,
-                &optimiser,
-                epoch,
-                step,
-                &history,
-                best.as_ref(),
-                improved,
-            )?;
-        }
-    }
-    if let Some(checkpoint) = &checkpoint {
-        checkpoint.clear();
-    }
-
+    let Epochs { history, best } = run_epochs(
+        &mut epochs,
+        &schedule,
+        checkpoint,
+        &mut varmap,
+        &mut optimiser,
+        &mut progress,
+    )?;
     let BestEpoch {
         record: best,
         tensors,
@@ -538,6 +445,85 @@ pub fn fine_tune(
         skipped,
         validation,
     })
+}
+
+/// An epoch of fine-tuning a classifier: augmented training photos in a
+/// seeded order, then the served network on the validation photos.
+struct ClassifierEpochs<'a> {
+    learner: &'a dyn Learner,
+    train: &'a mut Vec<(PathBuf, usize)>,
+    photos: &'a HashMap<PathBuf, RgbImage>,
+    preprocess: &'a Preprocess,
+    augment: Augment,
+    batch: usize,
+    device: &'a Device,
+    seed: u64,
+    learning_rate: WarmupCosine,
+    validation_targets: &'a Tensor,
+}
+
+impl Epoch for ClassifierEpochs<'_> {
+    type Record = EpochRecord;
+    /// The validation answers as `(truth, predicted)`.
+    type Outcomes = Vec<(usize, usize)>;
+
+    fn train(
+        &mut self,
+        epoch: usize,
+        step: &mut usize,
+        optimiser: &mut AdamW,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(EpochRecord, Self::Outcomes), TrainError> {
+        // Seeded per epoch, so a resumed run draws what an unbroken one would.
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_add(epoch as u64));
+        self.train.sort();
+        self.train.shuffle(&mut rng);
+        let mut loss_sum = 0.0;
+        for chunk in self.train.chunks(self.batch) {
+            let views = chunk
+                .iter()
+                .map(|(path, _)| {
+                    let photo = DynamicImage::ImageRgb8(self.photos[path].clone());
+                    self.preprocess
+                        .normalised(&self.augment.apply(&photo, &mut rng), 0, 0)
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let targets: Vec<u32> = chunk.iter().map(|(_, c)| *c as u32).collect();
+            let targets = Tensor::from_vec(targets, chunk.len(), self.device)?;
+            let logits = self
+                .learner
+                .logits(&Tensor::cat(&views, 0)?.to_device(self.device)?)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
+            optimiser.set_learning_rate(self.learning_rate.at(*step));
+            optimiser.backward_step(&loss)?;
+            let loss = f64::from(loss.to_scalar::<f32>()?);
+            loss_sum += loss * chunk.len() as f64;
+            *step += 1;
+            progress(Progress::Step { loss });
+        }
+        let (validation_loss, outcomes) =
+            judge(&self.learner.validation_logits()?, self.validation_targets)?;
+        let correct = outcomes.iter().filter(|(t, p)| t == p).count();
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / self.train.len() as f64,
+            validation_loss,
+            validation_accuracy: correct as f64 / outcomes.len() as f64,
+            learning_rate: self.learning_rate.at(step.saturating_sub(1)),
+        };
+        Ok((record, outcomes))
+    }
+
+    /// A higher validation accuracy, or the same with a lower loss.
+    fn improves_on(&self, record: &EpochRecord, best: &EpochRecord) -> bool {
+        record.validation_accuracy > best.validation_accuracy
+            || (record.validation_accuracy == best.validation_accuracy
+                && record.validation_loss < best.validation_loss)
+    }
+
+    fn snapshot(&self) -> Result<NamedTensors, TrainError> {
+        Ok(self.learner.tensors()?)
+    }
 }
 
 impl TrainedClassifier {

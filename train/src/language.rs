@@ -24,8 +24,8 @@ use starcast_model::text::{
 use starcast_model::vision::NamedTensors;
 use tokenizers::Tokenizer;
 
-use crate::checkpoint::{BestEpoch, Checkpoint, EpochFigures, Resumed};
-use crate::classifier::Progress;
+use crate::checkpoint::{Checkpoint, EpochFigures};
+use crate::epochs::{Epoch, Epochs, Progress, Schedule, run_epochs};
 use crate::error::TrainError;
 use crate::optimizer::{AdamW, ParamsAdamW};
 use crate::schedule::WarmupCosine;
@@ -268,9 +268,6 @@ pub struct TrainedLanguageModel {
     pub report: LanguageReport,
 }
 
-/// The language model's best epoch: its figures and the variables then.
-type LanguageBest = BestEpoch<LanguageEpoch, ()>;
-
 impl EpochFigures for LanguageEpoch {
     fn epoch(&self) -> usize {
         self.epoch
@@ -335,82 +332,26 @@ pub fn fine_tune_language(
             .collect::<Vec<_>>(),
         serde_json::to_string(base.config()).expect("plain data serialises"),
     );
-    let checkpoint = checkpoint.map(|dir| Checkpoint::new(dir, &identity));
-    let resumed: Option<Resumed<LanguageEpoch, ()>> = match &checkpoint {
-        Some(checkpoint) => checkpoint.resume(&mut varmap, &mut optimizer)?,
-        None => None,
+    let mut epochs = LanguageEpochs {
+        learner: &mut learner,
+        train,
+        held_out,
+        batch: options.batch.max(1),
+        seed: options.seed,
+        learning_rate: schedule,
     };
-    progress(Progress::Started {
-        epochs: options.epochs,
-        steps_per_epoch,
-    });
-    let (first_epoch, mut step, mut history, mut best) = match resumed {
-        Some(resumed) => {
-            progress(Progress::Resumed {
-                epoch: resumed.epoch,
-            });
-            (
-                resumed.epoch + 1,
-                resumed.step,
-                resumed.history,
-                resumed.best,
-            )
-        }
-        None => (1, 0, Vec::new(), None::<LanguageBest>),
-    };
-    for epoch in first_epoch..=options.epochs {
-        // Seeded per epoch, so a resumed run draws what an unbroken one would.
-        let mut rng = ChaCha8Rng::seed_from_u64(options.seed.wrapping_add(epoch as u64));
-        let mut order: Vec<&Example> = train.iter().collect();
-        order.shuffle(&mut rng);
-        let started = Instant::now();
-        let (mut epoch_loss, mut epoch_tokens, mut fed) = (0.0, 0, 0);
-        for batch in order.chunks(options.batch.max(1)) {
-            optimizer.set_learning_rate(schedule.at(step));
-            let (loss, count) = learner.loss(batch)?;
-            let mean = (loss / count as f64)?;
-            optimizer.backward_step(&mean)?;
-            let value = f64::from(mean.to_scalar::<f32>()?);
-            progress(Progress::Step { loss: value });
-            epoch_loss += value * count as f64;
-            epoch_tokens += count;
-            fed += batch.iter().map(|e| e.tokens.len()).sum::<usize>();
-            step += 1;
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        let held_out_loss = learner.evaluate(held_out, options.batch)?;
-        let record = LanguageEpoch {
-            epoch,
-            train_loss: epoch_loss / epoch_tokens.max(1) as f64,
-            held_out_loss,
-            held_out_perplexity: held_out_loss.exp(),
-            learning_rate: schedule.at(step.saturating_sub(1)),
-            tokens_per_s: fed as f64 / seconds.max(1e-9),
-        };
-        progress(Progress::Epoch(&record));
-        let improved = best
-            .as_ref()
-            .is_none_or(|b| held_out_loss < b.record.held_out_loss);
-        if improved {
-            best = Some(BestEpoch {
-                record: record.clone(),
-                tensors: learner.snapshot()?,
-                outcomes: (),
-            });
-        }
-        history.push(record);
-        if let Some(checkpoint) = &checkpoint {
-            checkpoint.save(
-                &varmap,
-                &optimizer,
-                epoch,
-                step,
-                &history,
-                best.as_ref(),
-                improved,
-            )?;
-        }
-    }
+    let Epochs { history, best } = run_epochs(
+        &mut epochs,
+        &Schedule {
+            epochs: options.epochs,
+            steps_per_epoch,
+            patience: None,
+        },
+        checkpoint.map(|dir| Checkpoint::new(dir, &identity)),
+        &mut varmap,
+        &mut optimizer,
+        &mut progress,
+    )?;
     let (best_loss, best_epoch) = match best {
         Some(best) => {
             learner.restore(&best.tensors)?;
@@ -418,9 +359,6 @@ pub fn fine_tune_language(
         }
         None => (base_loss, 0),
     };
-    if let Some(checkpoint) = &checkpoint {
-        checkpoint.clear();
-    }
     learner.model.set_kernels(Kernels::Fused);
     let report = LanguageReport {
         base_perplexity: base_loss.exp(),
@@ -436,6 +374,68 @@ pub fn fine_tune_language(
         options: options.clone(),
         report,
     })
+}
+
+/// An epoch of fine-tuning a language model: the training horoscopes in
+/// a seeded order, then the loss on the held-out ones.
+struct LanguageEpochs<'a> {
+    learner: &'a mut Learner,
+    train: &'a [Example],
+    held_out: &'a [Example],
+    batch: usize,
+    seed: u64,
+    learning_rate: WarmupCosine,
+}
+
+impl Epoch for LanguageEpochs<'_> {
+    type Record = LanguageEpoch;
+    type Outcomes = ();
+
+    fn train(
+        &mut self,
+        epoch: usize,
+        step: &mut usize,
+        optimiser: &mut AdamW,
+        progress: &mut dyn FnMut(Progress<LanguageEpoch>),
+    ) -> Result<(LanguageEpoch, ()), TrainError> {
+        // Seeded per epoch, so a resumed run draws what an unbroken one would.
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_add(epoch as u64));
+        let mut order: Vec<&Example> = self.train.iter().collect();
+        order.shuffle(&mut rng);
+        let started = Instant::now();
+        let (mut epoch_loss, mut epoch_tokens, mut fed) = (0.0, 0, 0);
+        for batch in order.chunks(self.batch) {
+            optimiser.set_learning_rate(self.learning_rate.at(*step));
+            let (loss, count) = self.learner.loss(batch)?;
+            let mean = (loss / count as f64)?;
+            optimiser.backward_step(&mean)?;
+            let value = f64::from(mean.to_scalar::<f32>()?);
+            progress(Progress::Step { loss: value });
+            epoch_loss += value * count as f64;
+            epoch_tokens += count;
+            fed += batch.iter().map(|e| e.tokens.len()).sum::<usize>();
+            *step += 1;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let held_out_loss = self.learner.evaluate(self.held_out, self.batch)?;
+        let record = LanguageEpoch {
+            epoch,
+            train_loss: epoch_loss / epoch_tokens.max(1) as f64,
+            held_out_loss,
+            held_out_perplexity: held_out_loss.exp(),
+            learning_rate: self.learning_rate.at(step.saturating_sub(1)),
+            tokens_per_s: fed as f64 / seconds.max(1e-9),
+        };
+        Ok((record, ()))
+    }
+
+    fn improves_on(&self, record: &LanguageEpoch, best: &LanguageEpoch) -> bool {
+        record.held_out_loss < best.held_out_loss
+    }
+
+    fn snapshot(&self) -> Result<NamedTensors, TrainError> {
+        Ok(self.learner.snapshot()?)
+    }
 }
 
 impl TrainedLanguageModel {

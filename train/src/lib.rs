@@ -7,6 +7,7 @@ mod augment;
 mod checkpoint;
 mod classifier;
 mod curves;
+mod epochs;
 mod error;
 mod evaluate;
 mod gallery;
@@ -21,8 +22,9 @@ mod trainable;
 
 pub use augment::Augment;
 pub use checkpoint::CheckpointError;
-pub use classifier::{Method, Progress, SkippedPhoto, TrainOptions, TrainedClassifier, fine_tune};
+pub use classifier::{Method, SkippedPhoto, TrainOptions, TrainedClassifier, fine_tune};
 pub use curves::EpochRecord;
+pub use epochs::Progress;
 pub use error::TrainError;
 pub use evaluate::{EvaluateError, NO_ANSWER, evaluate_recognizer};
 pub use gallery::{GalleryError, write_gallery};
