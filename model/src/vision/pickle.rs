@@ -6,9 +6,12 @@
 //! that the caller inspects. Containers live in an arena and the stack holds
 //! indices, so an object mutated after it was memoised (a dict filled by
 //! `SETITEMS`, a module given its state by `BUILD`) is the same object
-//! wherever the pickle refers to it.
+//! wherever the pickle refers to it, and strings and bytes are shared, not
+//! copied, when `DUP` or a memo get repeats them: a hostile file of a few
+//! kilobytes can't make the reader allocate more than the file holds.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A pickle that is not one: what went wrong and where.
 #[derive(Debug, thiserror::Error)]
@@ -18,9 +21,12 @@ pub struct PickleError {
     pub reason: String,
 }
 
-/// Limits that keep a hostile file from exhausting memory.
+/// Limits that keep a hostile file from exhausting memory: far above what
+/// a checkpoint uses (a ResNet-50 state_dict holds a few thousand objects,
+/// and pickle batches its lists and dicts a thousand items at a time).
 const MAX_STACK: usize = 1 << 20;
-const MAX_OBJECTS: usize = 1 << 24;
+const MAX_MARKS: usize = 1 << 16;
+const MAX_OBJECTS: usize = 1 << 20;
 
 /// A value on the pickle stack. Containers and calls are `Object`s in the
 /// arena, referred to by index.
@@ -30,8 +36,8 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(String),
-    Bytes(Vec<u8>),
+    Str(Arc<str>),
+    Bytes(Arc<[u8]>),
     Object(usize),
 }
 
@@ -107,7 +113,7 @@ impl Pickle {
     pub fn get<'a>(&'a self, dict: &Value, key: &str) -> Option<&'a Value> {
         self.dict(dict)?
             .iter()
-            .find(|(k, _)| matches!(k, Value::Str(s) if s == key))
+            .find(|(k, _)| matches!(k, Value::Str(s) if &**s == key))
             .map(|(_, v)| v)
     }
 }
@@ -336,7 +342,12 @@ impl Machine<'_> {
                     self.u64()?; // FRAME: a length hint.
                 }
                 b'.' => return self.pop(),
-                b'(' => self.marks.push(self.stack.len()),
+                b'(' => {
+                    if self.marks.len() >= MAX_MARKS {
+                        return self.fail("marks nest deeper than any real checkpoint");
+                    }
+                    self.marks.push(self.stack.len());
+                }
                 b'0' => {
                     self.pop()?;
                 }
@@ -395,26 +406,26 @@ impl Machine<'_> {
                 b'X' => {
                     let n = self.u32()? as usize;
                     let s = self.text(n)?;
-                    self.push(Value::Str(s))?;
+                    self.push(Value::Str(s.into()))?;
                 }
                 0x8c => {
                     let n = usize::from(self.byte()?);
                     let s = self.text(n)?;
-                    self.push(Value::Str(s))?;
+                    self.push(Value::Str(s.into()))?;
                 }
                 0x8d => {
                     let n = usize::try_from(self.u64()?).unwrap_or(usize::MAX);
                     let s = self.text(n)?;
-                    self.push(Value::Str(s))?;
+                    self.push(Value::Str(s.into()))?;
                 }
                 b'V' => {
                     let s = self.line()?;
-                    self.push(Value::Str(s))?;
+                    self.push(Value::Str(s.into()))?;
                 }
                 b'S' => {
                     let s = self.line()?;
-                    let s = s.trim_matches(|c| c == '\'' || c == '"').to_string();
-                    self.push(Value::Str(s))?;
+                    let s = s.trim_matches(|c| c == '\'' || c == '"');
+                    self.push(Value::Str(s.into()))?;
                 }
                 b'T' | b'B' => {
                     let n = self.u32()? as usize;
@@ -428,7 +439,7 @@ impl Machine<'_> {
                 }
                 0x8e | 0x96 => {
                     let n = usize::try_from(self.u64()?).unwrap_or(usize::MAX);
-                    let bytes = self.take(n)?.to_vec();
+                    let bytes: Arc<[u8]> = self.take(n)?.into();
                     self.push(Value::Bytes(bytes))?;
                 }
                 b'}' => {
@@ -501,7 +512,10 @@ impl Machine<'_> {
                     let (Value::Str(module), Value::Str(name)) = (module, name) else {
                         return self.fail("STACK_GLOBAL needs two strings");
                     };
-                    let v = self.alloc(Object::Global { module, name })?;
+                    let v = self.alloc(Object::Global {
+                        module: module.to_string(),
+                        name: name.to_string(),
+                    })?;
                     self.push(v)?;
                 }
                 b'R' | 0x81 => {
@@ -535,7 +549,7 @@ impl Machine<'_> {
                 }
                 b'P' => {
                     let pid = self.line()?;
-                    let v = self.alloc(Object::Persistent(Value::Str(pid)))?;
+                    let v = self.alloc(Object::Persistent(Value::Str(pid.into())))?;
                     self.push(v)?;
                 }
                 b'q' => {
@@ -589,7 +603,7 @@ fn long(bytes: &[u8]) -> Value {
     if bytes.len() > 8 {
         // Only the legacy magic number is this long; its value is compared
         // as bytes by the caller.
-        return Value::Bytes(bytes.to_vec());
+        return Value::Bytes(bytes.into());
     }
     let negative = bytes[bytes.len() - 1] & 0x80 != 0;
     let mut full = if negative { [0xff; 8] } else { [0; 8] };
@@ -601,10 +615,10 @@ fn bytes_or_str(op: u8, bytes: Vec<u8>) -> Value {
     // Python 2's str (`T`, `U`) is text in the checkpoints that use it.
     match op {
         b'T' | b'U' => match String::from_utf8(bytes) {
-            Ok(s) => Value::Str(s),
-            Err(e) => Value::Bytes(e.into_bytes()),
+            Ok(s) => Value::Str(s.into()),
+            Err(e) => Value::Bytes(e.into_bytes().into()),
         },
-        _ => Value::Bytes(bytes),
+        _ => Value::Bytes(bytes.into()),
     }
 }
 

@@ -1,9 +1,13 @@
 //! PyTorch `.pth` files in every form students save: the zip format
 //! (torch >= 1.6) and the legacy format before it; a state_dict, a
 //! checkpoint dict holding one, a DataParallel state_dict (`module.`), or a
-//! whole pickled module. The pickles are read as data, never run.
+//! whole pickled module. The pickles are read as data, never run, and on a
+//! budget: each container is walked once (a cycle or a shared sub-tree
+//! can't make the walk loop or blow up), zip entries may not inflate past
+//! what the file could hold, and a tensor's shape and strides are checked
+//! against its storage before anything is allocated for it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Cursor, Read};
 
 use candle_core::{DType, Device, Tensor};
@@ -64,6 +68,13 @@ const CODE_BUILTINS: [&str; 12] = [
 
 /// Where a checkpoint dict keeps the model's state_dict.
 const CHECKPOINT_KEYS: [&str; 5] = ["state_dict", "model_state_dict", "model", "net", "module"];
+/// How many checkpoint dicts may wrap the state_dict.
+const MAX_CHECKPOINT_NESTING: usize = 4;
+/// How deep modules may nest (torchvision's deepest is under 10).
+const MAX_MODULE_NESTING: usize = 64;
+/// What a zip's entries may inflate to beyond the archive's own size:
+/// PyTorch stores them uncompressed, so more is a zip bomb.
+const MAX_INFLATION: u64 = 1 << 20;
 
 /// Reads the named float tensors of a `.pth` file, as f32 on the CPU.
 /// Integer buffers (BatchNorm's `num_batches_tracked`) are left out.
@@ -76,15 +87,23 @@ pub fn read_pth(bytes: &[u8]) -> Result<HashMap<String, Tensor>, PthError> {
     refuse_code(&pickle)?;
     let mut found = BTreeMap::new();
     let root = state_dict_root(&pickle, &pickle.root);
-    collect(&pickle, root, String::new(), &mut found, 0)?;
+    collect(
+        &pickle,
+        root,
+        String::new(),
+        &mut found,
+        &mut HashSet::new(),
+        0,
+    )?;
     if found.is_empty() {
         return format_error(
             "it holds no tensors: save the model with torch.save(model.state_dict(), \"model.pth\")",
         );
     }
     let mut tensors = HashMap::with_capacity(found.len());
+    let mut elements = HashMap::new();
     for (name, value) in found {
-        if let Some(tensor) = rebuild(&pickle, value, &storages, &name)? {
+        if let Some(tensor) = rebuild(&pickle, value, &storages, &mut elements, &name)? {
             tensors.insert(name, tensor);
         }
     }
@@ -106,7 +125,8 @@ fn read_zip(bytes: &[u8]) -> Result<(Pickle, Storages), PthError> {
         return format_error("the zip archive has no data.pkl: it is not a PyTorch file");
     };
     let prefix = data_pkl.trim_end_matches("data.pkl").to_string();
-    let pickle_bytes = read_entry(&mut archive, data_pkl)?;
+    let mut budget = bytes.len() as u64 + MAX_INFLATION;
+    let pickle_bytes = read_entry(&mut archive, data_pkl, &mut budget)?;
     let (pickle, _) = pickle::read(&pickle_bytes)?;
     let mut storages = HashMap::new();
     for key in storage_keys(&pickle) {
@@ -114,21 +134,37 @@ fn read_zip(bytes: &[u8]) -> Result<(Pickle, Storages), PthError> {
         if !names.contains(&entry) {
             return format_error(format!("the archive lacks the storage {entry}"));
         }
-        storages.insert(key, read_entry(&mut archive, &entry)?);
+        storages.insert(key, read_entry(&mut archive, &entry, &mut budget)?);
     }
     Ok((pickle, storages))
 }
 
+/// One entry's bytes, taken from what `budget` of inflated bytes is left.
 fn read_entry(
     archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
     name: &str,
+    budget: &mut u64,
 ) -> Result<Vec<u8>, PthError> {
-    let mut file = archive
+    let file = archive
         .by_name(name)
         .map_err(|e| PthError::Zip(e.to_string()))?;
+    if file.size() > *budget {
+        return Err(PthError::Zip(format!(
+            "{name} inflates to {} bytes, more than the file could hold",
+            file.size()
+        )));
+    }
     let mut out = Vec::new();
-    file.read_to_end(&mut out)
+    // The declared size may lie: never read past the budget either way.
+    file.take(*budget + 1)
+        .read_to_end(&mut out)
         .map_err(|e| PthError::Zip(format!("{name}: {e}")))?;
+    if out.len() as u64 > *budget {
+        return Err(PthError::Zip(format!(
+            "{name} inflates to more than the file could hold"
+        )));
+    }
+    *budget -= out.len() as u64;
     Ok(out)
 }
 
@@ -157,7 +193,7 @@ fn read_legacy(bytes: &[u8]) -> Result<(Pickle, Storages), PthError> {
     let not_pytorch =
         || PthError::Format("it is neither a zip nor a legacy PyTorch file".to_string());
     let (magic, mut pos) = pickle::read(bytes).map_err(|_| not_pytorch())?;
-    if magic.root != Value::Bytes(LEGACY_MAGIC.to_vec()) {
+    if magic.root != Value::Bytes(LEGACY_MAGIC.into()) {
         refuse_code(&magic)?;
         return Err(not_pytorch());
     }
@@ -182,16 +218,17 @@ fn read_legacy(bytes: &[u8]) -> Result<(Pickle, Storages), PthError> {
             return format_error(format!("the file ends before storage {key}"));
         };
         let count = u64::from_le_bytes(count.try_into().unwrap_or_default());
-        let size = element_sizes.get(key).copied().unwrap_or(4);
-        let len = usize::try_from(count)
+        let size = element_sizes.get(&**key).copied().unwrap_or(4);
+        let span = usize::try_from(count)
             .ok()
             .and_then(|c| c.checked_mul(size))
-            .filter(|&len| pos + 8 + len <= bytes.len());
-        let Some(len) = len else {
+            .and_then(|len| Some((pos + 8, (pos + 8).checked_add(len)?)))
+            .filter(|&(_, end)| end <= bytes.len());
+        let Some((start, end)) = span else {
             return format_error(format!("the file ends inside storage {key}"));
         };
-        storages.insert(key.clone(), bytes[pos + 8..pos + 8 + len].to_vec());
-        pos += 8 + len;
+        storages.insert(key.to_string(), bytes[start..end].to_vec());
+        pos = end;
     }
     Ok((pickle, storages))
 }
@@ -225,11 +262,11 @@ fn storage_of(pickle: &Pickle, pid: &Value) -> Option<(String, DType)> {
     else {
         return None;
     };
-    if kind != "storage" {
+    if &**kind != "storage" {
         return None;
     }
     let (_, class) = pickle.global(class)?;
-    Some((key.clone(), storage_dtype(class)?))
+    Some((key.to_string(), storage_dtype(class)?))
 }
 
 fn storage_dtype(class: &str) -> Option<DType> {
@@ -244,15 +281,18 @@ fn storage_dtype(class: &str) -> Option<DType> {
     })
 }
 
-/// Follows a checkpoint dict to the state_dict inside it.
-fn state_dict_root<'a>(pickle: &'a Pickle, value: &'a Value) -> &'a Value {
-    if pickle.dict(value).is_some() {
-        for key in CHECKPOINT_KEYS {
-            if let Some(inner) = pickle.get(value, key)
-                && (pickle.dict(inner).is_some() || module_state(pickle, inner).is_some())
-            {
-                return state_dict_root(pickle, inner);
-            }
+/// Follows a checkpoint dict to the state_dict inside it (a few levels at
+/// most: a dict that holds itself under `model` ends the search).
+fn state_dict_root<'a>(pickle: &'a Pickle, mut value: &'a Value) -> &'a Value {
+    for _ in 0..MAX_CHECKPOINT_NESTING {
+        let inner = CHECKPOINT_KEYS.iter().find_map(|key| {
+            pickle.get(value, key).filter(|inner| {
+                pickle.dict(inner).is_some() || module_state(pickle, inner).is_some()
+            })
+        });
+        match inner {
+            Some(inner) => value = inner,
+            None => break,
         }
     }
     value
@@ -269,21 +309,30 @@ fn module_state<'a>(pickle: &'a Pickle, value: &'a Value) -> Option<&'a Value> {
 }
 
 /// Names every tensor under `value`: dict entries, and a module's
-/// parameters, buffers and submodules, joined with dots.
+/// parameters, buffers and submodules, joined with dots. Each container is
+/// walked once (`walked`): a tensor may have two names (tied weights), a
+/// dict or module only the first path that reached it.
 fn collect<'a>(
     pickle: &'a Pickle,
     value: &'a Value,
     prefix: String,
     found: &mut BTreeMap<String, &'a Value>,
+    walked: &mut HashSet<usize>,
     depth: usize,
 ) -> Result<(), PthError> {
-    if depth > 64 {
+    if depth > MAX_MODULE_NESTING {
         return format_error("modules nest deeper than any real network");
+    }
+    let container = module_state(pickle, value).is_some() || pickle.dict(value).is_some();
+    if let (true, Value::Object(index)) = (container, value)
+        && !walked.insert(*index)
+    {
+        return Ok(());
     }
     if let Some(state) = module_state(pickle, value) {
         for part in ["_parameters", "_buffers", "_modules"] {
             if let Some(inner) = pickle.get(state, part) {
-                collect(pickle, inner, prefix.clone(), found, depth + 1)?;
+                collect(pickle, inner, prefix.clone(), found, walked, depth + 1)?;
             }
         }
         return Ok(());
@@ -291,7 +340,7 @@ fn collect<'a>(
     if let Some(entries) = pickle.dict(value) {
         for (key, inner) in entries {
             let key = match key {
-                Value::Str(s) => s.clone(),
+                Value::Str(s) => s.to_string(),
                 Value::Int(i) => i.to_string(),
                 _ => continue,
             };
@@ -300,7 +349,7 @@ fn collect<'a>(
             } else {
                 format!("{prefix}.{key}")
             };
-            collect(pickle, inner, name, found, depth + 1)?;
+            collect(pickle, inner, name, found, walked, depth + 1)?;
         }
         return Ok(());
     }
@@ -310,19 +359,23 @@ fn collect<'a>(
     Ok(())
 }
 
-/// The arguments of a tensor-building call, unwrapping `Parameter`s.
-fn tensor_call<'a>(pickle: &'a Pickle, value: &'a Value) -> Option<&'a [Value]> {
-    let Object::Call { callee, args, .. } = pickle.object(value)? else {
-        return None;
-    };
-    let (module, name) = pickle.global(callee)?;
-    let args = pickle.items(args)?;
-    match (module, name) {
-        ("torch._utils", "_rebuild_tensor" | "_rebuild_tensor_v2") => Some(args),
-        ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state")
-        | ("torch.nn.parameter", "Parameter") => tensor_call(pickle, args.first()?),
-        _ => None,
+/// The arguments of a tensor-building call, unwrapping `Parameter`s (a
+/// parameter of a parameter at most: a call that wraps itself is no tensor).
+fn tensor_call<'a>(pickle: &'a Pickle, mut value: &'a Value) -> Option<&'a [Value]> {
+    for _ in 0..3 {
+        let Object::Call { callee, args, .. } = pickle.object(value)? else {
+            return None;
+        };
+        let (module, name) = pickle.global(callee)?;
+        let args = pickle.items(args)?;
+        match (module, name) {
+            ("torch._utils", "_rebuild_tensor" | "_rebuild_tensor_v2") => return Some(args),
+            ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state")
+            | ("torch.nn.parameter", "Parameter") => value = args.first()?,
+            _ => return None,
+        }
     }
+    None
 }
 
 /// Builds one tensor from `(storage, offset, size, stride, ...)`; `None` for
@@ -331,6 +384,7 @@ fn rebuild(
     pickle: &Pickle,
     value: &Value,
     storages: &Storages,
+    elements: &mut HashMap<String, Vec<f32>>,
     name: &str,
 ) -> Result<Option<Tensor>, PthError> {
     let bad = |reason: &str| PthError::Format(format!("tensor {name}: {reason}"));
@@ -365,8 +419,11 @@ fn rebuild(
     if shape.len() != stride.len() {
         return Err(bad("shape and strides differ in length"));
     }
-    let elements = elements_as_f32(bytes, dtype);
-    let values = gather(&elements, offset, &shape, &stride)
+    // Converted once per storage: many tensors may view one.
+    let elements = elements
+        .entry(key)
+        .or_insert_with(|| elements_as_f32(bytes, dtype));
+    let values = gather(elements, offset, &shape, &stride)
         .ok_or_else(|| bad("its shape reaches past its storage"))?;
     Tensor::from_vec(values, shape, &Device::Cpu)
         .map(Some)
@@ -395,11 +452,15 @@ fn elements_as_f32(bytes: &[u8], dtype: DType) -> Vec<f32> {
 }
 
 /// The elements of a strided view, in row-major order; `None` when the
-/// view reaches outside the storage.
+/// view reaches outside the storage or has more elements than it (strides
+/// of 0 repeating one value a billion times).
 fn gather(storage: &[f32], offset: usize, shape: &[usize], stride: &[usize]) -> Option<Vec<f32>> {
     let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
     if count == 0 {
         return Some(Vec::new());
+    }
+    if count > storage.len() {
+        return None;
     }
     let last = shape
         .iter()
@@ -465,6 +526,84 @@ mod tests {
         assert_eq!(gather(&storage, 4, &[2], &[1]).unwrap(), vec![4., 5.]);
         assert!(gather(&storage, 5, &[2], &[1]).is_none());
         assert!(gather(&storage, 0, &[usize::MAX, 2], &[1, 1]).is_none());
+        assert!(
+            gather(&storage, 0, &[1_000_000_000], &[0]).is_none(),
+            "a stride-0 view would allocate 4 GB from 24 bytes"
+        );
+    }
+
+    /// A `.pth` in the zip format around `pickle` as its data.pkl.
+    fn zipped(pickle: &[u8], method: zip::CompressionMethod) -> Vec<u8> {
+        use std::io::Write;
+        let mut archive = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default().compression_method(method);
+        archive.start_file("archive/data.pkl", options).unwrap();
+        archive.write_all(pickle).unwrap();
+        archive.finish().unwrap().into_inner()
+    }
+
+    /// A `.pth` whose pickle ends with the dict it built, after `ops`:
+    /// protocol 2, EMPTY_DICT, BINPUT 0, then `ops`, then STOP.
+    fn dict_pickle(ops: &[u8]) -> Vec<u8> {
+        let mut bytes = b"\x80\x02}q\x00".to_vec();
+        bytes.extend_from_slice(ops);
+        bytes.push(b'.');
+        zipped(&bytes, zip::CompressionMethod::Stored)
+    }
+
+    /// `SHORT_BINUNICODE key` then BINGET 0: the dict as a value under `key`.
+    fn self_under(key: &str) -> Vec<u8> {
+        let mut ops = vec![0x8c, key.len() as u8];
+        ops.extend_from_slice(key.as_bytes());
+        ops.extend_from_slice(b"h\x00");
+        ops
+    }
+
+    #[test]
+    fn a_checkpoint_that_holds_itself_ends_the_search() {
+        // d["model"] = d: following checkpoint keys used to recurse forever.
+        let mut ops = self_under("model");
+        ops.push(b's');
+        let err = read_pth(&dict_pickle(&ops)).unwrap_err().to_string();
+        assert!(err.contains("holds no tensors"), "{err}");
+    }
+
+    #[test]
+    fn a_dict_that_holds_itself_twice_is_walked_once() {
+        // d["a"] = d; d["b"] = d: walking both keys 64 deep is 2^64 visits.
+        let mut ops = b"(".to_vec();
+        ops.extend(self_under("a"));
+        ops.extend(self_under("b"));
+        ops.push(b'u');
+        let started = std::time::Instant::now();
+        let err = read_pth(&dict_pickle(&ops)).unwrap_err().to_string();
+        assert!(err.contains("holds no tensors"), "{err}");
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn repeated_strings_are_shared_not_copied() {
+        // A 1 MB string and 200,000 DUPs: 200 GB if each DUP copied it.
+        let text = "x".repeat(1 << 20);
+        let mut bytes = b"\x80\x02X".to_vec();
+        bytes.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.extend(std::iter::repeat_n(b'2', 200_000));
+        bytes.push(b'.');
+        let (pickle, _) = pickle::read(&bytes).unwrap();
+        assert!(matches!(pickle.root, Value::Str(ref s) if s.len() == text.len()));
+        let err = read_pth(&zipped(&bytes, zip::CompressionMethod::Stored))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("holds no tensors"), "{err}");
+    }
+
+    #[test]
+    fn a_zip_bomb_is_refused_before_it_inflates() {
+        let bytes = zipped(&vec![0u8; 64 << 20], zip::CompressionMethod::Deflated);
+        assert!(bytes.len() < 1 << 20, "{} bytes", bytes.len());
+        let err = read_pth(&bytes).unwrap_err().to_string();
+        assert!(err.contains("inflates to"), "{err}");
     }
 
     #[test]
