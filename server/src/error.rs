@@ -70,8 +70,13 @@ impl ApiError {
             | ApiError::Photo(_)
             | ApiError::Request(_)
             | ApiError::Flag(
-                FlagError::ReasonTooLong(_) | FlagError::BadExtension(_) | FlagError::BadLabel,
+                FlagError::ReasonTooLong(_)
+                | FlagError::BadExtension(_)
+                | FlagError::BadLabel
+                | FlagError::FieldTooLarge { .. }
+                | FlagError::FieldTooDeep { .. },
             ) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Flag(FlagError::Full { .. }) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Upload(UploadError::BadFileName(_) | UploadError::Empty)
             | ApiError::BadModel(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::AdminOff => StatusCode::FORBIDDEN,

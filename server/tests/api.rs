@@ -417,6 +417,27 @@ async fn models_health_and_metrics_report_what_is_served() {
 }
 
 #[tokio::test]
+async fn made_up_methods_share_one_metrics_label() {
+    let server = server(with_actors());
+    for n in 0..50 {
+        let request = Request::builder()
+            .method(format!("BREW{n}").as_str())
+            .uri("/healthz")
+            .body(Body::empty())
+            .unwrap();
+        server.send(request).await;
+    }
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(!metrics.contains("BREW"), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"starcast_http_requests_total{method="other",route="/healthz",status="405"} 50"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_every_endpoint() {
     let server = server(ServedModels::default());
     let (status, body) = server.get("/api/docs").await;
