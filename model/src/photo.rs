@@ -8,6 +8,10 @@ use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 /// The largest photo accepted, per side. A bigger one is refused from its
 /// header alone, so a tiny file claiming 30000x30000 pixels costs nothing.
 pub const MAX_SIDE: u32 = 12_000;
+/// The most pixels a photo may have unless the caller says otherwise: 40
+/// megapixels is 120 MB decoded, more than any camera photo needs to name
+/// who is in it. Also checked from the header, before decoding.
+pub const MAX_PIXELS: u64 = 40_000_000;
 /// The most memory decoding one photo may allocate.
 const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
 
@@ -24,6 +28,16 @@ pub enum PhotoError {
         "the image is {width}x{height} pixels; the largest accepted is {MAX_SIDE} pixels a side: resize it and try again"
     )]
     TooLarge { width: u32, height: u32 },
+    #[error(
+        "the image is {width}x{height} pixels, {megapixels:.0} megapixels; the largest accepted is {limit:.0}: resize it and try again",
+        megapixels = f64::from(*width) * f64::from(*height) / 1e6,
+        limit = *max_pixels as f64 / 1e6
+    )]
+    TooManyPixels {
+        width: u32,
+        height: u32,
+        max_pixels: u64,
+    },
     #[error("the {format} file is damaged or truncated and can't be decoded ({reason})")]
     Damaged { format: String, reason: String },
 }
@@ -35,8 +49,14 @@ pub struct Photo {
     pub format: ImageFormat,
 }
 
-/// Decodes an uploaded photo.
+/// Decodes an uploaded photo of at most [`MAX_PIXELS`].
 pub fn decode_photo(bytes: &[u8]) -> Result<Photo, PhotoError> {
+    decode_photo_within(bytes, MAX_PIXELS)
+}
+
+/// Decodes an uploaded photo of at most `max_pixels`, refused from its
+/// header when larger.
+pub fn decode_photo_within(bytes: &[u8], max_pixels: u64) -> Result<Photo, PhotoError> {
     if bytes.is_empty() {
         return Err(PhotoError::Empty);
     }
@@ -55,6 +75,13 @@ pub fn decode_photo(bytes: &[u8]) -> Result<Photo, PhotoError> {
     let (width, height) = decoder.dimensions();
     if width > MAX_SIDE || height > MAX_SIDE {
         return Err(PhotoError::TooLarge { width, height });
+    }
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(PhotoError::TooManyPixels {
+            width,
+            height,
+            max_pixels,
+        });
     }
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_DECODE_BYTES);
@@ -123,6 +150,32 @@ mod tests {
             }
         }
         !crc
+    }
+
+    #[test]
+    fn refuses_more_pixels_than_the_budget_from_the_header() {
+        let photo = png(300, 200);
+        assert!(decode_photo_within(&photo, 60_000).is_ok());
+        let err = decode_photo_within(&photo, 59_999).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PhotoError::TooManyPixels {
+                    width: 300,
+                    height: 200,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // 11000x11000 is within each side's limit but 121 megapixels.
+        let mut claimed = png(1, 1);
+        claimed[16..20].copy_from_slice(&11_000u32.to_be_bytes());
+        claimed[20..24].copy_from_slice(&11_000u32.to_be_bytes());
+        let crc = crc32(&claimed[12..29]);
+        claimed[29..33].copy_from_slice(&crc.to_be_bytes());
+        let err = decode_photo(&claimed).unwrap_err();
+        assert!(err.to_string().contains("121 megapixels"), "{err}");
     }
 
     #[test]

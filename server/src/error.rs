@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::multipart::MultipartError;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use starcast_api::ErrorBody;
 use starcast_jobs::scheduler::PipelineError;
@@ -53,6 +53,14 @@ pub enum ApiError {
     Pipeline(#[from] PipelineError),
     #[error("this server has no pipeline configured")]
     NoPipeline,
+    #[error("the server is busy with other {what} requests: try again in {retry_after} seconds")]
+    Busy {
+        what: &'static str,
+        retry_after: u64,
+    },
+    /// Work skipped because nobody waits for its answer any more.
+    #[error("the request was abandoned before its work started")]
+    Abandoned,
 }
 
 impl ApiError {
@@ -81,7 +89,10 @@ impl ApiError {
             | ApiError::BadModel(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::AdminOff => StatusCode::FORBIDDEN,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::NoModel(_) | ApiError::NoPipeline => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoModel(_)
+            | ApiError::NoPipeline
+            | ApiError::Busy { .. }
+            | ApiError::Abandoned => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Pipeline(PipelineError::AlreadyRunning) => StatusCode::CONFLICT,
             ApiError::Model(_)
             | ApiError::Flag(_)
@@ -89,6 +100,11 @@ impl ApiError {
             | ApiError::Upload(_)
             | ApiError::Pipeline(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// The error as a sentence for the user.
+    pub fn sentence(&self) -> String {
+        sentence(&self.to_string())
     }
 
     /// Maps a multipart error: a body over the limit is the user's to fix.
@@ -124,9 +140,15 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self, "request failed");
             "Something went wrong on the server; the error was logged. Try again later.".to_string()
         } else {
-            sentence(&self.to_string())
+            self.sentence()
         };
-        (status, Json(ErrorBody { error })).into_response()
+        let mut response = (status, Json(ErrorBody { error })).into_response();
+        if let ApiError::Busy { retry_after, .. } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        response
     }
 }
 

@@ -4,6 +4,7 @@
 //! of the jobs, the server reaches only the daily loop it schedules and
 //! `--device`. Only `main.rs` dispatches to training and the other jobs.
 
+pub mod admission;
 pub mod api;
 pub mod error;
 pub mod metrics;

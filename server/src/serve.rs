@@ -87,6 +87,20 @@ pub struct ServeArgs {
     /// How many horoscopes are generated at once; more wait their turn.
     #[arg(long, env = "STARCAST_MAX_GENERATIONS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_generations: u16,
+    /// How many photos are classified at once (default: one per core).
+    #[arg(long, env = "STARCAST_MAX_CLASSIFICATIONS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_classifications: Option<u16>,
+    /// How many requests of each kind (photos, horoscopes) may wait for a
+    /// turn; more are refused at once with 503 and Retry-After.
+    #[arg(long, env = "STARCAST_MAX_QUEUED", default_value_t = 32)]
+    pub max_queued: u16,
+    /// Seconds a request may wait for its turn before it is refused with 503.
+    #[arg(long, env = "STARCAST_QUEUE_WAIT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub queue_wait: u64,
+    /// The most megapixels an uploaded photo may have (checked from its
+    /// header, before decoding).
+    #[arg(long, env = "STARCAST_MAX_PHOTO_MEGAPIXELS", default_value_t = 40, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_photo_megapixels: u16,
     /// Seconds a request may take before it is answered with 504.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
@@ -171,8 +185,17 @@ impl ServeArgs {
             max_upload_mb: usize::from(self.max_upload_mb),
             request_timeout: Duration::from_secs(self.request_timeout),
             max_concurrent_generations: usize::from(self.max_generations),
+            max_queued: usize::from(self.max_queued),
+            queue_wait: Duration::from_secs(self.queue_wait),
+            max_photo_pixels: u64::from(self.max_photo_megapixels) * 1_000_000,
             max_model_mb: usize::from(self.max_model_mb),
             ..Limits::default()
+        };
+        let limits = Limits {
+            max_concurrent_classifications: self
+                .max_classifications
+                .map_or(limits.max_concurrent_classifications, usize::from),
+            ..limits
         };
         let state = AppState::new(
             leptos_options,

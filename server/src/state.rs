@@ -10,8 +10,8 @@ use starcast_api::ModelInfo;
 use starcast_app::api::ssr::Catalogue;
 use starcast_model::ServedModels;
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
-use tokio::sync::Semaphore;
 
+use crate::admission::Admission;
 use crate::metrics::Metrics;
 use starcast_jobs::scheduler::Pipeline;
 
@@ -27,6 +27,15 @@ pub struct Limits {
     /// How many horoscopes are generated at once; more wait their turn, so
     /// the CPU cores are shared by a few generations instead of thrashed.
     pub max_concurrent_generations: usize,
+    /// How many photos are classified at once (decoding included).
+    pub max_concurrent_classifications: usize,
+    /// How many requests of each kind may wait for a turn; more are
+    /// refused at once with 503.
+    pub max_queued: usize,
+    /// How long a request may wait for its turn before it is refused.
+    pub queue_wait: Duration,
+    /// The most pixels a photo may have.
+    pub max_photo_pixels: u64,
     /// The largest model an admin may upload, in megabytes.
     pub max_model_mb: usize,
 }
@@ -44,6 +53,11 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 256,
             max_concurrent_generations: 2,
+            max_concurrent_classifications: std::thread::available_parallelism()
+                .map_or(2, usize::from),
+            max_queued: 32,
+            queue_wait: Duration::from_secs(10),
+            max_photo_pixels: starcast_model::photo::MAX_PIXELS,
             max_model_mb: 512,
         }
     }
@@ -58,7 +72,11 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     /// Turns for generation, `limits.max_concurrent_generations` at once.
-    pub generations: Arc<Semaphore>,
+    #[from_ref(skip)]
+    pub generate: Admission,
+    /// Turns for classification, `limits.max_concurrent_classifications` at once.
+    #[from_ref(skip)]
+    pub classify: Admission,
     /// Model uploads and pipeline runs on demand; `None` keeps them off.
     pub admin: Option<Admin>,
     /// The daily loop and its run records; `None` when not configured.
@@ -119,7 +137,18 @@ impl AppState {
             flags,
             examples,
             metrics: Arc::new(Metrics::default()),
-            generations: Arc::new(Semaphore::new(limits.max_concurrent_generations)),
+            generate: Admission::new(
+                "horoscope",
+                limits.max_concurrent_generations,
+                limits.max_queued,
+                limits.queue_wait,
+            ),
+            classify: Admission::new(
+                "photo",
+                limits.max_concurrent_classifications,
+                limits.max_queued,
+                limits.queue_wait,
+            ),
             limits,
             admin: None,
             pipeline: None,

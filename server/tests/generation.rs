@@ -53,3 +53,74 @@ async fn generations_take_turns_and_every_request_is_answered() {
     join_within(clients, Duration::from_secs(60)).await;
     assert_eq!(most_at_once.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// One POST /api/horoscope over TCP: the status line and the whole answer.
+async fn write_horoscope(address: std::net::SocketAddr, sign: &str) -> String {
+    let body = format!(r#"{{"sign": "{sign}"}}"#);
+    let request = format!(
+        "POST /api/horoscope HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    over_tcp(address, request).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_queue_is_refused_at_once_and_health_never_waits() {
+    // One generation at a time, one waiting: of six at once, four are refused.
+    let writer = EchoWriter::new(40, Duration::from_millis(25));
+    let limits = Limits {
+        max_concurrent_generations: 1,
+        max_queued: 1,
+        ..Limits::default()
+    };
+    let models = Models {
+        horoscope: Some(std::sync::Arc::new(writer)),
+        ..Default::default()
+    }
+    .into();
+    let server = server_with_limits(models, limits);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, server.app()).into_future());
+
+    let mut clients = tokio::task::JoinSet::new();
+    for sign in ["leo", "virgo", "libra", "aries", "taurus", "gemini"] {
+        clients.spawn(async move {
+            let started = std::time::Instant::now();
+            (write_horoscope(address, sign).await, started.elapsed())
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let health = over_tcp(
+        address,
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "/healthz waited {:?} behind generation",
+        started.elapsed()
+    );
+    let (mut answered, mut refused) = (0, 0);
+    let all = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(result) = clients.join_next().await {
+            let (response, took) = result.unwrap();
+            if response.starts_with("HTTP/1.1 200") {
+                answered += 1;
+            } else {
+                assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+                assert!(
+                    response.to_ascii_lowercase().contains("retry-after: 10"),
+                    "{response}"
+                );
+                assert!(response.contains("busy"), "{response}");
+                assert!(took < Duration::from_millis(900), "refused after {took:?}");
+                refused += 1;
+            }
+        }
+    });
+    all.await.expect("the clients finished");
+    assert_eq!((answered, refused), (2, 4));
+}

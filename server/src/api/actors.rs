@@ -7,8 +7,9 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use starcast_api::{ErrorBody, Task};
 use starcast_model::ActorReport;
-use starcast_model::photo::decode_photo;
+use starcast_model::photo::decode_photo_within;
 
+use crate::admission::Abandon;
 use crate::error::ApiError;
 use crate::metrics::Call;
 use crate::state::AppState;
@@ -50,7 +51,7 @@ pub fn multipart_expected(_: MultipartRejection) -> ApiError {
         (status = 413, description = "The upload is over the size limit", body = ErrorBody),
         (status = 415, description = "The file is empty or not an image", body = ErrorBody),
         (status = 422, description = "The image is damaged, too large in pixels, or the field is missing", body = ErrorBody),
-        (status = 503, description = "No actor model is loaded", body = ErrorBody),
+        (status = 503, description = "No actor model is loaded, or the server is busy (see `Retry-After`)", body = ErrorBody),
     )
 )]
 pub async fn predict(
@@ -64,9 +65,16 @@ pub async fn predict(
         .ok_or(ApiError::MissingField("image"))?;
     let recognizer = state.models.actors();
     let model = recognizer.as_ref().map(|r| r.info().clone());
+    let turn = state.classify.turn().await?;
+    let (abandon, _abandon_on_drop) = Abandon::within(state.limits.request_timeout);
+    let max_pixels = state.limits.max_photo_pixels;
     let result = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        if abandon.abandoned() {
+            return Err(ApiError::Abandoned);
+        }
         let start = Instant::now();
-        let photo = decode_photo(&bytes)?;
+        let photo = decode_photo_within(&bytes, max_pixels)?;
         let recognizer = recognizer.ok_or(ApiError::NoModel("actor recognition"))?;
         let recognition = recognizer.recognize(&photo.image)?;
         let info = recognizer.info();

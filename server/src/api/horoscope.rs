@@ -14,6 +14,7 @@ use starcast_api::{ErrorBody, Task};
 use starcast_model::{Horoscope, HoroscopeQuery, HoroscopeRequest, HoroscopeWriter, Streamed};
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::admission::Abandon;
 use crate::api::actors::{failure_kind, outcome};
 use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::metrics::Call;
@@ -56,11 +57,20 @@ pub async fn write(
             .count(Call::Model(Task::Horoscope), None, failure_kind(e))
     })?;
     let model = writer.info().clone();
-    let turn = state.generations.clone().acquire_owned().await;
+    let turn = state.generate.turn().await?;
+    let (abandon, _abandon_on_drop) = Abandon::within(state.limits.request_timeout);
     let start = Instant::now();
     let result = tokio::task::spawn_blocking(move || {
         let _turn = turn;
-        writer.write(&request, &mut |_| ControlFlow::Continue(()))
+        // A client that left, or a request past its timeout, stops the
+        // generation at the next token.
+        writer.write(&request, &mut |_| {
+            if abandon.abandoned() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
     })
     .await?
     .map_err(ApiError::from);
@@ -109,10 +119,22 @@ pub async fn stream(
     let model = writer.info().clone();
     let (events, receiver) = tokio::sync::mpsc::channel(STREAM_BUFFER);
     let metrics = state.metrics.clone();
-    let generations = state.generations.clone();
-    // Queued streams answer at once and wait for their turn in the background.
+    // A full queue is refused now; a queued stream answers at once and
+    // waits for its turn in the background, until its client leaves.
+    let admitted = state.generate.enter()?;
     tokio::spawn(async move {
-        let turn = generations.acquire_owned().await;
+        let turn = tokio::select! {
+            turn = admitted.turn() => turn,
+            () = events.closed() => return,
+        };
+        let turn = match turn {
+            Ok(turn) => turn,
+            Err(error) => {
+                let busy = Event::default().event("failure").data(error.sentence());
+                let _ = events.send(busy).await;
+                return;
+            }
+        };
         let generation = tokio::task::spawn_blocking(move || {
             let _turn = turn;
             let start = Instant::now();
