@@ -271,7 +271,7 @@ describe("actors page with the demo face gallery", () => {
 
   before(async () => {
     assert.ok(model && photos, "set ACTORS_MODEL and PHOTOS (scripts/test.sh does)");
-    modelServer = await startServer(["--actors-model", model, "--admin-token", "e2e-admin-token"]);
+    modelServer = await startServer(["--actors-model", model, "--admin-token", "e2e-admin-token-0123456789abcdef"]);
   });
   after(() => modelServer?.stop());
 
@@ -296,7 +296,7 @@ describe("models page admin upload", () => {
 
   before(async () => {
     assert.ok(classifier, "set CLASSIFIER to a .pth file (scripts/test.sh does)");
-    adminServer = await startServer(["--admin-token", "e2e-admin-token"]);
+    adminServer = await startServer(["--admin-token", "e2e-admin-token-0123456789abcdef"]);
   });
   after(() => adminServer?.stop());
 
@@ -307,7 +307,7 @@ describe("models page admin upload", () => {
     await page.setInputFiles("#admin-weights", classifier);
     await page.click(".admin-form button[type=submit]");
     assert.match(await page.textContent(".admin .error", { timeout: 30_000 }), /admin token/);
-    await page.fill("#admin-token", "e2e-admin-token");
+    await page.fill("#admin-token", "e2e-admin-token-0123456789abcdef");
     await page.click(".admin-form button[type=submit]");
     assert.match(await page.textContent(".admin .notice", { timeout: 60_000 }), /Now serving .*mobilenet_v2, 1000 labels/);
     await page.waitForSelector(".model", { timeout: 10_000 });
@@ -322,7 +322,7 @@ describe("pipeline page", () => {
   let adminServer;
 
   before(async () => {
-    adminServer = await startServer(["--admin-token", "e2e-admin-token"]);
+    adminServer = await startServer(["--admin-token", "e2e-admin-token-0123456789abcdef"]);
   });
   after(() => adminServer?.stop());
 
@@ -333,7 +333,7 @@ describe("pipeline page", () => {
     await page.fill("#pipeline-token", "wrong");
     await page.click(".admin-form button[type=submit]");
     assert.match(await page.textContent(".admin .error", { timeout: 10_000 }), /admin token/);
-    await page.fill("#pipeline-token", "e2e-admin-token");
+    await page.fill("#pipeline-token", "e2e-admin-token-0123456789abcdef");
     await page.click(".admin-form button[type=submit]");
     assert.match(await page.textContent(".admin .notice", { timeout: 10_000 }), /started/);
     await page.waitForSelector(".run", { timeout: 10_000 });

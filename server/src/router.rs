@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use axum::error_handling::HandleErrorLayer;
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::{BoxError, Json, Router};
 use leptos::prelude::provide_context;
@@ -17,6 +19,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -51,7 +54,16 @@ pub fn router(state: AppState) -> Router {
             StatusCode::GATEWAY_TIMEOUT,
             limits.request_timeout,
         ))
-        .layer(CompressionLayer::new().compress_when(compressible));
+        .layer(CompressionLayer::new().compress_when(compressible))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(FRAME_ANCESTORS),
+        ))
+        .layer(axum::middleware::from_fn(same_origin));
     Router::new()
         .merge(api::routes(&state))
         .nest_service("/examples", ServeDir::new(state.examples.dir()))
@@ -63,6 +75,38 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(guards)
         .with_state(state)
+}
+
+/// Pages may be framed by the Hub (a Space is shown inside huggingface.co)
+/// and by nobody else.
+const FRAME_ANCESTORS: &str =
+    "frame-ancestors 'self' https://huggingface.co https://*.huggingface.co https://*.hf.space";
+
+/// Refuses a request that would change something (any method but GET, HEAD
+/// and OPTIONS) when a browser says it comes from another site's page: a
+/// page elsewhere can't flag, upload or start runs in a visitor's name.
+/// Requests without `Origin` (scripts, curl) are not a browser's and pass.
+async fn same_origin(request: Request, next: Next) -> axum::response::Response {
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let headers = request.headers();
+    let origin_host = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(|o| o.split_once("://").map_or(o, |(_, host)| host));
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match origin_host {
+        Some(origin) if !safe && Some(origin) != host => {
+            tracing::warn!(origin, ?host, "cross-site request refused");
+            error_body(
+                StatusCode::FORBIDDEN,
+                "Requests from another site's page can't change this server: use the app's own pages or call the API without a browser.",
+            )
+        }
+        _ => next.run(request).await,
+    }
 }
 
 fn error_body(status: StatusCode, error: &str) -> axum::response::Response {

@@ -208,7 +208,9 @@ impl ServeArgs {
             match self.admin_token.as_deref().filter(|t| !t.is_empty()) {
                 Some(token) => {
                     let uploads = ModelUploads::new(self.data.join("models").join("uploads"));
-                    state.with_admin(Admin::new(token, uploads))
+                    state.with_admin(
+                        Admin::new(token, uploads).context("STARCAST_ADMIN_TOKEN is refused")?,
+                    )
                 }
                 None => state,
             },

@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::extract::FromRef;
 use candle_core::Device;
 use leptos::config::LeptosOptions;
+use sha2::{Digest, Sha256};
 use starcast_api::ModelInfo;
 use starcast_app::api::ssr::Catalogue;
 use starcast_model::ServedModels;
@@ -95,30 +96,54 @@ impl Catalogue for AppState {
     }
 }
 
-/// What an admin may do, and the token that proves one is.
+/// The fewest characters an admin token may have: guessing 32 random
+/// characters over the network is hopeless; guessing a word is not.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
+/// An admin token too short to protect a public server.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the admin token has {0} characters; use at least {MIN_ADMIN_TOKEN_CHARS} (e.g. the output of `openssl rand -hex 32`)"
+)]
+pub struct WeakToken(pub usize);
+
+/// What an admin may do, and the token that proves one is (kept as its
+/// SHA-256 digest).
 #[derive(Clone)]
 pub struct Admin {
-    token: Arc<str>,
+    digest: [u8; 32],
     pub uploads: ModelUploads,
 }
 
+fn digest(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
 impl Admin {
-    pub fn new(token: &str, uploads: ModelUploads) -> Self {
-        Admin {
-            token: token.into(),
-            uploads,
+    pub fn new(token: &str, uploads: ModelUploads) -> Result<Self, WeakToken> {
+        let chars = token.trim().chars().count();
+        if chars < MIN_ADMIN_TOKEN_CHARS {
+            return Err(WeakToken(chars));
         }
+        Ok(Admin {
+            digest: digest(token.trim()),
+            uploads,
+        })
     }
 
-    /// Whether `Authorization: Bearer <token>` carries the token, compared
-    /// in time that doesn't depend on where the first difference is.
+    /// Whether `Authorization: Bearer <token>` carries the token. Digests
+    /// are compared, every byte of them, so neither the time taken nor the
+    /// given token's length says how close a guess was.
     pub fn allows(&self, authorization: Option<&str>) -> bool {
         let Some(given) = authorization.and_then(|h| h.strip_prefix("Bearer ")) else {
             return false;
         };
-        let (given, token) = (given.trim().as_bytes(), self.token.as_bytes());
-        given.len() == token.len()
-            && given.iter().zip(token).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
+        let given = digest(given.trim());
+        given
+            .iter()
+            .zip(&self.digest)
+            .fold(0u8, |d, (a, b)| d | (a ^ b))
+            == 0
     }
 }
 

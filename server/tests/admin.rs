@@ -68,12 +68,27 @@ async fn uploads_are_off_without_a_configured_token() {
 #[tokio::test]
 async fn a_missing_or_wrong_token_is_refused() {
     let server = server_with_admin(colours());
-    for token in [None, Some("guess"), Some("test-admin-tokem")] {
+    for token in [
+        None,
+        Some("guess"),
+        Some("test-admin-tokem"),
+        Some("test-admin-token-0123456789abcdeg"),
+    ] {
         let (status, json) = upload(&server, weights("model.pth", b"x"), token).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}: {json}");
         assert!(json["error"].as_str().unwrap().contains("Bearer"));
     }
     assert_eq!(uploaded_folders(&server), 0);
+}
+
+#[test]
+fn a_short_admin_token_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let uploads = starcast_pipeline::ModelUploads::new(dir.path());
+    let err = starcast_server::Admin::new("hunter2", uploads)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("at least 32"), "{err}");
 }
 
 #[tokio::test]

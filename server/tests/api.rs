@@ -417,6 +417,50 @@ async fn models_health_and_metrics_report_what_is_served() {
 }
 
 #[tokio::test]
+async fn pages_can_be_framed_by_the_hub_only_and_are_not_sniffed() {
+    let server = server(with_actors());
+    let response = server
+        .send(Request::get("/").body(Body::empty()).unwrap())
+        .await;
+    let headers = response.headers();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(policy.starts_with("frame-ancestors 'self'"), "{policy}");
+    assert!(policy.contains("https://huggingface.co"), "{policy}");
+}
+
+#[tokio::test]
+async fn another_sites_page_cant_post_but_the_apps_own_and_scripts_can() {
+    let server = server(with_actors());
+    let flag = |origin: Option<&str>| {
+        let form = Multipart::default()
+            .text("task", "horoscope")
+            .text("input", "{}")
+            .text("output", "{}");
+        let mut request = form.request("/api/flags");
+        request
+            .headers_mut()
+            .insert("host", "space.example".parse().unwrap());
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().unwrap());
+        }
+        request
+    };
+    let refused = server.send(flag(Some("https://evil.example"))).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body = common::text(refused).await;
+    assert!(body.contains("another site"), "{body}");
+    assert!(server.state.flags.list().unwrap().is_empty());
+    let own = server.send(flag(Some("https://space.example"))).await;
+    assert_eq!(own.status(), StatusCode::OK);
+    let script = server.send(flag(None)).await;
+    assert_eq!(script.status(), StatusCode::OK);
+    assert_eq!(server.state.flags.list().unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn made_up_methods_share_one_metrics_label() {
     let server = server(with_actors());
     for n in 0..50 {

@@ -136,7 +136,7 @@ async fn training_is_skipped_while_the_served_version_saw_the_same_photos() {
     std::fs::create_dir_all(photos.join("Ada")).unwrap();
     std::fs::write(photos.join("Ada/1.jpg"), b"photo").unwrap();
     let registry = Registry::new(dir.path().join("registry"));
-    let files = [("config.json", b"{}".to_vec())];
+    let files = [("config.json", THREE_CLASS_CONFIG.as_bytes().to_vec())];
     let id = register_version(&registry, &files, &fingerprint(&photos).unwrap()).id;
     registry.promote(Task::Actors, &id, "test").unwrap();
     let train = Step {
@@ -287,6 +287,20 @@ async fn an_admin_starts_a_run_over_http_and_everyone_can_read_the_runs() {
     let runs: Vec<PipelineRun> = serde_json::from_str(&body).unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].trigger, Trigger::Admin);
+    assert!(
+        runs[0]
+            .steps
+            .iter()
+            .all(|s| s.log.is_empty() && s.command.is_empty()),
+        "paths and output are the admin's: {runs:?}"
+    );
+    let request = Request::get("/api/pipeline/runs")
+        .header("Authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    let body = common::text(server.send(request).await).await;
+    let runs: Vec<PipelineRun> = serde_json::from_str(&body).unwrap();
+    assert!(runs[0].steps[0].log.contains("starcast"), "{runs:?}");
 }
 
 #[test]

@@ -10,20 +10,29 @@ use super::admin::require_admin;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The latest pipeline runs, newest first.
+/// The latest pipeline runs, newest first. Each step's command and output
+/// (paths, logs) only with the admin token; everyone sees names, status
+/// and figures.
 #[utoipa::path(
     get,
     path = "/api/pipeline/runs",
     tag = "pipeline",
     responses((status = 200, description = "Up to 20 runs, newest first", body = Vec<PipelineRun>))
 )]
-pub async fn runs(State(state): State<AppState>) -> Json<Vec<PipelineRun>> {
+pub async fn runs(State(state): State<AppState>, headers: HeaderMap) -> Json<Vec<PipelineRun>> {
+    let admin = require_admin(&state, &headers).is_ok();
     let Some(pipeline) = state.pipeline else {
         return Json(Vec::new());
     };
-    let runs = tokio::task::spawn_blocking(move || pipeline.history(LISTED_RUNS))
+    let mut runs = tokio::task::spawn_blocking(move || pipeline.history(LISTED_RUNS))
         .await
         .unwrap_or_default();
+    if !admin {
+        for step in runs.iter_mut().flat_map(|run| run.steps.iter_mut()) {
+            step.command.clear();
+            step.log.clear();
+        }
+    }
     Json(runs)
 }
 

@@ -56,13 +56,13 @@ pub fn server_with_limits(models: ServedModels, limits: Limits) -> TestServer {
 }
 
 /// The admin token test servers with uploads accept.
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 /// A test server whose admin may upload models into its data folder.
 pub fn server_with_admin(models: ServedModels) -> TestServer {
     let TestServer { state, data } = server(models);
     let uploads = ModelUploads::new(data.path().join("models/uploads"));
-    let state = state.with_admin(Admin::new(ADMIN_TOKEN, uploads));
+    let state = state.with_admin(Admin::new(ADMIN_TOKEN, uploads).unwrap());
     TestServer { state, data }
 }
 
