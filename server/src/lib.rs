@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod api;
 pub mod error;
+pub mod listener;
 pub mod metrics;
 pub mod reload;
 pub mod router;

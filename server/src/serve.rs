@@ -20,6 +20,7 @@ use starcast_model::{HoroscopeWriter, Models, ServedModels, load_actor_recognize
 use starcast_pipeline::registry::{Registry, Task, Version};
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 
+use crate::listener::CappedListener;
 use crate::reload::{follow_registry, load_version};
 use crate::state::{Admin, AppState, Limits};
 
@@ -101,6 +102,9 @@ pub struct ServeArgs {
     /// header, before decoding).
     #[arg(long, env = "STARCAST_MAX_PHOTO_MEGAPIXELS", default_value_t = 40, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_photo_megapixels: u16,
+    /// How many connections may be open at once; more wait to be accepted.
+    #[arg(long, env = "STARCAST_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_connections: u16,
     /// Seconds a request may take before it is answered with 504.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
@@ -336,6 +340,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
+    let listener = CappedListener::new(listener, usize::from(args.max_connections));
     tracing::info!(device = %device_name(&device), "Starcast is serving on http://{address}");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, crate::router(state)).with_graceful_shutdown(async move {

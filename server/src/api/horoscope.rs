@@ -35,6 +35,13 @@ fn checked(
     Ok((request, writer))
 }
 
+/// A token as event-stream data: a carriage return can't be sent there
+/// (axum refuses it), so line ends become `\n`, which the browser's
+/// EventSource gives back as they were sent.
+fn sse_text(piece: &str) -> String {
+    piece.replace("\r\n", "\n").replace('\r', "\n")
+}
+
 /// Write a horoscope and return it whole.
 #[utoipa::path(
     post,
@@ -140,7 +147,7 @@ pub async fn stream(
             let start = Instant::now();
             let written = writer.write(&request, &mut |streamed| {
                 let event = match streamed {
-                    Streamed::Text(piece) => Event::default().event("token").data(piece),
+                    Streamed::Text(piece) => Event::default().event("token").data(sse_text(piece)),
                     Streamed::Restart => Event::default().event("restart").data(""),
                 };
                 match events.blocking_send(event) {
@@ -174,4 +181,17 @@ pub async fn stream(
     });
     let stream = futures::StreamExt::map(ReceiverStream::new(receiver), Ok);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carriage_returns_in_a_token_cannot_break_the_stream() {
+        let piece = "one\r\ntwo\rthree";
+        assert_eq!(sse_text(piece), "one\ntwo\nthree");
+        let event = Event::default().event("token").data(sse_text(piece));
+        assert!(format!("{event:?}").contains("token"));
+    }
 }
