@@ -64,8 +64,12 @@ pub fn read_tfjs(manifest: &Path) -> Result<NamedTensors, LoadError> {
         }
         let mut at = 0usize;
         for entry in group.weights {
-            let count: usize = entry.shape.iter().product();
-            let (values, used) = decode(&bytes[at.min(bytes.len())..], count, &entry)
+            let count = entry
+                .shape
+                .iter()
+                .try_fold(1usize, |total, &side| total.checked_mul(side));
+            let (values, used) = count
+                .and_then(|count| decode(&bytes[at.min(bytes.len())..], count, &entry))
                 .ok_or_else(|| unusable(format!("the shards end inside tensor {}", entry.name)))?;
             at += used;
             let tensor = Tensor::from_vec(values, entry.shape.as_slice(), &Device::Cpu)
