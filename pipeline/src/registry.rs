@@ -9,6 +9,8 @@
 //! A version is written into a hidden staging folder and renamed into
 //! place only when every file is on disk, and `registry.json` is replaced
 //! by a rename, so the registry never points at a half-written model.
+//! Moving the pointer holds `<task>/registry.lock`, so two promoters (two
+//! processes, or two threads) can't lose each other's event.
 
 use std::fs;
 use std::io::{self, Write};
@@ -264,49 +266,68 @@ impl Registry {
 
     /// Serves `id` from now on.
     pub fn promote(&self, task: Task, id: &str, reason: &str) -> Result<Version, RegistryError> {
-        let version = self.version(task, id)?;
-        self.point(task, Action::Promote, id, reason)?;
-        Ok(version)
+        self.move_pointer(task, reason, |_| Ok((Action::Promote, id.to_string())))
     }
 
     /// Serves the version that was served before the current one.
     pub fn rollback(&self, task: Task, reason: &str) -> Result<Version, RegistryError> {
-        // Promotions push onto a stack and rollbacks pop it, so rolling
-        // back twice goes two versions back rather than undoing the first.
-        let mut stack: Vec<String> = Vec::new();
-        for event in self.pointer(task)?.events {
-            match event.action {
-                Action::Promote => stack.push(event.version),
-                Action::Rollback => {
-                    stack.pop();
+        self.move_pointer(task, reason, |pointer| {
+            // Promotions push onto a stack and rollbacks pop it, so rolling
+            // back twice goes two versions back rather than undoing the first.
+            let mut stack: Vec<&str> = Vec::new();
+            for event in &pointer.events {
+                match event.action {
+                    Action::Promote => stack.push(&event.version),
+                    Action::Rollback => {
+                        stack.pop();
+                    }
                 }
             }
-        }
-        stack.pop();
-        let previous = stack
-            .pop()
-            .ok_or(RegistryError::NothingToRollBack { task })?;
-        let version = self.version(task, &previous)?;
-        self.point(task, Action::Rollback, &previous, reason)?;
-        Ok(version)
+            stack.pop();
+            let previous = stack
+                .pop()
+                .ok_or(RegistryError::NothingToRollBack { task })?;
+            Ok((Action::Rollback, previous.to_string()))
+        })
     }
 
-    fn point(
+    /// Holds the task's pointer for one read-modify-write; released when
+    /// the file is dropped (or its process dies).
+    fn lock(&self, task: Task) -> Result<fs::File, RegistryError> {
+        let dir = self.task_dir(task);
+        fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        let path = dir.join("registry.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        file.lock().map_err(io_error(&path))?;
+        Ok(file)
+    }
+
+    /// One read-modify-write of the pointer under the task's lock: `choose`
+    /// says what to serve, from the pointer as it is now.
+    fn move_pointer(
         &self,
         task: Task,
-        action: Action,
-        id: &str,
         reason: &str,
-    ) -> Result<(), RegistryError> {
+        choose: impl FnOnce(&Pointer) -> Result<(Action, String), RegistryError>,
+    ) -> Result<Version, RegistryError> {
+        let _lock = self.lock(task)?;
         let mut pointer = self.pointer(task)?;
-        pointer.serving = Some(id.to_string());
+        let (action, id) = choose(&pointer)?;
+        let version = self.version(task, &id)?;
+        pointer.serving = Some(id.clone());
         pointer.events.push(Event {
             at: Utc::now(),
             action,
-            version: id.to_string(),
+            version: id,
             reason: reason.to_string(),
         });
-        write_json(&self.pointer_path(task), &pointer)
+        write_json(&self.pointer_path(task), &pointer)?;
+        Ok(version)
     }
 }
 
@@ -581,6 +602,30 @@ mod tests {
         let err = registry.promote(Task::Actors, "v9", "typo").unwrap_err();
         assert!(err.to_string().contains("no version 'v9'"), "{err}");
         assert!(registry.version(Task::Actors, "../actors").is_err());
+    }
+
+    #[test]
+    fn concurrent_promoters_lose_no_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new(dir.path());
+        add_version(&registry, 0.5);
+        add_version(&registry, 0.6);
+        std::thread::scope(|scope| {
+            for promoter in 0..8 {
+                let registry = registry.clone();
+                scope.spawn(move || {
+                    for round in 0..10 {
+                        let id = if (promoter + round) % 2 == 0 {
+                            "v1"
+                        } else {
+                            "v2"
+                        };
+                        registry.promote(Task::Actors, id, "race").unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(registry.events(Task::Actors).unwrap().len(), 80);
     }
 
     #[test]
