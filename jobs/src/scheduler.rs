@@ -2,8 +2,11 @@
 //! train -> evaluate -> promote the horoscope model, and the same for the
 //! actor model when its photos changed.
 //! Each step is a `starcast` subcommand run as a child process (what cron
-//! or Airflow would run, and a crash in a step can't take the server down);
-//! steps are retried, runs never overlap, and every run is recorded.
+//! or Airflow would run, and a crash in a step can't take the server down)
+//! in a process group of its own, killed whole when the step runs past its
+//! timeout or the run is dropped; steps are retried, runs never overlap
+//! (not even across two servers on one data folder: a lock file), children
+//! get no admin token, and every run is recorded.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,6 +85,11 @@ pub struct Step {
     pub guard: Guard,
 }
 
+/// What the server knows and no step needs.
+const WITHHELD_FROM_STEPS: [&str; 1] = ["STARCAST_ADMIN_TOKEN"];
+/// How long a step may run before its process group is killed.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error("a pipeline run is already going: wait for it to finish")]
@@ -102,6 +110,7 @@ pub struct Pipeline {
     busy: Arc<Mutex<()>>,
     retries: u32,
     retry_delay: Duration,
+    step_timeout: Duration,
 }
 
 fn text_args(args: &[&str]) -> Vec<String> {
@@ -117,6 +126,15 @@ impl Pipeline {
             busy: Arc::new(Mutex::new(())),
             retries: 2,
             retry_delay: Duration::from_secs(30),
+            step_timeout: DEFAULT_STEP_TIMEOUT,
+        }
+    }
+
+    /// Kills a step's process group when it runs longer than `timeout`.
+    pub fn with_step_timeout(self, timeout: Duration) -> Self {
+        Pipeline {
+            step_timeout: timeout,
+            ..self
         }
     }
 
@@ -270,12 +288,14 @@ impl Pipeline {
             .clone()
             .try_lock_owned()
             .map_err(|_| PipelineError::AlreadyRunning)?;
+        let folder_lock = self.lock_folder()?;
         let run = self.new_run(trigger);
         self.record(&run)?;
         let pipeline = self.clone();
         let started = run.clone();
         tokio::spawn(async move {
             let run = pipeline.finish(started, turn).await;
+            drop(folder_lock);
             tracing::info!(id = %run.id, status = ?run.status, seconds = run.seconds, "pipeline run finished");
         });
         Ok(run)
@@ -351,17 +371,20 @@ impl Pipeline {
             tracing::info!(step = %step.name, attempt, "pipeline step starting");
             let figures = tempfile::NamedTempFile::new().map(|f| f.into_temp_path());
             let mut command = tokio::process::Command::new(&self.program);
-            command.args(&step.args).kill_on_drop(true);
+            command
+                .args(&step.args)
+                .kill_on_drop(true)
+                .process_group(0)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            for secret in WITHHELD_FROM_STEPS {
+                command.env_remove(secret);
+            }
             if let Ok(path) = &figures {
                 command.env(step_metrics::ENV, path);
             }
-            let output = command.output().await;
-            let (succeeded, log) = match output {
-                Ok(output) => {
-                    let mut log = String::from_utf8_lossy(&output.stdout).into_owned();
-                    log.push_str(&String::from_utf8_lossy(&output.stderr));
-                    (output.status.success(), log)
-                }
+            let (succeeded, log) = match command.spawn() {
+                Ok(child) => self.wait_for(child).await,
                 Err(error) => (
                     false,
                     format!("could not start {}: {error}", self.program.display()),
@@ -385,6 +408,51 @@ impl Pipeline {
             tracing::warn!(step = %step.name, attempt, "pipeline step failed; retrying");
             self.keep(run);
             tokio::time::sleep(self.retry_delay).await;
+        }
+    }
+
+    /// A step's outcome and output; past the timeout its whole process
+    /// group is killed (a training's own children with it).
+    async fn wait_for(&self, child: tokio::process::Child) -> (bool, String) {
+        let mut group = ProcessGroup(child.id());
+        let waited = tokio::time::timeout(self.step_timeout, child.wait_with_output()).await;
+        match waited {
+            Ok(Ok(output)) => {
+                // Its leader is gone: the group's id may be reused.
+                group.0 = None;
+                let mut log = String::from_utf8_lossy(&output.stdout).into_owned();
+                log.push_str(&String::from_utf8_lossy(&output.stderr));
+                (output.status.success(), log)
+            }
+            Ok(Err(error)) => (false, format!("could not read the step's output: {error}")),
+            Err(_) => (
+                false,
+                format!(
+                    "the step ran longer than {} s and was stopped",
+                    self.step_timeout.as_secs()
+                ),
+            ),
+        }
+    }
+
+    /// Takes `<records>/.lock`: one run at a time per data folder, whichever
+    /// server starts it.
+    fn lock_folder(&self) -> Result<std::fs::File, PipelineError> {
+        let error = |source| PipelineError::Record {
+            path: self.records.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.records).map_err(error)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.records.join(".lock"))
+            .map_err(error)?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(PipelineError::AlreadyRunning),
+            Err(std::fs::TryLockError::Error(source)) => Err(error(source)),
         }
     }
 
@@ -428,6 +496,23 @@ impl Pipeline {
                 serde_json::from_str(&text).ok()
             })
             .collect()
+    }
+}
+
+/// A step's process group, killed whole when dropped: on a timeout, or when
+/// the run itself is dropped (the server stopping).
+struct ProcessGroup(Option<u32>);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let Some(id) = self.0.and_then(|id| libc::pid_t::try_from(id).ok()) else {
+            return;
+        };
+        // SAFETY: killpg only sends a signal; the group is the step's own
+        // (process_group(0) made the child its leader).
+        unsafe {
+            libc::killpg(id, libc::SIGKILL);
+        }
     }
 }
 

@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// An admin can start a run from the Pipeline page either way.
     #[arg(long, env = "STARCAST_SCHEDULE")]
     pub schedule: Option<String>,
+    /// Minutes a step of the daily loop may run before it is stopped (its
+    /// whole process group killed).
+    #[arg(long, env = "STARCAST_STEP_TIMEOUT_MINUTES", default_value_t = 360, value_parser = clap::value_parser!(u64).range(1..))]
+    pub step_timeout_minutes: u64,
     /// The horoscope sites the daily loop collects from.
     #[arg(
         long,
@@ -310,7 +314,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (models, registry_version) = args.models(&device)?;
     let program = std::env::current_exe()
         .context("could not find the starcast binary to run the pipeline steps")?;
-    let pipeline = Pipeline::daily(program, &args.data, &args.registry(), &args.sources);
+    let pipeline = Pipeline::daily(program, &args.data, &args.registry(), &args.sources)
+        .with_step_timeout(Duration::from_secs(args.step_timeout_minutes * 60));
     pipeline.close_interrupted();
     let state = args
         .state(models.clone())?

@@ -352,3 +352,52 @@ fn runs_cut_short_by_a_restart_are_closed_as_failed() {
     );
     assert!(run.steps[1].log.contains("the server stopped"), "{run:?}");
 }
+
+#[tokio::test]
+async fn a_step_past_its_timeout_is_killed_with_its_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("grandchild.pid");
+    // The shell starts a grandchild that would outlive it, then waits.
+    let script = format!("sleep 60 & echo $! > {}; wait", pid_file.display());
+    let steps = vec![step("hangs", &["-c", &script], None)];
+    let pipeline = Pipeline::new(PathBuf::from("/bin/sh"), steps, dir.path().join("runs"))
+        .with_retries(0, Duration::ZERO)
+        .with_step_timeout(Duration::from_secs(1));
+    pipeline.start(Trigger::Admin).unwrap();
+    let run = finished(&pipeline).await;
+    assert_eq!(run.steps[0].status, RunStatus::Failed);
+    assert!(run.steps[0].log.contains("ran longer than 1 s"), "{run:?}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let stat = std::path::Path::new("/proc").join(pid.trim()).join("stat");
+    let mut alive = true;
+    for _ in 0..50 {
+        alive = std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z "));
+        if !alive {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!alive, "the step's grandchild {} outlived it", pid.trim());
+}
+
+#[tokio::test]
+async fn two_servers_on_one_data_folder_never_run_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = || vec![step("slow", &["-c", "sleep 2"], None)];
+    let records = dir.path().join("runs");
+    let first = Pipeline::new(PathBuf::from("/bin/sh"), slow(), records.clone());
+    let second = Pipeline::new(PathBuf::from("/bin/sh"), slow(), records);
+    first.start(Trigger::Admin).unwrap();
+    assert!(matches!(
+        second.start(Trigger::Schedule),
+        Err(PipelineError::AlreadyRunning)
+    ));
+    finished(&first).await;
+    for _ in 0..50 {
+        if second.start(Trigger::Schedule).is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the lock was not released after the first run");
+}
