@@ -36,7 +36,14 @@ fn io(path: &Path) -> impl Fn(io::Error) -> ImportError + '_ {
 
 /// Imports `source` (a `.zip` or a folder) into `target`. A single
 /// top-level folder in the archive (`dataset/<actor>/...`) is unwrapped.
+/// The old dataset stays in place until the new one is complete: it is
+/// renamed aside, the new one renamed in, and only then is it removed; an
+/// import cut short between the two renames is undone by the next one.
 pub fn import_dataset(source: &Path, target: &Path) -> Result<Imported, ImportError> {
+    let aside = target.with_extension("replaced");
+    if !target.exists() && aside.exists() {
+        fs::rename(&aside, target).map_err(io(target))?;
+    }
     let staging = target.with_extension("importing");
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir_all(&staging).map_err(io(&staging))?;
@@ -55,10 +62,15 @@ pub fn import_dataset(source: &Path, target: &Path) -> Result<Imported, ImportEr
         let _ = fs::remove_dir_all(&staging);
         return Err(ImportError::Empty(source.to_path_buf()));
     }
-    if target.exists() {
-        fs::remove_dir_all(target).map_err(io(target))?;
+    let _ = fs::remove_dir_all(&aside);
+    let replacing = target.exists();
+    if replacing {
+        fs::rename(target, &aside).map_err(io(target))?;
     }
     fs::rename(&root, target).map_err(io(target))?;
+    if replacing {
+        let _ = fs::remove_dir_all(&aside);
+    }
     let _ = fs::remove_dir_all(&staging);
     Ok(Imported {
         target: target.to_path_buf(),
@@ -201,6 +213,31 @@ mod tests {
             ]
         );
         assert_eq!(fs::read(target.join("Tom Hanks/1.jpg")).unwrap(), b"c");
+    }
+
+    #[test]
+    fn a_failed_import_keeps_the_old_dataset_and_a_cut_one_is_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("actors");
+        let old = zip_with(&[("Ada/1.jpg", b"old")]);
+        import_dataset(old.path(), &target).unwrap();
+        let broken = tempfile::NamedTempFile::new().unwrap();
+        fs::write(broken.path(), b"not a zip").unwrap();
+        assert!(import_dataset(broken.path(), &target).is_err());
+        assert_eq!(fs::read(target.join("Ada/1.jpg")).unwrap(), b"old");
+        // A crash between renaming the old one aside and the new one in.
+        fs::rename(&target, target.with_extension("replaced")).unwrap();
+        let new = zip_with(&[("Bea/1.jpg", b"new")]);
+        assert!(import_dataset(broken.path(), &target).is_err());
+        assert_eq!(
+            fs::read(target.join("Ada/1.jpg")).unwrap(),
+            b"old",
+            "restored"
+        );
+        import_dataset(new.path(), &target).unwrap();
+        assert!(!target.join("Ada").exists());
+        assert_eq!(fs::read(target.join("Bea/1.jpg")).unwrap(), b"new");
+        assert!(!target.with_extension("replaced").exists());
     }
 
     #[test]
