@@ -471,10 +471,13 @@ impl Pipeline {
         };
         std::fs::create_dir_all(&self.records).map_err(error)?;
         let mut file = tempfile::NamedTempFile::new_in(&self.records).map_err(error)?;
-        serde_json::to_writer_pretty(&mut file, run).map_err(|e| error(e.into()))?;
+        serde_json::to_writer(&mut file, run).map_err(|e| error(e.into()))?;
+        file.as_file().sync_all().map_err(error)?;
         file.persist(self.records.join(format!("{}.json", run.id)))
             .map_err(|e| error(e.error))?;
-        Ok(())
+        std::fs::File::open(&self.records)
+            .and_then(|dir| dir.sync_all())
+            .map_err(error)
     }
 
     /// The latest runs, newest first; unreadable records are skipped.

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -19,6 +19,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use starcast_api::Task;
+
+use crate::durable::{sync_dir, write_synced};
 
 /// The longest reason kept, in characters.
 pub const MAX_REASON_CHARS: usize = 2_000;
@@ -210,7 +212,7 @@ impl FlagStore {
         };
         let target = self.root.join(&record.id);
         fs::rename(&staging, &target).map_err(io_error(&target))?;
-        sync_dir(&self.root)?;
+        sync_dir(&self.root).map_err(io_error(&self.root))?;
         self.usage.flags.fetch_add(1, Ordering::Relaxed);
         let stored: u64 = fs::read_dir(&target)
             .into_iter()
@@ -237,7 +239,8 @@ impl FlagStore {
                     return Err(FlagError::BadExtension(extension));
                 }
                 let name = format!("input.{extension}");
-                write_synced(&folder.join(&name), &bytes)?;
+                let path = folder.join(&name);
+                write_synced(&path, &bytes).map_err(io_error(&path))?;
                 Some(name)
             }
             None => None,
@@ -253,8 +256,9 @@ impl FlagStore {
             attachment,
         };
         let json = serde_json::to_vec(&record).expect("a flag record always serialises");
-        write_synced(&folder.join(RECORD_FILE), &json)?;
-        sync_dir(folder)?;
+        let path = folder.join(RECORD_FILE);
+        write_synced(&path, &json).map_err(io_error(&path))?;
+        sync_dir(folder).map_err(io_error(folder))?;
         Ok(record)
     }
 
@@ -323,19 +327,6 @@ fn read_record(path: &Path) -> Result<Option<FlagRecord>, FlagError> {
         path: path.to_path_buf(),
         source,
     })
-}
-
-/// Writes a file and flushes it to disk.
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), FlagError> {
-    let mut file = fs::File::create(path).map_err(io_error(path))?;
-    file.write_all(bytes).map_err(io_error(path))?;
-    file.sync_all().map_err(io_error(path))
-}
-
-fn sync_dir(dir: &Path) -> Result<(), FlagError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(dir))
 }
 
 /// Refuses an `input` or `output` too large or too deep to keep.

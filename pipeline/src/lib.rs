@@ -4,6 +4,7 @@
 //! collection and processing, and the model registry.
 
 pub mod dataset;
+mod durable;
 pub mod examples;
 pub mod flags;
 pub mod horoscopes;

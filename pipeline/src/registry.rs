@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 pub use starcast_api::Task;
 use starcast_model::folder::{LoadError, ModelConfig};
 
+use crate::durable;
+
 /// Where a version came from: enough to retrain it or explain it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lineage {
@@ -480,9 +482,7 @@ fn sync_tree(dir: &Path) -> Result<(), RegistryError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), RegistryError> {
-    fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(io_error(dir))
+    durable::sync_dir(dir).map_err(io_error(dir))
 }
 
 #[cfg(test)]

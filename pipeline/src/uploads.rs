@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::Utc;
 use starcast_model::ModelKind;
+
+use crate::durable::{sync_dir, write_synced};
 use starcast_model::folder::ModelConfig;
 
 /// The weight formats an upload may be, by file extension.
@@ -75,10 +77,11 @@ impl ModelUploads {
         };
         fs::create_dir_all(&hidden).map_err(io(&hidden))?;
         let weights = hidden.join(format!("model.{extension}"));
-        fs::write(&weights, &upload.weights).map_err(io(&weights))?;
+        write_synced(&weights, &upload.weights).map_err(io(&weights))?;
         if !upload.labels.is_empty() {
             let labels = hidden.join("labels.txt");
-            fs::write(&labels, upload.labels.join("\n") + "\n").map_err(io(&labels))?;
+            write_synced(&labels, (upload.labels.join("\n") + "\n").as_bytes())
+                .map_err(io(&labels))?;
         }
         let architecture = upload.architecture.as_deref().unwrap_or("auto");
         let config = ModelConfig {
@@ -92,8 +95,10 @@ impl ModelUploads {
             ..ModelConfig::new(ModelKind::ImageClassification, architecture)
         };
         let config_path = hidden.join("config.json");
-        config.write(&config_path).map_err(io(&config_path))?;
+        write_synced(&config_path, config.to_json().as_bytes()).map_err(io(&config_path))?;
+        sync_dir(&hidden).map_err(io(&hidden))?;
         fs::rename(&hidden, &folder).map_err(io(&folder))?;
+        sync_dir(&self.root).map_err(io(&self.root))?;
         Ok(folder)
     }
 
