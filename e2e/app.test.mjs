@@ -256,6 +256,23 @@ describe("horoscope page with the SmolLM2 model", () => {
     await close();
   });
 
+  test("Stop ends a streaming horoscope and keeps its text", async () => {
+    const { page, errors, close } = await open("/horoscope", {}, modelServer.url);
+    await page.click('label[for="sign-virgo"]');
+    await page.fill("#seed", "7");
+    await page.click("#generate");
+    await page.waitForSelector("#horoscope-text.streaming", { timeout: 20_000 });
+    await page.waitForFunction(() => document.querySelector("#horoscope-text")?.textContent.length > 10, null, { timeout: 60_000 });
+    await page.click("#stop");
+    await page.waitForSelector("#stopped", { timeout: 10_000 });
+    const stopped = await page.textContent("#horoscope-text");
+    await page.waitForTimeout(1500);
+    assert.equal(await page.textContent("#horoscope-text"), stopped, "no token arrived after Stop");
+    assert.equal(await page.isDisabled("#generate"), false);
+    assert.deepEqual(errors, []);
+    await close();
+  });
+
   test("the models page lists it", async () => {
     const { page, close } = await open("/models", {}, modelServer.url);
     assert.match(await page.textContent(".model"), /SmolLM2-135M-Instruct/);

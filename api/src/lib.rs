@@ -32,6 +32,17 @@ pub struct FlagReceipt {
     pub id: String,
 }
 
+/// Where a waiting request stands: the `queued` event of a horoscope
+/// stream, sent while it waits for its turn.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QueueStatus {
+    /// Requests ahead of this one.
+    pub ahead: usize,
+    /// About how long until its turn, in seconds.
+    pub wait_s: f64,
+}
+
 /// A photo of the examples gallery.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExamplePhoto {

@@ -7,9 +7,10 @@
 //! behind model work.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use starcast_api::QueueStatus;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
@@ -22,10 +23,17 @@ pub struct Admission(Arc<Pool>);
 #[derive(Debug)]
 struct Pool {
     what: &'static str,
+    workers: usize,
     turns: Arc<Semaphore>,
     queued: AtomicUsize,
     max_queued: usize,
     max_wait: Duration,
+    /// Tickets handed to queued requests, and how many of them have left
+    /// the queue (served or gone): a ticket's place is the difference.
+    tickets: AtomicU64,
+    left: AtomicU64,
+    /// A moving average of how long one piece of work takes, in ms.
+    work_ms: AtomicU64,
 }
 
 /// The right to run one piece of work; the turn is given back when dropped.
@@ -44,17 +52,16 @@ pub struct Admitted {
 #[derive(Debug)]
 enum Entry {
     Turn(OwnedSemaphorePermit),
-    /// A place in the queue, given back when the wait ends either way.
-    Queued,
+    /// A place in the queue (its ticket), given back when the wait ends
+    /// either way.
+    Queued(u64),
     /// Handed on: a turn given to the work.
     Done,
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        if matches!(self.state, Entry::Queued) {
-            self.pool.queued.fetch_sub(1, Ordering::SeqCst);
-        }
+        self.leave_queue();
     }
 }
 
@@ -64,10 +71,14 @@ impl Admission {
     pub fn new(what: &'static str, workers: usize, max_queued: usize, max_wait: Duration) -> Self {
         Admission(Arc::new(Pool {
             what,
+            workers: workers.max(1),
             turns: Arc::new(Semaphore::new(workers.max(1))),
             queued: AtomicUsize::new(0),
             max_queued,
             max_wait,
+            tickets: AtomicU64::new(0),
+            left: AtomicU64::new(0),
+            work_ms: AtomicU64::new(0),
         }))
     }
 
@@ -82,9 +93,10 @@ impl Admission {
             });
         }
         let ahead = pool.queued.fetch_add(1, Ordering::SeqCst);
+        let ticket = pool.tickets.fetch_add(1, Ordering::SeqCst);
         let admitted = Admitted {
             pool,
-            state: Entry::Queued,
+            state: Entry::Queued(ticket),
         };
         if ahead >= admitted.pool.max_queued {
             return Err(admitted.pool.busy());
@@ -101,9 +113,41 @@ impl Admission {
     pub fn queued(&self) -> usize {
         self.0.queued.load(Ordering::SeqCst)
     }
+
+    /// Counts one finished piece of work into the wait estimate.
+    pub fn record(&self, took: Duration) {
+        let ms = took.as_millis().min(u128::from(u32::MAX)) as u64;
+        let _ = self
+            .0
+            .work_ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |mean| {
+                Some(if mean == 0 { ms } else { (mean * 3 + ms) / 4 })
+            });
+    }
 }
 
 impl Admitted {
+    /// Gives the place in the queue back, if it holds one.
+    fn leave_queue(&mut self) {
+        if matches!(self.state, Entry::Queued(_)) {
+            self.state = Entry::Done;
+            self.pool.queued.fetch_sub(1, Ordering::SeqCst);
+            self.pool.left.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A way to ask where this request stands while it waits; none when
+    /// it went straight to a turn.
+    pub fn watch(&self) -> Option<QueueWatch> {
+        let Entry::Queued(ticket) = self.state else {
+            return None;
+        };
+        Some(QueueWatch {
+            pool: self.pool.clone(),
+            ticket,
+        })
+    }
+
     /// Waits for the turn, refused past the deadline. Dropping the future
     /// (the client left) leaves the queue.
     pub async fn turn(mut self) -> Result<Turn, ApiError> {
@@ -113,9 +157,31 @@ impl Admitted {
         }
         let waited =
             tokio::time::timeout(self.pool.max_wait, self.pool.turns.clone().acquire_owned()).await;
+        // By a turn or by the deadline: the ones behind move up now.
+        self.leave_queue();
         match waited {
             Ok(Ok(permit)) => Ok(Turn { _permit: permit }),
             _ => Err(self.pool.busy()),
+        }
+    }
+}
+
+/// A queued request's ticket, to report its place while it waits.
+#[derive(Debug)]
+pub struct QueueWatch {
+    pool: Arc<Pool>,
+    ticket: u64,
+}
+
+impl QueueWatch {
+    /// How many wait ahead, and about how long until the turn.
+    pub fn status(&self) -> QueueStatus {
+        let pool = &self.pool;
+        let ahead = self.ticket.saturating_sub(pool.left.load(Ordering::SeqCst)) as usize;
+        let per_turn = pool.work_ms.load(Ordering::SeqCst) as f64 / 1000.0;
+        QueueStatus {
+            ahead,
+            wait_s: (ahead + 1) as f64 * per_turn / pool.workers as f64,
         }
     }
 }
@@ -199,6 +265,15 @@ mod tests {
         waiting.abort();
         let _ = waiting.await;
         assert_eq!(admission.queued(), 0, "the aborted wait left the queue");
+        admission.record(Duration::from_secs(4));
+        let behind = admission.enter().unwrap();
+        let status = behind.watch().unwrap().status();
+        assert_eq!(
+            status.ahead, 0,
+            "the one that left no longer counts: {status:?}"
+        );
+        assert!((status.wait_s - 4.0).abs() < 1e-9, "{status:?}");
+        drop(behind);
         drop(first);
         assert!(admission.turn().await.is_ok());
     }

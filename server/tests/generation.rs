@@ -124,3 +124,35 @@ async fn a_full_queue_is_refused_at_once_and_health_never_waits() {
     all.await.expect("the clients finished");
     assert_eq!((answered, refused), (2, 4));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_waiting_stream_is_told_where_it_stands() {
+    let writer = EchoWriter::new(20, Duration::from_millis(25));
+    let limits = Limits {
+        max_concurrent_generations: 1,
+        ..Limits::default()
+    };
+    let models = Models {
+        horoscope: Some(std::sync::Arc::new(writer)),
+        ..Default::default()
+    }
+    .into();
+    let server = server_with_limits(models, limits);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, server.app()).into_future());
+
+    let first = tokio::spawn(async move { write_horoscope(address, "leo").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stream = over_tcp(
+        address,
+        "GET /api/horoscope/stream?sign=virgo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(first.await.unwrap().starts_with("HTTP/1.1 200"));
+    let queued = stream.find("event: queued").expect("a queued event");
+    let token = stream.find("event: token").expect("tokens");
+    assert!(queued < token, "{stream}");
+    assert!(stream.contains(r#""ahead":0"#), "{stream}");
+    assert!(stream.contains("event: done"), "{stream}");
+}

@@ -136,6 +136,12 @@ pub fn ActorsPage() -> impl IntoView {
                         }.into_any(),
                     }}
                 </label>
+                // On a phone this opens the camera (Gradio's webcam source);
+                // elsewhere it is one more way to pick a file.
+                <label class="camera" for="camera-input">
+                    <input id="camera-input" type="file" accept="image/*" capture="environment" on:change=on_pick />
+                    "📷 Take a photo"
+                </label>
                 <Examples try_example />
             </section>
             <section class="card result" aria-live="polite">

@@ -1,12 +1,13 @@
-//! The Horoscope page: pick a sign and a date, watch the horoscope being
-//! written token by token.
+//! The Horoscope page: pick a sign and a date, see where the request
+//! stands while it waits for a turn, watch the horoscope being written
+//! token by token, and stop it at any time.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
 use starcast_api::{
     DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Horoscope, HoroscopeQuery, MAX_TEMPERATURE, ModelKind,
-    Task, ZodiacSign,
+    QueueStatus, Task, ZodiacSign,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
@@ -21,6 +22,8 @@ use crate::components::model_notice::ModelNotice;
 enum Writing {
     Idle,
     Streaming,
+    /// The visitor stopped it; the text so far stays.
+    Stopped,
     Done(Horoscope),
     Failed(String),
 }
@@ -56,6 +59,20 @@ fn today() -> String {
     }
 }
 
+/// Where a waiting request stands, in words.
+fn queue_words(status: &QueueStatus) -> String {
+    let ahead = match status.ahead {
+        0 => "next in line".to_string(),
+        1 => "1 request ahead".to_string(),
+        n => format!("{n} requests ahead"),
+    };
+    if status.wait_s >= 1.0 {
+        format!("Waiting for a turn: {ahead}, about {:.0} s.", status.wait_s)
+    } else {
+        format!("Waiting for a turn: {ahead}.")
+    }
+}
+
 fn stream_url(query: &HoroscopeQuery) -> String {
     let encode = |s: &str| String::from(js_sys::encode_uri_component(s));
     let mut url = format!("/api/horoscope/stream?sign={}", encode(&query.sign));
@@ -83,6 +100,7 @@ pub fn HoroscopePage() -> impl IntoView {
     let seed = RwSignal::new(String::new());
     let text = RwSignal::new(String::new());
     let writing = RwSignal::new(Writing::Idle);
+    let queue = RwSignal::new(None::<QueueStatus>);
     let stream = browser_slot::<OpenStream>();
     on_cleanup(move || fill(stream, None));
 
@@ -98,6 +116,7 @@ pub fn HoroscopePage() -> impl IntoView {
         let url = stream_url(&query());
         fill(stream, None);
         text.set(String::new());
+        queue.set(None);
         writing.set(Writing::Streaming);
         let Ok(source) = EventSource::new(&url) else {
             writing.set(Writing::Failed(
@@ -105,7 +124,15 @@ pub fn HoroscopePage() -> impl IntoView {
             ));
             return;
         };
+        let on_queued = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+            let status = ev
+                .data()
+                .as_string()
+                .and_then(|d| serde_json::from_str::<QueueStatus>(&d).ok());
+            queue.set(status);
+        });
         let on_token = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+            queue.set(None);
             if let Some(piece) = ev.data().as_string() {
                 text.update(|t| t.push_str(&piece));
             }
@@ -145,6 +172,7 @@ pub fn HoroscopePage() -> impl IntoView {
             });
         });
         let handlers = [
+            ("queued", on_queued),
             ("token", on_token),
             ("restart", on_restart),
             ("done", on_done),
@@ -162,6 +190,13 @@ pub fn HoroscopePage() -> impl IntoView {
                 _handlers: handlers.into_iter().map(|(_, h)| h).collect(),
             }),
         );
+    };
+
+    // Closing the stream is what frees the server's worker.
+    let stop = move |_| {
+        fill(stream, None);
+        queue.set(None);
+        writing.set(Writing::Stopped);
     };
 
     let flag_input = Signal::derive(move || serde_json::to_string(&query()).unwrap_or_default());
@@ -232,6 +267,9 @@ pub fn HoroscopePage() -> impl IntoView {
                 >
                     {move || if writing.get() == Writing::Streaming { "Writing…" } else { "Generate" }}
                 </button>
+                <Show when=move || writing.get() == Writing::Streaming>
+                    <button id="stop" type="button" on:click=stop>"Stop"</button>
+                </Show>
             </section>
             <section class="card result" aria-live="polite">
                 <h2>
@@ -245,7 +283,14 @@ pub fn HoroscopePage() -> impl IntoView {
                     Writing::Idle => view! { <p class="muted">"Pick your sign, then Generate."</p> }.into_any(),
                     Writing::Failed(message) => view! { <p class="error" role="alert">{message}</p> }.into_any(),
                     Writing::Streaming => view! {
+                        {move || queue.get().map(|q| view! {
+                            <p class="muted" id="queue-status">{queue_words(&q)}</p>
+                        })}
                         <p class="horoscope streaming" id="horoscope-text">{move || text.get()}<span class="caret"></span></p>
+                    }.into_any(),
+                    Writing::Stopped => view! {
+                        <p class="horoscope" id="horoscope-text">{move || text.get()}</p>
+                        <p class="meta" id="stopped">"Stopped. Generate again for a new horoscope."</p>
                     }.into_any(),
                     Writing::Done(h) => view! {
                         <p class="horoscope" id="horoscope-text">{move || text.get()}</p>

@@ -1,6 +1,6 @@
 //! `POST /api/actors/predict`: who is in an uploaded photo.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
@@ -87,6 +87,11 @@ pub async fn predict(
         })
     })
     .await?;
+    if let Ok(report) = &result {
+        state
+            .classify
+            .record(Duration::from_secs_f64(report.elapsed_ms / 1000.0));
+    }
     state
         .metrics
         .count(Call::Model(Task::Actors), model.as_ref(), outcome(&result));

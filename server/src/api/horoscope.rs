@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
@@ -22,6 +22,8 @@ use crate::state::AppState;
 
 /// How many events may wait for a slow reader before generation pauses.
 const STREAM_BUFFER: usize = 64;
+/// How often a waiting stream is told where it stands.
+const QUEUE_REPORT: Duration = Duration::from_secs(2);
 
 fn checked(
     state: &AppState,
@@ -81,6 +83,7 @@ pub async fn write(
     })
     .await?
     .map_err(ApiError::from);
+    state.generate.record(start.elapsed());
     state
         .metrics
         .count(Call::Model(Task::Horoscope), Some(&model), outcome(&result));
@@ -129,10 +132,23 @@ pub async fn stream(
     // A full queue is refused now; a queued stream answers at once and
     // waits for its turn in the background, until its client leaves.
     let admitted = state.generate.enter()?;
+    let admission = state.generate.clone();
     tokio::spawn(async move {
-        let turn = tokio::select! {
-            turn = admitted.turn() => turn,
-            () = events.closed() => return,
+        let watch = admitted.watch();
+        let mut waiting = std::pin::pin!(admitted.turn());
+        let turn = loop {
+            if let Some(watch) = &watch {
+                let queued = Event::default()
+                    .event("queued")
+                    .json_data(watch.status())
+                    .expect("a queue status always serialises");
+                let _ = events.send(queued).await;
+            }
+            tokio::select! {
+                turn = &mut waiting => break turn,
+                () = events.closed() => return,
+                () = tokio::time::sleep(QUEUE_REPORT), if watch.is_some() => {}
+            }
         };
         let turn = match turn {
             Ok(turn) => turn,
@@ -155,6 +171,7 @@ pub async fn stream(
                     Err(_) => ControlFlow::Break(()),
                 }
             });
+            admission.record(start.elapsed());
             let last = match written {
                 Ok(horoscope) => {
                     metrics.count(Call::Model(Task::Horoscope), Some(&model), "ok");
