@@ -1,0 +1,99 @@
+//! `starcast serve` as a Space starts it: a registry version that can't
+//! load leaves the server up with the "no model" notice, and an admin token
+//! too short to protect a public server stops it at once with the reason.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{THREE_CLASS_CONFIG, register_version};
+use starcast_pipeline::registry::{Registry, Task};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(port: u16, path: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+#[test]
+fn a_served_version_that_cannot_load_leaves_the_server_up_without_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new(dir.path().join("registry"));
+    let files = [
+        ("config.json", THREE_CLASS_CONFIG.as_bytes().to_vec()),
+        ("model.pth", b"PK\x03\x04 not really a checkpoint".to_vec()),
+    ];
+    let version = register_version(&registry, &files, "hash");
+    registry.promote(Task::Actors, &version.id, "test").unwrap();
+    let port = free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_starcast"))
+        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .arg("--registry")
+        .arg(registry.root())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let health = loop {
+        if let Some(response) = get(port, "/healthz") {
+            break response;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server did not come up"
+        );
+        assert!(server.try_wait().unwrap().is_none(), "the server exited");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let models = get(port, "/api/models").unwrap();
+    server.kill().unwrap();
+    let mut log = String::new();
+    server
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains(r#""models":0"#), "{health}");
+    assert!(models.ends_with("[]"), "{models}");
+    assert!(log.contains("does not load"), "{log}");
+}
+
+#[test]
+fn a_short_admin_token_stops_the_server_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_starcast"))
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &free_port().to_string(),
+        ])
+        .arg("--data")
+        .arg(dir.path())
+        .args(["--admin-token", "hunter2"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("at least 32"), "{said}");
+}
