@@ -58,6 +58,10 @@ pub enum ApiError {
         what: &'static str,
         retry_after: u64,
     },
+    #[error(
+        "this address already has {cap} horoscope streams open: close one, or wait for it to finish, and try again"
+    )]
+    TooManyStreams { cap: usize },
     /// Work skipped because nobody waits for its answer any more.
     #[error("the request was abandoned before its work started")]
     Abandoned,
@@ -88,6 +92,7 @@ impl ApiError {
             ApiError::Upload(UploadError::BadFileName(_) | UploadError::Empty)
             | ApiError::BadModel(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::AdminOff => StatusCode::FORBIDDEN,
+            ApiError::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NoModel(_)
             | ApiError::NoPipeline

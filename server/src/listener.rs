@@ -32,6 +32,13 @@ pub struct Capped<I> {
     _slot: OwnedSemaphorePermit,
 }
 
+impl<I> Capped<I> {
+    /// The connection itself (to set socket options).
+    pub fn get_ref(&self) -> &I {
+        &self.io
+    }
+}
+
 impl<L: Listener> Listener for CappedListener<L> {
     type Io = Capped<L::Io>;
     type Addr = L::Addr;

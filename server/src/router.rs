@@ -24,7 +24,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
-use crate::{api, metrics};
+use crate::{api, client, metrics};
 
 /// Builds the app. Tests call it with `oneshot` and bind no port.
 pub fn router(state: AppState) -> Router {
@@ -72,6 +72,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.trusted_proxies.clone(),
+            client::identify,
         ))
         .layer(guards)
         .with_state(state)

@@ -109,6 +109,14 @@ pub struct ServeArgs {
     /// How many connections may be open at once; more wait to be accepted.
     #[arg(long, env = "STARCAST_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_connections: u16,
+    /// How many horoscope streams one client may hold open at once.
+    #[arg(long, env = "STARCAST_MAX_STREAMS_PER_CLIENT", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_streams_per_client: u16,
+    /// Proxies (IP addresses, comma-separated) whose `X-Forwarded-For`
+    /// names the client, as the proxy in front of a Space does; from anyone
+    /// else the header is ignored.
+    #[arg(long, env = "STARCAST_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<IpAddr>,
     /// Seconds a request may take before it is answered with 504.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
@@ -196,6 +204,7 @@ impl ServeArgs {
             max_queued: usize::from(self.max_queued),
             queue_wait: Duration::from_secs(self.queue_wait),
             max_photo_pixels: u64::from(self.max_photo_megapixels) * 1_000_000,
+            max_streams_per_client: usize::from(self.max_streams_per_client),
             max_model_mb: usize::from(self.max_model_mb),
             ..Limits::default()
         };
@@ -320,7 +329,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = args
         .state(models.clone())?
         .with_pipeline(pipeline.clone())
-        .with_device(device.clone());
+        .with_device(device.clone())
+        .with_trusted_proxies(args.trusted_proxy.clone());
     if let Some(schedule) = schedule {
         tokio::spawn(follow_schedule(pipeline, schedule));
     }
@@ -340,15 +350,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })?;
     // Pages stream in small chunks: without TCP_NODELAY, Nagle's algorithm
     // and delayed ACKs hold each chunk back by up to 40 ms.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
+    let listener = CappedListener::new(listener, usize::from(args.max_connections)).tap_io(|io| {
+        if let Err(error) = io.get_ref().set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
-    let listener = CappedListener::new(listener, usize::from(args.max_connections));
     tracing::info!(device = %device_name(&device), "Starcast is serving on http://{address}");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, crate::router(state)).with_graceful_shutdown(async move {
+    let app = crate::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!(
             "shutting down; waiting up to {}s for requests in flight",

@@ -13,6 +13,7 @@ use starcast_model::ServedModels;
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 
 use crate::admission::Admission;
+use crate::client::{StreamsPerClient, TrustedProxies};
 use crate::metrics::Metrics;
 use starcast_jobs::scheduler::Pipeline;
 
@@ -37,6 +38,8 @@ pub struct Limits {
     pub queue_wait: Duration,
     /// The most pixels a photo may have.
     pub max_photo_pixels: u64,
+    /// How many horoscope streams one client address may hold open.
+    pub max_streams_per_client: usize,
     /// The largest model an admin may upload, in megabytes.
     pub max_model_mb: usize,
 }
@@ -59,6 +62,7 @@ impl Default for Limits {
             max_queued: 32,
             queue_wait: Duration::from_secs(10),
             max_photo_pixels: starcast_model::photo::MAX_PIXELS,
+            max_streams_per_client: 4,
             max_model_mb: 512,
         }
     }
@@ -78,6 +82,10 @@ pub struct AppState {
     /// Turns for classification, `limits.max_concurrent_classifications` at once.
     #[from_ref(skip)]
     pub classify: Admission,
+    /// Open horoscope streams per client address.
+    pub streams: StreamsPerClient,
+    /// The proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
     /// Model uploads and pipeline runs on demand; `None` keeps them off.
     pub admin: Option<Admin>,
     /// The daily loop and its run records; `None` when not configured.
@@ -174,10 +182,20 @@ impl AppState {
                 limits.max_queued,
                 limits.queue_wait,
             ),
+            streams: StreamsPerClient::new(limits.max_streams_per_client),
+            trusted_proxies: TrustedProxies::default(),
             limits,
             admin: None,
             pipeline: None,
             device: Device::Cpu,
+        }
+    }
+
+    /// Believes `X-Forwarded-For` from these proxies.
+    pub fn with_trusted_proxies(self, proxies: Vec<std::net::IpAddr>) -> Self {
+        AppState {
+            trusted_proxies: TrustedProxies(Arc::new(proxies)),
+            ..self
         }
     }
 

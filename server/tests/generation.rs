@@ -156,3 +156,65 @@ async fn a_waiting_stream_is_told_where_it_stands() {
     assert!(stream.contains(r#""ahead":0"#), "{stream}");
     assert!(stream.contains("event: done"), "{stream}");
 }
+
+/// Opens a horoscope stream and reads its status line; the stream stays open.
+async fn open_stream(
+    address: std::net::SocketAddr,
+    headers: &str,
+) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request =
+        format!("GET /api/horoscope/stream?sign=leo HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = vec![0; 12];
+    stream.read_exact(&mut head).await.unwrap();
+    (stream, String::from_utf8_lossy(&head).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_holds_at_most_its_share_of_streams() {
+    let writer = EchoWriter::new(80, Duration::from_millis(25));
+    let limits = Limits {
+        max_streams_per_client: 2,
+        ..Limits::default()
+    };
+    let models: starcast_model::ServedModels = Models {
+        horoscope: Some(std::sync::Arc::new(writer)),
+        ..Default::default()
+    }
+    .into();
+    let trusting = |proxies: Vec<std::net::IpAddr>| {
+        let server = server_with_limits(models.clone(), limits);
+        server.state.clone().with_trusted_proxies(proxies)
+    };
+    let serve = |state: starcast_server::AppState| async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = starcast_server::router(state)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(axum::serve(listener, app).into_future());
+        address
+    };
+
+    // No trusted proxy: a made-up X-Forwarded-For changes nothing.
+    let address = serve(trusting(Vec::new())).await;
+    let spoofed = "X-Forwarded-For: 203.0.113.9\r\n";
+    let (_a, first) = open_stream(address, spoofed).await;
+    let (_b, second) = open_stream(address, "").await;
+    let (_c, third) = open_stream(address, spoofed).await;
+    assert_eq!(
+        [first.as_str(), second.as_str(), third.as_str()],
+        ["HTTP/1.1 200", "HTTP/1.1 200", "HTTP/1.1 429"]
+    );
+
+    // Behind a trusted proxy, each forwarded address is its own client.
+    let address = serve(trusting(vec!["127.0.0.1".parse().unwrap()])).await;
+    let mut held = Vec::new();
+    for client in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        let (stream, status) =
+            open_stream(address, &format!("X-Forwarded-For: {client}\r\n")).await;
+        assert_eq!(status, "HTTP/1.1 200", "{client}");
+        held.push(stream);
+    }
+}

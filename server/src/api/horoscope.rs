@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -16,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::admission::Abandon;
 use crate::api::actors::{failure_kind, outcome};
+use crate::client::ClientAddress;
 use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::metrics::Call;
 use crate::state::AppState;
@@ -114,11 +116,13 @@ pub async fn write(
     responses(
         (status = 200, description = "An event stream: `token`* (with `restart` before each new sample), then `done` or `failure`", content_type = "text/event-stream", body = String),
         (status = 422, description = "Invalid request", body = ErrorBody),
-        (status = 503, description = "No horoscope model is loaded", body = ErrorBody),
+        (status = 429, description = "This client already holds its most streams open", body = ErrorBody),
+        (status = 503, description = "No horoscope model is loaded, or the queue is full (see `Retry-After`)", body = ErrorBody),
     )
 )]
 pub async fn stream(
     State(state): State<AppState>,
+    Extension(client): Extension<ClientAddress>,
     ApiQuery(query): ApiQuery<HoroscopeQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let (request, writer) = checked(&state, query).inspect_err(|e| {
@@ -131,9 +135,11 @@ pub async fn stream(
     let metrics = state.metrics.clone();
     // A full queue is refused now; a queued stream answers at once and
     // waits for its turn in the background, until its client leaves.
+    let open_stream = state.streams.open(client)?;
     let admitted = state.generate.enter()?;
     let admission = state.generate.clone();
     tokio::spawn(async move {
+        let _open_stream = open_stream;
         let watch = admitted.watch();
         let mut waiting = std::pin::pin!(admitted.turn());
         let turn = loop {
