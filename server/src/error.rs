@@ -62,6 +62,11 @@ pub enum ApiError {
         "this address already has {cap} horoscope streams open: close one, or wait for it to finish, and try again"
     )]
     TooManyStreams { cap: usize },
+    #[error("too many {what} from this address: try again in {retry_after} seconds")]
+    RateLimited {
+        what: &'static str,
+        retry_after: u64,
+    },
     /// Work skipped because nobody waits for its answer any more.
     #[error("the request was abandoned before its work started")]
     Abandoned,
@@ -92,7 +97,9 @@ impl ApiError {
             ApiError::Upload(UploadError::BadFileName(_) | UploadError::Empty)
             | ApiError::BadModel(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::AdminOff => StatusCode::FORBIDDEN,
-            ApiError::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyStreams { .. } | ApiError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NoModel(_)
             | ApiError::NoPipeline
@@ -148,7 +155,8 @@ impl IntoResponse for ApiError {
             self.sentence()
         };
         let mut response = (status, Json(ErrorBody { error })).into_response();
-        if let ApiError::Busy { retry_after, .. } = self {
+        if let ApiError::Busy { retry_after, .. } | ApiError::RateLimited { retry_after, .. } = self
+        {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

@@ -13,7 +13,7 @@ use starcast_model::ServedModels;
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 
 use crate::admission::Admission;
-use crate::client::{StreamsPerClient, TrustedProxies};
+use crate::client::{RateLimit, StreamsPerClient, TrustedProxies};
 use crate::metrics::Metrics;
 use starcast_jobs::scheduler::Pipeline;
 
@@ -86,6 +86,12 @@ pub struct AppState {
     pub streams: StreamsPerClient,
     /// The proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
+    /// Flags per client address.
+    #[from_ref(skip)]
+    pub flag_rate: RateLimit,
+    /// Wrong admin tokens per client address.
+    #[from_ref(skip)]
+    pub admin_failures: RateLimit,
     /// Model uploads and pipeline runs on demand; `None` keeps them off.
     pub admin: Option<Admin>,
     /// The daily loop and its run records; `None` when not configured.
@@ -184,6 +190,8 @@ impl AppState {
             ),
             streams: StreamsPerClient::new(limits.max_streams_per_client),
             trusted_proxies: TrustedProxies::default(),
+            flag_rate: RateLimit::new("flags", 30, 10),
+            admin_failures: RateLimit::new("wrong admin tokens", 5, 5),
             limits,
             admin: None,
             pipeline: None,

@@ -1,25 +1,38 @@
 //! `POST /api/admin/actors/model`: an admin replaces the served actor model
 //! with an uploaded one, at once and without a restart.
 
-use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, header};
+use axum::{Extension, Json};
 use starcast_api::ErrorBody;
 use starcast_model::vision::ClassifierOptions;
 use starcast_model::{ModelInfo, load_actor_recognizer};
 use starcast_pipeline::{ModelUpload, parse_labels};
 
+use crate::client::ClientAddress;
 use crate::error::ApiError;
 use crate::state::{Admin, AppState};
 
-/// The server's admin, when the request carries the admin token.
-pub fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<Admin, ApiError> {
+/// The server's admin, when the request carries the admin token. A client
+/// that sent too many wrong tokens lately is refused before its next one is
+/// even looked at.
+pub fn require_admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: ClientAddress,
+) -> Result<Admin, ApiError> {
     let admin = state.admin.clone().ok_or(ApiError::AdminOff)?;
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    if authorization.is_some() {
+        state.admin_failures.check(client)?;
+    }
     if !admin.allows(authorization) {
+        if authorization.is_some() {
+            state.admin_failures.take(client)?;
+        }
         return Err(ApiError::Unauthorized);
     }
     Ok(admin)
@@ -42,10 +55,11 @@ pub fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<Admin, Api
 )]
 pub async fn upload_actors_model(
     State(state): State<AppState>,
+    Extension(client): Extension<ClientAddress>,
     headers: HeaderMap,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<ModelInfo>, ApiError> {
-    let admin = require_admin(&state, &headers)?;
+    let admin = require_admin(&state, &headers, client)?;
     let mut form = form.map_err(|_| {
         ApiError::BadForm(
             "send the model as multipart/form-data with a field named 'weights'".into(),

@@ -1,12 +1,13 @@
 //! `POST /api/flags`: store a result a user says is wrong, for review.
 
-use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
+use axum::{Extension, Json};
 use starcast_api::{ErrorBody, FlagReceipt, Task, UnknownTask};
 use starcast_model::photo::photo_extension;
 use starcast_pipeline::NewFlag;
 
+use crate::client::ClientAddress;
 use crate::error::ApiError;
 use crate::metrics::Call;
 use crate::state::AppState;
@@ -91,12 +92,16 @@ fn parse_flag(form: FlagForm) -> Result<NewFlag, ApiError> {
         (status = 200, description = "The flag was stored", body = FlagReceipt),
         (status = 413, description = "The upload is over the size limit", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid", body = ErrorBody),
+        (status = 429, description = "Too many flags from this address (see `Retry-After`)", body = ErrorBody),
+        (status = 507, description = "The review queue is full", body = ErrorBody),
     )
 )]
 pub async fn flag(
     State(state): State<AppState>,
+    Extension(client): Extension<ClientAddress>,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<FlagReceipt>, ApiError> {
+    state.flag_rate.take(client)?;
     let form =
         form.map_err(|_| ApiError::BadForm("send the flag as multipart/form-data".into()))?;
     let flag = parse_flag(read_form(form, state.limits.max_upload_mb).await?)?;

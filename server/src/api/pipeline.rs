@@ -1,12 +1,13 @@
 //! The daily loop over HTTP: its recorded runs, and a run started by an admin.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
 use starcast_api::{ErrorBody, PipelineRun, Trigger};
 use starcast_jobs::scheduler::LISTED_RUNS;
 
 use super::admin::require_admin;
+use crate::client::ClientAddress;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -19,8 +20,12 @@ use crate::state::AppState;
     tag = "pipeline",
     responses((status = 200, description = "Up to 20 runs, newest first", body = Vec<PipelineRun>))
 )]
-pub async fn runs(State(state): State<AppState>, headers: HeaderMap) -> Json<Vec<PipelineRun>> {
-    let admin = require_admin(&state, &headers).is_ok();
+pub async fn runs(
+    State(state): State<AppState>,
+    Extension(client): Extension<ClientAddress>,
+    headers: HeaderMap,
+) -> Json<Vec<PipelineRun>> {
+    let admin = require_admin(&state, &headers, client).is_ok();
     let Some(pipeline) = state.pipeline else {
         return Json(Vec::new());
     };
@@ -51,9 +56,10 @@ pub async fn runs(State(state): State<AppState>, headers: HeaderMap) -> Json<Vec
 )]
 pub async fn start(
     State(state): State<AppState>,
+    Extension(client): Extension<ClientAddress>,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<PipelineRun>), ApiError> {
-    require_admin(&state, &headers)?;
+    require_admin(&state, &headers, client)?;
     let pipeline = state.pipeline.ok_or(ApiError::NoPipeline)?;
     let run = pipeline.start(Trigger::Admin)?;
     tracing::info!(id = %run.id, "an admin started a pipeline run");
