@@ -1,0 +1,221 @@
+"""Classifier serving beside the course's Gradio app, in one run: a
+resnet18 `model.pth` with a 3-actor head (seeded weights, saved as a
+student saves it) served by `starcast serve` and by a Gradio 6 app of the
+lab's shape (`gr.Interface` over torchvision, `queue(default_concurrency_
+limit=8)`); the same Python-threads client shape for both, 8 clients
+sending one real photo, one request after another, for the same time.
+Reports requests/s, p50 and p99 latency, each server's peak RSS, and
+whether the two agree on the top label.
+
+Usage: python bench/serving.py STARCAST_BINARY SITE PHOTO [SECONDS] [CLIENTS]
+(run with the peer environment's python: it needs torch, torchvision,
+gradio and gradio_client).
+"""
+
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+
+BINARY, SITE, PHOTO = sys.argv[1], sys.argv[2], sys.argv[3]
+SECONDS = float(sys.argv[4]) if len(sys.argv) > 4 else 30.0
+CLIENTS = int(sys.argv[5]) if len(sys.argv) > 5 else 8
+LABELS = ["Ada", "Bea", "Cleo"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def peak_rss_mb(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_for(port, path, deadline=120):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", path)
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"nothing answered on port {port}{path}")
+
+
+def write_model(folder):
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=len(LABELS))
+    path = os.path.join(folder, "model.pth")
+    torch.save(model.state_dict(), path)
+    return path
+
+
+GRADIO_APP = textwrap.dedent(
+    """
+    import sys
+    import gradio as gr
+    import torch
+    import torchvision
+    from torchvision import transforms
+
+    labels = {labels!r}
+    model = torchvision.models.resnet18(num_classes=len(labels))
+    model.load_state_dict(torch.load({weights!r}, map_location="cpu"))
+    model.eval()
+    preprocess = transforms.Compose([
+        transforms.Resize(256),
+        transforms.CenterCrop(224),
+        transforms.ToTensor(),
+        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    ])
+
+    def predict(image):
+        x = preprocess(image.convert("RGB")).unsqueeze(0)
+        with torch.inference_mode():
+            probabilities = torch.softmax(model(x)[0], dim=0)
+        return {{labels[i]: float(p) for i, p in enumerate(probabilities)}}
+
+    demo = gr.Interface(fn=predict, inputs=gr.Image(type="pil"), outputs=gr.Label(num_top_classes=3))
+    demo.queue(default_concurrency_limit=8).launch(server_name="127.0.0.1", server_port={port})
+    """
+)
+
+
+def starcast_client(port):
+    body_photo = open(PHOTO, "rb").read()
+    boundary = uuid.uuid4().hex
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"photo.jpg\"\r\n\r\n".encode()
+        + body_photo
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+    def call(connection):
+        connection.request("POST", "/api/actors/predict", body=body, headers=headers)
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+        if response.status != 200:
+            raise RuntimeError(answer)
+        return answer["predictions"][0]["label"]
+
+    return lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=120), call
+
+
+def gradio_client(port):
+    from gradio_client import Client, handle_file
+
+    def call(client):
+        answer = client.predict(handle_file(PHOTO), api_name="/predict")
+        return answer["label"]
+
+    return lambda: Client(f"http://127.0.0.1:{port}/", verbose=False), call
+
+
+def load(name, make, call):
+    latencies, labels, errors = [], set(), []
+    deadline = time.monotonic() + SECONDS
+    lock = threading.Lock()
+
+    def worker():
+        connection = make()
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            try:
+                label = call(connection)
+            except Exception as error:  # a failed request is counted, not fatal
+                with lock:
+                    errors.append(repr(error))
+                connection = make()
+                continue
+            with lock:
+                latencies.append(time.monotonic() - started)
+                labels.add(label)
+
+    warm = make()
+    call(warm)
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    return {
+        "server": name,
+        "requests": len(latencies),
+        "errors": len(errors),
+        "requests_per_s": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
+        "labels": sorted(labels),
+    }
+
+
+def main():
+    folder = tempfile.mkdtemp()
+    weights = write_model(folder)
+    results = []
+
+    port = free_port()
+    data = os.path.join(folder, "data")
+    starcast = subprocess.Popen(
+        [BINARY, "serve", "--host", "127.0.0.1", "--port", str(port), "--site", SITE,
+         "--data", data, "--actors-model", weights, "--actors-labels", ",".join(LABELS)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(port, "/healthz")
+        result = load("starcast", *starcast_client(port))
+        result["peak_rss_mb"] = peak_rss_mb(starcast.pid)
+        results.append(result)
+    finally:
+        starcast.terminate()
+        starcast.wait()
+
+    port = free_port()
+    app = os.path.join(folder, "app.py")
+    with open(app, "w") as f:
+        f.write(GRADIO_APP.format(labels=LABELS, weights=weights, port=port))
+    gradio = subprocess.Popen([sys.executable, app], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(port, "/")
+        result = load("gradio", *gradio_client(port))
+        result["peak_rss_mb"] = peak_rss_mb(gradio.pid)
+        results.append(result)
+    finally:
+        gradio.terminate()
+        gradio.wait()
+
+    for result in results:
+        print(json.dumps(result))
+    ours, theirs = results
+    print(
+        f"starcast / gradio: {ours['requests_per_s'] / theirs['requests_per_s']:.2f}x requests/s, "
+        f"p99 {ours['p99_ms'] / theirs['p99_ms']:.2f}x, peak RSS {ours['peak_rss_mb'] / theirs['peak_rss_mb']:.2f}x; "
+        f"same top label: {ours['labels'] == theirs['labels']}"
+    )
+
+
+main()
