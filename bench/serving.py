@@ -173,44 +173,38 @@ def load(name, make, call):
     }
 
 
+def measure(name, command, port, ready_path, client):
+    """Starts a server, loads it, and stops it: its figures and peak RSS."""
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(port, ready_path)
+        result = load(name, *client(port))
+        result["peak_rss_mb"] = peak_rss_mb(server.pid)
+        return result
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def main():
     folder = tempfile.mkdtemp()
     weights = write_model(folder)
-    results = []
-
     port = free_port()
-    data = os.path.join(folder, "data")
-    starcast = subprocess.Popen(
+    ours = measure(
+        "starcast",
         [BINARY, "serve", "--host", "127.0.0.1", "--port", str(port), "--site", SITE,
-         "--data", data, "--actors-model", weights, "--actors-labels", ",".join(LABELS)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+         "--data", os.path.join(folder, "data"), "--actors-model", weights,
+         "--actors-labels", ",".join(LABELS)],
+        port, "/healthz", starcast_client,
     )
-    try:
-        wait_for(port, "/healthz")
-        result = load("starcast", *starcast_client(port))
-        result["peak_rss_mb"] = peak_rss_mb(starcast.pid)
-        results.append(result)
-    finally:
-        starcast.terminate()
-        starcast.wait()
-
     port = free_port()
     app = os.path.join(folder, "app.py")
     with open(app, "w") as f:
         f.write(GRADIO_APP.format(labels=LABELS, weights=weights, port=port))
-    gradio = subprocess.Popen([sys.executable, app], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(port, "/")
-        result = load("gradio", *gradio_client(port))
-        result["peak_rss_mb"] = peak_rss_mb(gradio.pid)
-        results.append(result)
-    finally:
-        gradio.terminate()
-        gradio.wait()
+    theirs = measure("gradio", [sys.executable, app], port, "/", gradio_client)
 
-    for result in results:
+    for result in (ours, theirs):
         print(json.dumps(result))
-    ours, theirs = results
     print(
         f"starcast / gradio: {ours['requests_per_s'] / theirs['requests_per_s']:.2f}x requests/s, "
         f"p99 {ours['p99_ms'] / theirs['p99_ms']:.2f}x, peak RSS {ours['peak_rss_mb'] / theirs['peak_rss_mb']:.2f}x; "

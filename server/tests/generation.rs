@@ -7,10 +7,20 @@ mod common;
 
 use std::time::Duration;
 
-use common::{EchoWriter, join_within, over_tcp, server_with_limits};
+use common::{EchoWriter, TestServer, join_within, over_tcp, serve_over_tcp, server_with_limits};
 use starcast_model::Models;
 use starcast_server::Limits;
-use tokio::net::TcpListener;
+
+/// A server writing with `writer` under `limits`, on a loopback port.
+async fn serve_writer(writer: EchoWriter, limits: Limits) -> (TestServer, std::net::SocketAddr) {
+    let models = Models {
+        horoscope: Some(std::sync::Arc::new(writer)),
+        ..Default::default()
+    };
+    let server = server_with_limits(models.into(), limits);
+    let address = serve_over_tcp(server.state.clone()).await;
+    (server, address)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn generations_take_turns_and_every_request_is_answered() {
@@ -20,15 +30,7 @@ async fn generations_take_turns_and_every_request_is_answered() {
         max_concurrent_generations: 1,
         ..Limits::default()
     };
-    let models = Models {
-        horoscope: Some(std::sync::Arc::new(writer)),
-        ..Default::default()
-    }
-    .into();
-    let server = server_with_limits(models, limits);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(axum::serve(listener, server.app()).into_future());
+    let (_server, address) = serve_writer(writer, limits).await;
 
     let mut clients = tokio::task::JoinSet::new();
     for (i, sign) in ["leo", "virgo", "libra", "aries"].into_iter().enumerate() {
@@ -73,15 +75,7 @@ async fn a_full_queue_is_refused_at_once_and_health_never_waits() {
         max_queued: 1,
         ..Limits::default()
     };
-    let models = Models {
-        horoscope: Some(std::sync::Arc::new(writer)),
-        ..Default::default()
-    }
-    .into();
-    let server = server_with_limits(models, limits);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(axum::serve(listener, server.app()).into_future());
+    let (_server, address) = serve_writer(writer, limits).await;
 
     let mut clients = tokio::task::JoinSet::new();
     for sign in ["leo", "virgo", "libra", "aries", "taurus", "gemini"] {
@@ -132,15 +126,7 @@ async fn a_waiting_stream_is_told_where_it_stands() {
         max_concurrent_generations: 1,
         ..Limits::default()
     };
-    let models = Models {
-        horoscope: Some(std::sync::Arc::new(writer)),
-        ..Default::default()
-    }
-    .into();
-    let server = server_with_limits(models, limits);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(axum::serve(listener, server.app()).into_future());
+    let (_server, address) = serve_writer(writer, limits).await;
 
     let first = tokio::spawn(async move { write_horoscope(address, "leo").await });
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -179,26 +165,20 @@ async fn a_client_holds_at_most_its_share_of_streams() {
         max_streams_per_client: 2,
         ..Limits::default()
     };
-    let models: starcast_model::ServedModels = Models {
-        horoscope: Some(std::sync::Arc::new(writer)),
-        ..Default::default()
-    }
-    .into();
+    let server = server_with_limits(
+        Models {
+            horoscope: Some(std::sync::Arc::new(writer)),
+            ..Default::default()
+        }
+        .into(),
+        limits,
+    );
     let trusting = |proxies: Vec<std::net::IpAddr>| {
-        let server = server_with_limits(models.clone(), limits);
-        server.state.clone().with_trusted_proxies(proxies)
-    };
-    let serve = |state: starcast_server::AppState| async move {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let app = starcast_server::router(state)
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        tokio::spawn(axum::serve(listener, app).into_future());
-        address
+        serve_over_tcp(server.state.clone().with_trusted_proxies(proxies))
     };
 
     // No trusted proxy: a made-up X-Forwarded-For changes nothing.
-    let address = serve(trusting(Vec::new())).await;
+    let address = trusting(Vec::new()).await;
     let spoofed = "X-Forwarded-For: 203.0.113.9\r\n";
     let (_a, first) = open_stream(address, spoofed).await;
     let (_b, second) = open_stream(address, "").await;
@@ -209,7 +189,7 @@ async fn a_client_holds_at_most_its_share_of_streams() {
     );
 
     // Behind a trusted proxy, each forwarded address is its own client.
-    let address = serve(trusting(vec!["127.0.0.1".parse().unwrap()])).await;
+    let address = trusting(vec!["127.0.0.1".parse().unwrap()]).await;
     let mut held = Vec::new();
     for client in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
         let (stream, status) =

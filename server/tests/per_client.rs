@@ -4,18 +4,10 @@
 
 mod common;
 
-use common::{ADMIN_TOKEN, ColourRecognizer, Multipart, over_tcp, server_with_admin};
+use common::{
+    ADMIN_TOKEN, ColourRecognizer, Multipart, over_tcp, serve_over_tcp, server_with_admin,
+};
 use starcast_model::Models;
-use tokio::net::TcpListener;
-
-async fn serve(state: starcast_server::AppState) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let app = starcast_server::router(state)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(axum::serve(listener, app).into_future());
-    address
-}
 
 fn status(response: &str) -> &str {
     response.get(9..12).unwrap_or(response)
@@ -24,7 +16,7 @@ fn status(response: &str) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flags_from_one_address_are_rate_limited() {
     let server = server_with_admin(Models::default().into());
-    let address = serve(server.state.clone()).await;
+    let address = serve_over_tcp(server.state.clone()).await;
     let mut statuses = Vec::new();
     for _ in 0..12 {
         let form = Multipart::default()
@@ -34,7 +26,10 @@ async fn flags_from_one_address_are_rate_limited() {
         let response = over_tcp(address, form.raw("/api/flags", "")).await;
         statuses.push(status(&response).to_string());
         if status(&response) == "429" {
-            assert!(response.to_ascii_lowercase().contains("retry-after:"), "{response}");
+            assert!(
+                response.to_ascii_lowercase().contains("retry-after:"),
+                "{response}"
+            );
             assert!(response.contains("Too many flags"), "{response}");
         }
     }
@@ -51,7 +46,7 @@ async fn wrong_admin_tokens_lock_the_address_out_for_a_while() {
         ..Default::default()
     };
     let server = server_with_admin(models.into());
-    let address = serve(server.state.clone()).await;
+    let address = serve_over_tcp(server.state.clone()).await;
     let start_run = |token: &str| {
         format!(
             "POST /api/admin/pipeline/runs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
@@ -64,5 +59,9 @@ async fn wrong_admin_tokens_lock_the_address_out_for_a_while() {
     let response = over_tcp(address, start_run("guess-5")).await;
     assert_eq!(status(&response), "429", "{response}");
     let response = over_tcp(address, start_run(ADMIN_TOKEN)).await;
-    assert_eq!(status(&response), "429", "even the right token waits: {response}");
+    assert_eq!(
+        status(&response),
+        "429",
+        "even the right token waits: {response}"
+    );
 }

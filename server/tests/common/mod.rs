@@ -131,6 +131,17 @@ pub async fn over_tcp(address: std::net::SocketAddr, request: impl AsRef<[u8]>) 
     String::from_utf8_lossy(&response).into_owned()
 }
 
+/// Serves `state` on a loopback port over real TCP, telling the handlers
+/// each peer's address as `starcast serve` does.
+pub async fn serve_over_tcp(state: AppState) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = starcast_server::router(state)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(axum::serve(listener, app).into_future());
+    address
+}
+
 /// Waits for every client task, failing if one fails or time runs out:
 /// load tests stop by themselves.
 pub async fn join_within(mut clients: tokio::task::JoinSet<()>, limit: Duration) {
