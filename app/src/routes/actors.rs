@@ -140,7 +140,7 @@ pub fn ActorsPage() -> impl IntoView {
                 // elsewhere it is one more way to pick a file.
                 <label class="camera" for="camera-input">
                     <input id="camera-input" type="file" accept="image/*" capture="environment" on:change=on_pick />
-                    "📷 Take a photo"
+                    "Take a photo with the camera"
                 </label>
                 <Examples try_example />
             </section>

@@ -268,7 +268,7 @@ pub fn HoroscopePage() -> impl IntoView {
                     {move || if writing.get() == Writing::Streaming { "Writing…" } else { "Generate" }}
                 </button>
                 <Show when=move || writing.get() == Writing::Streaming>
-                    <button id="stop" type="button" on:click=stop>"Stop"</button>
+                    <button id="stop" type="button" class="secondary stop" on:click=stop>"Stop"</button>
                 </Show>
             </section>
             <section class="card result" aria-live="polite">
