@@ -259,6 +259,7 @@ describe("horoscope page with the SmolLM2 model", () => {
   test("Stop ends a streaming horoscope and keeps its text", async () => {
     const { page, errors, close } = await open("/horoscope", {}, modelServer.url);
     await page.click('label[for="sign-virgo"]');
+    await page.click(".card details summary");
     await page.fill("#seed", "7");
     await page.click("#generate");
     await page.waitForSelector("#horoscope-text.streaming", { timeout: 20_000 });
