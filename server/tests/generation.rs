@@ -92,6 +92,7 @@ async fn a_full_queue_is_refused_at_once_and_health_never_waits() {
     )
     .await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains(r#""horoscopes_waiting":1"#), "{health}");
     assert!(
         started.elapsed() < Duration::from_millis(500),
         "/healthz waited {:?} behind generation",
