@@ -9,8 +9,7 @@ source "$(dirname "$0")/../scripts/lib.sh"
 
 seconds=${1:-60}
 connections=${2:-32}
-bin="$CARGO_TARGET_DIR/release/starcast"
-[[ -x "$bin" && -f "$SITE/pkg/starcast_bg.wasm" ]] || "$ROOT/scripts/build.sh" release
+bin=$(release_starcast)
 "$ROOT/scripts/fetch-defaults.sh" "$ROOT/data" >/dev/null
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

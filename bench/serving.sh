@@ -9,8 +9,7 @@ source "$(dirname "$0")/../scripts/lib.sh"
 
 seconds=${1:-30}
 clients=${2:-8}
-bin="$CARGO_TARGET_DIR/release/starcast"
-[[ -x "$bin" && -f "$SITE/pkg/starcast_bg.wasm" ]] || "$ROOT/scripts/build.sh" release
+bin=$(release_starcast)
 "$ROOT/scripts/fetch-defaults.sh" "$ROOT/data" >/dev/null
 peer_venv "torchvision, gradio, gradio_client" torch torchvision pillow gradio
 

@@ -6,8 +6,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
-bin="$CARGO_TARGET_DIR/release/starcast"
-[[ -x "$bin" && -f "$SITE/pkg/starcast_bg.wasm" ]] || "$ROOT/scripts/build.sh" release
+bin=$(release_starcast)
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
 step "bundle size"

@@ -30,3 +30,11 @@ peer_venv() {
     "$PEER_VENV/bin/pip" install --quiet "$@"
   fi
 }
+
+# The release starcast the web benchmarks run, built with the site when
+# either is missing. Usage: bin=$(release_starcast)
+release_starcast() {
+  local bin="$CARGO_TARGET_DIR/release/starcast"
+  [[ -x "$bin" && -f "$SITE/pkg/starcast_bg.wasm" ]] || "$ROOT/scripts/build.sh" release >&2
+  echo "$bin"
+}
