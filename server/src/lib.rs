@@ -7,8 +7,8 @@
 pub mod admission;
 pub mod api;
 pub mod client;
+pub mod connections;
 pub mod error;
-pub mod listener;
 pub mod metrics;
 pub mod reload;
 pub mod router;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use candle_core::Device;
 use leptos::config::{Env, LeptosOptions};
 use starcast_app::OUTPUT_NAME;
@@ -20,7 +19,7 @@ use starcast_model::{HoroscopeWriter, Models, ServedModels, load_actor_recognize
 use starcast_pipeline::registry::{Registry, Task, Version};
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 
-use crate::listener::CappedListener;
+use crate::connections::{self, ConnectionLimits};
 use crate::reload::{follow_registry, load_version};
 use crate::state::{Admin, AppState, Limits};
 
@@ -109,6 +108,10 @@ pub struct ServeArgs {
     /// How many connections may be open at once; more wait to be accepted.
     #[arg(long, env = "STARCAST_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_connections: u16,
+    /// Seconds a client has to send a request's headers before its
+    /// connection is closed.
+    #[arg(long, env = "STARCAST_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
     /// How many horoscope streams one client may hold open at once.
     #[arg(long, env = "STARCAST_MAX_STREAMS_PER_CLIENT", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_streams_per_client: u16,
@@ -348,34 +351,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
         format!("could not listen on {address}: is another program using port {}? Choose another with --port", args.port)
     })?;
-    // Pages stream in small chunks: without TCP_NODELAY, Nagle's algorithm
-    // and delayed ACKs hold each chunk back by up to 40 ms.
-    let listener = CappedListener::new(listener, usize::from(args.max_connections)).tap_io(|io| {
-        if let Err(error) = io.get_ref().set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
     tracing::info!(device = %device_name(&device), "Starcast is serving on http://{address}");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = crate::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!(
-            "shutting down; waiting up to {}s for requests in flight",
-            SHUTDOWN_GRACE.as_secs()
-        );
-        let _ = stop.send(());
-    });
-    tokio::select! {
-        result = server => result.context("the server stopped with an error"),
-        () = async {
-            let _ = stopped.await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => {
-            tracing::warn!("requests were still running after the grace period; stopping anyway");
-            Ok(())
-        }
-    }
+    let limits = ConnectionLimits {
+        max_open: usize::from(args.max_connections),
+        header_timeout: Duration::from_secs(args.header_timeout),
+    };
+    connections::serve(
+        listener,
+        crate::router(state),
+        limits,
+        shutdown_signal(),
+        SHUTDOWN_GRACE,
+    )
+    .await;
+    Ok(())
 }
 
 async fn shutdown_signal() {
