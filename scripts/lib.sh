@@ -38,3 +38,15 @@ release_starcast() {
   [[ -x "$bin" && -f "$SITE/pkg/starcast_bg.wasm" ]] || "$ROOT/scripts/build.sh" release >&2
   echo "$bin"
 }
+
+# podman as these machines run it: crun refuses their hybrid cgroup setup,
+# and podman's default limits exceed what they allow. Usage: pod build ...
+pod() {
+  local command=$1
+  shift
+  case $command in
+    build | run | create)
+      podman --runtime runc "$command" --ulimit nofile=16384:16384 --ulimit nproc=8192:8192 "$@" ;;
+    *) podman --runtime runc "$command" "$@" ;;
+  esac
+}
