@@ -14,6 +14,8 @@ pub mod horoscope;
 pub mod hub;
 pub mod info;
 #[cfg(feature = "runtime")]
+pub mod kernels;
+#[cfg(feature = "runtime")]
 pub mod photo;
 #[cfg(feature = "runtime")]
 mod served;

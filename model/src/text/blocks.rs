@@ -1,7 +1,7 @@
 //! Matrix products on GGUF's Q4_1 and Q8_0 weights as stored. The
 //! activations are quantized to 8 bits per block of 32 values, and each
-//! pair of blocks meets in an integer dot product (AVX2 where the CPU has
-//! it), as llama.cpp does. candle 0.11 has no SIMD kernel for Q4_1, the
+//! pair of blocks meets in an integer dot product (AVX2, or AVX-512 VNNI's
+//! `vpdpbusd`, on the path [`crate::kernels`] chose), as llama.cpp does. candle 0.11 has no SIMD kernel for Q4_1, the
 //! packaged SmolLM2's format: its scalar one ran generation 7x slower than
 //! llama.cpp, and requantizing to Q8_0 instead cost 1.7x the memory.
 
@@ -11,6 +11,8 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
 use half::f16;
 use rayon::prelude::*;
+
+use crate::kernels::{self, KernelPath};
 
 /// Values per block, in every format here.
 const BLOCK: usize = 32;
@@ -150,14 +152,17 @@ impl BlockMatrix {
         xs.contiguous()?.apply_op1_no_bwd(self)
     }
 
-    /// Row `row` times one input's activation blocks.
-    fn dot(&self, row: usize, xs: &[Q8Block]) -> f32 {
+    /// Row `row` times one input's activation blocks, on `path`.
+    fn dot(&self, path: KernelPath, row: usize, xs: &[Q8Block]) -> f32 {
         let weights = self.row(row);
+        // SAFETY (both arms): `path` is one this CPU supports (checked by
+        // `kernels`, or by the tests that pick it), and `weights` holds as
+        // many blocks as `xs` (one row of `columns`).
         #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
-            // SAFETY: the CPU has AVX2, FMA and F16C (checked), and `weights`
-            // holds as many blocks as `xs` (one row of `columns`).
-            return unsafe { avx2::dot(self.format, weights, xs) };
+        match path {
+            KernelPath::Avx512 => return unsafe { avx512::dot(self.format, weights, xs) },
+            KernelPath::Avx2 => return unsafe { avx2::dot(self.format, weights, xs) },
+            KernelPath::Portable => {}
         }
         match self.format {
             Format::Q4_1 => dot_q4_1(weights, xs),
@@ -165,17 +170,61 @@ impl BlockMatrix {
         }
     }
 
-    /// Rows `first..first + R` times one input's activation blocks.
-    fn dot_rows<const R: usize>(&self, first: usize, xs: &[Q8Block]) -> [f32; R] {
+    /// Rows `first..first + R` times one input's activation blocks, on `path`.
+    fn dot_rows<const R: usize>(&self, path: KernelPath, first: usize, xs: &[Q8Block]) -> [f32; R] {
+        let row_bytes = self.row_bytes();
+        let weights = &self.data[first * row_bytes..][..R * row_bytes];
+        // SAFETY (both arms): `path` is supported (see `dot`), and `weights`
+        // holds R rows of as many blocks as `xs`.
         #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
-            let row_bytes = self.row_bytes();
-            let weights = &self.data[first * row_bytes..][..R * row_bytes];
-            // SAFETY: the CPU has AVX2, FMA and F16C (checked), and
-            // `weights` holds R rows of as many blocks as `xs`.
-            return unsafe { avx2::dot_rows(self.format, weights, xs) };
+        match path {
+            KernelPath::Avx512 => return unsafe { avx512::dot_rows(self.format, weights, xs) },
+            KernelPath::Avx2 => return unsafe { avx2::dot_rows(self.format, weights, xs) },
+            KernelPath::Portable => {}
         }
-        std::array::from_fn(|r| self.dot(first + r, xs))
+        std::array::from_fn(|r| self.dot(path, first + r, xs))
+    }
+
+    /// `xs` (`[n, columns]` values, row after row) times the transposed
+    /// matrix, on `path`: `[n, rows]`.
+    fn product(&self, path: KernelPath, xs: &[f32], n: usize) -> Vec<f32> {
+        let blocks: Vec<Q8Block> = xs.chunks_exact(BLOCK).map(Q8Block::quantize).collect();
+        let per_input = self.columns / BLOCK;
+        // Row-major by weight row, so each task writes one stretch.
+        let mut by_row = vec![0f32; self.rows * n];
+        by_row
+            .par_chunks_mut(ROWS_PER_TASK * n)
+            .enumerate()
+            .for_each(|(task, out)| {
+                let first = task * ROWS_PER_TASK;
+                let rows = out.len() / n;
+                for (input, xs) in blocks.chunks_exact(per_input).enumerate() {
+                    // One input (a generated token) streams every weight
+                    // from memory once: the single-row kernel measured
+                    // faster there; several share each row group's loads.
+                    let mut row = 0;
+                    while n > 1 && row + ROWS_AT_ONCE <= rows {
+                        let values = self.dot_rows::<ROWS_AT_ONCE>(path, first + row, xs);
+                        for (offset, value) in values.into_iter().enumerate() {
+                            out[(row + offset) * n + input] = value;
+                        }
+                        row += ROWS_AT_ONCE;
+                    }
+                    for row in row..rows {
+                        out[row * n + input] = self.dot(path, first + row, xs);
+                    }
+                }
+            });
+        if n == 1 {
+            return by_row;
+        }
+        let mut out = vec![0f32; n * self.rows];
+        for (row, values) in by_row.chunks_exact(n).enumerate() {
+            for (input, value) in values.iter().enumerate() {
+                out[input * self.rows + row] = *value;
+            }
+        }
+        out
     }
 }
 
@@ -196,47 +245,7 @@ impl CustomOp1 for BlockMatrix {
         else {
             bail!("a block matrix product takes contiguous F32 values");
         };
-        let blocks: Vec<Q8Block> = xs[start..end]
-            .chunks_exact(BLOCK)
-            .map(Q8Block::quantize)
-            .collect();
-        let per_input = columns / BLOCK;
-        // Row-major by weight row, so each task writes one stretch.
-        let mut by_row = vec![0f32; self.rows * n];
-        by_row
-            .par_chunks_mut(ROWS_PER_TASK * n)
-            .enumerate()
-            .for_each(|(task, out)| {
-                let first = task * ROWS_PER_TASK;
-                let rows = out.len() / n;
-                for (input, xs) in blocks.chunks_exact(per_input).enumerate() {
-                    // One input (a generated token) streams every weight
-                    // from memory once: the single-row kernel measured
-                    // faster there; several share each row group's loads.
-                    let mut row = 0;
-                    while n > 1 && row + ROWS_AT_ONCE <= rows {
-                        let values = self.dot_rows::<ROWS_AT_ONCE>(first + row, xs);
-                        for (offset, value) in values.into_iter().enumerate() {
-                            out[(row + offset) * n + input] = value;
-                        }
-                        row += ROWS_AT_ONCE;
-                    }
-                    for row in row..rows {
-                        out[row * n + input] = self.dot(first + row, xs);
-                    }
-                }
-            });
-        let out = if n == 1 {
-            by_row
-        } else {
-            let mut out = vec![0f32; n * self.rows];
-            for (row, values) in by_row.chunks_exact(n).enumerate() {
-                for (input, value) in values.iter().enumerate() {
-                    out[input * self.rows + row] = *value;
-                }
-            }
-            out
-        };
+        let out = self.product(kernels::active(), &xs[start..end], n);
         Ok((CpuStorage::F32(out), Shape::from((n, self.rows))))
     }
 }
@@ -307,136 +316,161 @@ fn dot_q8_0(weights: &[u8], xs: &[Q8Block]) -> f32 {
         .sum()
 }
 
+/// The x86 kernels for one instruction set: `$features` enabled, and
+/// `$products` summing the `u8 x i8` products of 32 lanes in groups of 4.
 #[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    use std::sync::OnceLock;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| {
-        is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("f16c")
-    })
+macro_rules! x86_kernels {
+    ($name:ident, $features:literal, $products:path) => {
+        mod $name {
+            use std::arch::x86_64::*;
+
+            use super::{Format, Q8Block};
+
+            /// Σ of `u8 x i8` products over 32 lanes, as 8 sums.
+            #[target_feature(enable = $features)]
+            fn products(unsigned: __m256i, signed: __m256i) -> __m256 {
+                _mm256_cvtepi32_ps($products(unsigned, signed))
+            }
+
+            /// The f16 numbers in the first 2 or 4 bytes of `bytes`, converted by
+            /// the CPU (a software conversion per block cost more than the block's
+            /// dot product).
+            #[target_feature(enable = $features)]
+            fn halves(bytes: [u8; 4]) -> __m128 {
+                _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from_le_bytes(bytes)))
+            }
+
+            #[target_feature(enable = $features)]
+            fn sum(v: __m256) -> f32 {
+                let halves = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+                let pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
+                _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)))
+            }
+
+            /// One weight block against one activation block: the 8 partial sums of the integer products, and
+            /// `[d x.d, m x.sum]` (the minimum's share is 0 for Q8_0).
+            #[target_feature(enable = $features)]
+            fn block_products(format: Format, block: &[u8], x: &Q8Block) -> (__m256, __m128) {
+                // SAFETY: `qs` is 32 bytes.
+                let activations = unsafe { _mm256_loadu_si256(x.qs.as_ptr().cast()) };
+                let activation_scales = _mm_setr_ps(x.d, x.sum, 0.0, 0.0);
+                match format {
+                    Format::Q4_1 => {
+                        let scales = _mm_mul_ps(
+                            halves([block[0], block[1], block[2], block[3]]),
+                            activation_scales,
+                        );
+                        // SAFETY: a Q4_1 block has 16 bytes of values after its 4 of scales.
+                        let packed = unsafe { _mm_loadu_si128(block.as_ptr().add(4).cast()) };
+                        let low = _mm_set1_epi8(0x0F);
+                        // Values 0-15 are the low nibbles, 16-31 the high ones.
+                        let unsigned = _mm256_set_m128i(
+                            _mm_and_si128(_mm_srli_epi16(packed, 4), low),
+                            _mm_and_si128(packed, low),
+                        );
+                        (products(unsigned, activations), scales)
+                    }
+                    Format::Q8_0 => {
+                        let scales =
+                            _mm_mul_ps(halves([block[0], block[1], 0, 0]), activation_scales);
+                        // SAFETY: a Q8_0 block has 32 bytes of values after its 2 of scale.
+                        let w = unsafe { _mm256_loadu_si256(block.as_ptr().add(2).cast()) };
+                        // maddubs multiplies unsigned by signed: move w's sign onto q.
+                        let unsigned = _mm256_sign_epi8(w, w);
+                        let signed = _mm256_sign_epi8(activations, w);
+                        (products(unsigned, signed), scales)
+                    }
+                }
+            }
+
+            /// One weight row times the activations, two blocks in flight with
+            /// their own sums: with one, each block waited on the previous one's
+            /// multiply-add.
+            ///
+            /// # Safety
+            /// The CPU must have the module's features; `weights` holds `xs.len()`
+            /// blocks of `format`.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn dot(format: Format, weights: &[u8], xs: &[Q8Block]) -> f32 {
+                let mut sums = [_mm256_setzero_ps(); 2];
+                let mut minimums = [_mm_setzero_ps(); 2];
+                let mut blocks = weights.chunks_exact(format.block_bytes()).zip(xs);
+                'row: loop {
+                    for (sum, minimum) in sums.iter_mut().zip(&mut minimums) {
+                        let Some((block, x)) = blocks.next() else {
+                            break 'row;
+                        };
+                        let (products, scales) = block_products(format, block, x);
+                        *sum = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), products, *sum);
+                        *minimum = _mm_add_ps(*minimum, scales);
+                    }
+                }
+                let minimums = _mm_add_ps(minimums[0], minimums[1]);
+                sum(_mm256_add_ps(sums[0], sums[1])) + _mm_cvtss_f32(_mm_movehdup_ps(minimums))
+            }
+
+            /// `R` adjacent weight rows times the activations, for a block of
+            /// inputs whose weights stay in cache: each activation block is loaded
+            /// and each row's sum reduced once for `R` rows (prompts 1.15x).
+            ///
+            /// # Safety
+            /// The CPU must have the module's features; `weights` holds `R` rows of
+            /// `xs.len()` blocks of `format`.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn dot_rows<const R: usize>(
+                format: Format,
+                weights: &[u8],
+                xs: &[Q8Block],
+            ) -> [f32; R] {
+                let bytes = format.block_bytes();
+                let row_bytes = xs.len() * bytes;
+                let mut sums = [_mm256_setzero_ps(); R];
+                let mut minimums = [_mm_setzero_ps(); R];
+                for (at, x) in xs.iter().enumerate() {
+                    for (r, (sum, minimum)) in sums.iter_mut().zip(&mut minimums).enumerate() {
+                        let block = &weights[r * row_bytes + at * bytes..][..bytes];
+                        let (products, scales) = block_products(format, block, x);
+                        *sum = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), products, *sum);
+                        *minimum = _mm_add_ps(*minimum, scales);
+                    }
+                }
+                std::array::from_fn(|r| sum(sums[r]) + _mm_cvtss_f32(_mm_movehdup_ps(minimums[r])))
+            }
+        }
+    };
 }
 
+/// Pairs of products fit in i16: at most 2 x 255 x 127 for Q8_0 after the
+/// sign trick (|w| <= 128), 2 x 15 x 127 for Q4_1; `madd` then sums pairs.
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+#[target_feature(enable = "avx2")]
+fn maddubs_products(
+    unsigned: std::arch::x86_64::__m256i,
+    signed: std::arch::x86_64::__m256i,
+) -> std::arch::x86_64::__m256i {
     use std::arch::x86_64::*;
-
-    use super::{Format, Q8Block};
-
-    /// Σ of `u8 x i8` products over 32 lanes, as 8 `i32` sums.
-    #[target_feature(enable = "avx2")]
-    fn products(unsigned: __m256i, signed: __m256i) -> __m256 {
-        // Pairs fit in i16: at most 2 x 255 x 127 for Q8_0 after the sign
-        // trick (|w| <= 128), 2 x 15 x 127 for Q4_1.
-        let pairs = _mm256_maddubs_epi16(unsigned, signed);
-        _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
-    }
-
-    /// The f16 numbers in the first 2 or 4 bytes of `bytes`, converted by
-    /// the CPU (a software conversion per block cost more than the block's
-    /// dot product).
-    #[target_feature(enable = "f16c")]
-    fn halves(bytes: [u8; 4]) -> __m128 {
-        _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from_le_bytes(bytes)))
-    }
-
-    #[target_feature(enable = "avx2")]
-    fn sum(v: __m256) -> f32 {
-        let halves = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
-        _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)))
-    }
-
-    /// One weight block against one activation block: the 8 partial sums of the integer products, and
-    /// `[d x.d, m x.sum]` (the minimum's share is 0 for Q8_0).
-    #[target_feature(enable = "avx2,fma,f16c")]
-    fn block_products(format: Format, block: &[u8], x: &Q8Block) -> (__m256, __m128) {
-        // SAFETY: `qs` is 32 bytes.
-        let activations = unsafe { _mm256_loadu_si256(x.qs.as_ptr().cast()) };
-        let activation_scales = _mm_setr_ps(x.d, x.sum, 0.0, 0.0);
-        match format {
-            Format::Q4_1 => {
-                let scales = _mm_mul_ps(
-                    halves([block[0], block[1], block[2], block[3]]),
-                    activation_scales,
-                );
-                // SAFETY: a Q4_1 block has 16 bytes of values after its 4 of scales.
-                let packed = unsafe { _mm_loadu_si128(block.as_ptr().add(4).cast()) };
-                let low = _mm_set1_epi8(0x0F);
-                // Values 0-15 are the low nibbles, 16-31 the high ones.
-                let unsigned = _mm256_set_m128i(
-                    _mm_and_si128(_mm_srli_epi16(packed, 4), low),
-                    _mm_and_si128(packed, low),
-                );
-                (products(unsigned, activations), scales)
-            }
-            Format::Q8_0 => {
-                let scales = _mm_mul_ps(halves([block[0], block[1], 0, 0]), activation_scales);
-                // SAFETY: a Q8_0 block has 32 bytes of values after its 2 of scale.
-                let w = unsafe { _mm256_loadu_si256(block.as_ptr().add(2).cast()) };
-                // maddubs multiplies unsigned by signed: move w's sign onto q.
-                let unsigned = _mm256_sign_epi8(w, w);
-                let signed = _mm256_sign_epi8(activations, w);
-                (products(unsigned, signed), scales)
-            }
-        }
-    }
-
-    /// One weight row times the activations, two blocks in flight with
-    /// their own sums: with one, each block waited on the previous one's
-    /// multiply-add.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2, FMA and F16C; `weights` holds `xs.len()`
-    /// blocks of `format`.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot(format: Format, weights: &[u8], xs: &[Q8Block]) -> f32 {
-        let mut sums = [_mm256_setzero_ps(); 2];
-        let mut minimums = [_mm_setzero_ps(); 2];
-        let mut blocks = weights.chunks_exact(format.block_bytes()).zip(xs);
-        'row: loop {
-            for (sum, minimum) in sums.iter_mut().zip(&mut minimums) {
-                let Some((block, x)) = blocks.next() else {
-                    break 'row;
-                };
-                let (products, scales) = block_products(format, block, x);
-                *sum = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), products, *sum);
-                *minimum = _mm_add_ps(*minimum, scales);
-            }
-        }
-        let minimums = _mm_add_ps(minimums[0], minimums[1]);
-        sum(_mm256_add_ps(sums[0], sums[1])) + _mm_cvtss_f32(_mm_movehdup_ps(minimums))
-    }
-
-    /// `R` adjacent weight rows times the activations, for a block of
-    /// inputs whose weights stay in cache: each activation block is loaded
-    /// and each row's sum reduced once for `R` rows (prompts 1.15x).
-    ///
-    /// # Safety
-    /// The CPU must have AVX2, FMA and F16C; `weights` holds `R` rows of
-    /// `xs.len()` blocks of `format`.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot_rows<const R: usize>(
-        format: Format,
-        weights: &[u8],
-        xs: &[Q8Block],
-    ) -> [f32; R] {
-        let bytes = format.block_bytes();
-        let row_bytes = xs.len() * bytes;
-        let mut sums = [_mm256_setzero_ps(); R];
-        let mut minimums = [_mm_setzero_ps(); R];
-        for (at, x) in xs.iter().enumerate() {
-            for (r, (sum, minimum)) in sums.iter_mut().zip(&mut minimums).enumerate() {
-                let block = &weights[r * row_bytes + at * bytes..][..bytes];
-                let (products, scales) = block_products(format, block, x);
-                *sum = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), products, *sum);
-                *minimum = _mm_add_ps(*minimum, scales);
-            }
-        }
-        std::array::from_fn(|r| sum(sums[r]) + _mm_cvtss_f32(_mm_movehdup_ps(minimums[r])))
-    }
+    _mm256_madd_epi16(_mm256_maddubs_epi16(unsigned, signed), _mm256_set1_epi16(1))
 }
+
+/// The same sums in one instruction, without the i16 step.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
+fn vnni_products(
+    unsigned: std::arch::x86_64::__m256i,
+    signed: std::arch::x86_64::__m256i,
+) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    _mm256_dpbusd_epi32(_mm256_setzero_si256(), unsigned, signed)
+}
+
+#[cfg(target_arch = "x86_64")]
+x86_kernels!(avx2, "avx2,fma,f16c", super::maddubs_products);
+#[cfg(target_arch = "x86_64")]
+x86_kernels!(
+    avx512,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni",
+    super::vnni_products
+);
 
 #[cfg(test)]
 mod tests {
@@ -445,8 +479,8 @@ mod tests {
     use super::*;
 
     /// Both formats against candle's dequantization of the same weights
-    /// times the 8-bit activations, through the kernel this CPU runs and
-    /// the portable one; and the row lookup.
+    /// times the 8-bit activations, on every kernel path this CPU has; and
+    /// the row lookup.
     #[test]
     fn products_match_the_dequantized_weights() {
         // 50 rows: three tasks of 16 taken four rows at a time, and a task
@@ -490,12 +524,26 @@ mod tests {
                         (want - got).abs() < 1e-4 * (1.0 + want.abs()),
                         "{dtype:?} {want} {got}"
                     );
-                    let input = &blocks[i * columns / BLOCK..][..columns / BLOCK];
-                    let portable = match matrix.format {
-                        Format::Q4_1 => dot_q4_1(matrix.row(row), input),
-                        Format::Q8_0 => dot_q8_0(matrix.row(row), input),
-                    };
-                    assert!((portable - got).abs() < 1e-4 * (1.0 + got.abs()));
+                }
+            }
+            // Every path this CPU has gives the active path's answer; the
+            // SIMD paths sum in the same order, so theirs agree exactly.
+            let flat_xs = xs.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let flat_got: Vec<f32> = got.concat();
+            let mut simd_answer: Option<Vec<f32>> = None;
+            for path in KernelPath::available() {
+                let answer = matrix.product(path, &flat_xs, n);
+                for (a, b) in answer.iter().zip(&flat_got) {
+                    assert!(
+                        (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                        "{dtype:?} {path}: {a} {b}"
+                    );
+                }
+                if path != KernelPath::Portable {
+                    if let Some(other) = &simd_answer {
+                        assert_eq!(other, &answer, "{dtype:?} {path}");
+                    }
+                    simd_answer = Some(answer);
                 }
             }
             let rows_back = matrix.dequantize_rows(&[5, 0]).unwrap();

@@ -6,7 +6,8 @@
 //! im2col + one GEMM straight into the output, and a 3x3 stride-1 one as
 //! Winograd F(2x2, 3x3): MobileNetV2's forward pass went from 115 to 14 ms
 //! and ResNet-18's from 89 to 28-30 ms, level with PyTorch (bench/vision.sh,
-//! 2 threads).
+//! 2 threads). The loops around the GEMMs run per plane, compiled for the
+//! kernel path [`crate::kernels`] chose (AVX-512 or AVX2 registers).
 
 use std::mem::{ManuallyDrop, MaybeUninit};
 
@@ -14,6 +15,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 use super::layers::Activation;
+use crate::kernels::{self, KernelPath, multiversion};
 
 /// Stride, padding, groups and activation of one convolution; the weight
 /// `(cout, cin / groups, k, k)` and bias `(cout)` are the op's other inputs.
@@ -189,11 +191,7 @@ impl CustomOp3 for Conv2d {
                 oh: h,
                 ow: w,
             };
-            let (image_in, image_out) = (cin * h * w, cout * h * w);
-            let mut out = vec![0f32; batch * image_out];
-            for (x, out) in x.chunks(image_in).zip(out.chunks_mut(image_out)) {
-                self.winograd(x, weights, bias, out, g);
-            }
+            let out = self.compute(kernels::active(), x, weights, bias, g);
             return Ok((CpuStorage::F32(out), Shape::from((batch, cout, h, w))));
         }
         let (cout, cin_per_group, k, k2) = weight_layout.shape().dims4()?;
@@ -218,33 +216,56 @@ impl CustomOp3 for Conv2d {
             oh: (h + 2 * self.padding - k) / self.stride + 1,
             ow: (w + 2 * self.padding - k) / self.stride + 1,
         };
-        let depthwise = self.groups == cin && cin == cout;
-        if self.groups != 1 && !depthwise {
+        if self.groups != 1 && !(self.groups == cin && cin == cout) {
             bail!("grouped convolutions other than depthwise are not supported");
         }
-        let (image_in, image_out) = (cin * h * w, cout * g.oh * g.ow);
-        let mut out = vec![0f32; batch * image_out];
-        for (x, out) in x.chunks(image_in).zip(out.chunks_mut(image_out)) {
-            if depthwise {
-                self.depthwise(x, weights, bias, out, g);
-            } else {
-                self.dense(x, weights, bias, out, g);
-            }
-        }
+        let out = self.compute(kernels::active(), x, weights, bias, g);
         Ok((CpuStorage::F32(out), Shape::from((batch, cout, g.oh, g.ow))))
     }
 }
 
 impl Conv2d {
+    /// The output of every image in `x` (checked against `g` by the
+    /// caller), on `path`.
+    fn compute(
+        &self,
+        path: KernelPath,
+        x: &[f32],
+        weights: &[f32],
+        bias: &[f32],
+        g: Geometry,
+    ) -> Vec<f32> {
+        let (image_in, image_out) = (g.cin * g.h * g.w, g.cout * g.oh * g.ow);
+        let mut out = vec![0f32; x.len() / image_in * image_out];
+        for (x, out) in x.chunks(image_in).zip(out.chunks_mut(image_out)) {
+            if self.winograd {
+                self.winograd(path, x, weights, bias, out, g);
+            } else if self.groups > 1 {
+                self.depthwise(path, x, weights, bias, out, g);
+            } else {
+                self.dense(path, x, weights, bias, out, g);
+            }
+        }
+        out
+    }
+
     /// One GEMM: `out[cout, oh*ow] = weight[cout, cin*k*k] x columns[cin*k*k, oh*ow]`,
     /// where the columns are the input itself for a plain 1x1 convolution.
-    fn dense(&self, x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32], g: Geometry) {
+    fn dense(
+        &self,
+        path: KernelPath,
+        x: &[f32],
+        weights: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        g: Geometry,
+    ) {
         let plain = g.k == 1 && self.stride == 1 && self.padding == 0;
         let columns;
         let rhs: &[f32] = if plain {
             x
         } else {
-            columns = self.im2col(x, g);
+            columns = self.im2col(path, x, g);
             &columns
         };
         let (m, n, depth) = (g.cout, g.oh * g.ow, g.cin * g.k * g.k);
@@ -284,7 +305,7 @@ impl Conv2d {
         let activation = self.activation;
         out.par_chunks_mut(n)
             .zip(bias.par_iter())
-            .for_each(|(row, &b)| row.iter_mut().for_each(|v| *v = activation.scalar(*v + b)));
+            .for_each(|(row, &b)| bias_activation(path, row, b, activation));
     }
 
     /// Winograd F(2x2, 3x3): each 4x4 input tile becomes `Bᵀ d B`, the 16
@@ -293,38 +314,22 @@ impl Conv2d {
     /// buffers are channel-major (`[channel][position][tile]`), so every
     /// channel's task writes or reads one contiguous block and the GEMMs
     /// read them with a row stride.
-    fn winograd(&self, x: &[f32], u: &[f32], bias: &[f32], out: &mut [f32], g: Geometry) {
+    fn winograd(
+        &self,
+        path: KernelPath,
+        x: &[f32],
+        u: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        g: Geometry,
+    ) {
         let (tiles_y, tiles_x) = (g.h.div_ceil(2), g.w.div_ceil(2));
         let tiles = tiles_y * tiles_x;
         let (cin, cout) = (g.cin, g.cout);
         let block = 16 * tiles;
         let mut v = uninit_buffer(cin * block);
         v.par_chunks_mut(block).enumerate().for_each(|(ci, v)| {
-            let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
-            for ty in 0..tiles_y {
-                for tx in 0..tiles_x {
-                    let d = tile(plane, g.h, g.w, 2 * ty, 2 * tx);
-                    // Bᵀ d: rows d0-d2, d1+d2, d2-d1, d1-d3; then the same on columns.
-                    let bd: [[f32; 4]; 4] = [
-                        std::array::from_fn(|c| d[0][c] - d[2][c]),
-                        std::array::from_fn(|c| d[1][c] + d[2][c]),
-                        std::array::from_fn(|c| d[2][c] - d[1][c]),
-                        std::array::from_fn(|c| d[1][c] - d[3][c]),
-                    ];
-                    let t = ty * tiles_x + tx;
-                    for (r, row) in bd.iter().enumerate() {
-                        let values = [
-                            row[0] - row[2],
-                            row[1] + row[2],
-                            row[2] - row[1],
-                            row[1] - row[3],
-                        ];
-                        for (c, value) in values.into_iter().enumerate() {
-                            v[(r * 4 + c) * tiles + t].write(value);
-                        }
-                    }
-                }
-            }
+            winograd_input(path, &x[ci * g.h * g.w..(ci + 1) * g.h * g.w], v, g);
         });
         // SAFETY: each channel's task wrote all 16 positions of all tiles.
         let v = unsafe { assume_init(v) };
@@ -369,117 +374,283 @@ impl Conv2d {
         let m = unsafe { assume_init(m) };
         let activation = self.activation;
         out.par_chunks_mut(g.h * g.w)
-            .zip(m.par_chunks(block))
-            .enumerate()
-            .for_each(|(co, (plane, m))| {
-                let b = bias[co];
-                for ty in 0..tiles_y {
-                    for tx in 0..tiles_x {
-                        let t = ty * tiles_x + tx;
-                        let at = |xi: usize| m[xi * tiles + t];
-                        // Aᵀ m: rows m0+m1+m2 and m1-m2-m3; then the same on columns.
-                        let am: [[f32; 4]; 2] = [
-                            std::array::from_fn(|c| at(c) + at(4 + c) + at(8 + c)),
-                            std::array::from_fn(|c| at(4 + c) - at(8 + c) - at(12 + c)),
-                        ];
-                        for (r, row) in am.iter().enumerate() {
-                            let y = 2 * ty + r;
-                            if y >= g.h {
-                                continue;
-                            }
-                            let values = [row[0] + row[1] + row[2], row[1] - row[2] - row[3]];
-                            for (c, value) in values.into_iter().enumerate() {
-                                let x = 2 * tx + c;
-                                if x < g.w {
-                                    plane[y * g.w + x] = activation.scalar(value + b);
-                                }
-                            }
-                        }
-                    }
-                }
-            });
+            .zip(m.par_chunks(block).zip(bias))
+            .for_each(|(plane, (m, &b))| winograd_output(path, m, b, plane, g, activation));
     }
 
     /// Rows `(ci, ky, kx)`, columns the output positions; zeros for padding.
-    fn im2col(&self, x: &[f32], g: Geometry) -> Vec<f32> {
-        let (k, s, p) = (g.k, self.stride, self.padding);
+    fn im2col(&self, path: KernelPath, x: &[f32], g: Geometry) -> Vec<f32> {
         let n = g.oh * g.ow;
-        let mut columns = vec![0f32; g.cin * k * k * n];
+        let mut columns = vec![0f32; g.cin * g.k * g.k * n];
         columns
-            .par_chunks_mut(k * k * n)
+            .par_chunks_mut(g.k * g.k * n)
             .enumerate()
             .for_each(|(ci, block)| {
                 let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let row = &mut block[(ky * k + kx) * n..(ky * k + kx + 1) * n];
-                        for oy in 0..g.oh {
-                            let iy = (oy * s + ky) as isize - p as isize;
-                            if iy < 0 || iy >= g.h as isize {
-                                continue;
-                            }
-                            let source = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                            let target = &mut row[oy * g.ow..(oy + 1) * g.ow];
-                            for (ox, t) in target.iter_mut().enumerate() {
-                                let ix = (ox * s + kx) as isize - p as isize;
-                                if ix >= 0 && ix < g.w as isize {
-                                    *t = source[ix as usize];
-                                }
-                            }
-                        }
-                    }
-                }
+                im2col_channel(path, plane, block, g, *self);
             });
         columns
     }
 
     /// One filter per channel, channels in parallel.
-    fn depthwise(&self, x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32], g: Geometry) {
-        let (k, s, p) = (g.k, self.stride, self.padding as isize);
-        let activation = self.activation;
+    fn depthwise(
+        &self,
+        path: KernelPath,
+        x: &[f32],
+        weights: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        g: Geometry,
+    ) {
+        let k = g.k;
         out.par_chunks_mut(g.oh * g.ow)
             .enumerate()
             .for_each(|(c, target)| {
                 let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
                 let filter = &weights[c * k * k..(c + 1) * k * k];
-                target.fill(bias[c]);
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let wv = filter[ky * k + kx];
-                        for oy in 0..g.oh {
-                            let iy = (oy * s + ky) as isize - p;
-                            if iy < 0 || iy >= g.h as isize {
-                                continue;
-                            }
-                            let source = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                            let row = &mut target[oy * g.ow..(oy + 1) * g.ow];
-                            // The output columns whose input column is inside the row.
-                            let first = ((p - kx as isize).max(0) as usize).div_ceil(s);
-                            let last = ((g.w as isize - 1 + p - kx as isize).div_euclid(s as isize)
-                                + 1)
-                            .clamp(0, g.ow as isize)
-                                as usize;
-                            if first >= last {
-                                continue;
-                            }
-                            if s == 1 {
-                                let offset = first + kx - p as usize;
-                                let len = last - first;
-                                for (o, i) in row[first..first + len]
-                                    .iter_mut()
-                                    .zip(&source[offset..offset + len])
-                                {
-                                    *o += wv * i;
-                                }
-                            } else {
-                                for ox in first..last {
-                                    row[ox] += wv * source[ox * s + kx - p as usize];
-                                }
-                            }
-                        }
+                depthwise_plane(path, plane, filter, bias[c], target, g, *self);
+            });
+    }
+}
+
+multiversion! {
+    /// `row[i] = activation(row[i] + b)`.
+    fn bias_activation(row: &mut [f32], b: f32, activation: Activation) => bias_activation_body
+}
+
+#[inline(always)]
+fn bias_activation_body(row: &mut [f32], b: f32, activation: Activation) {
+    row.iter_mut().for_each(|v| *v = activation.scalar(*v + b));
+}
+
+multiversion! {
+    /// One input channel's tiles as `Bᵀ d B`, into its `[position][tile]` block.
+    fn winograd_input(plane: &[f32], v: &mut [MaybeUninit<f32>], g: Geometry) => winograd_input_body
+}
+
+#[inline(always)]
+fn winograd_input_body(plane: &[f32], v: &mut [MaybeUninit<f32>], g: Geometry) {
+    let (tiles_y, tiles_x) = (g.h.div_ceil(2), g.w.div_ceil(2));
+    let tiles = tiles_y * tiles_x;
+    for ty in 0..tiles_y {
+        for tx in 0..tiles_x {
+            let d = tile(plane, g.h, g.w, 2 * ty, 2 * tx);
+            // Bᵀ d: rows d0-d2, d1+d2, d2-d1, d1-d3; then the same on columns.
+            let bd: [[f32; 4]; 4] = [
+                std::array::from_fn(|c| d[0][c] - d[2][c]),
+                std::array::from_fn(|c| d[1][c] + d[2][c]),
+                std::array::from_fn(|c| d[2][c] - d[1][c]),
+                std::array::from_fn(|c| d[1][c] - d[3][c]),
+            ];
+            let t = ty * tiles_x + tx;
+            for (r, row) in bd.iter().enumerate() {
+                let values = [
+                    row[0] - row[2],
+                    row[1] + row[2],
+                    row[2] - row[1],
+                    row[1] - row[3],
+                ];
+                for (c, value) in values.into_iter().enumerate() {
+                    v[(r * 4 + c) * tiles + t].write(value);
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// One output channel's plane from its `[position][tile]` block of
+    /// products, as `Aᵀ m A`, plus bias, through the activation.
+    fn winograd_output(m: &[f32], b: f32, plane: &mut [f32], g: Geometry, activation: Activation) => winograd_output_body
+}
+
+#[inline(always)]
+fn winograd_output_body(m: &[f32], b: f32, plane: &mut [f32], g: Geometry, activation: Activation) {
+    let (tiles_y, tiles_x) = (g.h.div_ceil(2), g.w.div_ceil(2));
+    let tiles = tiles_y * tiles_x;
+    for ty in 0..tiles_y {
+        for tx in 0..tiles_x {
+            let t = ty * tiles_x + tx;
+            let at = |xi: usize| m[xi * tiles + t];
+            // Aᵀ m: rows m0+m1+m2 and m1-m2-m3; then the same on columns.
+            let am: [[f32; 4]; 2] = [
+                std::array::from_fn(|c| at(c) + at(4 + c) + at(8 + c)),
+                std::array::from_fn(|c| at(4 + c) - at(8 + c) - at(12 + c)),
+            ];
+            for (r, row) in am.iter().enumerate() {
+                let y = 2 * ty + r;
+                if y >= g.h {
+                    continue;
+                }
+                let values = [row[0] + row[1] + row[2], row[1] - row[2] - row[3]];
+                for (c, value) in values.into_iter().enumerate() {
+                    let x = 2 * tx + c;
+                    if x < g.w {
+                        plane[y * g.w + x] = activation.scalar(value + b);
                     }
                 }
-                target.iter_mut().for_each(|v| *v = activation.scalar(*v));
-            });
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// One input channel's `k x k` rows of columns (zeros stay for padding).
+    fn im2col_channel(plane: &[f32], block: &mut [f32], g: Geometry, conv: Conv2d) => im2col_channel_body
+}
+
+#[inline(always)]
+fn im2col_channel_body(plane: &[f32], block: &mut [f32], g: Geometry, conv: Conv2d) {
+    let (k, s, p) = (g.k, conv.stride, conv.padding);
+    let n = g.oh * g.ow;
+    for ky in 0..k {
+        for kx in 0..k {
+            let row = &mut block[(ky * k + kx) * n..(ky * k + kx + 1) * n];
+            for oy in 0..g.oh {
+                let iy = (oy * s + ky) as isize - p as isize;
+                if iy < 0 || iy >= g.h as isize {
+                    continue;
+                }
+                let source = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                let target = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                for (ox, t) in target.iter_mut().enumerate() {
+                    let ix = (ox * s + kx) as isize - p as isize;
+                    if ix >= 0 && ix < g.w as isize {
+                        *t = source[ix as usize];
+                    }
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// One channel's plane through its own `k x k` filter, plus bias,
+    /// through the activation.
+    fn depthwise_plane(plane: &[f32], filter: &[f32], bias: f32, target: &mut [f32], g: Geometry, conv: Conv2d) => depthwise_plane_body
+}
+
+#[inline(always)]
+fn depthwise_plane_body(
+    plane: &[f32],
+    filter: &[f32],
+    bias: f32,
+    target: &mut [f32],
+    g: Geometry,
+    conv: Conv2d,
+) {
+    let (k, s, p) = (g.k, conv.stride, conv.padding as isize);
+    target.fill(bias);
+    for ky in 0..k {
+        for kx in 0..k {
+            let wv = filter[ky * k + kx];
+            for oy in 0..g.oh {
+                let iy = (oy * s + ky) as isize - p;
+                if iy < 0 || iy >= g.h as isize {
+                    continue;
+                }
+                let source = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                let row = &mut target[oy * g.ow..(oy + 1) * g.ow];
+                // The output columns whose input column is inside the row.
+                let first = ((p - kx as isize).max(0) as usize).div_ceil(s);
+                let last = ((g.w as isize - 1 + p - kx as isize).div_euclid(s as isize) + 1)
+                    .clamp(0, g.ow as isize) as usize;
+                if first >= last {
+                    continue;
+                }
+                if s == 1 {
+                    let offset = first + kx - p as usize;
+                    let len = last - first;
+                    for (o, i) in row[first..first + len]
+                        .iter_mut()
+                        .zip(&source[offset..offset + len])
+                    {
+                        *o += wv * i;
+                    }
+                } else {
+                    for ox in first..last {
+                        row[ox] += wv * source[ox * s + kx - p as usize];
+                    }
+                }
+            }
+        }
+    }
+    target
+        .iter_mut()
+        .for_each(|v| *v = conv.activation.scalar(*v));
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    use super::*;
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * 7919 + seed * 104729) % 2001) as f32 / 1000.0 - 1.0)
+            .collect()
+    }
+
+    /// Each kind of convolution (dense 1x1, strided im2col, depthwise at
+    /// strides 1 and 2, Winograd) on every kernel path this CPU has, against
+    /// the portable loops.
+    #[test]
+    fn every_kernel_path_agrees_with_the_portable_one() {
+        let (cin, h, w) = (8, 9, 7);
+        let x = values(2 * cin * h * w, 1);
+        let cases = [
+            (16, 1, 1, 0, 1, false),
+            (16, 3, 2, 1, 1, false),
+            (cin, 3, 1, 1, cin, false),
+            (cin, 3, 2, 1, cin, false),
+            (16, 3, 1, 1, 1, true),
+        ];
+        for (cout, k, stride, padding, groups, winograd) in cases {
+            let weight = values(cout * cin / groups * k * k, 2);
+            let bias = values(cout, 3);
+            let weights = if winograd {
+                let tensor = Tensor::from_vec(weight, (cout, cin, k, k), &Device::Cpu).unwrap();
+                winograd_weights(&tensor)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap()
+            } else {
+                weight
+            };
+            let conv = Conv2d {
+                stride,
+                padding,
+                groups,
+                activation: Activation::Relu6,
+                winograd,
+            };
+            let g = Geometry {
+                cin,
+                cout,
+                h,
+                w,
+                k,
+                oh: (h + 2 * padding - k) / stride + 1,
+                ow: (w + 2 * padding - k) / stride + 1,
+            };
+            let portable = conv.compute(KernelPath::Portable, &x, &weights, &bias, g);
+            assert_eq!(portable.len(), 2 * cout * g.oh * g.ow);
+            assert!(
+                portable.iter().any(|&v| v > 0.0 && v < 6.0),
+                "{conv:?}: all clipped"
+            );
+            for path in KernelPath::available() {
+                let got = conv.compute(path, &x, &weights, &bias, g);
+                for (a, b) in got.iter().zip(&portable) {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                        "{conv:?} on {path}: {a} vs {b}"
+                    );
+                }
+            }
+        }
     }
 }
