@@ -51,10 +51,6 @@ COPY scripts/lib.sh scripts/fetch-defaults.sh /scripts/
 RUN SEETA_MODEL=/detector/seeta_fd_frontal_v1.0.bin /scripts/fetch-defaults.sh /data
 
 FROM debian:bookworm-slim AS runtime
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
- && useradd --create-home --uid 1000 user
 ENV HOME=/home/user \
     HF_HOME=/home/user/.cache/huggingface \
     STARCAST_HOST=0.0.0.0 \
@@ -66,11 +62,18 @@ ENV HOME=/home/user \
 # The daily loop at 03:00 UTC: collect -> process horoscopes, retrain the
 # actor model when its photos changed. Unset it to run the loop only on demand.
 ENV STARCAST_SCHEDULE="0 3 * * *"
+# HOME is made and owned before the data is copied in: a `chown -R` after
+# the copy would store the data a second time, in its own layer.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --create-home --uid 1000 user \
+ && mkdir -p "$HF_HOME" \
+ && chown -R 1000:1000 "$HOME"
 COPY --from=builder /build/target/release/starcast /app/starcast
 COPY --from=builder /build/site /app/site
 COPY pipeline/sources.toml /app/sources.toml
 COPY --from=assets --chown=1000:1000 /data /home/user/data
-RUN mkdir -p "$HF_HOME" && chown -R 1000:1000 /home/user
 USER 1000
 WORKDIR /home/user
 EXPOSE 7860
