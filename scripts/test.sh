@@ -19,6 +19,12 @@ cargo clippy -p starcast-frontend -p starcast-app --features starcast-app/hydrat
 
 step "running the Rust tests"
 cargo test --workspace --exclude starcast-frontend --no-fail-fast
+# The default run took the best kernel path this CPU has; the model's tests
+# (the torchvision parity ones among them) run again on each slower path.
+for path in avx2 portable; do
+  step "running the model tests on the $path kernel path"
+  STARCAST_KERNELS=$path cargo test -p starcast-model --no-fail-fast
+done
 
 step "running the browser tests"
 cd "$ROOT/e2e"

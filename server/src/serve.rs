@@ -351,7 +351,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
         format!("could not listen on {address}: is another program using port {}? Choose another with --port", args.port)
     })?;
-    tracing::info!(device = %device_name(&device), "Starcast is serving on http://{address}");
+    tracing::info!(
+        device = %device_name(&device),
+        kernels = %starcast_model::kernels::active(),
+        "Starcast is serving on http://{address}"
+    );
     let limits = ConnectionLimits {
         max_open: usize::from(args.max_connections),
         header_timeout: Duration::from_secs(args.header_timeout),

@@ -383,6 +383,9 @@ async fn models_health_and_metrics_report_what_is_served() {
     let health: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(health["models"], 1);
     assert_eq!(health["device"], "cpu");
+    let kernels: starcast_model::kernels::KernelPath =
+        health["kernels"].as_str().unwrap().parse().unwrap();
+    assert!(kernels.supported(), "{health}");
 
     let form = Multipart::default().file("image", "a.png", &png(8, 8, [1, 200, 3]));
     server.post_form("/api/actors/predict", form).await;

@@ -119,19 +119,22 @@ struct Health {
     models: usize,
     /// Where the models run: `cpu` or `cuda:N`.
     device: String,
+    /// The CPU kernels in use: `avx512`, `avx2` or `portable`.
+    kernels: &'static str,
     /// Requests waiting for a turn now: photos to classify, horoscopes to write.
     photos_waiting: usize,
     horoscopes_waiting: usize,
 }
 
 /// Liveness: the server answers and says how many models it serves, where,
-/// and how many requests wait for a turn.
+/// on which CPU kernels, and how many requests wait for a turn.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok",
         models: state.models.infos().len(),
         device: device_name(&state.device),
+        kernels: starcast_model::kernels::active().name(),
         photos_waiting: state.classify.queued(),
         horoscopes_waiting: state.generate.queued(),
     })
