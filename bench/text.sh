@@ -26,12 +26,26 @@ if [[ ! -x "$llama_bench" ]]; then
     "llama-cpp-python==$llama_version" -d "$work"
   tar xzf "$work/llama_cpp_python-$llama_version.tar.gz" -C "$work"
   src="$work/llama_cpp_python-$llama_version/vendor/llama.cpp"
-  cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF >/dev/null
+  # GGML_NATIVE (GCC 12's -march=native) builds a binary that dies with
+  # "Illegal instruction" on CPUs newer than the compiler; each instruction
+  # set the CPU reports is turned on by name instead.
+  sets=()
+  for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C avx512f:AVX512 avx512vbmi:AVX512_VBMI \
+    avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16 avx_vnni:AVX_VNNI amx_tile:AMX_TILE \
+    amx_int8:AMX_INT8 amx_bf16:AMX_BF16; do
+    grep -qw "${pair%%:*}" /proc/cpuinfo && sets+=("${pair#*:}")
+  done
+  options=()
+  for set in "${sets[@]}"; do options+=("-DGGML_$set=ON"); done
+  cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF \
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF \
+    "${options[@]}" >/dev/null
   cmake --build "$work/build" --target llama-bench -j "$(nproc)" >/dev/null
   mkdir -p "$peers"
   cp "$work/build/bin/llama-bench" "$llama_bench"
+  echo "${sets[*]}" >"$llama_bench.sets"
 fi
+echo "llama.cpp built with: $(cat "$llama_bench.sets" 2>/dev/null || echo 'unknown instruction sets (built before this script named them)')"
 
 step "Starcast: the Q4_1 GGUF as served, $threads threads"
 cd "$ROOT"

@@ -1,6 +1,8 @@
-//! The Spaces deployment, checked by reading: no Docker engine runs here,
-//! so the Dockerfile is held to the README's front matter and to what
-//! Spaces requires (its port, UID 1000, a writable HOME and HF_HOME).
+//! The Spaces deployment, checked by reading on every test run: the
+//! Dockerfile is held to the README's front matter and to what Spaces
+//! requires (its port, UID 1000, a writable HOME and HF_HOME). Building
+//! and running the image takes podman and half an hour:
+//! `scripts/build-image.sh` and `scripts/check-image.sh` do that.
 
 use std::path::Path;
 
