@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use image::{DynamicImage, GenericImageView, RgbImage};
 use starcast_model::ActorRecognizer;
-use starcast_model::faces::{FaceBox, FaceGalleryRecognizer, UNKNOWN};
+use starcast_model::faces::{FaceBox, FaceGalleryRecognizer, MAX_FACES, UNKNOWN};
 use starcast_model::folder::ModelFolder;
 use starcast_model::photo::decode_photo;
 
@@ -105,6 +105,51 @@ fn each_face_of_a_group_photo_gets_its_own_answer() {
     assert_eq!(named[0].1, "Barack Obama");
     assert_eq!(named[1].1, "Joe Biden");
     assert!(named[1].0 >= 600);
+}
+
+#[test]
+fn a_crowd_photo_gets_answers_for_its_largest_faces_only() {
+    let face = photo("examples/obama3.jpg")
+        .view(500, 150, 600, 600)
+        .to_image();
+    let (columns, rows, size) = (4, 3, 300);
+    let mut crowd = image::RgbaImage::new(columns * size, rows * size);
+    for i in 0..columns * rows {
+        // Each face a little smaller than the one before, so "largest" means something.
+        let side = size - 8 * i;
+        let small =
+            image::imageops::resize(&face, side, side, image::imageops::FilterType::Triangle);
+        let (x, y) = (i % columns * size, i / columns * size);
+        image::imageops::overlay(&mut crowd, &small, i64::from(x), i64::from(y));
+    }
+    let crowd = DynamicImage::ImageRgba8(crowd);
+    let found = gallery().detector().detect(&crowd);
+    assert!(
+        found.len() > MAX_FACES,
+        "the detector found only {} faces",
+        found.len()
+    );
+    let recognition = gallery().recognize(&crowd).unwrap();
+    assert_eq!(recognition.faces.len(), MAX_FACES);
+    let area = |b: [u32; 4]| b[2] * b[3];
+    let smallest_kept = recognition
+        .faces
+        .iter()
+        .map(|f| area(f.bounds))
+        .min()
+        .unwrap();
+    let largest_left = found[MAX_FACES..]
+        .iter()
+        .map(|f| area(f.bounds))
+        .max()
+        .unwrap();
+    assert!(smallest_kept >= largest_left);
+    assert!(
+        recognition
+            .faces
+            .iter()
+            .all(|f| f.predictions[0].label == "Barack Obama")
+    );
 }
 
 #[test]

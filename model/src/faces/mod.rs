@@ -24,6 +24,9 @@ use crate::{ActorRecognizer, Face, ModelError, ModelInfo, Prediction, Recognitio
 /// The files of a face-gallery model folder.
 pub const EMBEDDER_MANIFEST: &str = "face_recognition_model-weights_manifest.json";
 pub const DETECTOR_FILE: &str = "seeta_fd_frontal_v1.0.bin";
+/// The most faces of one photo that get a descriptor (the largest): each
+/// costs a network pass, so a crowd photo can't hold a worker for long.
+pub const MAX_FACES: usize = 10;
 pub const GALLERY_DIR: &str = "gallery";
 
 /// A face detector and the descriptor network, from a face-gallery model
@@ -161,8 +164,9 @@ impl ActorRecognizer for FaceGalleryRecognizer {
         &self.info
     }
 
-    /// Every face gets its own predictions; the photo's are its largest
-    /// face's, or "unknown" when there is no face.
+    /// Every face gets its own predictions, up to the [`MAX_FACES`]
+    /// largest; the photo's are its largest face's, or "unknown" when
+    /// there is no face.
     fn recognize(&self, photo: &DynamicImage) -> Result<Recognition, ModelError> {
         let failed = |e: candle_core::Error| ModelError::tensors(self.info.name.clone(), e);
         let faces = self
@@ -170,6 +174,7 @@ impl ActorRecognizer for FaceGalleryRecognizer {
             .detector
             .detect(photo)
             .iter()
+            .take(MAX_FACES)
             .map(|face| {
                 let descriptor = self.describe(photo, face).map_err(failed)?;
                 Ok(Face {
