@@ -1,0 +1,214 @@
+//! Crash consistency, tested with `kill -9`: a server killed while it
+//! stores flags keeps every flag it acknowledged and lists no half-written
+//! one; `starcast models promote` killed at any moment leaves the registry
+//! serving a whole version with a readable history.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Multipart, THREE_CLASS_CONFIG, png, register_version};
+use starcast_pipeline::flags::FlagStore;
+use starcast_pipeline::registry::{Registry, Task};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `starcast serve` on `port` over `data`, trusting loopback as the proxy
+/// so each test client can have its own address (the flag rate limit is
+/// per client).
+fn serve(port: u16, data: &std::path::Path) -> Child {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_starcast"))
+        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--trusted-proxy", "127.0.0.1"])
+        .arg("--data")
+        .arg(data)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server did not come up"
+        );
+        assert!(server.try_wait().unwrap().is_none(), "the server exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+/// Posts one flag with a photo as client `client`: its id once the server
+/// acknowledged it, `None` when the server was gone first.
+fn post_flag(port: u16, client: u32, photo: &[u8]) -> Option<String> {
+    let form = Multipart::default()
+        .text("task", "actors")
+        .text("input", r#"{"file": "me.png"}"#)
+        .text(
+            "output",
+            r#"{"predictions": [{"label": "Ada", "score": 0.9}]}"#,
+        )
+        .text("reason", "not me")
+        .file("image", "photo.png", photo);
+    let forwarded = format!(
+        "X-Forwarded-For: 10.{}.{}.{}\r\n",
+        client >> 16 & 255,
+        client >> 8 & 255,
+        client & 255
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.write_all(&form.raw("/api/flags", &forwarded)).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    if !response.starts_with("HTTP/1.1 200") {
+        assert!(response.is_empty(), "a flag was refused: {response}");
+        return None;
+    }
+    let body = response.split("\r\n\r\n").nth(1)?;
+    let receipt: serde_json::Value = serde_json::from_str(body).ok()?;
+    Some(receipt["id"].as_str()?.to_string())
+}
+
+#[test]
+fn a_server_killed_while_storing_flags_keeps_every_acknowledged_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut server = serve(port, &data);
+    let photo = png(256, 256, [200, 30, 90]);
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let gone = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4u32)
+        .map(|worker| {
+            let (acknowledged, gone, photo) = (acknowledged.clone(), gone.clone(), photo.clone());
+            std::thread::spawn(move || {
+                let mut client = worker;
+                while !gone.load(Ordering::Relaxed) {
+                    if let Some(id) = post_flag(port, client, &photo) {
+                        acknowledged.lock().unwrap().push(id);
+                    }
+                    client += 4;
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    while acknowledged.lock().unwrap().len() < 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "flags were not stored"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    gone.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+
+    let store = FlagStore::open(data.join("flags")).unwrap();
+    let listed = store.list().unwrap();
+    let acknowledged = acknowledged.lock().unwrap();
+    for id in acknowledged.iter() {
+        let record = listed.iter().find(|r| &r.id == id);
+        let record = record.unwrap_or_else(|| panic!("acknowledged flag {id} is lost"));
+        let attachment = record.attachment.as_ref().unwrap();
+        let stored = std::fs::read(data.join("flags").join(id).join(attachment)).unwrap();
+        assert_eq!(stored, photo, "flag {id}'s photo");
+    }
+    // Every listed flag is whole, acknowledged or not (the kill may have
+    // come between the rename and the answer).
+    for record in &listed {
+        let attachment = record.attachment.as_ref().unwrap();
+        let stored = std::fs::read(data.join("flags").join(&record.id).join(attachment)).unwrap();
+        assert_eq!(stored, photo, "listed flag {}'s photo", record.id);
+    }
+
+    // The restarted server takes new flags beside them.
+    let mut server = serve(port, &data);
+    let id = post_flag(port, 1 << 20, &photo).expect("the restarted server stores a flag");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(store.list().unwrap().iter().any(|r| r.id == id));
+}
+
+#[test]
+fn a_promotion_killed_at_any_moment_leaves_a_whole_version_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new(dir.path().join("registry"));
+    let files = |seed: u8| {
+        vec![
+            ("config.json", THREE_CLASS_CONFIG.as_bytes().to_vec()),
+            ("model.safetensors", vec![seed; 4096]),
+        ]
+    };
+    let versions = [
+        register_version(&registry, &files(1), "one").id,
+        register_version(&registry, &files(2), "two").id,
+    ];
+    registry
+        .promote(Task::Actors, &versions[0], "start")
+        .unwrap();
+    let root = registry.root().to_string_lossy().into_owned();
+    for round in 0..24u64 {
+        let version = &versions[(round % 2) as usize];
+        let mut promote = Command::new(env!("CARGO_BIN_EXE_starcast"))
+            .args([
+                "models",
+                "promote",
+                version,
+                "--registry",
+                &root,
+                "--task",
+                "actors",
+            ])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // From before the command parses its arguments to after it is done.
+        std::thread::sleep(Duration::from_micros(round * 700));
+        let _ = promote.kill();
+        promote.wait().unwrap();
+        let served = registry
+            .serving(Task::Actors)
+            .unwrap()
+            .expect("a version is served");
+        assert!(
+            versions.contains(&served.id),
+            "round {round}: serving {}",
+            served.id
+        );
+        let events = registry.events(Task::Actors).unwrap();
+        assert!(!events.is_empty(), "round {round}: the history is gone");
+    }
+    // After all that, a promotion still goes through.
+    let output = common::starcast(&[
+        "models",
+        "promote",
+        &versions[1],
+        "--registry",
+        &root,
+        "--task",
+        "actors",
+    ]);
+    common::stdout(&output);
+    assert_eq!(
+        registry.serving(Task::Actors).unwrap().unwrap().id,
+        versions[1]
+    );
+}
