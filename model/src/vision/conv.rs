@@ -539,45 +539,32 @@ fn depthwise_plane_body(
     g: Geometry,
     conv: Conv2d,
 ) {
-    let (k, s, p) = (g.k, conv.stride, conv.padding as isize);
-    target.fill(bias);
-    for ky in 0..k {
-        for kx in 0..k {
-            let wv = filter[ky * k + kx];
-            for oy in 0..g.oh {
-                let iy = (oy * s + ky) as isize - p;
-                if iy < 0 || iy >= g.h as isize {
-                    continue;
-                }
-                let source = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                let row = &mut target[oy * g.ow..(oy + 1) * g.ow];
-                // The output columns whose input column is inside the row.
-                let first = ((p - kx as isize).max(0) as usize).div_ceil(s);
-                let last = ((g.w as isize - 1 + p - kx as isize).div_euclid(s as isize) + 1)
-                    .clamp(0, g.ow as isize) as usize;
-                if first >= last {
-                    continue;
-                }
-                if s == 1 {
-                    let offset = first + kx - p as usize;
-                    let len = last - first;
-                    for (o, i) in row[first..first + len]
-                        .iter_mut()
-                        .zip(&source[offset..offset + len])
-                    {
-                        *o += wv * i;
-                    }
-                } else {
-                    for ox in first..last {
-                        row[ox] += wv * source[ox * s + kx - p as usize];
-                    }
+    let (k, s, p) = (g.k, conv.stride, conv.padding);
+    // The plane inside its zero padding, its columns split by phase
+    // (column mod stride): every tap then reads a contiguous run, with no
+    // bounds to check, and each output row stays in registers for all taps.
+    let (padded_h, padded_w) = (g.h + 2 * p, g.w + 2 * p);
+    let phase_w = padded_w.div_ceil(s);
+    let mut padded = vec![0f32; s * padded_h * phase_w];
+    for (y, row) in plane.chunks_exact(g.w).enumerate() {
+        for (x, &value) in row.iter().enumerate() {
+            let column = x + p;
+            padded[((column % s) * padded_h + y + p) * phase_w + column / s] = value;
+        }
+    }
+    for (oy, out) in target.chunks_exact_mut(g.ow).enumerate() {
+        out.fill(bias);
+        for ky in 0..k {
+            for kx in 0..k {
+                let wv = filter[ky * k + kx];
+                let start = ((kx % s) * padded_h + oy * s + ky) * phase_w + kx / s;
+                for (o, i) in out.iter_mut().zip(&padded[start..start + g.ow]) {
+                    *o += wv * i;
                 }
             }
         }
+        out.iter_mut().for_each(|v| *v = conv.activation.scalar(*v));
     }
-    target
-        .iter_mut()
-        .for_each(|v| *v = conv.activation.scalar(*v));
 }
 
 #[cfg(test)]
@@ -593,8 +580,8 @@ mod tests {
     }
 
     /// Each kind of convolution (dense 1x1, strided im2col, depthwise at
-    /// strides 1 and 2, Winograd) on every kernel path this CPU has, against
-    /// the portable loops.
+    /// strides 1 and 2, Winograd): the portable loops against candle's
+    /// convolution, and every kernel path this CPU has against them.
     #[test]
     fn every_kernel_path_agrees_with_the_portable_one() {
         let (cin, h, w) = (8, 9, 7);
@@ -609,9 +596,10 @@ mod tests {
         for (cout, k, stride, padding, groups, winograd) in cases {
             let weight = values(cout * cin / groups * k * k, 2);
             let bias = values(cout, 3);
+            let weight_tensor =
+                Tensor::from_vec(weight.clone(), (cout, cin / groups, k, k), &Device::Cpu).unwrap();
             let weights = if winograd {
-                let tensor = Tensor::from_vec(weight, (cout, cin, k, k), &Device::Cpu).unwrap();
-                winograd_weights(&tensor)
+                winograd_weights(&weight_tensor)
                     .unwrap()
                     .flatten_all()
                     .unwrap()
@@ -637,7 +625,28 @@ mod tests {
                 ow: (w + 2 * padding - k) / stride + 1,
             };
             let portable = conv.compute(KernelPath::Portable, &x, &weights, &bias, g);
-            assert_eq!(portable.len(), 2 * cout * g.oh * g.ow);
+            // candle's own convolution, bias and clamp: the reference.
+            let input = Tensor::from_vec(x.clone(), (2, cin, h, w), &Device::Cpu).unwrap();
+            let bias_tensor =
+                Tensor::from_vec(bias.clone(), (1, cout, 1, 1), &Device::Cpu).unwrap();
+            let reference = input
+                .conv2d(&weight_tensor, padding, stride, 1, groups)
+                .unwrap()
+                .broadcast_add(&bias_tensor)
+                .unwrap()
+                .clamp(0f32, 6f32)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert_eq!(portable.len(), reference.len());
+            for (a, b) in portable.iter().zip(&reference) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "{conv:?}: {a} vs candle's {b}"
+                );
+            }
             assert!(
                 portable.iter().any(|&v| v > 0.0 && v < 6.0),
                 "{conv:?}: all clipped"
