@@ -547,9 +547,19 @@ fn depthwise_plane_body(
     let phase_w = padded_w.div_ceil(s);
     let mut padded = vec![0f32; s * padded_h * phase_w];
     for (y, row) in plane.chunks_exact(g.w).enumerate() {
-        for (x, &value) in row.iter().enumerate() {
-            let column = x + p;
-            padded[((column % s) * padded_h + y + p) * phase_w + column / s] = value;
+        if s == 1 {
+            padded[(y + p) * phase_w + p..][..g.w].copy_from_slice(row);
+            continue;
+        }
+        // Column x + p's phase and place in it, counted rather than divided.
+        let (mut phase, mut at) = (p % s, p / s);
+        for &value in row {
+            padded[(phase * padded_h + y + p) * phase_w + at] = value;
+            phase += 1;
+            if phase == s {
+                phase = 0;
+                at += 1;
+            }
         }
     }
     for (oy, out) in target.chunks_exact_mut(g.ow).enumerate() {
