@@ -51,6 +51,10 @@ pub enum ModelsCommand {
         #[arg(long, default_value = "promoted by hand")]
         reason: String,
     },
+    /// Load an actor model folder as the server would and print what it
+    /// is; the server runs this on each upload, in a child process with a
+    /// deadline and a memory cap.
+    Check { folder: PathBuf },
     /// Serve the version that was served before the current one.
     Rollback {
         #[arg(long, default_value = "rolled back by hand")]
@@ -120,6 +124,11 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
         ModelsCommand::Promote { version, reason } => {
             let version = registry.promote(task, &version, &reason)?;
             println!("serving {task} {} ({})", version.id, version.path.display());
+        }
+        ModelsCommand::Check { folder } => {
+            let model = load_actor_recognizer(&folder, &ClassifierOptions::on(Device::Cpu))
+                .with_context(|| format!("{} does not load", folder.display()))?;
+            println!("{}", serde_json::to_string(model.info())?);
         }
         ModelsCommand::Rollback { reason } => {
             let version = registry.rollback(task, &reason)?;

@@ -10,6 +10,7 @@ pub mod client;
 pub mod connections;
 pub mod error;
 pub mod metrics;
+pub mod model_check;
 pub mod reload;
 pub mod router;
 pub mod serve;

@@ -20,6 +20,7 @@ use starcast_pipeline::registry::{Registry, Task, Version};
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 
 use crate::connections::{self, ConnectionLimits};
+use crate::model_check::ModelChecker;
 use crate::reload::{follow_registry, load_version};
 use crate::state::{Admin, AppState, Limits};
 
@@ -130,6 +131,19 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// This binary as the checker of uploads: a minute to load one, in
+    /// at most 16 times the largest upload's size of memory (4 GB at least).
+    fn model_checker(&self) -> anyhow::Result<ModelChecker> {
+        let program = std::env::current_exe()
+            .context("could not find the starcast binary to check uploads with")?;
+        let memory = (self.max_model_mb as u64 * 16) << 20;
+        Ok(ModelChecker::new(
+            program,
+            Duration::from_secs(60),
+            memory.max(4 << 30),
+        ))
+    }
+
     fn address(&self) -> SocketAddr {
         SocketAddr::new(self.host, self.port)
     }
@@ -228,9 +242,9 @@ impl ServeArgs {
             match self.admin_token.as_deref().filter(|t| !t.is_empty()) {
                 Some(token) => {
                     let uploads = ModelUploads::new(self.data.join("models").join("uploads"));
-                    state.with_admin(
-                        Admin::new(token, uploads).context("STARCAST_ADMIN_TOKEN is refused")?,
-                    )
+                    let admin =
+                        Admin::new(token, uploads).context("STARCAST_ADMIN_TOKEN is refused")?;
+                    state.with_admin(admin.with_checker(self.model_checker()?))
                 }
                 None => state,
             },

@@ -15,6 +15,7 @@ use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 use crate::admission::Admission;
 use crate::client::{RateLimit, StreamsPerClient, TrustedProxies};
 use crate::metrics::Metrics;
+use crate::model_check::ModelChecker;
 use starcast_jobs::scheduler::Pipeline;
 
 /// Limits that protect the server from its clients.
@@ -127,6 +128,8 @@ pub struct WeakToken(pub usize);
 pub struct Admin {
     digest: [u8; 32],
     pub uploads: ModelUploads,
+    /// Loads each upload in a child process first; `None` loads it here.
+    pub checker: Option<ModelChecker>,
 }
 
 fn digest(text: &str) -> [u8; 32] {
@@ -142,7 +145,16 @@ impl Admin {
         Ok(Admin {
             digest: digest(token.trim()),
             uploads,
+            checker: None,
         })
+    }
+
+    /// Checks uploads with `checker` before loading them.
+    pub fn with_checker(self, checker: ModelChecker) -> Self {
+        Admin {
+            checker: Some(checker),
+            ..self
+        }
     }
 
     /// Whether `Authorization: Bearer <token>` carries the token. Digests

@@ -1,6 +1,7 @@
 //! Model uploads by an admin: refused without the token, refused with a
-//! sentence when the file is not a servable model (the served one stays),
-//! served at once when it is. `hot_swap.rs` does the same under load.
+//! sentence when the file is not a servable model or its check in a child
+//! process runs out of memory (the served one stays), served at once when
+//! it is. `hot_swap.rs` does the same under load.
 
 mod common;
 
@@ -8,7 +9,8 @@ use std::sync::Arc;
 
 use axum::http::{StatusCode, header};
 use common::{
-    ADMIN_TOKEN, ColourRecognizer, Multipart, TestServer, png, server, server_with_admin, text,
+    ADMIN_TOKEN, ColourRecognizer, Multipart, TestServer, png, server, server_with_admin,
+    server_with_checked_uploads, text,
 };
 use starcast_model::{Models, ServedModels};
 
@@ -176,4 +178,24 @@ async fn a_real_pth_is_served_at_once() {
         "{json}"
     );
     assert_eq!(uploaded_folders(&server), 1);
+}
+
+#[tokio::test]
+async fn an_upload_whose_check_runs_out_of_memory_is_refused_and_the_served_model_stays() {
+    let pth = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../data/models/mobilenet-v2-imagenet/model.pth");
+    let bytes = std::fs::read(&pth)
+        .unwrap_or_else(|e| panic!("{}: {e}: run scripts/fetch-defaults.sh data", pth.display()));
+    // Far less than loading a 14 MB MobileNetV2 takes.
+    let server = server_with_checked_uploads(colours(), 32 << 20);
+    let (status, json) = upload(
+        &server,
+        weights("mobilenet_v2.pth", &bytes),
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert!(status.is_client_error(), "{status}: {json}");
+    assert!(!json["error"].as_str().unwrap().is_empty(), "{json}");
+    assert!(served_names(&server).await.contains("colours"));
+    assert_eq!(uploaded_folders(&server), 0);
 }

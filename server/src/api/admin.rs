@@ -66,10 +66,21 @@ pub async fn upload_actors_model(
         )
     })?;
     let upload = read_upload(&mut form, state.limits.max_model_mb).await?;
+    // Checking and loading a model is CPU work like a classification.
+    let _turn = state.classify.turn().await?;
     let uploads = admin.uploads.clone();
+    let folder = {
+        let uploads = uploads.clone();
+        tokio::task::spawn_blocking(move || uploads.save(&upload)).await??
+    };
+    if let Some(checker) = &admin.checker
+        && let Err(failed) = checker.check(&folder).await
+    {
+        uploads.discard(&folder);
+        return Err(ApiError::BadModel(failed.to_string()));
+    }
     let device = state.device.clone();
     let model = tokio::task::spawn_blocking(move || {
-        let folder = uploads.save(&upload)?;
         load_actor_recognizer(&folder, &ClassifierOptions::on(device)).map_err(|error| {
             uploads.discard(&folder);
             ApiError::BadModel(error.to_string())

@@ -21,6 +21,7 @@ use starcast_model::{
 };
 use starcast_pipeline::registry::Task;
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
+use starcast_server::model_check::ModelChecker;
 use starcast_server::{Admin, AppState, Limits};
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -58,11 +59,22 @@ pub fn server_with_limits(models: ServedModels, limits: Limits) -> TestServer {
 /// The admin token test servers with uploads accept.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
-/// A test server whose admin may upload models into its data folder.
+/// A test server whose admin may upload models into its data folder, each
+/// checked by the `starcast` binary first, as `starcast serve` does.
 pub fn server_with_admin(models: ServedModels) -> TestServer {
+    server_with_checked_uploads(models, 4 << 30)
+}
+
+/// [`server_with_admin`] whose upload checks may use `memory_bytes`.
+pub fn server_with_checked_uploads(models: ServedModels, memory_bytes: u64) -> TestServer {
     let TestServer { state, data } = server(models);
     let uploads = ModelUploads::new(data.path().join("models/uploads"));
-    let state = state.with_admin(Admin::new(ADMIN_TOKEN, uploads).unwrap());
+    let program = env!("CARGO_BIN_EXE_starcast");
+    let checker = ModelChecker::new(program, Duration::from_secs(60), memory_bytes);
+    let admin = Admin::new(ADMIN_TOKEN, uploads)
+        .unwrap()
+        .with_checker(checker);
+    let state = state.with_admin(admin);
     TestServer { state, data }
 }
 
