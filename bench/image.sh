@@ -27,7 +27,7 @@ fi
 # Milliseconds from `podman run` to the first 200 on `/` in the container.
 cold_start() {
   local image=$1 started pid
-  podman rm -f cold-start >/dev/null 2>&1 || true
+  podman rm -f -t 0 cold-start >/dev/null 2>&1 || true
   started=$(date +%s%N)
   pod run -d --name cold-start --user 1000 --env PORT=7860 --network none "$image" >/dev/null
   pid=$(podman inspect --format '{{.State.Pid}}' cold-start)
@@ -36,7 +36,7 @@ cold_start() {
     sleep 0.02
   done
   echo $(( ($(date +%s%N) - started) / 1000000 ))
-  podman rm -f cold-start >/dev/null
+  podman rm -f -t 0 cold-start >/dev/null
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

@@ -1,6 +1,7 @@
 //! The models a server is serving right now, one per task, swappable while
 //! it serves: a request takes the model that was current when it began.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::{ActorRecognizer, HoroscopeWriter, ModelInfo};
@@ -17,17 +18,40 @@ pub struct Models {
 #[derive(Clone, Default)]
 pub struct ServedModels {
     current: Arc<RwLock<Models>>,
+    /// Whether the first models are still loading.
+    loading: Arc<AtomicBool>,
 }
 
 impl From<Models> for ServedModels {
     fn from(models: Models) -> Self {
         ServedModels {
             current: Arc::new(RwLock::new(models)),
+            loading: Arc::default(),
         }
     }
 }
 
 impl ServedModels {
+    /// None yet: the first models are loading, and
+    /// [`finish_loading`](Self::finish_loading) will serve them.
+    pub fn loading() -> Self {
+        ServedModels {
+            current: Arc::default(),
+            loading: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// Whether the first models are still loading.
+    pub fn is_loading(&self) -> bool {
+        self.loading.load(Ordering::SeqCst)
+    }
+
+    /// Serves the first models (none, when they failed to load).
+    pub fn finish_loading(&self, models: Models) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = models;
+        self.loading.store(false, Ordering::SeqCst);
+    }
+
     fn now(&self) -> Models {
         self.current
             .read()

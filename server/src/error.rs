@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use starcast_api::ErrorBody;
 use starcast_jobs::scheduler::PipelineError;
 use starcast_model::photo::PhotoError;
-use starcast_model::{InvalidRequest, ModelError};
+use starcast_model::{InvalidRequest, ModelError, ServedModels};
 use starcast_pipeline::{FlagError, UploadError};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,8 @@ pub enum ApiError {
     BadQuery(String),
     #[error("no {0} model is loaded yet, so nothing was guessed: ask the operator to load one")]
     NoModel(&'static str),
+    #[error("the {0} model is still loading: try again in a few seconds")]
+    Loading(&'static str),
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
@@ -102,6 +104,7 @@ impl ApiError {
             }
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NoModel(_)
+            | ApiError::Loading(_)
             | ApiError::NoPipeline
             | ApiError::Busy { .. }
             | ApiError::Abandoned => StatusCode::SERVICE_UNAVAILABLE,
@@ -145,6 +148,20 @@ fn sentence(message: &str) -> String {
     }
 }
 
+/// Seconds to wait before asking again while the models load.
+const LOADING_RETRY_AFTER: u64 = 2;
+
+impl ApiError {
+    /// The answer when `models` has no model for `what`: it may still be loading.
+    pub fn missing(models: &ServedModels, what: &'static str) -> Self {
+        if models.is_loading() {
+            ApiError::Loading(what)
+        } else {
+            ApiError::NoModel(what)
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -155,8 +172,14 @@ impl IntoResponse for ApiError {
             self.sentence()
         };
         let mut response = (status, Json(ErrorBody { error })).into_response();
-        if let ApiError::Busy { retry_after, .. } | ApiError::RateLimited { retry_after, .. } = self
-        {
+        let retry_after = match self {
+            ApiError::Busy { retry_after, .. } | ApiError::RateLimited { retry_after, .. } => {
+                Some(retry_after)
+            }
+            ApiError::Loading(_) => Some(LOADING_RETRY_AFTER),
+            _ => None,
+        };
+        if let Some(retry_after) = retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

@@ -27,7 +27,7 @@ use crate::state::{Admin, AppState, Limits};
 /// How long shutdown waits for requests in flight (streams included).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, env = "STARCAST_HOST", default_value = "0.0.0.0")]
@@ -256,7 +256,7 @@ impl ServeArgs {
     /// Loads the models to serve onto `device`, and says which registry
     /// version of the actor model is among them. A model named on the
     /// command line must load; a missing default is only worth a warning.
-    pub fn models(&self, device: &Device) -> anyhow::Result<(ServedModels, Option<String>)> {
+    pub fn models(&self, device: &Device) -> anyhow::Result<(Models, Option<String>)> {
         let registered =
             self.registry_model(Task::Horoscope, self.horoscope_model.is_some(), |version| {
                 Ok(load_horoscope_writer(&version.path, device)?)
@@ -278,7 +278,7 @@ impl ServeArgs {
                 actors: Some(actors),
                 horoscope,
             };
-            return Ok((models.into(), Some(version)));
+            return Ok((models, Some(version)));
         }
         let actors = self
             .model_path(&self.actors_model, defaults::ACTORS_MODEL, "--actors-model")
@@ -291,7 +291,7 @@ impl ServeArgs {
                 anyhow::Ok(recognizer)
             })
             .transpose()?;
-        Ok((Models { actors, horoscope }.into(), None))
+        Ok((Models { actors, horoscope }, None))
     }
 
     /// The horoscope model --horoscope-model names, else the default, on `device`.
@@ -337,7 +337,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .transpose()
         .map_err(anyhow::Error::msg)?;
     let device = args.device.open()?;
-    let (models, registry_version) = args.models(&device)?;
+    let models = ServedModels::loading();
     let program = std::env::current_exe()
         .context("could not find the starcast binary to run the pipeline steps")?;
     let pipeline = Pipeline::daily(program, &args.data, &args.registry(), &args.sources)
@@ -351,16 +351,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(schedule) = schedule {
         tokio::spawn(follow_schedule(pipeline, schedule));
     }
-    if let Some(registry) = args.followed_registry() {
-        let poll = Duration::from_secs(args.registry_poll);
-        tokio::spawn(follow_registry(
-            registry,
-            models,
-            registry_version,
-            poll,
-            device.clone(),
-        ));
-    }
     let address = args.address();
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
         format!("could not listen on {address}: is another program using port {}? Choose another with --port", args.port)
@@ -370,6 +360,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         kernels = %starcast_model::kernels::active(),
         "Starcast is serving on http://{address}"
     );
+    tokio::spawn(load_models(args.clone(), models, device.clone()));
     let limits = ConnectionLimits {
         max_open: usize::from(args.max_connections),
         header_timeout: Duration::from_secs(args.header_timeout),
@@ -383,6 +374,35 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .await;
     Ok(())
+}
+
+/// Loads the first models while pages are already served (`/healthz`
+/// says 503 until they are in), then follows the registry. A model named
+/// on the command line must load: the server exits when one doesn't, as
+/// it would have before listening.
+async fn load_models(args: ServeArgs, models: ServedModels, device: Device) {
+    let loading = {
+        let (args, device) = (args.clone(), device.clone());
+        tokio::task::spawn_blocking(move || args.models(&device)).await
+    };
+    let (loaded, registry_version) = match loading {
+        Ok(Ok(loaded)) => loaded,
+        Ok(Err(error)) => {
+            tracing::error!("{error:#}");
+            eprintln!("error: {error:#}");
+            std::process::exit(1);
+        }
+        Err(error) => {
+            tracing::error!(%error, "loading the models failed");
+            std::process::exit(1);
+        }
+    };
+    models.finish_loading(loaded);
+    tracing::info!(models = models.infos().len(), "the models are loaded");
+    if let Some(registry) = args.followed_registry() {
+        let poll = Duration::from_secs(args.registry_poll);
+        follow_registry(registry, models, registry_version, poll, device).await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Request, StatusCode, header};
 use common::{
     ColourRecognizer, EchoWriter, Multipart, PanickingRecognizer, png, server, server_with_limits,
+    text,
 };
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -502,4 +503,34 @@ async fn the_openapi_document_lists_every_endpoint() {
         assert!(doc["paths"].get(path).is_some(), "{path} is not documented");
     }
     assert!(doc["components"]["schemas"].get("ActorReport").is_some());
+}
+
+#[tokio::test]
+async fn while_the_models_load_health_and_predictions_say_so_and_pages_answer() {
+    let server = server(ServedModels::loading());
+    let (status, body) = server.get("/healthz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains(r#""status":"loading""#), "{body}");
+    let (status, _) = server.get("/").await;
+    assert_eq!(status, StatusCode::OK);
+    let form = Multipart::default().file("image", "a.png", &png(8, 8, [1, 200, 3]));
+    let response = server.send(form.request("/api/actors/predict")).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+    let body = text(response).await;
+    assert!(body.contains("still loading"), "{body}");
+
+    server.state.models.finish_loading(Models::default());
+    let (status, body) = server.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let form = Multipart::default().file("image", "a.png", &png(8, 8, [1, 200, 3]));
+    let (status, json) = server.post_form("/api/actors/predict", form).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("actor recognition model is loaded yet"),
+        "{json}"
+    );
 }

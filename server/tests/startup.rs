@@ -29,11 +29,13 @@ fn get(port: u16, path: &str) -> Option<String> {
     Some(response)
 }
 
-/// `/healthz`'s answer once the server answers it.
+/// `/healthz`'s answer once the models are loaded.
 fn wait_for_health(port: u16, server: &mut Child) -> String {
     let started = Instant::now();
     loop {
-        if let Some(response) = get(port, "/healthz") {
+        if let Some(response) = get(port, "/healthz")
+            && !response.starts_with("HTTP/1.1 503")
+        {
             return response;
         }
         assert!(

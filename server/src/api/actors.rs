@@ -64,6 +64,7 @@ pub async fn predict(
         .await?
         .ok_or(ApiError::MissingField("image"))?;
     let recognizer = state.models.actors();
+    let missing = ApiError::missing(&state.models, "actor recognition");
     let model = recognizer.as_ref().map(|r| r.info().clone());
     let turn = state.classify.turn().await?;
     let (abandon, _abandon_on_drop) = Abandon::within(state.limits.request_timeout);
@@ -75,7 +76,7 @@ pub async fn predict(
         }
         let start = Instant::now();
         let photo = decode_photo_within(&bytes, max_pixels)?;
-        let recognizer = recognizer.ok_or(ApiError::NoModel("actor recognition"))?;
+        let recognizer = recognizer.ok_or(missing)?;
         let recognition = recognizer.recognize(&photo.image)?;
         let info = recognizer.info();
         Ok::<_, ApiError>(ActorReport {
@@ -111,7 +112,7 @@ pub fn outcome<T>(result: &Result<T, ApiError>) -> &'static str {
 
 pub fn failure_kind(error: &ApiError) -> &'static str {
     match error {
-        ApiError::NoModel(_) => "no_model",
+        ApiError::NoModel(_) | ApiError::Loading(_) => "no_model",
         e if e.status().is_client_error() => "bad_input",
         _ => "error",
     }

@@ -35,7 +35,7 @@ fn checked(
     let writer = state
         .models
         .horoscope()
-        .ok_or(ApiError::NoModel("horoscope"))?;
+        .ok_or_else(|| ApiError::missing(&state.models, "horoscope"))?;
     Ok((request, writer))
 }
 

@@ -9,7 +9,7 @@ pub mod pipeline;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -126,18 +126,26 @@ struct Health {
     horoscopes_waiting: usize,
 }
 
-/// Liveness: the server answers and says how many models it serves, where,
-/// on which CPU kernels, and how many requests wait for a turn.
+/// Readiness: 200 once the models are loaded (503 with status `loading`
+/// before), with how many it serves, where, on which CPU kernels, and how
+/// many requests wait for a turn.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
-async fn health(State(state): State<AppState>) -> Json<Health> {
-    Json(Health {
-        status: "ok",
+async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let loading = state.models.is_loading();
+    let status = if loading {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let health = Health {
+        status: if loading { "loading" } else { "ok" },
         models: state.models.infos().len(),
         device: device_name(&state.device),
         kernels: starcast_model::kernels::active().name(),
         photos_waiting: state.classify.queued(),
         horoscopes_waiting: state.generate.queued(),
-    })
+    };
+    (status, Json(health))
 }
 
 async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
