@@ -1,7 +1,7 @@
 # Starcast for Hugging Face Spaces (Docker SDK).
 #
-# Stages: chef (tools) -> planner (dependency recipe) -> builder (cached
-# dependency layers, then the app); detector (a model file from a crate) ->
+# Stages: chef (tools) -> planner (dependency recipe), bindgen-version ->
+# builder (cached dependency layers, then the app); detector (a model file from a crate) ->
 # assets (default data, fetched from package registries at build time) ->
 # runtime (small, UID 1000).
 
@@ -19,11 +19,16 @@ FROM chef AS planner
 COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
-FROM chef AS builder
-# wasm-bindgen-cli must match the wasm-bindgen in Cargo.lock exactly.
+# wasm-bindgen-cli must match the wasm-bindgen in Cargo.lock exactly. Only
+# the version is handed on, so another change to Cargo.lock doesn't
+# reinstall the tool.
+FROM chef AS bindgen-version
 COPY Cargo.lock ./
-RUN version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock) \
- && cargo install wasm-bindgen-cli --version "$version"
+RUN awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock >/wasm-bindgen-version
+
+FROM chef AS builder
+COPY --from=bindgen-version /wasm-bindgen-version ./
+RUN cargo install wasm-bindgen-cli --version "$(cat wasm-bindgen-version)"
 # Dependencies only: this layer is rebuilt when Cargo.toml/Cargo.lock change,
 # not when the code does.
 COPY --from=planner /build/recipe.json recipe.json
@@ -69,7 +74,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --create-home --uid 1000 user \
  && mkdir -p "$HF_HOME" \
- && chown -R 1000:1000 "$HOME"
+ && chown -R 1000:1000 /home/user
 COPY --from=builder /build/target/release/starcast /app/starcast
 COPY --from=builder /build/site /app/site
 COPY pipeline/sources.toml /app/sources.toml
