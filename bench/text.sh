@@ -40,7 +40,8 @@ if [[ ! -x "$llama_bench" ]]; then
   cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF \
     "${options[@]}" >/dev/null
-  cmake --build "$work/build" --target llama-bench -j "$(nproc)" >/dev/null
+  cmake --build "$work/build" --target llama-bench -j "$(nproc)" >"$work/build.log" 2>&1 ||
+    { tail -n 40 "$work/build.log"; exit 1; }
   mkdir -p "$peers"
   cp "$work/build/bin/llama-bench" "$llama_bench"
   echo "${sets[*]}" >"$llama_bench.sets"

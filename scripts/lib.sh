@@ -24,9 +24,9 @@ PEER_VENV="$HOME/.cache/starcast-peers/torch-venv"
 peer_venv() {
   local modules=$1
   shift
-  if [[ ! -x "$PEER_VENV/bin/python" ]] || ! "$PEER_VENV/bin/python" -c "import $modules" 2>/dev/null; then
+  [[ -x "$PEER_VENV/bin/python" ]] || python3 -m venv "$PEER_VENV"
+  if ! "$PEER_VENV/bin/python" -c "import $modules" 2>/dev/null; then
     step "installing $* into $PEER_VENV"
-    python3 -m venv "$PEER_VENV"
     "$PEER_VENV/bin/pip" install --quiet "$@"
   fi
 }
