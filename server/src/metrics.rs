@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -193,14 +193,20 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let route = request
+    let matched = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_string();
+        .map(|p| p.as_str().to_string());
     let method = method_label(request.method()).to_string();
     let start = Instant::now();
     let response = next.run(request).await;
+    // The files the fallback serves (the bundle, styles, pictures) share one
+    // label; every other path no route knows shares another.
+    let route = matched.unwrap_or_else(|| {
+        let status = response.status();
+        let served = status.is_success() || status == StatusCode::NOT_MODIFIED;
+        (if served { "static" } else { "unmatched" }).to_string()
+    });
     metrics
         .latency
         .get_or_create(&RouteLabels {

@@ -486,6 +486,28 @@ async fn made_up_methods_share_one_metrics_label() {
 }
 
 #[tokio::test]
+async fn served_files_and_unknown_paths_have_a_label_each() {
+    let server = server(ServedModels::default());
+    let (status, _) = server.get("/favicon.svg").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = server.get("/no/such/page").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains(
+            r#"starcast_http_requests_total{method="GET",route="static",status="200"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"starcast_http_requests_total{method="GET",route="unmatched",status="404"} 1"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_every_endpoint() {
     let server = server(ServedModels::default());
     let (status, body) = server.get("/api/docs").await;
