@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import uuid
@@ -70,35 +69,8 @@ def write_model(folder):
     return path
 
 
-GRADIO_APP = textwrap.dedent(
-    """
-    import sys
-    import gradio as gr
-    import torch
-    import torchvision
-    from torchvision import transforms
-
-    labels = {labels!r}
-    model = torchvision.models.resnet18(num_classes=len(labels))
-    model.load_state_dict(torch.load({weights!r}, map_location="cpu"))
-    model.eval()
-    preprocess = transforms.Compose([
-        transforms.Resize(256),
-        transforms.CenterCrop(224),
-        transforms.ToTensor(),
-        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-    ])
-
-    def predict(image):
-        x = preprocess(image.convert("RGB")).unsqueeze(0)
-        with torch.inference_mode():
-            probabilities = torch.softmax(model(x)[0], dim=0)
-        return {{labels[i]: float(p) for i, p in enumerate(probabilities)}}
-
-    demo = gr.Interface(fn=predict, inputs=gr.Image(type="pil"), outputs=gr.Label(num_top_classes=3))
-    demo.queue(default_concurrency_limit=8).launch(server_name="127.0.0.1", server_port={port})
-    """
-)
+# The course's app as bench/image.sh builds it into the Gradio Space's image.
+GRADIO_APP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gradio-space", "app.py")
 
 
 def starcast_client(port):
@@ -173,9 +145,10 @@ def load(name, make, call):
     }
 
 
-def measure(name, command, port, ready_path, client):
+def measure(name, command, port, ready_path, client, env=None):
     """Starts a server, loads it, and stops it: its figures and peak RSS."""
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    environment = dict(os.environ, **(env or {}))
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment)
     try:
         wait_for(port, ready_path)
         result = load(name, *client(port))
@@ -198,10 +171,8 @@ def main():
         port, "/healthz", starcast_client,
     )
     port = free_port()
-    app = os.path.join(folder, "app.py")
-    with open(app, "w") as f:
-        f.write(GRADIO_APP.format(labels=LABELS, weights=weights, port=port))
-    theirs = measure("gradio", [sys.executable, app], port, "/", gradio_client)
+    env = {"MODEL_PATH": weights, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+    theirs = measure("gradio", [sys.executable, GRADIO_APP], port, "/", gradio_client, env)
 
     for result in (ours, theirs):
         print(json.dumps(result))

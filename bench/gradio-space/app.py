@@ -1,5 +1,8 @@
 """The course's Gradio app, as a student deploys it to a Space: a
-torchvision resnet18 fine-tuned on 3 actors, `model.pth` beside it."""
+torchvision resnet18 fine-tuned on 3 actors, `model.pth` beside it.
+bench/serving.py runs it too, with MODEL_PATH and GRADIO_SERVER_NAME/PORT set."""
+
+import os
 
 import gradio as gr
 import torch
@@ -8,7 +11,7 @@ from torchvision import transforms
 
 labels = ["Ada", "Bea", "Cleo"]
 model = torchvision.models.resnet18(num_classes=len(labels))
-model.load_state_dict(torch.load("model.pth", map_location="cpu"))
+model.load_state_dict(torch.load(os.environ.get("MODEL_PATH", "model.pth"), map_location="cpu"))
 model.eval()
 preprocess = transforms.Compose([
     transforms.Resize(256),
@@ -26,4 +29,7 @@ def predict(image):
 
 
 demo = gr.Interface(fn=predict, inputs=gr.Image(type="pil"), outputs=gr.Label(num_top_classes=3))
-demo.queue(default_concurrency_limit=8).launch(server_name="0.0.0.0", server_port=7860)
+demo.queue(default_concurrency_limit=8).launch(
+    server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+    server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+)

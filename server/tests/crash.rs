@@ -12,17 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Multipart, THREE_CLASS_CONFIG, png, register_version};
+use common::{Multipart, THREE_CLASS_CONFIG, free_port, png, register_version};
 use starcast_pipeline::flags::FlagStore;
 use starcast_pipeline::registry::{Registry, Task};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `starcast serve` on `port` over `data`, trusting loopback as the proxy
 /// so each test client can have its own address (the flag rate limit is

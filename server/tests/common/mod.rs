@@ -494,6 +494,15 @@ pub fn register_version_of(
 /// The config of a three-class MobileNetV2 classifier labelled Ada, Bea, Cleo.
 pub const THREE_CLASS_CONFIG: &str = r#"{"task": "image-classification", "architecture": "mobilenet_v2", "labels": ["Ada", "Bea", "Cleo"]}"#;
 
+/// A loopback port nothing listens on now, for a `starcast serve` to take.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Runs the `starcast` binary with `args`, logging warnings only.
 pub fn starcast(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_starcast"))
