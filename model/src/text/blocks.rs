@@ -1,4 +1,4 @@
-//! Matrix products on GGUF's Q4_1 and Q8_0 weights as stored. The
+//! Matrix products on GGUF's Q4_1, Q5_0 and Q8_0 weights as stored. The
 //! activations are quantized to 8 bits per block of 32 values, and each
 //! pair of blocks meets in an integer dot product (AVX2, or AVX-512 VNNI's
 //! `vpdpbusd`, on the path [`crate::kernels`] chose), as llama.cpp does. candle 0.11 has no SIMD kernel for Q4_1, the
@@ -26,6 +26,9 @@ const ROWS_AT_ONCE: usize = 4;
 enum Format {
     /// Per block: scale `d` and minimum `m` (f16), 32 4-bit values; `x = q d + m`.
     Q4_1,
+    /// Per block: scale `d` (f16), the 32 values' fifth bits, then their
+    /// low 4 bits; `x = (q - 16) d`. Gemma 3's projections are stored so.
+    Q5_0,
     /// Per block: scale `d` (f16), 32 signed 8-bit values; `x = q d`.
     Q8_0,
 }
@@ -34,6 +37,7 @@ impl Format {
     fn of(dtype: GgmlDType) -> Option<Self> {
         match dtype {
             GgmlDType::Q4_1 => Some(Format::Q4_1),
+            GgmlDType::Q5_0 => Some(Format::Q5_0),
             GgmlDType::Q8_0 => Some(Format::Q8_0),
             _ => None,
         }
@@ -42,6 +46,7 @@ impl Format {
     fn block_bytes(self) -> usize {
         match self {
             Format::Q4_1 => 20,
+            Format::Q5_0 => 22,
             Format::Q8_0 => 34,
         }
     }
@@ -137,6 +142,10 @@ impl BlockMatrix {
                         out.extend(qs.iter().map(|q| f32::from(q & 0x0F) * d + m));
                         out.extend(qs.iter().map(|q| f32::from(q >> 4) * d + m));
                     }
+                    Format::Q5_0 => {
+                        let d = half_at(block, 0);
+                        out.extend((0..BLOCK).map(|j| f32::from(q5_value(block, j)) * d));
+                    }
                     Format::Q8_0 => {
                         let d = half_at(block, 0);
                         out.extend(block[2..34].iter().map(|&q| f32::from(q as i8) * d));
@@ -166,6 +175,7 @@ impl BlockMatrix {
         }
         match self.format {
             Format::Q4_1 => dot_q4_1(weights, xs),
+            Format::Q5_0 => dot_q5_0(weights, xs),
             Format::Q8_0 => dot_q8_0(weights, xs),
         }
     }
@@ -301,6 +311,31 @@ fn dot_q4_1(weights: &[u8], xs: &[Q8Block]) -> f32 {
         .sum()
 }
 
+/// Value `j` of a Q5_0 block, `-16..16`.
+fn q5_value(block: &[u8], j: usize) -> i8 {
+    let high_bits = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+    let nibble = if j < 16 {
+        block[6 + j] & 0x0F
+    } else {
+        block[6 + j - 16] >> 4
+    };
+    let fifth = ((high_bits >> j) & 1) as u8;
+    (nibble | (fifth << 4)) as i8 - 16
+}
+
+fn dot_q5_0(weights: &[u8], xs: &[Q8Block]) -> f32 {
+    weights
+        .chunks_exact(Format::Q5_0.block_bytes())
+        .zip(xs)
+        .map(|(block, x)| {
+            let products: i32 = (0..BLOCK)
+                .map(|j| i32::from(q5_value(block, j)) * i32::from(x.qs[j]))
+                .sum();
+            half_at(block, 0) * x.d * products as f32
+        })
+        .sum()
+}
+
 fn dot_q8_0(weights: &[u8], xs: &[Q8Block]) -> f32 {
     weights
         .chunks_exact(Format::Q8_0.block_bytes())
@@ -340,6 +375,24 @@ macro_rules! x86_kernels {
                 _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from_le_bytes(bytes)))
             }
 
+            /// Lane `i` holds 16 where bit `i` of the 32 bits is set, else 0:
+            /// each byte gets the bits' byte, and all bits but its own forced on.
+            #[target_feature(enable = $features)]
+            fn fifth_bits(bits: [u8; 4]) -> __m256i {
+                let spread = _mm256_shuffle_epi8(
+                    _mm256_set1_epi32(i32::from_le_bytes(bits)),
+                    _mm256_set_epi64x(
+                        0x0303030303030303,
+                        0x0202020202020202,
+                        0x0101010101010101,
+                        0,
+                    ),
+                );
+                let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+                let set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi8(-1));
+                _mm256_and_si256(set, _mm256_set1_epi8(16))
+            }
+
             #[target_feature(enable = $features)]
             fn sum(v: __m256) -> f32 {
                 let halves = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -348,7 +401,8 @@ macro_rules! x86_kernels {
             }
 
             /// One weight block against one activation block: the 8 partial sums of the integer products, and
-            /// `[d x.d, m x.sum]` (the minimum's share is 0 for Q8_0).
+            /// `[d x.d, m x.sum]` (the minimum's share is 0 for Q8_0; Q5_0's
+            /// values are taken unsigned, `0..32`, with a minimum of `-16 d`).
             #[target_feature(enable = $features)]
             fn block_products(format: Format, block: &[u8], x: &Q8Block) -> (__m256, __m128) {
                 // SAFETY: `qs` is 32 bytes.
@@ -369,6 +423,25 @@ macro_rules! x86_kernels {
                             _mm_and_si128(packed, low),
                         );
                         (products(unsigned, activations), scales)
+                    }
+                    Format::Q5_0 => {
+                        let scales = _mm_mul_ps(
+                            halves([block[0], block[1], block[0], block[1]]),
+                            _mm_setr_ps(x.d, -16.0 * x.sum, 0.0, 0.0),
+                        );
+                        // SAFETY: a Q5_0 block has 16 bytes of low bits after its 6 of
+                        // scale and fifth bits.
+                        let packed = unsafe { _mm_loadu_si128(block.as_ptr().add(6).cast()) };
+                        let low = _mm_set1_epi8(0x0F);
+                        let nibbles = _mm256_set_m128i(
+                            _mm_and_si128(_mm_srli_epi16(packed, 4), low),
+                            _mm_and_si128(packed, low),
+                        );
+                        let fifths = fifth_bits([block[2], block[3], block[4], block[5]]);
+                        (
+                            products(_mm256_or_si256(nibbles, fifths), activations),
+                            scales,
+                        )
                     }
                     Format::Q8_0 => {
                         let scales =
@@ -441,7 +514,7 @@ macro_rules! x86_kernels {
 }
 
 /// Pairs of products fit in i16: at most 2 x 255 x 127 for Q8_0 after the
-/// sign trick (|w| <= 128), 2 x 15 x 127 for Q4_1; `madd` then sums pairs.
+/// sign trick (|w| <= 128), 2 x 31 x 127 for Q5_0; `madd` then sums pairs.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn maddubs_products(
@@ -478,7 +551,7 @@ mod tests {
 
     use super::*;
 
-    /// Both formats against candle's dequantization of the same weights
+    /// Every format against candle's dequantization of the same weights
     /// times the 8-bit activations, on every kernel path this CPU has; and
     /// the row lookup.
     #[test]
@@ -505,7 +578,7 @@ mod tests {
             );
         }
         let xs = Tensor::from_vec(xs, (n, columns), &Device::Cpu).unwrap();
-        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q8_0] {
             let quantized = QTensor::quantize(&weight, dtype).unwrap();
             let table = quantized.dequantize(&Device::Cpu).unwrap();
             let table_rows = table.to_vec2::<f32>().unwrap();

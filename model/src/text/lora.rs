@@ -8,7 +8,8 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::llama::{Llama, Lora, projection_path};
+use super::linear::Lora;
+use super::llama::{Llama, projection_path};
 use crate::folder::{LoadError, read_text};
 
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";

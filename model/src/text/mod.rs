@@ -9,6 +9,7 @@ mod embedder;
 mod frozen;
 mod gpt2;
 mod kernels;
+mod linear;
 mod llama;
 mod load;
 mod lora;
@@ -24,7 +25,8 @@ pub use clean::{MAX_CHARS, MIN_CHARS, clean_text, cut_to_length, shape_horoscope
 pub use embedder::{SentenceEmbedder, cosine};
 pub use gpt2::{Gpt2, Gpt2Config};
 pub use kernels::cross_entropy;
-pub use llama::{Kernels, Llama, LlamaConfig, Lora, PROJECTIONS, projection_path};
+pub use linear::Lora;
+pub use llama::{Kernels, Llama, LlamaConfig, PROJECTIONS, projection_path};
 pub use load::{SaveError, load_horoscope_writer, load_llama, load_quantized_llama, save_llama};
 pub use lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, adapter_tensor, attach_adapters};
 pub use prompt::{Prompt, PromptStyle, horoscope_prompt};
