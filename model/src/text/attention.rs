@@ -1,7 +1,7 @@
 //! What the decoder-only models share around attention: the cache of keys
 //! and values of the positions seen so far, and the causal mask.
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 
 use super::writer::DecodeSession;
 
@@ -121,6 +121,25 @@ pub(super) fn add_causal_mask(scores: &Tensor, mask: &Tensor, positions: usize) 
         .reshape(((), rows / positions, positions, keys))?
         .broadcast_add(mask)?
         .reshape(dims)
+}
+
+/// `cos` and `sin` of the rotary angles of positions `0..positions` with
+/// base `theta`, `[positions, head_dim / 2]`.
+pub(super) fn rotary_tables(
+    theta: f64,
+    head_dim: usize,
+    positions: usize,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let inverse: Vec<f32> = (0..head_dim / 2)
+        .map(|i| (1.0 / theta.powf(2.0 * i as f64 / head_dim as f64)) as f32)
+        .collect();
+    let inverse = Tensor::new(inverse, device)?.unsqueeze(0)?;
+    let positions = Tensor::arange(0u32, positions as u32, device)?
+        .to_dtype(DType::F32)?
+        .unsqueeze(1)?;
+    let angles = positions.broadcast_mul(&inverse)?;
+    Ok((angles.cos()?, angles.sin()?))
 }
 
 /// A model that gives the logits of the token after `tokens`, which follow

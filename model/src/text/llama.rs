@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::attention::{
     Cache, CachedSession, LayerCache, NextLogits, add_causal_mask, append, causal_mask,
+    rotary_tables,
 };
 use super::kernels;
 use super::linear::{CPU, Linear, Lora, Projections, Weight, served_quantized};
@@ -231,7 +232,12 @@ impl Llama {
         } else {
             Some(get("lm_head.weight", &[config.vocab_size, hidden])?)
         };
-        let (cos, sin) = rotary_tables(&config, embedding.device())?;
+        let (cos, sin) = rotary_tables(
+            config.rope_theta,
+            head_dim,
+            config.max_position_embeddings,
+            embedding.device(),
+        )?;
         Ok(Llama {
             config,
             embedding,
@@ -522,20 +528,6 @@ fn check_shape(name: &str, dims: &[usize], expected: &[usize]) -> Result<()> {
 
 /// The token embedding's Hugging Face name.
 const EMBEDDING: &str = "model.embed_tokens.weight";
-
-/// `cos` and `sin` of every position's rotary angles, `[positions, head_dim / 2]`.
-fn rotary_tables(config: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
-    let head_dim = config.head_dim();
-    let inverse: Vec<f32> = (0..head_dim / 2)
-        .map(|i| (1.0 / config.rope_theta.powf(2.0 * i as f64 / head_dim as f64)) as f32)
-        .collect();
-    let inverse = Tensor::new(inverse, device)?.unsqueeze(0)?;
-    let positions = Tensor::arange(0u32, config.max_position_embeddings as u32, device)?
-        .to_dtype(DType::F32)?
-        .unsqueeze(1)?;
-    let angles = positions.broadcast_mul(&inverse)?;
-    Ok((angles.cos()?, angles.sin()?))
-}
 
 enum Rotated {
     Query,

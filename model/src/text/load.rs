@@ -8,15 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::quantized::gguf_file;
-use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use candle_core::{DType, Device};
 use tokenizers::Tokenizer;
 
 use super::cache::{CACHED_HOROSCOPES, CachedWriter};
+use super::gemma3::Gemma3;
 use super::gpt2::Gpt2;
 use super::llama::{Llama, LlamaConfig};
 use super::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, attach_adapters};
 use super::prompt::PromptStyle;
+use super::sentencepiece::tokenizer_from_gguf;
 use super::t5::T5;
 use super::writer::{Decoder, LanguageModel};
 use crate::folder::{LoadError, ModelConfig, ModelFolder, read_text};
@@ -51,6 +52,7 @@ pub fn load_horoscope_writer(
             };
             language_model(&folder, Box::new(llama), tokenizer, PromptStyle::Chat)
         }
+        "gemma3" => load_gemma3(&folder)?,
         "gpt2" => {
             let files = folder.files("safetensors")?;
             let config = read_hyperparameters(&folder, "a GPT-2")?;
@@ -76,7 +78,7 @@ pub fn load_horoscope_writer(
             return Err(LoadError::Unsupported {
                 task: "horoscope",
                 architecture: architecture.to_string(),
-                supported: "llama (GGUF, safetensors or LoRA adapters), gpt2 or t5",
+                supported: "llama (GGUF, safetensors or LoRA adapters), gemma3 (GGUF), gpt2 or t5",
             });
         }
     };
@@ -100,6 +102,19 @@ pub fn load_quantized_llama(folder: &ModelFolder) -> Result<LanguageModel, LoadE
     ))
 }
 
+/// The folder's Gemma 3 GGUF served as stored, with its own tokenizer.
+pub fn load_gemma3(folder: &ModelFolder) -> Result<LanguageModel, LoadError> {
+    let path = folder.weights("gguf")?;
+    let (mut file, content, tokenizer) = open_gguf(&path)?;
+    let gemma = Gemma3::from_gguf_quantized(&content, &mut file).map_err(weights_error(&path))?;
+    Ok(language_model(
+        folder,
+        Box::new(gemma),
+        tokenizer,
+        PromptStyle::FewShot,
+    ))
+}
+
 /// A GGUF file opened: the file, its header and the tokenizer it carries.
 fn open_gguf(path: &Path) -> Result<(File, gguf_file::Content, Tokenizer), LoadError> {
     let error = weights_error(path);
@@ -108,7 +123,10 @@ fn open_gguf(path: &Path) -> Result<(File, gguf_file::Content, Tokenizer), LoadE
         source,
     })?;
     let content = gguf_file::Content::read(&mut file).map_err(&error)?;
-    let tokenizer = Tokenizer::from_gguf(&content).map_err(&error)?;
+    let tokenizer = tokenizer_from_gguf(&content).map_err(|reason| LoadError::Weights {
+        path: path.to_path_buf(),
+        reason,
+    })?;
     Ok((file, content, tokenizer))
 }
 

@@ -15,6 +15,8 @@ pub enum PromptStyle {
     Horoscope,
     /// The seed project's T5 format: the bare sign name.
     SignName,
+    /// A base model continuing an example horoscope with the next one.
+    FewShot,
 }
 
 fn long_date(date: NaiveDate) -> String {
@@ -55,6 +57,7 @@ pub fn horoscope_prompt(style: PromptStyle, sign: ZodiacSign, date: NaiveDate) -
         }
         PromptStyle::Horoscope => plain(format!("{} | {date}\n", sign.key())),
         PromptStyle::SignName => plain(sign.russian_name().to_string()),
+        PromptStyle::FewShot => plain(format!("<bos>{}:\n", sign.russian_name())),
     }
 }
 
