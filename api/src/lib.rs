@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub use run::{PipelineRun, RunStatus, StepRun, Trigger};
 pub use starcast_model::horoscope::{DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_TEMPERATURE};
 pub use starcast_model::{
-    ActorReport, Face, Horoscope, HoroscopeQuery, HoroscopeRequest, ModelInfo, ModelKind,
+    ActorReport, Face, Horoscope, HoroscopeQuery, HoroscopeRequest, Language, ModelInfo, ModelKind,
     Prediction, Recognition, ZodiacSign,
 };
 pub use task::{Task, UnknownTask};

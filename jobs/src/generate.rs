@@ -2,13 +2,14 @@
 
 use std::io::Write;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use starcast_model::hub::local_model;
 use starcast_model::text::load_horoscope_writer;
 use starcast_model::{HoroscopeQuery, Streamed};
 
+use crate::defaults;
 use crate::device::DeviceChoice;
 
 #[derive(Debug, clap::Args)]
@@ -28,13 +29,14 @@ pub struct HoroscopeArgs {
     /// Nucleus sampling: above 0 and at most 1.
     #[arg(long)]
     pub top_p: Option<f32>,
-    /// The model folder or `hf://user/repo[@revision]`.
-    #[arg(
-        long,
-        env = "STARCAST_HOROSCOPE_MODEL",
-        default_value = "data/models/smollm2-135m-instruct"
-    )]
-    pub model: PathBuf,
+    /// The language to write in: en or ru (default: the language the sign
+    /// is written in).
+    #[arg(long)]
+    pub lang: Option<String>,
+    /// The model folder or `hf://user/repo[@revision]` (default: the
+    /// language's model under data/models/).
+    #[arg(long, env = "STARCAST_HOROSCOPE_MODEL")]
+    pub model: Option<PathBuf>,
     /// Where the model runs.
     #[arg(long, value_enum, default_value_t)]
     pub device: DeviceChoice,
@@ -50,15 +52,15 @@ pub fn horoscope(args: HoroscopeArgs) -> anyhow::Result<()> {
         temperature: args.temperature,
         top_p: args.top_p,
         seed: args.seed,
+        lang: args.lang,
     }
     .validate(chrono::Local::now().date_naive())?;
-    let path = local_model(&args.model)?;
-    let writer = load_horoscope_writer(&path, &args.device.open()?).with_context(|| {
-        format!(
-            "could not load the horoscope model in {}",
-            args.model.display()
-        )
-    })?;
+    let model = args.model.unwrap_or_else(|| {
+        Path::new("data/models").join(defaults::horoscope_model(request.language))
+    });
+    let path = local_model(&model)?;
+    let writer = load_horoscope_writer(&path, &args.device.open()?)
+        .with_context(|| format!("could not load the horoscope model in {}", model.display()))?;
     let mut stdout = std::io::stdout().lock();
     let streaming = !args.json;
     let horoscope = writer.write(&request, &mut |event| {

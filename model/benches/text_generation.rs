@@ -18,7 +18,7 @@ use candle_core::quantized::gguf_file;
 use chrono::NaiveDate;
 use starcast_model::folder::ModelFolder;
 use starcast_model::text::{Decoder, Llama, load_horoscope_writer, load_llama};
-use starcast_model::{HoroscopeRequest, ZodiacSign};
+use starcast_model::{HoroscopeRequest, Language, ZodiacSign};
 
 #[path = "../../bench/allocator.rs"]
 mod allocator;
@@ -78,6 +78,7 @@ fn main() -> candle_core::Result<()> {
         temperature: 0.6,
         top_p: 0.7,
         seed: None,
+        language: Language::En,
     };
     let mut first_token = None;
     let start = Instant::now();

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::text::PromptStyle;
 use crate::vision::Preprocess;
-use crate::{ModelInfo, ModelKind};
+use crate::{Language, ModelInfo, ModelKind};
 
 /// Why a model could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,9 @@ pub struct ModelConfig {
     /// Text models: how to ask the model for a horoscope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<PromptStyle>,
+    /// Text models: the language it writes (English when not said).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Language>,
     /// Face galleries: the descriptor distance beyond which a face is "unknown".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f32>,
@@ -89,6 +92,7 @@ impl ModelConfig {
             source: None,
             labels: Vec::new(),
             prompt: None,
+            language: None,
             threshold: None,
             preprocess: None,
             extra: serde_json::Map::new(),
@@ -226,6 +230,8 @@ impl ModelFolder {
                 .unwrap_or_else(|| self.path.display().to_string()),
             labels: self.config.labels.clone(),
             metrics: self.metrics.clone(),
+            language: (self.config.task == ModelKind::TextGeneration)
+                .then(|| self.config.language.unwrap_or_default()),
         }
     }
 }

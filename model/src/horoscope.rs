@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::language::{Language, UnknownLanguage};
 use crate::zodiac::{UnknownSign, ZodiacSign};
 use crate::{ModelError, ModelInfo};
 
@@ -28,6 +29,9 @@ pub struct HoroscopeQuery {
     pub top_p: Option<f32>,
     #[serde(default)]
     pub seed: Option<u64>,
+    /// `en` or `ru`; without it, the language the sign is written in.
+    #[serde(default)]
+    pub lang: Option<String>,
 }
 
 /// A checked request.
@@ -40,6 +44,7 @@ pub struct HoroscopeRequest {
     /// `None` means the day's horoscope: the writer derives the seed from
     /// the sign, the date and the model version.
     pub seed: Option<u64>,
+    pub language: Language,
 }
 
 /// Why a request can't be served.
@@ -55,12 +60,18 @@ pub enum InvalidRequest {
     Temperature(f32),
     #[error("the top_p value {0} is out of range: use a value above 0 and at most 1")]
     TopP(f32),
+    #[error(transparent)]
+    Language(#[from] UnknownLanguage),
 }
 
 impl HoroscopeQuery {
     /// Checks every field; a missing date means `today`.
     pub fn validate(self, today: NaiveDate) -> Result<HoroscopeRequest, InvalidRequest> {
         let sign = self.sign.parse::<ZodiacSign>()?;
+        let language = match self.lang.as_deref().map(str::trim) {
+            None | Some("") => Language::of_text(&self.sign),
+            Some(code) => code.parse()?,
+        };
         let date = match self.date.as_deref().map(str::trim) {
             None | Some("") => today,
             Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
@@ -80,6 +91,7 @@ impl HoroscopeQuery {
             temperature,
             top_p,
             seed: self.seed,
+            language,
         })
     }
 }
@@ -176,6 +188,29 @@ mod tests {
         assert_eq!(request.temperature, DEFAULT_TEMPERATURE);
         assert_eq!(request.top_p, DEFAULT_TOP_P);
         assert_eq!(request.seed, None);
+        assert_eq!(request.language, Language::En);
+    }
+
+    #[test]
+    fn the_language_is_asked_or_follows_the_sign() {
+        let russian = query("Лев").validate(today()).unwrap();
+        assert_eq!(
+            (russian.sign, russian.language),
+            (ZodiacSign::Leo, Language::Ru)
+        );
+        let asked = HoroscopeQuery {
+            lang: Some("ru".into()),
+            ..query("leo")
+        };
+        assert_eq!(asked.validate(today()).unwrap().language, Language::Ru);
+        let unknown = HoroscopeQuery {
+            lang: Some("fr".into()),
+            ..query("leo")
+        };
+        assert!(matches!(
+            unknown.validate(today()),
+            Err(InvalidRequest::Language(_))
+        ));
     }
 
     #[test]
@@ -217,6 +252,7 @@ mod tests {
             temperature: Some(1.0),
             top_p: Some(0.9),
             seed: Some(7),
+            lang: Some("en".into()),
         };
         let request = q.validate(today()).unwrap();
         assert_eq!(request.date, NaiveDate::from_ymd_opt(2026, 3, 21).unwrap());

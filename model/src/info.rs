@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Language;
+
 /// What a model does, as written in a model folder's `config.json`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,4 +46,7 @@ pub struct ModelInfo {
     /// Evaluation metrics from the folder's `metrics.json`.
     #[serde(default)]
     pub metrics: BTreeMap<String, f64>,
+    /// The language a horoscope model writes (none for the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Language>,
 }

@@ -15,6 +15,7 @@ pub mod hub;
 pub mod info;
 #[cfg(feature = "runtime")]
 pub mod kernels;
+pub mod language;
 #[cfg(feature = "runtime")]
 pub mod photo;
 #[cfg(feature = "runtime")]
@@ -33,6 +34,7 @@ pub use horoscope::{
     TextScore,
 };
 pub use info::{ModelInfo, ModelKind};
+pub use language::{Language, UnknownLanguage};
 #[cfg(feature = "runtime")]
 pub use served::{Models, ServedModels};
 pub use zodiac::{UnknownSign, ZodiacSign};

@@ -15,7 +15,9 @@ use starcast_model::text::{
     Cache, Decoder, Kernels, LanguageModel, Llama, NextLogits, PromptStyle, load_horoscope_writer,
     load_llama, load_quantized_llama, save_llama,
 };
-use starcast_model::{HoroscopeRequest, HoroscopeWriter, ModelKind, TextScore, ZodiacSign};
+use starcast_model::{
+    HoroscopeRequest, HoroscopeWriter, Language, ModelKind, TextScore, ZodiacSign,
+};
 use tokenizers::Tokenizer;
 
 fn smollm2_folder() -> PathBuf {
@@ -217,6 +219,7 @@ fn bf16_safetensors_in_hugging_face_layout_load_and_write_horoscopes() {
         temperature: 0.6,
         top_p: 0.7,
         seed: None,
+        language: Language::En,
     };
     let horoscope = writer
         .write(&request, &mut |_| std::ops::ControlFlow::Continue(()))

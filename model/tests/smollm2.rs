@@ -11,7 +11,7 @@ use starcast_model::folder::{LoadError, ModelFolder};
 use starcast_model::text::{
     LanguageModel, MAX_CHARS, MIN_CHARS, load_horoscope_writer, load_quantized_llama,
 };
-use starcast_model::{HoroscopeRequest, HoroscopeWriter, Streamed, ZodiacSign};
+use starcast_model::{HoroscopeRequest, HoroscopeWriter, Language, Streamed, ZodiacSign};
 
 fn model_folder() -> PathBuf {
     std::env::var_os("STARCAST_SMOLLM2")
@@ -41,6 +41,7 @@ fn request(sign: ZodiacSign, seed: Option<u64>) -> HoroscopeRequest {
         temperature: 0.6,
         top_p: 0.7,
         seed,
+        language: Language::En,
     }
 }
 

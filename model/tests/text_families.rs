@@ -9,7 +9,7 @@ use candle_core::Device;
 use chrono::NaiveDate;
 use starcast_model::folder::ModelFolder;
 use starcast_model::text::{Decoder, Gpt2, T5, load_horoscope_writer};
-use starcast_model::{HoroscopeRequest, Streamed, ZodiacSign};
+use starcast_model::{HoroscopeRequest, Language, Streamed, ZodiacSign};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -100,6 +100,7 @@ fn transformers_folders_load_as_horoscope_models_and_fail_in_sentences() {
         temperature: 0.6,
         top_p: 0.7,
         seed: Some(1),
+        language: Language::En,
     };
     for (name, architecture) in [("tiny-gpt2", "gpt2"), ("tiny-t5", "t5")] {
         let folder = fixture(name);

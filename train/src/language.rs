@@ -15,13 +15,13 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use starcast_model::ModelKind;
 use starcast_model::folder::ModelConfig;
 use starcast_model::text::{
     ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, Cache, Kernels, Llama, Lora, PromptStyle,
     adapter_tensor, cross_entropy, horoscope_prompt, save_llama, stop_tokens,
 };
 use starcast_model::vision::NamedTensors;
+use starcast_model::{Language, ModelKind};
 use tokenizers::Tokenizer;
 
 use crate::checkpoint::{Checkpoint, EpochFigures};
@@ -121,7 +121,7 @@ fn tokenize(
     end: Option<u32>,
     max_tokens: usize,
 ) -> Result<Example, TrainError> {
-    let prompt = horoscope_prompt(style, text.sign, text.date);
+    let prompt = horoscope_prompt(style, text.sign, text.date, Language::of_text(&text.text));
     let encode = |s: &str| {
         tokenizer
             .encode(s, false)

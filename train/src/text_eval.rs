@@ -13,7 +13,7 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use serde::Serialize;
 use starcast_model::text::{SentenceEmbedder, cosine};
-use starcast_model::{HoroscopeRequest, HoroscopeWriter, ModelError, ZodiacSign};
+use starcast_model::{HoroscopeRequest, HoroscopeWriter, Language, ModelError, ZodiacSign};
 
 /// A horoscope held out of training: the prompt's sign and date, the text.
 #[derive(Clone, Debug)]
@@ -136,6 +136,7 @@ pub fn evaluate_writer(
                 temperature,
                 top_p,
                 seed: Some(i as u64),
+                language: Language::En,
             };
             let start = Instant::now();
             match writer.write(&request, &mut |_| ControlFlow::Continue(())) {

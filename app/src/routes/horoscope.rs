@@ -6,8 +6,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
 use starcast_api::{
-    DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Horoscope, HoroscopeQuery, MAX_TEMPERATURE, ModelKind,
-    QueueStatus, Task, ZodiacSign,
+    DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Horoscope, HoroscopeQuery, Language, MAX_TEMPERATURE,
+    ModelKind, QueueStatus, Task, ZodiacSign,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
@@ -88,6 +88,9 @@ fn stream_url(query: &HoroscopeQuery) -> String {
     if let Some(seed) = query.seed {
         url.push_str(&format!("&seed={seed}"));
     }
+    if let Some(lang) = &query.lang {
+        url.push_str(&format!("&lang={}", encode(lang)));
+    }
     url
 }
 
@@ -98,6 +101,7 @@ pub fn HoroscopePage() -> impl IntoView {
     let temperature = RwSignal::new(DEFAULT_TEMPERATURE.to_string());
     let top_p = RwSignal::new(DEFAULT_TOP_P.to_string());
     let seed = RwSignal::new(String::new());
+    let lang = RwSignal::new(Language::En);
     let text = RwSignal::new(String::new());
     let writing = RwSignal::new(Writing::Idle);
     let queue = RwSignal::new(None::<QueueStatus>);
@@ -110,6 +114,7 @@ pub fn HoroscopePage() -> impl IntoView {
         temperature: temperature.get().parse().ok(),
         top_p: top_p.get().parse().ok(),
         seed: seed.get().trim().parse().ok(),
+        lang: Some(lang.get().code().to_string()),
     };
 
     let generate = move |_| {
@@ -233,6 +238,26 @@ pub fn HoroscopePage() -> impl IntoView {
                                     <span class="sign-name">{s.name()}</span>
                                     <span class="sign-dates">{s.date_range()}</span>
                                 </label>
+                            }
+                        })
+                        .collect::<Vec<_>>()}
+                </fieldset>
+                <fieldset class="row languages">
+                    <legend>"Language"</legend>
+                    {Language::ALL
+                        .into_iter()
+                        .map(|l| {
+                            let id = format!("lang-{}", l.code());
+                            view! {
+                                <input
+                                    type="radio"
+                                    name="lang"
+                                    id=id.clone()
+                                    value=l.code()
+                                    prop:checked=move || lang.get() == l
+                                    on:change=move |_| lang.set(l)
+                                />
+                                <label for=id>{l.native_name()}</label>
                             }
                         })
                         .collect::<Vec<_>>()}

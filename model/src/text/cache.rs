@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use chrono::NaiveDate;
 
 use crate::{
-    Horoscope, HoroscopeRequest, HoroscopeWriter, ModelError, ModelInfo, Streamed, TextScore,
-    ZodiacSign,
+    Horoscope, HoroscopeRequest, HoroscopeWriter, Language, ModelError, ModelInfo, Streamed,
+    TextScore, ZodiacSign,
 };
 
 /// How many horoscopes are kept: every sign for a month and then some.
@@ -22,6 +22,7 @@ struct Key {
     temperature: u32,
     top_p: u32,
     seed: Option<u64>,
+    language: Language,
 }
 
 impl From<&HoroscopeRequest> for Key {
@@ -32,6 +33,7 @@ impl From<&HoroscopeRequest> for Key {
             temperature: r.temperature.to_bits(),
             top_p: r.top_p.to_bits(),
             seed: r.seed,
+            language: r.language,
         }
     }
 }
@@ -155,6 +157,7 @@ mod tests {
             temperature: 0.6,
             top_p: 0.7,
             seed,
+            language: Language::En,
         }
     }
 
@@ -168,6 +171,7 @@ mod tests {
                 source: "test".into(),
                 labels: vec![],
                 metrics: Default::default(),
+                language: None,
             },
             calls: AtomicUsize::new(0),
         })

@@ -13,8 +13,8 @@ use super::prompt::{PromptStyle, horoscope_prompt};
 use super::sampler::{Sampler, SamplingSettings};
 use super::seed::daily_seed;
 use crate::{
-    Horoscope, HoroscopeRequest, HoroscopeWriter, ModelError, ModelInfo, Streamed, TextScore,
-    ZodiacSign,
+    Horoscope, HoroscopeRequest, HoroscopeWriter, Language, ModelError, ModelInfo, Streamed,
+    TextScore, ZodiacSign,
 };
 
 /// How many samples (each with the next seed) may be tried for one usable
@@ -24,12 +24,14 @@ const ATTEMPTS: u64 = 4;
 /// for what cleaning removes.
 const ENOUGH_CHARS: usize = MAX_CHARS + 150;
 /// End-of-text tokens of the chat and base vocabularies in use.
-const STOP_TOKENS: [&str; 5] = [
+const STOP_TOKENS: [&str; 7] = [
     "<|im_end|>",
     "<|endoftext|>",
     "</s>",
     "<|eot_id|>",
     "<|end_of_text|>",
+    "<eos>",
+    "<end_of_turn>",
 ];
 
 /// A language model that gives next-token logits.
@@ -57,6 +59,16 @@ pub fn stop_tokens(tokenizer: &Tokenizer) -> Vec<u32> {
         .collect()
 }
 
+/// The token ids that write a line break (the byte-fallback one too).
+fn line_break_tokens(tokenizer: &Tokenizer) -> Vec<u32> {
+    tokenizer
+        .get_vocab(true)
+        .into_iter()
+        .filter(|(token, _)| token.contains('\n') || token == "<0x0A>")
+        .map(|(_, id)| id)
+        .collect()
+}
+
 pub struct LanguageModel {
     info: ModelInfo,
     decoder: Box<dyn Decoder>,
@@ -81,14 +93,23 @@ impl LanguageModel {
         tokenizer: Tokenizer,
         prompt: PromptStyle,
     ) -> Self {
+        let mut stops = stop_tokens(&tokenizer);
+        if prompt.ends_at_line_break() {
+            stops.extend(line_break_tokens(&tokenizer));
+        }
         LanguageModel {
             info,
             decoder,
-            stop_tokens: stop_tokens(&tokenizer),
+            stop_tokens: stops,
             tokenizer,
             prompt,
             sampling: SamplingSettings::default(),
         }
+    }
+
+    /// The language the model writes, for prompts without a request.
+    fn language(&self) -> Language {
+        self.info.language.unwrap_or_default()
     }
 
     fn failed(&self, reason: impl ToString) -> ModelError {
@@ -206,7 +227,7 @@ impl HoroscopeWriter for LanguageModel {
         date: NaiveDate,
         text: &str,
     ) -> Result<TextScore, ModelError> {
-        let prompt = horoscope_prompt(self.prompt, sign, date);
+        let prompt = horoscope_prompt(self.prompt, sign, date, self.language());
         let context = self.encode(&prompt.input)?;
         let answer = self.encode(text)?;
         let fail = |e: candle_core::Error| self.tensor_failed(e);
@@ -231,7 +252,7 @@ impl HoroscopeWriter for LanguageModel {
         on_token: &mut dyn FnMut(Streamed) -> ControlFlow<()>,
     ) -> Result<Horoscope, ModelError> {
         let start = Instant::now();
-        let prompt = horoscope_prompt(self.prompt, request.sign, request.date);
+        let prompt = horoscope_prompt(self.prompt, request.sign, request.date, request.language);
         let input = self.encode(&prompt.input)?;
         let seed = request
             .seed

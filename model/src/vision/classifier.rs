@@ -301,6 +301,7 @@ impl ImageClassifier {
                 Some(folder) => read_metrics(folder)?,
                 None => Default::default(),
             },
+            language: None,
         };
         Ok(ImageClassifier {
             network,
@@ -336,6 +337,7 @@ impl ImageClassifier {
             source: "in memory".into(),
             labels: labels.clone(),
             metrics: Default::default(),
+            language: None,
         };
         Ok(ImageClassifier {
             network,

@@ -250,6 +250,7 @@ fn info(task: ModelKind, name: &str) -> ModelInfo {
         source: "tests".into(),
         labels: vec!["red".into(), "green".into(), "blue".into()],
         metrics: [("accuracy".to_string(), 0.75)].into(),
+        language: None,
     }
 }
 
