@@ -36,7 +36,7 @@ pub use horoscope::{
 pub use info::{ModelInfo, ModelKind};
 pub use language::{Language, UnknownLanguage};
 #[cfg(feature = "runtime")]
-pub use served::{Models, ServedModels};
+pub use served::{Models, ServedModels, writes};
 pub use zodiac::{UnknownSign, ZodiacSign};
 
 /// A model failed while running.

@@ -4,14 +4,20 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::{ActorRecognizer, HoroscopeWriter, ModelInfo};
+use crate::{ActorRecognizer, HoroscopeWriter, Language, ModelInfo};
 
-/// One model per task; a task without one answers that no model is loaded
-/// instead of guessing.
+/// One actor model and a horoscope model per language; a task without one
+/// answers that no model is loaded instead of guessing.
 #[derive(Clone, Default)]
 pub struct Models {
     pub actors: Option<Arc<dyn ActorRecognizer>>,
-    pub horoscope: Option<Arc<dyn HoroscopeWriter>>,
+    /// At most one per language: the first one of a language is served.
+    pub horoscopes: Vec<Arc<dyn HoroscopeWriter>>,
+}
+
+/// The language a horoscope model writes.
+pub fn writes(writer: &dyn HoroscopeWriter) -> Language {
+    writer.info().language.unwrap_or_default()
 }
 
 /// The served [`Models`], shared by every request and replaceable at once.
@@ -63,8 +69,25 @@ impl ServedModels {
         self.now().actors
     }
 
-    pub fn horoscope(&self) -> Option<Arc<dyn HoroscopeWriter>> {
-        self.now().horoscope
+    /// The horoscope model that writes `language`.
+    pub fn horoscope(&self, language: Language) -> Option<Arc<dyn HoroscopeWriter>> {
+        self.now()
+            .horoscopes
+            .into_iter()
+            .find(|writer| writes(writer.as_ref()) == language)
+    }
+
+    /// The languages horoscopes are served in.
+    pub fn horoscope_languages(&self) -> Vec<Language> {
+        let mut languages: Vec<Language> = self
+            .now()
+            .horoscopes
+            .iter()
+            .map(|writer| writes(writer.as_ref()))
+            .collect();
+        languages.sort_unstable();
+        languages.dedup();
+        languages
     }
 
     /// Serves another actor model from the next request on; requests in
@@ -80,7 +103,7 @@ impl ServedModels {
     pub fn infos(&self) -> Vec<ModelInfo> {
         let models = self.now();
         let actors = models.actors.iter().map(|m| m.info().clone());
-        let horoscope = models.horoscope.iter().map(|m| m.info().clone());
-        actors.chain(horoscope).collect()
+        let horoscopes = models.horoscopes.iter().map(|m| m.info().clone());
+        actors.chain(horoscopes).collect()
     }
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use starcast_api::ErrorBody;
 use starcast_jobs::scheduler::PipelineError;
 use starcast_model::photo::PhotoError;
-use starcast_model::{InvalidRequest, ModelError, ServedModels};
+use starcast_model::{InvalidRequest, Language, ModelError, ServedModels};
 use starcast_pipeline::{FlagError, UploadError};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,11 @@ pub enum ApiError {
     NoModel(&'static str),
     #[error("the {0} model is still loading: try again in a few seconds")]
     Loading(&'static str),
+    #[error("no horoscope model here writes {language} ({code}){served}", language = language_name(*.language), code = .language.code(), served = served_sentence(.served))]
+    NoModelInLanguage {
+        language: Language,
+        served: Vec<Language>,
+    },
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
@@ -104,6 +109,7 @@ impl ApiError {
             }
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NoModel(_)
+            | ApiError::NoModelInLanguage { .. }
             | ApiError::Loading(_)
             | ApiError::NoPipeline
             | ApiError::Busy { .. }
@@ -148,11 +154,38 @@ fn sentence(message: &str) -> String {
     }
 }
 
+fn language_name(language: Language) -> &'static str {
+    match language {
+        Language::En => "English",
+        Language::Ru => "Russian",
+    }
+}
+
+/// ": ask for en" or ": none is loaded".
+fn served_sentence(served: &[Language]) -> String {
+    if served.is_empty() {
+        return ": none is loaded; ask the operator to load one".into();
+    }
+    let codes: Vec<&str> = served.iter().map(|l| l.code()).collect();
+    format!(": ask for lang={}", codes.join(" or lang="))
+}
+
 /// Seconds to wait before asking again while the models load.
 const LOADING_RETRY_AFTER: u64 = 2;
 
 impl ApiError {
     /// The answer when `models` has no model for `what`: it may still be loading.
+    /// The answer when no served horoscope model writes `language`.
+    pub fn no_horoscope_in(models: &ServedModels, language: Language) -> Self {
+        if models.is_loading() {
+            return ApiError::Loading("horoscope");
+        }
+        ApiError::NoModelInLanguage {
+            language,
+            served: models.horoscope_languages(),
+        }
+    }
+
     pub fn missing(models: &ServedModels, what: &'static str) -> Self {
         if models.is_loading() {
             ApiError::Loading(what)

@@ -15,7 +15,9 @@ use starcast_jobs::scheduler::{Pipeline, follow_schedule, parse_schedule};
 use starcast_model::hub::local_model;
 use starcast_model::text::load_horoscope_writer;
 use starcast_model::vision::ClassifierOptions;
-use starcast_model::{HoroscopeWriter, Models, ServedModels, load_actor_recognizer};
+use starcast_model::{
+    HoroscopeWriter, Language, Models, ServedModels, load_actor_recognizer, writes,
+};
 use starcast_pipeline::registry::{Registry, Task, Version};
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 
@@ -44,10 +46,13 @@ pub struct ServeArgs {
     /// The largest upload accepted, in megabytes.
     #[arg(long, env = "STARCAST_MAX_UPLOAD_MB", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_upload_mb: u16,
-    /// The horoscope model folder or `hf://user/repo[@revision]`; without it, `<data>/models/smollm2-135m-instruct`
-    /// when that exists (scripts/fetch-defaults.sh puts it there).
-    #[arg(long, env = "STARCAST_HOROSCOPE_MODEL")]
-    pub horoscope_model: Option<PathBuf>,
+    /// A horoscope model folder or `hf://user/repo[@revision]`, once per
+    /// language (its config.json says which; English when it doesn't).
+    /// Without it, `<data>/models/smollm2-135m-instruct` (English) and
+    /// `<data>/models/gemma-3-270m` (Russian) where they exist
+    /// (scripts/fetch-defaults.sh puts them there).
+    #[arg(long, env = "STARCAST_HOROSCOPE_MODEL", value_delimiter = ',')]
+    pub horoscope_model: Vec<PathBuf>,
     /// The actor model: a face-gallery folder, a classifier folder, a
     /// weights file (.pth, .safetensors) or `hf://user/repo[@revision]`; without it, `<data>/models/face-gallery`
     /// when that exists (scripts/fetch-defaults.sh puts it there).
@@ -257,13 +262,16 @@ impl ServeArgs {
     /// version of the actor model is among them. A model named on the
     /// command line must load; a missing default is only worth a warning.
     pub fn models(&self, device: &Device) -> anyhow::Result<(Models, Option<String>)> {
-        let registered =
-            self.registry_model(Task::Horoscope, self.horoscope_model.is_some(), |version| {
-                Ok(load_horoscope_writer(&version.path, device)?)
-            });
-        let horoscope = registered
-            .map(|(_, writer)| Some(writer))
-            .map_or_else(|| self.horoscope_from_options(device), Ok)?;
+        let mut horoscopes = self.horoscopes_from_options(device)?;
+        if let Some((_, writer)) = self.registry_model(
+            Task::Horoscope,
+            !self.horoscope_model.is_empty(),
+            |version| Ok(load_horoscope_writer(&version.path, device)?),
+        ) {
+            // The registry's version stands in for the default of its language.
+            horoscopes.retain(|served| writes(served.as_ref()) != writes(writer.as_ref()));
+            horoscopes.insert(0, writer);
+        }
         let options = ClassifierOptions {
             architecture: self.actors_arch.clone(),
             labels: self.actors_labels.clone(),
@@ -276,7 +284,7 @@ impl ServeArgs {
         {
             let models = Models {
                 actors: Some(actors),
-                horoscope,
+                horoscopes,
             };
             return Ok((models, Some(version)));
         }
@@ -291,24 +299,44 @@ impl ServeArgs {
                 anyhow::Ok(recognizer)
             })
             .transpose()?;
-        Ok((Models { actors, horoscope }, None))
+        Ok((Models { actors, horoscopes }, None))
     }
 
-    /// The horoscope model --horoscope-model names, else the default, on `device`.
-    fn horoscope_from_options(
+    /// The horoscope models --horoscope-model names, else the default of
+    /// each language that is there, on `device`; at most one a language.
+    fn horoscopes_from_options(
         &self,
         device: &Device,
-    ) -> anyhow::Result<Option<Arc<dyn HoroscopeWriter>>> {
-        self.model_path(&self.horoscope_model, defaults::HOROSCOPE_MODEL, "--horoscope-model")
-            .map(|location| {
-                let path = local_model(&location)?;
-                let writer = load_horoscope_writer(&path, device).with_context(|| {
-                    format!("could not load the horoscope model in {}", path.display())
-                })?;
-                tracing::info!(model = %writer.info().name, path = %path.display(), "horoscope model loaded");
-                anyhow::Ok(writer)
-            })
-            .transpose()
+    ) -> anyhow::Result<Vec<Arc<dyn HoroscopeWriter>>> {
+        let locations: Vec<PathBuf> = if self.horoscope_model.is_empty() {
+            Language::ALL
+                .into_iter()
+                .filter_map(|language| {
+                    let default = defaults::horoscope_model(language);
+                    self.model_path(&None, default, "--horoscope-model")
+                })
+                .collect()
+        } else {
+            self.horoscope_model.clone()
+        };
+        let mut writers: Vec<Arc<dyn HoroscopeWriter>> = Vec::new();
+        for location in locations {
+            let path = local_model(&location)?;
+            let writer = load_horoscope_writer(&path, device).with_context(|| {
+                format!("could not load the horoscope model in {}", path.display())
+            })?;
+            let language = writes(writer.as_ref());
+            if let Some(other) = writers.iter().find(|w| writes(w.as_ref()) == language) {
+                anyhow::bail!(
+                    "two horoscope models write {language}: {} and {}; pass one --horoscope-model per language",
+                    other.info().source,
+                    writer.info().source
+                );
+            }
+            tracing::info!(model = %writer.info().name, %language, path = %path.display(), "horoscope model loaded");
+            writers.push(writer);
+        }
+        Ok(writers)
     }
 
     /// The model named by an option, else the default folder when it exists.

@@ -13,7 +13,7 @@ use common::{
 };
 use http_body_util::BodyExt;
 use serde_json::Value;
-use starcast_model::{Models, ServedModels};
+use starcast_model::{Language, Models, ServedModels};
 use starcast_server::Limits;
 
 fn with_actors() -> ServedModels {
@@ -26,7 +26,7 @@ fn with_actors() -> ServedModels {
 
 fn with_writer(writer: EchoWriter) -> ServedModels {
     Models {
-        horoscope: Some(Arc::new(writer)),
+        horoscopes: vec![Arc::new(writer)],
         ..Default::default()
     }
     .into()
@@ -183,18 +183,62 @@ async fn horoscope_requests_are_checked_field_by_field() {
 }
 
 #[tokio::test]
-async fn writes_a_horoscope_for_a_russian_sign_name() {
+async fn a_sign_written_in_russian_or_lang_ru_goes_to_the_russian_model() {
+    let models: ServedModels = Models {
+        horoscopes: vec![
+            Arc::new(EchoWriter::new(3, Duration::ZERO).writing(Language::En)),
+            Arc::new(EchoWriter::new(3, Duration::ZERO).writing(Language::Ru)),
+        ],
+        ..Default::default()
+    }
+    .into();
+    let server = server(models);
+    for (body, model) in [
+        (
+            r#"{"sign": "Овен", "date": "2026-03-21", "seed": 5}"#,
+            "echo-ru",
+        ),
+        (r#"{"sign": "aries", "lang": "ru"}"#, "echo-ru"),
+        (r#"{"sign": "Овен", "lang": "en"}"#, "echo-en"),
+        (r#"{"sign": "aries"}"#, "echo-en"),
+    ] {
+        let (status, json) = server.post_json("/api/horoscope", body).await;
+        assert_eq!(status, StatusCode::OK, "{body}: {json}");
+        assert_eq!(json["sign"], "aries");
+        assert!(
+            json["model"].as_str().unwrap().starts_with(model),
+            "{body}: {json}"
+        );
+    }
+    let (status, json) = server
+        .post_json("/api/horoscope", r#"{"sign": "leo", "lang": "de"}"#)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+    assert!(
+        error_of(&json).contains("en (English) or ru (Russian)"),
+        "{json}"
+    );
+}
+
+#[tokio::test]
+async fn a_language_no_model_writes_is_a_503_naming_the_served_ones() {
     let server = server(with_writer(EchoWriter::new(3, Duration::ZERO)));
     let (status, json) = server
         .post_json(
             "/api/horoscope",
-            r#"{"sign": "Овен", "date": "2026-03-21", "seed": 5}"#,
+            r#"{"sign": "Овен", "date": "2026-03-21"}"#,
         )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+    assert_eq!(
+        error_of(&json),
+        "No horoscope model here writes Russian (ru): ask for lang=en."
+    );
+    let (status, json) = server
+        .post_json("/api/horoscope", r#"{"sign": "Овен", "lang": "en"}"#)
         .await;
     assert_eq!(status, StatusCode::OK, "{json}");
     assert_eq!(json["sign"], "aries");
-    assert_eq!(json["date"], "2026-03-21");
-    assert_eq!(json["text"], "Aries 2026-03-21 word1 word2");
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use starcast_server::Limits;
 /// A server writing with `writer` under `limits`, on a loopback port.
 async fn serve_writer(writer: EchoWriter, limits: Limits) -> (TestServer, std::net::SocketAddr) {
     let models = Models {
-        horoscope: Some(std::sync::Arc::new(writer)),
+        horoscopes: vec![std::sync::Arc::new(writer)],
         ..Default::default()
     };
     let server = server_with_limits(models.into(), limits);
@@ -168,7 +168,7 @@ async fn a_client_holds_at_most_its_share_of_streams() {
     };
     let server = server_with_limits(
         Models {
-            horoscope: Some(std::sync::Arc::new(writer)),
+            horoscopes: vec![std::sync::Arc::new(writer)],
             ..Default::default()
         }
         .into(),

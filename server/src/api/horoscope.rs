@@ -34,8 +34,8 @@ fn checked(
     let request = query.validate(chrono::Utc::now().date_naive())?;
     let writer = state
         .models
-        .horoscope()
-        .ok_or_else(|| ApiError::missing(&state.models, "horoscope"))?;
+        .horoscope(request.language)
+        .ok_or_else(|| ApiError::no_horoscope_in(&state.models, request.language))?;
     Ok((request, writer))
 }
 

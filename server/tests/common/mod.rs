@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use image::DynamicImage;
 use leptos::config::LeptosOptions;
 use starcast_model::{
-    ActorRecognizer, Horoscope, HoroscopeRequest, HoroscopeWriter, ModelError, ModelInfo,
+    ActorRecognizer, Horoscope, HoroscopeRequest, HoroscopeWriter, Language, ModelError, ModelInfo,
     ModelKind, Prediction, Recognition, ServedModels, Streamed,
 };
 use starcast_pipeline::registry::Task;
@@ -342,6 +342,13 @@ impl EchoWriter {
         }
     }
 
+    /// The same writer, saying it writes `language`.
+    pub fn writing(mut self, language: Language) -> Self {
+        self.info.name = format!("echo-{language}");
+        self.info.language = Some(language);
+        self
+    }
+
     /// Streams `words` draft words and a restart before the horoscope, as
     /// a model does when its first sample is unusable.
     pub fn with_draft(self, words: usize) -> Self {
@@ -390,7 +397,7 @@ impl HoroscopeWriter for EchoWriter {
             date: request.date,
             tokens: self.written.load(Ordering::SeqCst),
             text,
-            model: "echo test".into(),
+            model: format!("{} {}", self.info.name, self.info.version),
             tokens_per_s: 0.0,
         })
     }
