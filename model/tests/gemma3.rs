@@ -7,12 +7,18 @@
 //! at least as close to them as llama.cpp is.
 
 use std::fs::File;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use candle_core::Device;
 use candle_core::quantized::gguf_file;
+use chrono::NaiveDate;
 use serde::Deserialize;
-use starcast_model::text::{Gemma3, tokenizer_from_gguf};
+use starcast_model::text::{
+    Gemma3, MAX_CHARS, MIN_CHARS, load_horoscope_writer, tokenizer_from_gguf,
+};
+use starcast_model::{HoroscopeRequest, Language, Streamed, ZodiacSign};
 use tokenizers::Tokenizer;
 
 #[derive(Deserialize)]
@@ -204,4 +210,51 @@ fn served_logits_are_about_as_close_to_transformers_as_llama_cpp() {
             sentence.mean_nll
         );
     }
+}
+
+#[test]
+fn a_russian_horoscope_is_cyrillic_300_to_500_characters_and_streamed() {
+    let folder = gguf_path().parent().unwrap().to_path_buf();
+    let writer = load_horoscope_writer(&folder, &Device::Cpu).unwrap();
+    assert_eq!(writer.info().language, Some(Language::Ru));
+    let request = HoroscopeRequest {
+        sign: ZodiacSign::Leo,
+        date: NaiveDate::from_ymd_opt(2026, 12, 2).unwrap(),
+        temperature: 0.6,
+        top_p: 0.7,
+        seed: None,
+        language: Language::Ru,
+    };
+    let mut streamed = String::new();
+    let horoscope = writer
+        .write(&request, &mut |event| {
+            match event {
+                Streamed::Text(piece) => streamed.push_str(piece),
+                Streamed::Restart => streamed.clear(),
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    let text = &horoscope.text;
+    let chars = text.chars().count();
+    assert!((MIN_CHARS..=MAX_CHARS).contains(&chars), "{chars}: {text}");
+    let letters: Vec<char> = text.chars().filter(|c| c.is_alphabetic()).collect();
+    let cyrillic = letters
+        .iter()
+        .filter(|c| matches!(c, 'а'..='я' | 'А'..='Я' | 'ё' | 'Ё'))
+        .count();
+    assert!(cyrillic * 10 >= letters.len() * 9, "not Russian: {text}");
+    assert!(text.ends_with(['.', '!', '?']), "{text}");
+    let opening: String = text.chars().take(20).collect();
+    assert!(
+        streamed.trim_start().starts_with(&opening),
+        "the text was streamed: {streamed}"
+    );
+    let again = writer
+        .write(&request, &mut |_| ControlFlow::Continue(()))
+        .unwrap();
+    assert_eq!(
+        &again.text, text,
+        "the day's horoscope is the same every time"
+    );
 }
