@@ -1,9 +1,9 @@
-//! Text generation speed on the packaged SmolLM2-135M-Instruct Q4_1 GGUF:
-//! prompt processing and generation tokens/s of Starcast's Llama on the
-//! weights as served (quantized, as stored) and on the same weights
-//! dequantized to F32, time to first token and the day's horoscope end to
-//! end, and peak memory. bench/text.sh runs llama.cpp and transformers
-//! beside it.
+//! Text generation speed on a packaged GGUF (SmolLM2-135M-Instruct Q4_1 by
+//! default, or Gemma 3 270M Q4_K_M): prompt processing and generation
+//! tokens/s on the weights as served (quantized, as stored) and on the same
+//! weights dequantized to F32, time to first token and the day's horoscope
+//! end to end, and peak memory. bench/text.sh runs llama.cpp and
+//! transformers beside it.
 //!
 //! Usage: cargo bench -p starcast-model --bench text_generation -- [MODEL_DIR] [RUNS]
 //! Prints one JSON object.
@@ -17,7 +17,7 @@ use candle_core::Device;
 use candle_core::quantized::gguf_file;
 use chrono::NaiveDate;
 use starcast_model::folder::ModelFolder;
-use starcast_model::text::{Decoder, Llama, load_horoscope_writer, load_llama};
+use starcast_model::text::{Decoder, Gemma3, Llama, load_horoscope_writer, load_llama};
 use starcast_model::{HoroscopeRequest, Language, ZodiacSign};
 
 #[path = "../../bench/allocator.rs"]
@@ -55,6 +55,19 @@ fn speed(decoder: &dyn Decoder, prompt: &[u32], runs: usize) -> candle_core::Res
     Ok((median(prompt_tps), median(generation_tps)))
 }
 
+/// The folder's model as served (`quantized`) or dequantized to F32.
+fn decoder(folder: &ModelFolder, quantized: bool) -> candle_core::Result<Box<dyn Decoder>> {
+    let gguf = folder.path.join("model.gguf");
+    let mut file = File::open(&gguf)?;
+    let content = gguf_file::Content::read(&mut file)?;
+    Ok(match (folder.config.architecture.as_str(), quantized) {
+        ("gemma3", true) => Box::new(Gemma3::from_gguf_quantized(&content, &mut file)?),
+        ("gemma3", false) => Box::new(Gemma3::from_gguf(&content, &mut file)?),
+        (_, true) => Box::new(Llama::from_gguf_quantized(&content, &mut file)?),
+        (_, false) => Box::new(load_llama(folder).map_err(candle_core::Error::wrap)?.0),
+    })
+}
+
 fn main() -> candle_core::Result<()> {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -72,13 +85,14 @@ fn main() -> candle_core::Result<()> {
     let file_mb = std::fs::metadata(&gguf)?.len() as f64 / 1e6;
 
     let writer = load_horoscope_writer(&folder, &Device::Cpu).map_err(candle_core::Error::wrap)?;
+    let model_folder = ModelFolder::open(&folder).map_err(candle_core::Error::wrap)?;
     let request = HoroscopeRequest {
         sign: ZodiacSign::Leo,
         date: NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
         temperature: 0.6,
         top_p: 0.7,
         seed: None,
-        language: Language::En,
+        language: writer.info().language.unwrap_or(Language::En),
     };
     let mut first_token = None;
     let start = Instant::now();
@@ -100,23 +114,20 @@ fn main() -> candle_core::Result<()> {
     drop(writer);
 
     let load_start = Instant::now();
-    let mut file = File::open(&gguf)?;
-    let content = gguf_file::Content::read(&mut file)?;
-    let quantized = Llama::from_gguf_quantized(&content, &mut file)?;
+    let quantized = decoder(&model_folder, true)?;
     let load = load_start.elapsed();
 
-    // Token ids below 1000 are ordinary text pieces in this vocabulary.
+    // Ids 1000-1600 are ordinary text pieces in both vocabularies.
     let prompt: Vec<u32> = (0..PROMPT_TOKENS as u32)
-        .map(|i| 300 + (i * 7) % 600)
+        .map(|i| 1000 + (i * 7) % 600)
         .collect();
-    let (prompt_tps, generation_tps) = speed(&quantized, &prompt, runs)?;
+    let (prompt_tps, generation_tps) = speed(quantized.as_ref(), &prompt, runs)?;
     drop(quantized);
 
     // The same weights dequantized to F32, through the Decoder interface.
-    let (llama, _) = load_llama(&ModelFolder::open(&folder).map_err(candle_core::Error::wrap)?)
-        .map_err(candle_core::Error::wrap)?;
-    let (f32_prompt_tps, f32_generation_tps) = speed(&llama, &prompt, runs)?;
-    drop(llama);
+    let dequantized = decoder(&model_folder, false)?;
+    let (f32_prompt_tps, f32_generation_tps) = speed(dequantized.as_ref(), &prompt, runs)?;
+    drop(dequantized);
 
     let report = serde_json::json!({
         "model": gguf.display().to_string(),

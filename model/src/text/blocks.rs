@@ -18,9 +18,11 @@ use crate::kernels::{self, KernelPath};
 const BLOCK: usize = 32;
 /// Weight rows per parallel task: enough work to outweigh the hand-off.
 const ROWS_PER_TASK: usize = 16;
-/// Weight rows one kernel call multiplies: each activation block is loaded
-/// once for all of them, and their sums are independent chains.
-const ROWS_AT_ONCE: usize = 4;
+/// A tile of a product with several inputs: weight rows times inputs, each
+/// weight block unpacked once for the tile's inputs, each activation block
+/// loaded once for its rows.
+const TILE_ROWS: usize = 4;
+const TILE_INPUTS: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Format {
@@ -180,26 +182,32 @@ impl BlockMatrix {
         }
     }
 
-    /// Rows `first..first + R` times one input's activation blocks, on `path`.
-    fn dot_rows<const R: usize>(&self, path: KernelPath, first: usize, xs: &[Q8Block]) -> [f32; R] {
+    /// Rows `first..first + R` times `C` inputs' activation blocks, on `path`.
+    fn tile<const R: usize, const C: usize>(
+        &self,
+        path: KernelPath,
+        first: usize,
+        xs: [&[Q8Block]; C],
+    ) -> [[f32; C]; R] {
         let row_bytes = self.row_bytes();
         let weights = &self.data[first * row_bytes..][..R * row_bytes];
-        // SAFETY (both arms): `path` is supported (see `dot`), and `weights`
-        // holds R rows of as many blocks as `xs`.
+        let blocks = self.columns / BLOCK;
+        // SAFETY (both arms): `path` is supported (see `dot`), `weights`
+        // holds R rows of `blocks` blocks, and each input as many.
         #[cfg(target_arch = "x86_64")]
         match path {
-            KernelPath::Avx512 => return unsafe { avx512::dot_rows(self.format, weights, xs) },
-            KernelPath::Avx2 => return unsafe { avx2::dot_rows(self.format, weights, xs) },
+            KernelPath::Avx512 => return unsafe { avx512::tile(self.format, weights, xs, blocks) },
+            KernelPath::Avx2 => return unsafe { avx2::tile(self.format, weights, xs, blocks) },
             KernelPath::Portable => {}
         }
-        std::array::from_fn(|r| self.dot(path, first + r, xs))
+        std::array::from_fn(|r| std::array::from_fn(|c| self.dot(path, first + r, xs[c])))
     }
 
     /// `xs` (`[n, columns]` values, row after row) times the transposed
     /// matrix, on `path`: `[n, rows]`.
     fn product(&self, path: KernelPath, xs: &[f32], n: usize) -> Vec<f32> {
         let blocks: Vec<Q8Block> = xs.chunks_exact(BLOCK).map(Q8Block::quantize).collect();
-        let per_input = self.columns / BLOCK;
+        let inputs: Vec<&[Q8Block]> = blocks.chunks_exact(self.columns / BLOCK).collect();
         // Row-major by weight row, so each task writes one stretch.
         let mut by_row = vec![0f32; self.rows * n];
         by_row
@@ -208,20 +216,28 @@ impl BlockMatrix {
             .for_each(|(task, out)| {
                 let first = task * ROWS_PER_TASK;
                 let rows = out.len() / n;
-                for (input, xs) in blocks.chunks_exact(per_input).enumerate() {
-                    // One input (a generated token) streams every weight
-                    // from memory once: the single-row kernel measured
-                    // faster there; several share each row group's loads.
-                    let mut row = 0;
-                    while n > 1 && row + ROWS_AT_ONCE <= rows {
-                        let values = self.dot_rows::<ROWS_AT_ONCE>(path, first + row, xs);
-                        for (offset, value) in values.into_iter().enumerate() {
-                            out[(row + offset) * n + input] = value;
-                        }
-                        row += ROWS_AT_ONCE;
+                // One input (a generated token) streams every weight from
+                // memory once; several share each weight block in tiles.
+                if n == 1 {
+                    for (row, out) in out.iter_mut().enumerate() {
+                        *out = self.dot(path, first + row, inputs[0]);
                     }
-                    for row in row..rows {
-                        out[row * n + input] = self.dot(path, first + row, xs);
+                    return;
+                }
+                let mut input = 0;
+                while input < n {
+                    if input + TILE_INPUTS <= n {
+                        let xs: [&[Q8Block]; TILE_INPUTS] =
+                            std::array::from_fn(|c| inputs[input + c]);
+                        self.tile_rows(path, first, rows, xs, |row, c, value| {
+                            out[row * n + input + c] = value;
+                        });
+                        input += TILE_INPUTS;
+                    } else {
+                        self.tile_rows(path, first, rows, [inputs[input]], |row, _, value| {
+                            out[row * n + input] = value;
+                        });
+                        input += 1;
                     }
                 }
             });
@@ -235,6 +251,36 @@ impl BlockMatrix {
             }
         }
         out
+    }
+
+    /// Rows `first..first + rows` times the `C` inputs, in tiles of
+    /// [`TILE_ROWS`] rows; `write(row, input, value)` takes each answer.
+    fn tile_rows<const C: usize>(
+        &self,
+        path: KernelPath,
+        first: usize,
+        rows: usize,
+        xs: [&[Q8Block]; C],
+        mut write: impl FnMut(usize, usize, f32),
+    ) {
+        let mut row = 0;
+        while row < rows {
+            if row + TILE_ROWS <= rows {
+                let values = self.tile::<TILE_ROWS, C>(path, first + row, xs);
+                for (r, values) in values.iter().enumerate() {
+                    for (c, &value) in values.iter().enumerate() {
+                        write(row + r, c, value);
+                    }
+                }
+                row += TILE_ROWS;
+            } else {
+                let [values] = self.tile::<1, C>(path, first + row, xs);
+                for (c, &value) in values.iter().enumerate() {
+                    write(row, c, value);
+                }
+                row += 1;
+            }
+        }
     }
 }
 
@@ -362,6 +408,7 @@ macro_rules! x86_kernels {
             use super::{Format, Q8Block};
 
             /// Σ of `u8 x i8` products over 32 lanes, as 8 sums.
+            #[inline]
             #[target_feature(enable = $features)]
             fn products(unsigned: __m256i, signed: __m256i) -> __m256 {
                 _mm256_cvtepi32_ps($products(unsigned, signed))
@@ -370,6 +417,7 @@ macro_rules! x86_kernels {
             /// The f16 numbers in the first 2 or 4 bytes of `bytes`, converted by
             /// the CPU (a software conversion per block cost more than the block's
             /// dot product).
+            #[inline]
             #[target_feature(enable = $features)]
             fn halves(bytes: [u8; 4]) -> __m128 {
                 _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from_le_bytes(bytes)))
@@ -377,6 +425,7 @@ macro_rules! x86_kernels {
 
             /// Lane `i` holds 16 where bit `i` of the 32 bits is set, else 0:
             /// each byte gets the bits' byte, and all bits but its own forced on.
+            #[inline]
             #[target_feature(enable = $features)]
             fn fifth_bits(bits: [u8; 4]) -> __m256i {
                 let spread = _mm256_shuffle_epi8(
@@ -393,6 +442,7 @@ macro_rules! x86_kernels {
                 _mm256_and_si256(set, _mm256_set1_epi8(16))
             }
 
+            #[inline]
             #[target_feature(enable = $features)]
             fn sum(v: __m256) -> f32 {
                 let halves = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -400,58 +450,82 @@ macro_rules! x86_kernels {
                 _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)))
             }
 
-            /// One weight block against one activation block: the 8 partial sums of the integer products, and
-            /// `[d x.d, m x.sum]` (the minimum's share is 0 for Q8_0; Q5_0's
-            /// values are taken unsigned, `0..32`, with a minimum of `-16 d`).
-            #[target_feature(enable = $features)]
-            fn block_products(format: Format, block: &[u8], x: &Q8Block) -> (__m256, __m128) {
-                // SAFETY: `qs` is 32 bytes.
-                let activations = unsafe { _mm256_loadu_si256(x.qs.as_ptr().cast()) };
-                let activation_scales = _mm_setr_ps(x.d, x.sum, 0.0, 0.0);
-                match format {
-                    Format::Q4_1 => {
-                        let scales = _mm_mul_ps(
-                            halves([block[0], block[1], block[2], block[3]]),
-                            activation_scales,
-                        );
-                        // SAFETY: a Q4_1 block has 16 bytes of values after its 4 of scales.
-                        let packed = unsafe { _mm_loadu_si128(block.as_ptr().add(4).cast()) };
-                        let low = _mm_set1_epi8(0x0F);
-                        // Values 0-15 are the low nibbles, 16-31 the high ones.
-                        let unsigned = _mm256_set_m128i(
-                            _mm_and_si128(_mm_srli_epi16(packed, 4), low),
-                            _mm_and_si128(packed, low),
-                        );
-                        (products(unsigned, activations), scales)
+            /// One weight block ready for products: its 32 values as bytes
+            /// (unsigned, `0..32` for Q5_0, or Q8_0's signed ones), its scale,
+            /// and what each unit of the activations' sum adds (Q4_1's minimum,
+            /// Q5_0's `-16 d`, 0 for Q8_0).
+            struct Weights {
+                values: __m256i,
+                scale: f32,
+                minimum: f32,
+            }
+
+            // The two helpers below are always inlined into the kernels,
+            // which carry the module's features: a call per block cost more
+            // than the block's products (and `target_feature` functions can't
+            // be forced inline).
+
+            /// # Safety
+            /// The CPU must have the module's features; `block` is one block of `format`.
+            #[inline(always)]
+            unsafe fn unpack(format: Format, block: &[u8]) -> Weights {
+                // SAFETY: the caller's; each load stays within the block.
+                unsafe {
+                    match format {
+                        Format::Q4_1 => {
+                            let scales = halves([block[0], block[1], block[2], block[3]]);
+                            let packed = _mm_loadu_si128(block.as_ptr().add(4).cast());
+                            let low = _mm_set1_epi8(0x0F);
+                            // Values 0-15 are the low nibbles, 16-31 the high ones.
+                            Weights {
+                                values: _mm256_set_m128i(
+                                    _mm_and_si128(_mm_srli_epi16(packed, 4), low),
+                                    _mm_and_si128(packed, low),
+                                ),
+                                scale: _mm_cvtss_f32(scales),
+                                minimum: _mm_cvtss_f32(_mm_movehdup_ps(scales)),
+                            }
+                        }
+                        Format::Q5_0 => {
+                            let scale = _mm_cvtss_f32(halves([block[0], block[1], 0, 0]));
+                            let packed = _mm_loadu_si128(block.as_ptr().add(6).cast());
+                            let low = _mm_set1_epi8(0x0F);
+                            let nibbles = _mm256_set_m128i(
+                                _mm_and_si128(_mm_srli_epi16(packed, 4), low),
+                                _mm_and_si128(packed, low),
+                            );
+                            let fifths = fifth_bits([block[2], block[3], block[4], block[5]]);
+                            Weights {
+                                values: _mm256_or_si256(nibbles, fifths),
+                                scale,
+                                minimum: -16.0 * scale,
+                            }
+                        }
+                        Format::Q8_0 => Weights {
+                            values: _mm256_loadu_si256(block.as_ptr().add(2).cast()),
+                            scale: _mm_cvtss_f32(halves([block[0], block[1], 0, 0])),
+                            minimum: 0.0,
+                        },
                     }
-                    Format::Q5_0 => {
-                        let scales = _mm_mul_ps(
-                            halves([block[0], block[1], block[0], block[1]]),
-                            _mm_setr_ps(x.d, -16.0 * x.sum, 0.0, 0.0),
-                        );
-                        // SAFETY: a Q5_0 block has 16 bytes of low bits after its 6 of
-                        // scale and fifth bits.
-                        let packed = unsafe { _mm_loadu_si128(block.as_ptr().add(6).cast()) };
-                        let low = _mm_set1_epi8(0x0F);
-                        let nibbles = _mm256_set_m128i(
-                            _mm_and_si128(_mm_srli_epi16(packed, 4), low),
-                            _mm_and_si128(packed, low),
-                        );
-                        let fifths = fifth_bits([block[2], block[3], block[4], block[5]]);
-                        (
-                            products(_mm256_or_si256(nibbles, fifths), activations),
-                            scales,
-                        )
-                    }
-                    Format::Q8_0 => {
-                        let scales =
-                            _mm_mul_ps(halves([block[0], block[1], 0, 0]), activation_scales);
-                        // SAFETY: a Q8_0 block has 32 bytes of values after its 2 of scale.
-                        let w = unsafe { _mm256_loadu_si256(block.as_ptr().add(2).cast()) };
+                }
+            }
+
+            /// The 8 partial sums of a weight block's products with 32
+            /// activations, as floats.
+            ///
+            /// # Safety
+            /// The CPU must have the module's features.
+            #[inline(always)]
+            unsafe fn pair(format: Format, weights: &Weights, activations: __m256i) -> __m256 {
+                // SAFETY: the caller's.
+                unsafe {
+                    match format {
                         // maddubs multiplies unsigned by signed: move w's sign onto q.
-                        let unsigned = _mm256_sign_epi8(w, w);
-                        let signed = _mm256_sign_epi8(activations, w);
-                        (products(unsigned, signed), scales)
+                        Format::Q8_0 => products(
+                            _mm256_sign_epi8(weights.values, weights.values),
+                            _mm256_sign_epi8(activations, weights.values),
+                        ),
+                        Format::Q4_1 | Format::Q5_0 => products(weights.values, activations),
                     }
                 }
             }
@@ -466,48 +540,65 @@ macro_rules! x86_kernels {
             #[target_feature(enable = $features)]
             pub(super) unsafe fn dot(format: Format, weights: &[u8], xs: &[Q8Block]) -> f32 {
                 let mut sums = [_mm256_setzero_ps(); 2];
-                let mut minimums = [_mm_setzero_ps(); 2];
+                let mut minimums = 0f32;
                 let mut blocks = weights.chunks_exact(format.block_bytes()).zip(xs);
                 'row: loop {
-                    for (sum, minimum) in sums.iter_mut().zip(&mut minimums) {
+                    for sum in &mut sums {
                         let Some((block, x)) = blocks.next() else {
                             break 'row;
                         };
-                        let (products, scales) = block_products(format, block, x);
-                        *sum = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), products, *sum);
-                        *minimum = _mm_add_ps(*minimum, scales);
+                        // SAFETY: the caller's.
+                        unsafe {
+                            let w = unpack(format, block);
+                            let activations = _mm256_loadu_si256(x.qs.as_ptr().cast());
+                            let scale = _mm256_set1_ps(w.scale * x.d);
+                            *sum = _mm256_fmadd_ps(scale, pair(format, &w, activations), *sum);
+                            minimums += w.minimum * x.sum;
+                        }
                     }
                 }
-                let minimums = _mm_add_ps(minimums[0], minimums[1]);
-                sum(_mm256_add_ps(sums[0], sums[1])) + _mm_cvtss_f32(_mm_movehdup_ps(minimums))
+                sum(_mm256_add_ps(sums[0], sums[1])) + minimums
             }
 
-            /// `R` adjacent weight rows times the activations, for a block of
-            /// inputs whose weights stay in cache: each activation block is loaded
-            /// and each row's sum reduced once for `R` rows (prompts 1.15x).
+            /// `R` adjacent weight rows times `C` inputs' activations: each
+            /// weight block is unpacked once for the `C` inputs and each
+            /// activation block loaded once for the `R` rows.
             ///
             /// # Safety
             /// The CPU must have the module's features; `weights` holds `R` rows of
-            /// `xs.len()` blocks of `format`.
+            /// `blocks` blocks of `format`, and each of `xs` `blocks` blocks.
             #[target_feature(enable = $features)]
-            pub(super) unsafe fn dot_rows<const R: usize>(
+            pub(super) unsafe fn tile<const R: usize, const C: usize>(
                 format: Format,
                 weights: &[u8],
-                xs: &[Q8Block],
-            ) -> [f32; R] {
+                xs: [&[Q8Block]; C],
+                blocks: usize,
+            ) -> [[f32; C]; R] {
                 let bytes = format.block_bytes();
-                let row_bytes = xs.len() * bytes;
-                let mut sums = [_mm256_setzero_ps(); R];
-                let mut minimums = [_mm_setzero_ps(); R];
-                for (at, x) in xs.iter().enumerate() {
-                    for (r, (sum, minimum)) in sums.iter_mut().zip(&mut minimums).enumerate() {
+                let row_bytes = blocks * bytes;
+                let mut sums = [[_mm256_setzero_ps(); C]; R];
+                let mut minimums = [[0f32; C]; R];
+                for at in 0..blocks {
+                    // SAFETY: `qs` is 32 bytes; the rest is the caller's.
+                    let activations: [__m256i; C] = std::array::from_fn(|c| unsafe {
+                        _mm256_loadu_si256(xs[c][at].qs.as_ptr().cast())
+                    });
+                    for r in 0..R {
                         let block = &weights[r * row_bytes + at * bytes..][..bytes];
-                        let (products, scales) = block_products(format, block, x);
-                        *sum = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), products, *sum);
-                        *minimum = _mm_add_ps(*minimum, scales);
+                        // SAFETY: the caller's.
+                        unsafe {
+                            let w = unpack(format, block);
+                            for c in 0..C {
+                                let x = &xs[c][at];
+                                let scale = _mm256_set1_ps(w.scale * x.d);
+                                let products = pair(format, &w, activations[c]);
+                                sums[r][c] = _mm256_fmadd_ps(scale, products, sums[r][c]);
+                                minimums[r][c] += w.minimum * x.sum;
+                            }
+                        }
                     }
                 }
-                std::array::from_fn(|r| sum(sums[r]) + _mm_cvtss_f32(_mm_movehdup_ps(minimums[r])))
+                std::array::from_fn(|r| std::array::from_fn(|c| sum(sums[r][c]) + minimums[r][c]))
             }
         }
     };
@@ -557,8 +648,8 @@ mod tests {
     #[test]
     fn products_match_the_dequantized_weights() {
         // 50 rows: three tasks of 16 taken four rows at a time, and a task
-        // of 2.
-        let (rows, columns, n) = (50, 96, 3);
+        // of 2; 6 inputs: a tile of 4 and 2 alone.
+        let (rows, columns, n) = (50, 96, 6);
         let values: Vec<f32> = (0..rows * columns)
             .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * (1.0 + (i % 5) as f32))
             .collect();
