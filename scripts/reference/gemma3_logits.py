@@ -49,18 +49,19 @@ llama_cpp = Llama(model_path=str(gguf), logits_all=True, n_ctx=256, n_threads=2,
 
 
 def llama_cpp_distance(ids, top_ids, top_logits):
-    """llama.cpp's largest error on the reference's five most likely tokens
-    (relative to the position's largest logit), and at how many positions
-    its most likely token is the reference's."""
+    """llama.cpp's error on the reference's five most likely tokens
+    (relative to the position's largest logit): its largest over the
+    positions and the mean of each position's largest; and at how many
+    positions its most likely token is the reference's."""
     llama_cpp.reset()
     llama_cpp.eval(ids)
     scores = np.array(llama_cpp.scores[: len(ids)])
-    worst, agree = 0.0, 0
+    errors, agree = [], 0
     for row, want_ids, want in zip(scores, top_ids, top_logits):
         scale = max(abs(want[0]), 1.0)
-        worst = max(worst, max(abs(row[i] - w) / scale for i, w in zip(want_ids[:5], want[:5])))
+        errors.append(max(abs(row[i] - w) / scale for i, w in zip(want_ids[:5], want[:5])))
         agree += int(np.argmax(row) == want_ids[0])
-    return float(worst), agree
+    return float(max(errors)), float(np.mean(errors)), agree
 
 
 reference = {"sentences": {}, "tokenizer": []}
@@ -70,7 +71,7 @@ for lang, text in SENTENCES.items():
     top = torch.topk(logits, 6, dim=-1)
     nll = torch.nn.functional.cross_entropy(logits[:-1], torch.tensor(ids[1:]))
     top_ids, top_logits = top.indices.tolist(), top.values.tolist()
-    worst, agree = llama_cpp_distance(ids, top_ids, top_logits)
+    worst, mean, agree = llama_cpp_distance(ids, top_ids, top_logits)
     reference["sentences"][lang] = {
         "text": text,
         "ids": ids,
@@ -78,6 +79,7 @@ for lang, text in SENTENCES.items():
         "top_ids": top_ids,
         "top_logits": top_logits,
         "llama_cpp_worst": worst,
+        "llama_cpp_mean": mean,
         "llama_cpp_top_agree": agree,
     }
 for text in TOKENIZER_CASES:

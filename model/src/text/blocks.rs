@@ -12,6 +12,7 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
 use half::f16;
 use rayon::prelude::*;
 
+use super::kquants::{self, KFormat, Q8K, SUPER_BLOCK};
 use crate::kernels::{self, KernelPath};
 
 /// Values per block, in every format here.
@@ -54,11 +55,43 @@ impl Format {
     }
 }
 
+/// How a matrix's rows are encoded: blocks of 32 values, multiplied with
+/// [`Q8Block`] activations, or K-quant super-blocks of 256, with [`Q8K`]s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    Blocks(Format),
+    SuperBlocks(KFormat),
+}
+
+impl Encoding {
+    fn of(dtype: GgmlDType) -> Option<Self> {
+        match dtype {
+            GgmlDType::Q4K => Some(Encoding::SuperBlocks(KFormat::Q4K)),
+            GgmlDType::Q6K => Some(Encoding::SuperBlocks(KFormat::Q6K)),
+            other => Format::of(other).map(Encoding::Blocks),
+        }
+    }
+
+    fn values(self) -> usize {
+        match self {
+            Encoding::Blocks(_) => BLOCK,
+            Encoding::SuperBlocks(_) => SUPER_BLOCK,
+        }
+    }
+
+    fn block_bytes(self) -> usize {
+        match self {
+            Encoding::Blocks(format) => format.block_bytes(),
+            Encoding::SuperBlocks(format) => format.block_bytes(),
+        }
+    }
+}
+
 /// A `[rows, columns]` weight in a block format, each row's blocks
 /// contiguous, as GGUF stores it.
 #[derive(Clone, Debug)]
 pub struct BlockMatrix {
-    format: Format,
+    encoding: Encoding,
     rows: usize,
     columns: usize,
     data: Arc<[u8]>,
@@ -67,15 +100,15 @@ pub struct BlockMatrix {
 impl BlockMatrix {
     /// The matrix in `tensor`, or `None` when its format isn't one of these.
     pub fn from_qtensor(tensor: &QTensor) -> Result<Option<Self>> {
-        let Some(format) = Format::of(tensor.dtype()) else {
+        let Some(encoding) = Encoding::of(tensor.dtype()) else {
             return Ok(None);
         };
         let (rows, columns) = tensor.shape().dims2()?;
-        if columns % BLOCK != 0 {
+        if columns % encoding.values() != 0 {
             return Ok(None);
         }
         let data: Arc<[u8]> = tensor.data()?.into_owned().into();
-        if data.len() != rows * columns / BLOCK * format.block_bytes() {
+        if data.len() != rows * columns / encoding.values() * encoding.block_bytes() {
             bail!(
                 "a {rows}x{columns} {:?} tensor holds {} bytes",
                 tensor.dtype(),
@@ -83,7 +116,7 @@ impl BlockMatrix {
             );
         }
         Ok(Some(BlockMatrix {
-            format,
+            encoding,
             rows,
             columns,
             data,
@@ -96,7 +129,7 @@ impl BlockMatrix {
         let first = parts.first()?;
         if parts
             .iter()
-            .any(|part| part.format != first.format || part.columns != first.columns)
+            .any(|part| part.encoding != first.encoding || part.columns != first.columns)
         {
             return None;
         }
@@ -105,7 +138,7 @@ impl BlockMatrix {
             .flat_map(|part| part.data.iter().copied())
             .collect();
         Some(BlockMatrix {
-            format: first.format,
+            encoding: first.encoding,
             rows: parts.iter().map(|part| part.rows).sum(),
             columns: first.columns,
             data: data.into(),
@@ -117,7 +150,7 @@ impl BlockMatrix {
     }
 
     fn row_bytes(&self) -> usize {
-        self.columns / BLOCK * self.format.block_bytes()
+        self.columns / self.encoding.values() * self.encoding.block_bytes()
     }
 
     fn row(&self, row: usize) -> &[u8] {
@@ -135,9 +168,16 @@ impl BlockMatrix {
             }
             for block in self
                 .row(id as usize)
-                .chunks_exact(self.format.block_bytes())
+                .chunks_exact(self.encoding.block_bytes())
             {
-                match self.format {
+                let format = match self.encoding {
+                    Encoding::Blocks(format) => format,
+                    Encoding::SuperBlocks(format) => {
+                        kquants::dequantize(format, block, &mut out);
+                        continue;
+                    }
+                };
+                match format {
                     Format::Q4_1 => {
                         let (d, m) = (half_at(block, 0), half_at(block, 2));
                         let qs = &block[4..20];
@@ -163,19 +203,20 @@ impl BlockMatrix {
         xs.contiguous()?.apply_op1_no_bwd(self)
     }
 
-    /// Row `row` times one input's activation blocks, on `path`.
-    fn dot(&self, path: KernelPath, row: usize, xs: &[Q8Block]) -> f32 {
+    /// Row `row` of a matrix in `format` times one input's activation
+    /// blocks, on `path`.
+    fn dot(&self, format: Format, path: KernelPath, row: usize, xs: &[Q8Block]) -> f32 {
         let weights = self.row(row);
         // SAFETY (both arms): `path` is one this CPU supports (checked by
         // `kernels`, or by the tests that pick it), and `weights` holds as
         // many blocks as `xs` (one row of `columns`).
         #[cfg(target_arch = "x86_64")]
         match path {
-            KernelPath::Avx512 => return unsafe { avx512::dot(self.format, weights, xs) },
-            KernelPath::Avx2 => return unsafe { avx2::dot(self.format, weights, xs) },
+            KernelPath::Avx512 => return unsafe { avx512::dot(format, weights, xs) },
+            KernelPath::Avx2 => return unsafe { avx2::dot(format, weights, xs) },
             KernelPath::Portable => {}
         }
-        match self.format {
+        match format {
             Format::Q4_1 => dot_q4_1(weights, xs),
             Format::Q5_0 => dot_q5_0(weights, xs),
             Format::Q8_0 => dot_q8_0(weights, xs),
@@ -185,6 +226,7 @@ impl BlockMatrix {
     /// Rows `first..first + R` times `C` inputs' activation blocks, on `path`.
     fn tile<const R: usize, const C: usize>(
         &self,
+        format: Format,
         path: KernelPath,
         first: usize,
         xs: [&[Q8Block]; C],
@@ -196,16 +238,60 @@ impl BlockMatrix {
         // holds R rows of `blocks` blocks, and each input as many.
         #[cfg(target_arch = "x86_64")]
         match path {
-            KernelPath::Avx512 => return unsafe { avx512::tile(self.format, weights, xs, blocks) },
-            KernelPath::Avx2 => return unsafe { avx2::tile(self.format, weights, xs, blocks) },
+            KernelPath::Avx512 => return unsafe { avx512::tile(format, weights, xs, blocks) },
+            KernelPath::Avx2 => return unsafe { avx2::tile(format, weights, xs, blocks) },
             KernelPath::Portable => {}
         }
-        std::array::from_fn(|r| std::array::from_fn(|c| self.dot(path, first + r, xs[c])))
+        std::array::from_fn(|r| std::array::from_fn(|c| self.dot(format, path, first + r, xs[c])))
     }
 
     /// `xs` (`[n, columns]` values, row after row) times the transposed
     /// matrix, on `path`: `[n, rows]`.
     fn product(&self, path: KernelPath, xs: &[f32], n: usize) -> Vec<f32> {
+        let by_row = match self.encoding {
+            Encoding::Blocks(format) => self.block_product(format, path, xs, n),
+            Encoding::SuperBlocks(format) => self.super_block_product(format, path, xs, n),
+        };
+        if n == 1 {
+            return by_row;
+        }
+        let mut out = vec![0f32; n * self.rows];
+        for (row, values) in by_row.chunks_exact(n).enumerate() {
+            for (input, value) in values.iter().enumerate() {
+                out[input * self.rows + row] = *value;
+            }
+        }
+        out
+    }
+
+    /// The product of a K-quant matrix, row by row: `[rows, n]`.
+    fn super_block_product(
+        &self,
+        format: KFormat,
+        path: KernelPath,
+        xs: &[f32],
+        n: usize,
+    ) -> Vec<f32> {
+        let blocks: Vec<Q8K> = xs.chunks_exact(SUPER_BLOCK).map(Q8K::quantize).collect();
+        let inputs: Vec<&[Q8K]> = blocks.chunks_exact(self.columns / SUPER_BLOCK).collect();
+        let mut by_row = vec![0f32; self.rows * n];
+        by_row
+            .par_chunks_mut(ROWS_PER_TASK * n)
+            .enumerate()
+            .for_each(|(task, out)| {
+                let first = task * ROWS_PER_TASK;
+                for (row, out) in out.chunks_exact_mut(n).enumerate() {
+                    let weights = self.row(first + row);
+                    for (out, xs) in out.iter_mut().zip(&inputs) {
+                        *out = kquants::dot(path, format, weights, xs);
+                    }
+                }
+            });
+        by_row
+    }
+
+    /// The product of a matrix of 32-value blocks: `[rows, n]`.
+    fn block_product(&self, format: Format, path: KernelPath, xs: &[f32], n: usize) -> Vec<f32> {
         let blocks: Vec<Q8Block> = xs.chunks_exact(BLOCK).map(Q8Block::quantize).collect();
         let inputs: Vec<&[Q8Block]> = blocks.chunks_exact(self.columns / BLOCK).collect();
         // Row-major by weight row, so each task writes one stretch.
@@ -220,7 +306,7 @@ impl BlockMatrix {
                 // memory once; several share each weight block in tiles.
                 if n == 1 {
                     for (row, out) in out.iter_mut().enumerate() {
-                        *out = self.dot(path, first + row, inputs[0]);
+                        *out = self.dot(format, path, first + row, inputs[0]);
                     }
                     return;
                 }
@@ -229,34 +315,33 @@ impl BlockMatrix {
                     if input + TILE_INPUTS <= n {
                         let xs: [&[Q8Block]; TILE_INPUTS] =
                             std::array::from_fn(|c| inputs[input + c]);
-                        self.tile_rows(path, first, rows, xs, |row, c, value| {
+                        self.tile_rows(format, path, first, rows, xs, |row, c, value| {
                             out[row * n + input + c] = value;
                         });
                         input += TILE_INPUTS;
                     } else {
-                        self.tile_rows(path, first, rows, [inputs[input]], |row, _, value| {
-                            out[row * n + input] = value;
-                        });
+                        self.tile_rows(
+                            format,
+                            path,
+                            first,
+                            rows,
+                            [inputs[input]],
+                            |row, _, value| {
+                                out[row * n + input] = value;
+                            },
+                        );
                         input += 1;
                     }
                 }
             });
-        if n == 1 {
-            return by_row;
-        }
-        let mut out = vec![0f32; n * self.rows];
-        for (row, values) in by_row.chunks_exact(n).enumerate() {
-            for (input, value) in values.iter().enumerate() {
-                out[input * self.rows + row] = *value;
-            }
-        }
-        out
+        by_row
     }
 
     /// Rows `first..first + rows` times the `C` inputs, in tiles of
     /// [`TILE_ROWS`] rows; `write(row, input, value)` takes each answer.
     fn tile_rows<const C: usize>(
         &self,
+        format: Format,
         path: KernelPath,
         first: usize,
         rows: usize,
@@ -266,7 +351,7 @@ impl BlockMatrix {
         let mut row = 0;
         while row < rows {
             if row + TILE_ROWS <= rows {
-                let values = self.tile::<TILE_ROWS, C>(path, first + row, xs);
+                let values = self.tile::<TILE_ROWS, C>(format, path, first + row, xs);
                 for (r, values) in values.iter().enumerate() {
                     for (c, &value) in values.iter().enumerate() {
                         write(row + r, c, value);
@@ -274,7 +359,7 @@ impl BlockMatrix {
                 }
                 row += TILE_ROWS;
             } else {
-                let [values] = self.tile::<1, C>(path, first + row, xs);
+                let [values] = self.tile::<1, C>(format, path, first + row, xs);
                 for (c, &value) in values.iter().enumerate() {
                     write(row, c, value);
                 }
@@ -608,7 +693,7 @@ macro_rules! x86_kernels {
 /// sign trick (|w| <= 128), 2 x 31 x 127 for Q5_0; `madd` then sums pairs.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn maddubs_products(
+pub(super) fn maddubs_products(
     unsigned: std::arch::x86_64::__m256i,
     signed: std::arch::x86_64::__m256i,
 ) -> std::arch::x86_64::__m256i {
@@ -619,7 +704,7 @@ fn maddubs_products(
 /// The same sums in one instruction, without the i16 step.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
-fn vnni_products(
+pub(super) fn vnni_products(
     unsigned: std::arch::x86_64::__m256i,
     signed: std::arch::x86_64::__m256i,
 ) -> std::arch::x86_64::__m256i {
@@ -642,14 +727,37 @@ mod tests {
 
     use super::*;
 
-    /// Every format against candle's dequantization of the same weights
-    /// times the 8-bit activations, on every kernel path this CPU has; and
-    /// the row lookup.
+    /// The block formats against candle's dequantization of the same
+    /// weights times the 8-bit activations.
     #[test]
     fn products_match_the_dequantized_weights() {
+        let dtypes = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q8_0];
+        check_products(&dtypes, 96, |xs| {
+            let blocks: Vec<Q8Block> = xs.chunks_exact(BLOCK).map(Q8Block::quantize).collect();
+            blocks
+                .iter()
+                .flat_map(|b| b.qs.map(|q| f32::from(q) * b.d))
+                .collect()
+        });
+    }
+
+    /// The K-quants likewise, with activations in super-blocks.
+    #[test]
+    fn super_block_products_match_the_dequantized_weights() {
+        check_products(&[GgmlDType::Q4K, GgmlDType::Q6K], 512, |xs| {
+            xs.chunks_exact(SUPER_BLOCK)
+                .flat_map(|values| Q8K::quantize(values).values().collect::<Vec<_>>())
+                .collect()
+        });
+    }
+
+    /// Each of `dtypes` at `columns` wide: the product against the
+    /// dequantized weights times the activations as `round` rounds them, on
+    /// every kernel path this CPU has; and the row lookup.
+    fn check_products(dtypes: &[GgmlDType], columns: usize, round: impl Fn(&[f32]) -> Vec<f32>) {
         // 50 rows: three tasks of 16 taken four rows at a time, and a task
         // of 2; 6 inputs: a tile of 4 and 2 alone.
-        let (rows, columns, n) = (50, 96, 6);
+        let (rows, n) = (50, 6);
         let values: Vec<f32> = (0..rows * columns)
             .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * (1.0 + (i % 5) as f32))
             .collect();
@@ -657,11 +765,7 @@ mod tests {
         let xs: Vec<f32> = (0..n * columns)
             .map(|i| (i * 104729 % 997) as f32 / 498.0 - 1.0)
             .collect();
-        let blocks: Vec<Q8Block> = xs.chunks_exact(BLOCK).map(Q8Block::quantize).collect();
-        let rounded: Vec<f32> = blocks
-            .iter()
-            .flat_map(|b| b.qs.map(|q| f32::from(q) * b.d))
-            .collect();
+        let rounded = round(&xs);
         for (x, r) in xs.iter().zip(&rounded) {
             assert!(
                 (x - r).abs() <= 1.0 / 254.0 + 1e-6,
@@ -669,7 +773,7 @@ mod tests {
             );
         }
         let xs = Tensor::from_vec(xs, (n, columns), &Device::Cpu).unwrap();
-        for dtype in [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q8_0] {
+        for &dtype in dtypes {
             let quantized = QTensor::quantize(&weight, dtype).unwrap();
             let table = quantized.dequantize(&Device::Cpu).unwrap();
             let table_rows = table.to_vec2::<f32>().unwrap();

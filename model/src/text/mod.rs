@@ -10,6 +10,7 @@ mod frozen;
 mod gemma3;
 mod gpt2;
 mod kernels;
+mod kquants;
 mod linear;
 mod llama;
 mod load;
