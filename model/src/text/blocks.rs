@@ -248,110 +248,109 @@ impl BlockMatrix {
     /// `xs` (`[n, columns]` values, row after row) times the transposed
     /// matrix, on `path`: `[n, rows]`.
     fn product(&self, path: KernelPath, xs: &[f32], n: usize) -> Vec<f32> {
-        let by_row = match self.encoding {
-            Encoding::Blocks(format) => self.block_product(format, path, xs, n),
-            Encoding::SuperBlocks(format) => self.super_block_product(format, path, xs, n),
-        };
-        if n == 1 {
-            return by_row;
-        }
         let mut out = vec![0f32; n * self.rows];
-        for (row, values) in by_row.chunks_exact(n).enumerate() {
-            for (input, value) in values.iter().enumerate() {
-                out[input * self.rows + row] = *value;
+        let output = Output {
+            values: out.as_mut_ptr(),
+            rows: self.rows,
+        };
+        let tasks = self.rows.div_ceil(ROWS_PER_TASK);
+        match self.encoding {
+            Encoding::Blocks(format) => self.block_product(format, path, xs, n, tasks, &output),
+            Encoding::SuperBlocks(format) => {
+                self.super_block_product(format, path, xs, tasks, &output)
             }
         }
         out
     }
 
-    /// The product of a K-quant matrix, row by row: `[rows, n]`.
+    /// The product of a K-quant matrix, `tasks` stretches of rows in parallel.
     fn super_block_product(
         &self,
         format: KFormat,
         path: KernelPath,
         xs: &[f32],
-        n: usize,
-    ) -> Vec<f32> {
+        tasks: usize,
+        output: &Output,
+    ) {
         let blocks: Vec<Q8K> = xs.chunks_exact(SUPER_BLOCK).map(Q8K::quantize).collect();
         let inputs: Vec<&[Q8K]> = blocks.chunks_exact(self.columns / SUPER_BLOCK).collect();
-        let mut by_row = vec![0f32; self.rows * n];
-        by_row
-            .par_chunks_mut(ROWS_PER_TASK * n)
-            .enumerate()
-            .for_each(|(task, out)| {
-                let first = task * ROWS_PER_TASK;
-                for (row, out) in out.chunks_exact_mut(n).enumerate() {
-                    let weights = self.row(first + row);
-                    for (out, xs) in out.iter_mut().zip(&inputs) {
-                        *out = kquants::dot(path, format, weights, xs);
-                    }
+        (0..tasks).into_par_iter().for_each(|task| {
+            for row in self.task_rows(task) {
+                let weights = self.row(row);
+                for (input, xs) in inputs.iter().enumerate() {
+                    // SAFETY: each task writes its own rows only.
+                    unsafe { output.write(input, row, kquants::dot(path, format, weights, xs)) };
                 }
-            });
-        by_row
+            }
+        });
     }
 
-    /// The product of a matrix of 32-value blocks: `[rows, n]`.
-    fn block_product(&self, format: Format, path: KernelPath, xs: &[f32], n: usize) -> Vec<f32> {
+    /// The rows task `task` multiplies.
+    fn task_rows(&self, task: usize) -> std::ops::Range<usize> {
+        let first = task * ROWS_PER_TASK;
+        first..(first + ROWS_PER_TASK).min(self.rows)
+    }
+
+    /// The product of a matrix of 32-value blocks, `tasks` stretches of
+    /// rows in parallel.
+    fn block_product(
+        &self,
+        format: Format,
+        path: KernelPath,
+        xs: &[f32],
+        n: usize,
+        tasks: usize,
+        output: &Output,
+    ) {
         let blocks: Vec<Q8Block> = xs.chunks_exact(BLOCK).map(Q8Block::quantize).collect();
         let inputs: Vec<&[Q8Block]> = blocks.chunks_exact(self.columns / BLOCK).collect();
-        // Row-major by weight row, so each task writes one stretch.
-        let mut by_row = vec![0f32; self.rows * n];
-        by_row
-            .par_chunks_mut(ROWS_PER_TASK * n)
-            .enumerate()
-            .for_each(|(task, out)| {
-                let first = task * ROWS_PER_TASK;
-                let rows = out.len() / n;
-                // One input (a generated token) streams every weight from
-                // memory once; several share each weight block in tiles.
-                if n == 1 {
-                    for (row, out) in out.iter_mut().enumerate() {
-                        *out = self.dot(format, path, first + row, inputs[0]);
-                    }
-                    return;
+        (0..tasks).into_par_iter().for_each(|task| {
+            let rows = self.task_rows(task);
+            // SAFETY (every write): each task writes its own rows only.
+            // One input (a generated token) streams every weight from
+            // memory once; several share each weight block in tiles.
+            if n == 1 {
+                for row in rows {
+                    unsafe { output.write(0, row, self.dot(format, path, row, inputs[0])) };
                 }
-                let mut input = 0;
-                while input < n {
-                    if input + TILE_INPUTS <= n {
-                        let xs: [&[Q8Block]; TILE_INPUTS] =
-                            std::array::from_fn(|c| inputs[input + c]);
-                        self.tile_rows(format, path, first, rows, xs, |row, c, value| {
-                            out[row * n + input + c] = value;
-                        });
-                        input += TILE_INPUTS;
-                    } else {
-                        self.tile_rows(
-                            format,
-                            path,
-                            first,
-                            rows,
-                            [inputs[input]],
-                            |row, _, value| {
-                                out[row * n + input] = value;
-                            },
-                        );
-                        input += 1;
-                    }
+                return;
+            }
+            let mut input = 0;
+            while input < n {
+                if input + TILE_INPUTS <= n {
+                    let xs: [&[Q8Block]; TILE_INPUTS] = std::array::from_fn(|c| inputs[input + c]);
+                    self.tile_rows(format, path, rows.clone(), xs, |row, c, value| unsafe {
+                        output.write(input + c, row, value)
+                    });
+                    input += TILE_INPUTS;
+                } else {
+                    self.tile_rows(
+                        format,
+                        path,
+                        rows.clone(),
+                        [inputs[input]],
+                        |row, _, value| unsafe { output.write(input, row, value) },
+                    );
+                    input += 1;
                 }
-            });
-        by_row
+            }
+        });
     }
 
-    /// Rows `first..first + rows` times the `C` inputs, in tiles of
-    /// [`TILE_ROWS`] rows; `write(row, input, value)` takes each answer.
+    /// Rows `rows` times the `C` inputs, in tiles of [`TILE_ROWS`] rows;
+    /// `write(row, input, value)` takes each answer.
     fn tile_rows<const C: usize>(
         &self,
         format: Format,
         path: KernelPath,
-        first: usize,
-        rows: usize,
+        rows: std::ops::Range<usize>,
         xs: [&[Q8Block]; C],
         mut write: impl FnMut(usize, usize, f32),
     ) {
-        let mut row = 0;
-        while row < rows {
-            if row + TILE_ROWS <= rows {
-                let values = self.tile::<TILE_ROWS, C>(format, path, first + row, xs);
+        let mut row = rows.start;
+        while row < rows.end {
+            if row + TILE_ROWS <= rows.end {
+                let values = self.tile::<TILE_ROWS, C>(format, path, row, xs);
                 for (r, values) in values.iter().enumerate() {
                     for (c, &value) in values.iter().enumerate() {
                         write(row + r, c, value);
@@ -359,13 +358,33 @@ impl BlockMatrix {
                 }
                 row += TILE_ROWS;
             } else {
-                let [values] = self.tile::<1, C>(format, path, first + row, xs);
+                let [values] = self.tile::<1, C>(format, path, row, xs);
                 for (c, &value) in values.iter().enumerate() {
                     write(row, c, value);
                 }
                 row += 1;
             }
         }
+    }
+}
+
+/// A product's `[n, rows]` answers, written from the parallel tasks, each
+/// of which owns a stretch of rows: no two write the same place.
+struct Output {
+    values: *mut f32,
+    rows: usize,
+}
+
+// SAFETY: the tasks sharing an `Output` write disjoint places (see `write`).
+unsafe impl Sync for Output {}
+
+impl Output {
+    /// # Safety
+    /// `input` and `row` are within the product's shape, and no other task
+    /// writes `row`.
+    unsafe fn write(&self, input: usize, row: usize, value: f32) {
+        // SAFETY: the caller's.
+        unsafe { *self.values.add(input * self.rows + row) = value };
     }
 }
 

@@ -14,6 +14,7 @@ use candle_core::{IndexOp, Result, Tensor};
 use super::attention::{
     Cache, CachedSession, LayerCache, NextLogits, add_causal_mask, append, rotary_tables,
 };
+use super::kernels;
 use super::linear::{CPU, Linear, Projections, Weight};
 use super::writer::{DecodeSession, Decoder};
 
@@ -254,7 +255,7 @@ impl Gemma3 {
             xs = (xs + self.rms_norm(&attended, &block.post_attention_norm)?)?;
             let normed = self.rms_norm(&xs, &block.mlp_norm)?;
             let [gate, up] = block.mlp_in.forward(&normed)?;
-            let fed = block.down.forward(&(gate.gelu()? * up)?)?;
+            let fed = block.down.forward(&kernels::gelu_mul(&gate, &up)?)?;
             xs = (xs + self.rms_norm(&fed, &block.post_mlp_norm)?)?;
         }
         self.rms_norm(&xs, &self.norm)
