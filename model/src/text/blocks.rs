@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, bail};
 use half::f16;
 use rayon::prelude::*;
@@ -72,6 +72,11 @@ impl Encoding {
         }
     }
 
+    /// The encoding of `dtype` when rows of `columns` values are whole blocks of it.
+    fn fitting(dtype: GgmlDType, columns: usize) -> Option<Self> {
+        Self::of(dtype).filter(|encoding| columns % encoding.values() == 0)
+    }
+
     fn values(self) -> usize {
         match self {
             Encoding::Blocks(_) => BLOCK,
@@ -94,33 +99,63 @@ pub struct BlockMatrix {
     encoding: Encoding,
     rows: usize,
     columns: usize,
-    data: Arc<[u8]>,
+    /// A `Vec` behind the `Arc`: an `Arc<[u8]>` made from one is a copy,
+    /// which for a 178 MB embedding cost as much memory again at load.
+    data: Arc<Vec<u8>>,
 }
 
 impl BlockMatrix {
     /// The matrix in `tensor`, or `None` when its format isn't one of these.
     pub fn from_qtensor(tensor: &QTensor) -> Result<Option<Self>> {
-        let Some(encoding) = Encoding::of(tensor.dtype()) else {
+        let (rows, columns) = tensor.shape().dims2()?;
+        let Some(encoding) = Encoding::fitting(tensor.dtype(), columns) else {
             return Ok(None);
         };
-        let (rows, columns) = tensor.shape().dims2()?;
-        if columns % encoding.values() != 0 {
+        Self::from_bytes(encoding, rows, columns, tensor.data()?.into_owned()).map(Some)
+    }
+
+    /// The GGUF tensor `name` read straight from the file into its blocks
+    /// (no intermediate tensor), or `None` when it is in no format of
+    /// these or not a matrix.
+    pub fn from_gguf<R: std::io::Read + std::io::Seek>(
+        content: &gguf_file::Content,
+        reader: &mut R,
+        name: &str,
+    ) -> Result<Option<Self>> {
+        let Some(info) = content.tensor_infos.get(name) else {
+            bail!("the GGUF has no tensor {name}");
+        };
+        let Ok((rows, columns)) = info.shape.dims2() else {
             return Ok(None);
-        }
-        let data: Arc<[u8]> = tensor.data()?.into_owned().into();
+        };
+        let Some(encoding) = Encoding::fitting(info.ggml_dtype, columns) else {
+            return Ok(None);
+        };
+        let bytes = (rows * columns)
+            .checked_div(encoding.values())
+            .and_then(|blocks| blocks.checked_mul(encoding.block_bytes()))
+            .ok_or_else(|| candle_core::Error::Msg(format!("{name} is too large")))?;
+        reader.seek(std::io::SeekFrom::Start(
+            content.tensor_data_offset + info.offset,
+        ))?;
+        let mut data = vec![0u8; bytes];
+        reader.read_exact(&mut data)?;
+        Self::from_bytes(encoding, rows, columns, data).map(Some)
+    }
+
+    fn from_bytes(encoding: Encoding, rows: usize, columns: usize, data: Vec<u8>) -> Result<Self> {
         if data.len() != rows * columns / encoding.values() * encoding.block_bytes() {
             bail!(
-                "a {rows}x{columns} {:?} tensor holds {} bytes",
-                tensor.dtype(),
+                "a {rows}x{columns} {encoding:?} matrix holds {} bytes",
                 data.len()
             );
         }
-        Ok(Some(BlockMatrix {
+        Ok(BlockMatrix {
             encoding,
             rows,
             columns,
-            data,
-        }))
+            data: Arc::new(data),
+        })
     }
 
     /// The matrices one above the other, as one; `None` unless they share
@@ -141,7 +176,7 @@ impl BlockMatrix {
             encoding: first.encoding,
             rows: parts.iter().map(|part| part.rows).sum(),
             columns: first.columns,
-            data: data.into(),
+            data: Arc::new(data),
         })
     }
 

@@ -8,12 +8,13 @@
 //! Gemma uses GELU, ignores the window while decoding and dequantizes the
 //! 262,144-row embedding to 671 MB, hence a model of our own.
 
-use candle_core::quantized::{QTensor, gguf_file};
+use candle_core::quantized::gguf_file;
 use candle_core::{IndexOp, Result, Tensor};
 
 use super::attention::{
     Cache, CachedSession, LayerCache, NextLogits, add_causal_mask, append, rotary_tables,
 };
+use super::blocks::BlockMatrix;
 use super::kernels;
 use super::linear::{CPU, Linear, Projections, Weight};
 use super::writer::{DecodeSession, Decoder};
@@ -141,7 +142,7 @@ impl Gemma3 {
         content: &gguf_file::Content,
         reader: &mut R,
     ) -> Result<Self> {
-        Self::read_gguf(content, reader, Weight::from_gguf)
+        Self::read_gguf(content, reader, true)
     }
 
     /// A Gemma 3 GGUF with every weight dequantized to F32.
@@ -149,29 +150,38 @@ impl Gemma3 {
         content: &gguf_file::Content,
         reader: &mut R,
     ) -> Result<Self> {
-        Self::read_gguf(content, reader, |tensor, _| {
-            Ok(Weight::Dense(tensor.dequantize(&CPU)?))
-        })
+        Self::read_gguf(content, reader, false)
     }
 
-    /// Reads every tensor and makes it a weight with `weight(tensor,
-    /// is_embedding)`. The norm weights are used as stored: llama.cpp's
-    /// converter has already added Gemma's `1 +`.
+    /// Reads every tensor, each shape checked before it is read; block
+    /// formats straight into their matrices when `quantized`. The norm
+    /// weights are used as stored: llama.cpp's converter has already added
+    /// Gemma's `1 +`.
     fn read_gguf<R: std::io::Read + std::io::Seek>(
         content: &gguf_file::Content,
         reader: &mut R,
-        weight: impl Fn(QTensor, bool) -> Result<Weight>,
+        quantized: bool,
     ) -> Result<Self> {
         let config = Gemma3Config::from_gguf(content)?;
         let mut get = |name: &str, shape: &[usize]| -> Result<Weight> {
-            let tensor = content.tensor(reader, name, &CPU)?;
-            if tensor.shape().dims() != shape {
+            let Some(info) = content.tensor_infos.get(name) else {
+                candle_core::bail!("the GGUF has no tensor {name}");
+            };
+            if info.shape.dims() != shape {
                 candle_core::bail!(
                     "{name} has shape {:?} where a Gemma 3 of these hyperparameters has {shape:?}",
-                    tensor.shape().dims()
+                    info.shape.dims()
                 );
             }
-            weight(tensor, name == EMBEDDING)
+            if quantized && let Some(blocks) = BlockMatrix::from_gguf(content, reader, name)? {
+                return Ok(Weight::Blocks(blocks));
+            }
+            let tensor = content.tensor(reader, name, &CPU)?;
+            if quantized {
+                Weight::from_gguf(tensor, name == EMBEDDING)
+            } else {
+                Ok(Weight::Dense(tensor.dequantize(&CPU)?))
+            }
         };
         let hidden = config.hidden_size;
         let head_dim = config.head_dim;

@@ -122,11 +122,16 @@ fn open_gguf(path: &Path) -> Result<(File, gguf_file::Content, Tokenizer), LoadE
         path: path.to_path_buf(),
         source,
     })?;
-    let content = gguf_file::Content::read(&mut file).map_err(&error)?;
+    let mut content = gguf_file::Content::read(&mut file).map_err(&error)?;
     let tokenizer = tokenizer_from_gguf(&content).map_err(|reason| LoadError::Weights {
         path: path.to_path_buf(),
         reason,
     })?;
+    // The vocabulary's arrays (52 MB for Gemma's 262,144 tokens) are done
+    // with: their memory goes to the weights read next.
+    content
+        .metadata
+        .retain(|key, _| !key.starts_with("tokenizer."));
     Ok((file, content, tokenizer))
 }
 

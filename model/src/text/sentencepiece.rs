@@ -21,6 +21,7 @@ use tokenizers::{AddedToken, DecoderWrapper, SplitDelimiterBehavior, Tokenizer};
 const SPACE: &str = "\u{2581}";
 
 /// llama.cpp's token types.
+const NORMAL: i32 = 1;
 const CONTROL: i32 = 3;
 const USER_DEFINED: i32 = 4;
 
@@ -81,32 +82,59 @@ fn gemma_tokenizer(content: &Content) -> Result<Tokenizer, String> {
             types.len()
         ));
     }
+    // Runs of spaces stop being user-defined tokens once respelled, as in
+    // transformers: their stored spelling is no longer in the vocabulary.
+    let mut types = types;
     let spelled: Vec<String> = tokens
-        .iter()
-        .map(|token| {
+        .into_iter()
+        .zip(&mut types)
+        .map(|(token, kind)| {
             if token.contains(' ') && token.trim().is_empty() {
+                *kind = NORMAL;
                 SPACE.repeat(token.chars().count())
             } else {
-                token.clone()
+                token
             }
         })
         .collect();
-    // A spelling met twice keeps its later id, as a Python dict would.
-    let vocab: HashMap<&str, u32> = spelled
-        .iter()
+    let whole = |kind: i32, special: bool| -> Vec<AddedToken> {
+        spelled
+            .iter()
+            .zip(&types)
+            .filter(|(_, t)| **t == kind)
+            .map(|(token, _)| AddedToken::from(token.clone(), special).normalized(false))
+            .collect()
+    };
+    let (control, user_defined) = (whole(CONTROL, true), whole(USER_DEFINED, false));
+    let spelling = |key: &str| -> Result<String, String> {
+        let id = token_id(content, key)? as usize;
+        spelled
+            .get(id)
+            .cloned()
+            .ok_or_else(|| format!("{key} {id} is outside the vocabulary"))
+    };
+    let (unknown, bos_token) = (
+        spelling("tokenizer.ggml.unknown_token_id")?,
+        spelling("tokenizer.ggml.bos_token_id")?,
+    );
+    let merges = {
+        // A spelling met twice keeps its later id, as a Python dict would.
+        let vocab: HashMap<&str, u32> = spelled
+            .iter()
+            .enumerate()
+            .map(|(id, token)| (token.as_str(), id as u32))
+            .collect();
+        merges_in_vocabulary_order(&vocab)
+    };
+    let vocab: Vocab = spelled
+        .into_iter()
         .enumerate()
-        .map(|(id, token)| (token.as_str(), id as u32))
+        .map(|(id, token)| (token, id as u32))
         .collect();
-    let merges = merges_in_vocabulary_order(&vocab);
-    let unknown = token_id(content, "tokenizer.ggml.unknown_token_id")?;
-    let bos = token_id(content, "tokenizer.ggml.bos_token_id")?;
-    let owned: Vocab = vocab
-        .iter()
-        .map(|(token, &id)| (token.to_string(), id))
-        .collect();
+    let bos = vocab[&bos_token];
     let bpe = BPE::builder()
-        .vocab_and_merges(owned, merges)
-        .unk_token(spelled[unknown as usize].clone())
+        .vocab_and_merges(vocab, merges)
+        .unk_token(unknown)
         .fuse_unk(true)
         .byte_fallback(true)
         .build()
@@ -134,7 +162,6 @@ fn gemma_tokenizer(content: &Content) -> Result<Tokenizer, String> {
         .and_then(|v| v.to_bool().ok())
         .unwrap_or(true);
     if adds_bos {
-        let bos_token = &spelled[bos as usize];
         tokenizer.with_post_processor(Some(
             TemplateProcessing::builder()
                 .try_single(format!("{bos_token} $A"))
@@ -144,20 +171,6 @@ fn gemma_tokenizer(content: &Content) -> Result<Tokenizer, String> {
                 .map_err(|e| e.to_string())?,
         ));
     }
-    let vocab = &vocab;
-    let whole = |kind: i32| {
-        tokens
-            .iter()
-            .zip(&types)
-            .filter(move |(token, t)| **t == kind && vocab.contains_key(token.as_str()))
-            .map(|(token, _)| token)
-    };
-    let control: Vec<AddedToken> = whole(CONTROL)
-        .map(|t| AddedToken::from(t.clone(), true).normalized(false))
-        .collect();
-    let user_defined: Vec<AddedToken> = whole(USER_DEFINED)
-        .map(|t| AddedToken::from(t.clone(), false).normalized(false))
-        .collect();
     tokenizer
         .add_special_tokens(control)
         .and_then(|_| tokenizer.add_tokens(user_defined))
