@@ -74,7 +74,7 @@ impl Encoding {
 
     /// The encoding of `dtype` when rows of `columns` values are whole blocks of it.
     fn fitting(dtype: GgmlDType, columns: usize) -> Option<Self> {
-        Self::of(dtype).filter(|encoding| columns % encoding.values() == 0)
+        Self::of(dtype).filter(|encoding| columns.is_multiple_of(encoding.values()))
     }
 
     fn values(self) -> usize {
