@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Horoscope generation speed beside llama.cpp and transformers: the same
 # SmolLM2-135M-Instruct Q4_1 GGUF (dequantized to F32 for Starcast's Llama
-# and for transformers), the same threads, one run. llama.cpp is built from
-# its public source (vendored in the llama-cpp-python sdist on PyPI) under
-# ~/.cache/starcast-peers, outside the repository. Usage: bench/text.sh
+# and for transformers) and the same Gemma 3 270M Q4_K_M GGUF (the Russian
+# model) beside llama.cpp, the same threads, one run. llama.cpp is built
+# from its public source (vendored in the llama-cpp-python sdist on PyPI)
+# under ~/.cache/starcast-peers, outside the repository. Usage: bench/text.sh
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
 threads=${THREADS:-2}
 model="$ROOT/data/models/smollm2-135m-instruct"
+gemma="$ROOT/data/models/gemma-3-270m"
 peers="$HOME/.cache/starcast-peers"
 llama_bench="$peers/llama-bench"
 llama_version=0.3.36
@@ -48,12 +50,13 @@ if [[ ! -x "$llama_bench" ]]; then
 fi
 echo "llama.cpp built with: $(cat "$llama_bench.sets" 2>/dev/null || echo 'unknown instruction sets (built before this script named them)')"
 
-step "Starcast: the Q4_1 GGUF as served, $threads threads"
 cd "$ROOT"
-RAYON_NUM_THREADS=$threads as_starcast cargo bench -p starcast-model --bench text_generation -- "$model" 5
-
-step "llama.cpp llama-bench, $threads threads"
-"$llama_bench" -m "$model/model.gguf" -t "$threads" -p 64 -n 64 -r 5 -o md
+for folder in "$model" "$gemma"; do
+  step "Starcast: $(basename "$folder") as served, $threads threads"
+  RAYON_NUM_THREADS=$threads as_starcast cargo bench -p starcast-model --bench text_generation -- "$folder" 5
+  step "llama.cpp llama-bench: $(basename "$folder"), $threads threads"
+  "$llama_bench" -m "$folder/model.gguf" -t "$threads" -p 64 -n 64 -r 5 -o md
+done
 
 step "transformers on the F32 weights, $threads threads"
 peer_venv "transformers, gguf" torch transformers gguf

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use candle_core::Device;
+use chrono::NaiveDate;
 use starcast_model::folder::ModelFolder;
 use starcast_model::hub::local_model;
 use starcast_model::text::{
@@ -15,7 +16,7 @@ use starcast_model::{ModelKind, load_actor_recognizer};
 use starcast_pipeline::hub_push::{DEFAULT_ENDPOINT, HubRepo};
 use starcast_pipeline::registry::{Registry, Task};
 use starcast_train::{
-    HoroscopeText, ImageFolder, SkippedPhoto, evaluate_recognizer, evaluate_writer,
+    HoroscopeText, ImageFolder, SkippedPhoto, evaluate_recognizer, evaluate_writer, reading_check,
 };
 
 use crate::device::DeviceChoice;
@@ -188,6 +189,11 @@ pub struct EvaluateArgs {
     /// much the outputs differ (scripts/fetch-defaults.sh data --with-evaluation).
     #[arg(long, default_value = "data/models/all-minilm-l6-v2")]
     pub embedder: PathBuf,
+    /// Horoscope models: the days of the reading check (the day's horoscope
+    /// of every sign on each, from the held-out texts' last date on); 0
+    /// skips it.
+    #[arg(long, default_value_t = 2)]
+    pub reading_days: u32,
     /// Horoscope models: the (temperature:top_p) pairs to sample with.
     #[arg(
         long,
@@ -344,7 +350,7 @@ fn evaluate_text(args: &EvaluateArgs, path: &Path, device: &Device) -> anyhow::R
             None
         }
     };
-    let report = evaluate_writer(
+    let mut report = evaluate_writer(
         writer.as_ref(),
         embedder.as_ref(),
         &held_out,
@@ -352,6 +358,11 @@ fn evaluate_text(args: &EvaluateArgs, path: &Path, device: &Device) -> anyhow::R
         args.samples,
         date,
     )?;
+    let days: Vec<NaiveDate> = date.iter_days().take(args.reading_days as usize).collect();
+    if !days.is_empty() {
+        let language = writer.info().language.unwrap_or_default();
+        report.reading = Some(reading_check(writer.as_ref(), language, &days));
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -371,6 +382,18 @@ fn evaluate_text(args: &EvaluateArgs, path: &Path, device: &Device) -> anyhow::R
                 s.mean_seconds,
                 s.failures
             );
+        }
+        if let Some(reading) = &report.reading {
+            println!(
+                "reading check ({}): {} of {} day's horoscopes pass",
+                reading.language, reading.passed, reading.samples
+            );
+            for (criterion, count) in &reading.failed {
+                println!("  {count} fail {criterion:?}");
+            }
+            for (text, failed) in &reading.examples {
+                println!("  {failed:?}: {text}");
+            }
         }
     }
     write_html(args, |title| report.html(title))

@@ -1,7 +1,8 @@
 //! `starcast evaluate` on the packaged SmolLM2 model: perplexity of held-out
 //! horoscopes (fluent text scores lower than the same words reversed), and
 //! the generation figures per sampling setting (diversity through
-//! all-MiniLM-L6-v2), as JSON and HTML.
+//! all-MiniLM-L6-v2) and the reading check of the day's horoscopes, as
+//! JSON and HTML.
 
 use std::path::Path;
 use std::process::Command;
@@ -57,6 +58,8 @@ fn perplexity_prefers_fluent_text_and_samples_are_measured() {
             html.to_str().unwrap(),
             "--embedder",
             embedder.to_str().unwrap(),
+            "--reading-days",
+            "1",
         ],
     );
     let fluent_perplexity = report["perplexity"].as_f64().unwrap();
@@ -68,13 +71,24 @@ fn perplexity_prefers_fluent_text_and_samples_are_measured() {
     assert!(diversity > 0.0 && diversity < 1.0, "{report}");
     assert_eq!(setting["within_length"], 1.0, "{report}");
     assert!(setting["mean_seconds"].as_f64().unwrap() > 0.0);
-    assert!(
-        std::fs::read_to_string(&html)
-            .unwrap()
-            .contains("distinct-2")
-    );
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(html.contains("distinct-2"), "{html}");
+    // The reading check: the day's horoscope of each of the 12 signs.
+    let reading = &report["reading"];
+    assert_eq!(reading["samples"], 12, "{report}");
+    assert_eq!(reading["language"], "en");
+    let failed: u64 = reading["failed"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    let passed = reading["passed"].as_u64().unwrap();
+    assert!(passed <= 12 && (passed == 12 || failed > 0), "{report}");
+    assert!(html.contains("reading check:"), "{html}");
 
-    let reversed = evaluate(&shuffled, &["--samples", "0"]);
+    let reversed = evaluate(&shuffled, &["--samples", "0", "--reading-days", "0"]);
+    assert!(reversed.get("reading").is_none(), "{reversed}");
     let reversed_perplexity = reversed["perplexity"].as_f64().unwrap();
     assert!(
         fluent_perplexity * 3.0 < reversed_perplexity,

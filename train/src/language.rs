@@ -122,19 +122,19 @@ fn tokenize(
     max_tokens: usize,
 ) -> Result<Example, TrainError> {
     let prompt = horoscope_prompt(style, text.sign, text.date, Language::of_text(&text.text));
-    let encode = |s: &str| {
+    let encode = |s: &str, document: bool| {
         tokenizer
-            .encode(s, false)
+            .encode(s, document)
             .map(|e| e.get_ids().to_vec())
             .map_err(TrainError::Tokenizer)
     };
-    let mut tokens = encode(&prompt.input)?;
+    let mut tokens = encode(&prompt.input, style.starts_a_document())?;
     let prompt_len = tokens.len();
     let answer = text
         .text
         .strip_prefix(&prompt.answer_start)
         .unwrap_or(&text.text);
-    tokens.extend(encode(answer)?);
+    tokens.extend(encode(answer, false)?);
     tokens.extend(end);
     tokens.truncate(max_tokens);
     if tokens.len() <= prompt_len {

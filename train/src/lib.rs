@@ -15,6 +15,7 @@ pub mod image_folder;
 mod language;
 mod metrics;
 mod optimizer;
+mod reading;
 mod schedule;
 mod split;
 mod text_eval;
@@ -35,6 +36,7 @@ pub use language::{
 };
 pub use metrics::{ClassMetrics, ClassificationReport};
 pub use optimizer::{AdamW, ParamsAdamW};
+pub use reading::{Criterion, ReadingReport, failed_criteria, reading_check};
 pub use schedule::WarmupCosine;
 pub use split::{SplitError, stratified_split};
 pub use text_eval::{

@@ -15,6 +15,8 @@ use serde::Serialize;
 use starcast_model::text::{SentenceEmbedder, cosine};
 use starcast_model::{HoroscopeRequest, HoroscopeWriter, Language, ModelError, ZodiacSign};
 
+use crate::reading::ReadingReport;
+
 /// A horoscope held out of training: the prompt's sign and date, the text.
 #[derive(Clone, Debug)]
 pub struct HoroscopeText {
@@ -51,6 +53,9 @@ pub struct TextReport {
     pub held_out_texts: usize,
     pub held_out_tokens: usize,
     pub settings: Vec<SettingReport>,
+    /// The reading check of the day's horoscopes, when it was run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reading: Option<ReadingReport>,
 }
 
 /// How many outputs a report shows per setting.
@@ -170,6 +175,7 @@ pub fn evaluate_writer(
         held_out_texts: held_out.len(),
         held_out_tokens: tokens,
         settings: reports,
+        reading: None,
     })
 }
 
@@ -219,7 +225,7 @@ impl TextReport {
 </head><body>
 <h1>{title}</h1>
 <p>perplexity {perplexity:.2} on {texts} held-out horoscopes ({tokens} tokens)</p>
-<table><tr><th>temperature</th><th>top-p</th><th>300-500 characters</th><th>mean characters</th><th>distinct-2</th><th>diversity</th><th>mean time</th><th>failures</th></tr>
+{reading}<table><tr><th>temperature</th><th>top-p</th><th>300-500 characters</th><th>mean characters</th><th>distinct-2</th><th>diversity</th><th>mean time</th><th>failures</th></tr>
 {rows}</table>
 <h2>Examples</h2>
 <ul>
@@ -227,6 +233,10 @@ impl TextReport {
 </body></html>
 "#,
             title = escape(title),
+            reading = self.reading.as_ref().map_or(String::new(), |r| format!(
+                "<p>reading check: {} of {} day's horoscopes read as horoscopes ({})</p>\n",
+                r.passed, r.samples, r.language
+            )),
             perplexity = self.perplexity,
             texts = self.held_out_texts,
             tokens = self.held_out_tokens,

@@ -26,10 +26,39 @@ impl PromptStyle {
     pub fn ends_at_line_break(self) -> bool {
         self == PromptStyle::FewShot
     }
+
+    /// Whether the prompt is a document of its own, begun with the
+    /// tokenizer's start token (Gemma's `<bos>`) where it has one.
+    pub fn starts_a_document(self) -> bool {
+        self == PromptStyle::FewShot
+    }
 }
 
 fn long_date(date: NaiveDate) -> String {
     date.format("%A, %-d %B %Y").to_string()
+}
+
+/// Where the next entry of a few-shot page begins in `text`, when the
+/// model went on to one without a line break: a sentence that is one
+/// capitalised word and a colon ("Virgo:", "Дева:", or a heading of its
+/// own making, "Jupiter:").
+pub fn next_entry(text: &str) -> Option<usize> {
+    let mut sentence_start = 0;
+    for (at, c) in text.char_indices() {
+        if matches!(c, '.' | '!' | '?') {
+            sentence_start = at + c.len_utf8();
+            continue;
+        }
+        if c == ':' {
+            let word = text[sentence_start..at].trim();
+            let heading = word.chars().next().is_some_and(char::is_uppercase)
+                && word.chars().all(char::is_alphabetic);
+            if heading && sentence_start > 0 {
+                return Some(sentence_start);
+            }
+        }
+    }
+    None
 }
 
 /// "2 December 2026" or "2 декабря 2026 г.".
@@ -69,7 +98,7 @@ fn few_shot_page(language: Language, sign: ZodiacSign, date: NaiveDate) -> Strin
         Language::Ru => format!("Гороскоп на {}", day_in(language, date)),
     };
     let index = ZodiacSign::ALL.iter().position(|&s| s == sign).unwrap_or(0);
-    let mut page = format!("<bos>{title}\n\n");
+    let mut page = format!("{title}\n\n");
     // Which examples, and under which signs, vary with the sign asked for.
     for back in [2, 1] {
         let other = ZodiacSign::ALL[(index + 12 - back) % 12];
@@ -162,7 +191,7 @@ mod tests {
         assert!(
             russian
                 .input
-                .starts_with("<bos>Гороскоп на 2 декабря 2026 г.\n\nБлизнецы: "),
+                .starts_with("Гороскоп на 2 декабря 2026 г.\n\nБлизнецы: "),
             "{}",
             russian.input
         );
@@ -172,10 +201,16 @@ mod tests {
         assert!(
             english
                 .input
-                .starts_with("<bos>Horoscope for 2 December 2026\n\nAquarius: "),
+                .starts_with("Horoscope for 2 December 2026\n\nAquarius: "),
             "{}",
             english.input
         );
         assert!(english.input.ends_with("\n\nAries:"), "{}", english.input);
+        assert_eq!(next_entry(" Rest today. Virgo: Today"), Some(12));
+        assert_eq!(next_entry(" Rest. Jupiter: today"), Some(6));
+        assert_eq!(next_entry(" Отдохните. Дева: сегодня"), Some(20));
+        assert_eq!(next_entry(" Rest today, Virgo."), None);
+        assert_eq!(next_entry(" Advice: rest today."), None);
+        assert_eq!(next_entry(" Rest. Then do this: call a friend."), None);
     }
 }

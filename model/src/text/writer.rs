@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use tokenizers::Tokenizer;
 
 use super::clean::{MAX_CHARS, MIN_CHARS, shape_horoscope};
-use super::prompt::{PromptStyle, horoscope_prompt};
+use super::prompt::{PromptStyle, horoscope_prompt, next_entry};
 use super::sampler::{Sampler, SamplingSettings};
 use super::seed::daily_seed;
 use crate::{
@@ -120,6 +120,13 @@ impl LanguageModel {
         ModelError::tensors(self.info.name.clone(), error)
     }
 
+    fn encode_prompt(&self, prompt: &str) -> Result<Vec<u32>, ModelError> {
+        self.tokenizer
+            .encode(prompt, self.prompt.starts_a_document())
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| self.failed(e))
+    }
+
     fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
         self.tokenizer
             .encode(text, false)
@@ -190,6 +197,12 @@ impl LanguageModel {
                 }
                 text = decoded;
             }
+            if self.prompt.ends_at_line_break()
+                && let Some(end) = next_entry(&text)
+            {
+                text.truncate(end);
+                break;
+            }
             if text.chars().count() >= ENOUGH_CHARS {
                 break;
             }
@@ -228,7 +241,7 @@ impl HoroscopeWriter for LanguageModel {
         text: &str,
     ) -> Result<TextScore, ModelError> {
         let prompt = horoscope_prompt(self.prompt, sign, date, self.language());
-        let context = self.encode(&prompt.input)?;
+        let context = self.encode_prompt(&prompt.input)?;
         let answer = self.encode(text)?;
         let fail = |e: candle_core::Error| self.tensor_failed(e);
         let mut session = self.decoder.start();
@@ -253,7 +266,7 @@ impl HoroscopeWriter for LanguageModel {
     ) -> Result<Horoscope, ModelError> {
         let start = Instant::now();
         let prompt = horoscope_prompt(self.prompt, request.sign, request.date, request.language);
-        let input = self.encode(&prompt.input)?;
+        let input = self.encode_prompt(&prompt.input)?;
         let seed = request
             .seed
             .unwrap_or_else(|| daily_seed(request.sign, request.date, &self.info.version));
