@@ -136,10 +136,11 @@ pub fn horoscope_prompt(
     };
     match style {
         PromptStyle::Chat => {
-            let answer_start = format!("Today, {}, the stars", sign.name());
+            let answer_start = format!("Today, {}, you", sign.name());
             let input = format!(
                 "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
-             <|im_start|>user\nWrite today's horoscope for {name} ({dates}), {day}. \
+             <|im_start|>user\nWrite today's horoscope for {name} ({dates}), {day}, \
+             in one paragraph that speaks to the reader as \"you\". \
              Give advice about mood, love and work.<|im_end|>\n\
              <|im_start|>assistant\n{answer_start}",
                 name = sign.name(),
