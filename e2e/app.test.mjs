@@ -5,6 +5,7 @@
 // STARCAST_SITE  the built site folder (pkg/ with the bundle)
 // SCREENSHOTS    where screenshots go (kept under target/)
 // HOROSCOPE_MODEL  the SmolLM2 model folder (scripts/fetch-defaults.sh)
+// RUSSIAN_HOROSCOPE_MODEL  the Gemma 3 model folder (scripts/fetch-defaults.sh)
 // ACTORS_MODEL     the demo face gallery folder (scripts/fetch-defaults.sh)
 // PHOTOS           the data folder's examples/ with face_recognition's photos
 // CLASSIFIER       a classifier weights file for the admin upload (MobileNetV2's .pth)
@@ -216,6 +217,27 @@ describe("horoscope page", () => {
   });
 });
 
+describe("the interface's language", () => {
+  test("follows Accept-Language, switches at once and is remembered", async () => {
+    const { page, errors, close } = await open("/horoscope", { locale: "ru-RU" });
+    assert.equal(await page.getAttribute("html", "lang"), "ru");
+    assert.match(await page.textContent("header nav"), /Актёры.*Гороскоп/);
+    assert.match(await page.textContent('label[for="sign-leo"]'), /Лев.*23 июля – 22 августа/);
+    assert.equal(await page.getAttribute("#language-ru", "aria-pressed"), "true");
+    assert.ok(await page.isChecked("#lang-ru"), "a Russian visitor's horoscope is Russian too");
+    await page.screenshot({ path: join(screenshots, "horoscope-ru.png"), fullPage: true });
+    await page.click("#language-en");
+    assert.match(await page.textContent("header nav"), /Actors.*Horoscope/);
+    assert.match(await page.textContent('label[for="sign-leo"]'), /Leo.*Jul 23 – Aug 22/);
+    await page.reload();
+    await page.waitForSelector("html[data-hydrated=true]");
+    assert.equal(await page.getAttribute("html", "lang"), "en", "the choice outlives the page");
+    assert.match(await page.textContent("h1"), /Your horoscope/);
+    assert.deepEqual(errors, []);
+    await close();
+  });
+});
+
 describe("models page", () => {
   test("says that no model is served", async () => {
     const { page, close } = await open("/models");
@@ -224,13 +246,31 @@ describe("models page", () => {
   });
 });
 
-describe("horoscope page with the SmolLM2 model", () => {
+describe("horoscope page with the SmolLM2 and Gemma 3 models", () => {
   const model = process.env.HOROSCOPE_MODEL;
+  const russian = process.env.RUSSIAN_HOROSCOPE_MODEL;
   let modelServer;
 
   before(async () => {
-    assert.ok(model, "set HOROSCOPE_MODEL to the SmolLM2 model folder (scripts/test.sh does)");
-    modelServer = await startServer(["--horoscope-model", model]);
+    assert.ok(model && russian, "set HOROSCOPE_MODEL and RUSSIAN_HOROSCOPE_MODEL (scripts/test.sh does)");
+    modelServer = await startServer(["--horoscope-model", model, "--horoscope-model", russian]);
+  });
+
+  test("a Russian horoscope streams in from the Russian model", async () => {
+    const { page, errors, close } = await open("/horoscope", { locale: "ru-RU" }, modelServer.url);
+    await page.click('label[for="sign-leo"]');
+    await page.click("#generate");
+    await page.waitForSelector(".result .meta", { timeout: 120_000 });
+    const text = (await page.textContent("#horoscope-text")).trim();
+    assert.match(text, /^[А-ЯЁ]/, text);
+    const letters = [...text].filter((c) => /\p{L}/u.test(c));
+    const cyrillic = letters.filter((c) => /[а-яё]/i.test(c));
+    assert.ok(cyrillic.length >= 0.9 * letters.length, text);
+    assert.ok(text.length >= 300 && text.length <= 500, `${text.length} characters: ${text}`);
+    assert.match(await page.textContent(".result .meta"), /Gemma-3-270M.*токенов\/с|токенов\/с.*Gemma-3-270M/);
+    await page.screenshot({ path: join(screenshots, "horoscope-leo-ru.png"), fullPage: true });
+    assert.deepEqual(errors, []);
+    await close();
   });
   after(() => modelServer?.stop());
 

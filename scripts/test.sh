@@ -30,6 +30,7 @@ step "running the browser tests"
 cd "$ROOT/e2e"
 STARCAST_BIN="$CARGO_TARGET_DIR/debug/starcast" STARCAST_SITE="$SITE" \
   HOROSCOPE_MODEL="$ROOT/data/models/smollm2-135m-instruct" \
+  RUSSIAN_HOROSCOPE_MODEL="$ROOT/data/models/gemma-3-270m" \
   ACTORS_MODEL="$ROOT/data/models/face-gallery" PHOTOS="$ROOT/data/examples" \
   CLASSIFIER="$ROOT/data/models/mobilenet-v2-imagenet/model.pth" \
   SCREENSHOTS="$ROOT/target/e2e-screenshots" node --test

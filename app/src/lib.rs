@@ -4,6 +4,7 @@
 pub mod api;
 mod browser;
 mod components;
+mod i18n;
 mod routes;
 
 use leptos::prelude::*;
@@ -12,6 +13,7 @@ use leptos_router::StaticSegment;
 use leptos_router::components::{A, Route, Router, Routes};
 
 use crate::components::theme::ThemeToggle;
+use crate::i18n::{LanguageSwitch, Locale, request_language, t};
 use crate::routes::{
     actors::ActorsPage, horoscope::HoroscopePage, models::ModelsPage, pipeline::PipelinePage,
 };
@@ -27,7 +29,7 @@ const THEME_BOOT_SCRIPT: &str = "try{var t=localStorage.getItem('starcast-theme'
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang=request_language().code()>
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
@@ -45,11 +47,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    provide_context(Locale(RwSignal::new(request_language())));
     mark_hydrated();
     view! {
         <Stylesheet id="starcast" href=format!("/pkg/{OUTPUT_NAME}.css") />
         <Link rel="icon" type_="image/svg+xml" href="/favicon.svg" />
-        <Meta name="description" content="Recognise actors in photos and read today's horoscope, served by Rust models." />
+        <Meta name="description" content=t("site-description") />
         <Title formatter=|page: String| format!("{page} · Starcast") />
         <Router>
             <header class="top">
@@ -57,12 +60,13 @@ pub fn App() -> impl IntoView {
                     <span aria-hidden="true">"✦"</span>
                     " Starcast"
                 </a>
-                <nav aria-label="Pages">
-                    <A href="/">"Actors"</A>
-                    <A href="/horoscope">"Horoscope"</A>
-                    <A href="/models">"Models"</A>
-                    <A href="/pipeline">"Pipeline"</A>
+                <nav aria-label=t("nav-pages")>
+                    <A href="/">{t("nav-actors")}</A>
+                    <A href="/horoscope">{t("nav-horoscope")}</A>
+                    <A href="/models">{t("nav-models")}</A>
+                    <A href="/pipeline">{t("nav-pipeline")}</A>
                 </nav>
+                <LanguageSwitch />
                 <ThemeToggle />
             </header>
             <main>
@@ -75,7 +79,7 @@ pub fn App() -> impl IntoView {
             </main>
             <footer>
                 "Starcast · "
-                <a href="/api/docs">"REST API (OpenAPI)"</a>
+                <a href="/api/docs">{t("footer-api")}</a>
             </footer>
         </Router>
     }
@@ -88,10 +92,10 @@ fn NotFound() -> impl IntoView {
         response.set_status(http::StatusCode::NOT_FOUND);
     }
     view! {
-        <Title text="Not found" />
+        <Title text=t("not-found-title") />
         <section class="card">
-            <h1>"Page not found"</h1>
-            <p>"There is no page here. Try " <a href="/">"actor recognition"</a> " or " <a href="/horoscope">"the horoscope"</a> "."</p>
+            <h1>{t("not-found-heading")}</h1>
+            <p>{t("not-found-try")} " " <a href="/">{t("not-found-actors")}</a> " " {t("not-found-or")} " " <a href="/horoscope">{t("not-found-horoscope")}</a> "."</p>
         </section>
     }
 }

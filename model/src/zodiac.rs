@@ -194,6 +194,12 @@ impl ZodiacSign {
     }
 
     /// The sign's dates for people, e.g. `Mar 21 – Apr 19`.
+    /// The (month, day) of the sign's first and last day.
+    pub fn days(self) -> ((u32, u32), (u32, u32)) {
+        let f = self.facts();
+        (f.from, f.to)
+    }
+
     pub fn date_range(self) -> String {
         let f = self.facts();
         let day = |(m, d): (u32, u32)| format!("{} {d}", MONTHS[m as usize - 1]);

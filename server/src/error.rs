@@ -35,7 +35,7 @@ pub enum ApiError {
     NoModel(&'static str),
     #[error("the {0} model is still loading: try again in a few seconds")]
     Loading(&'static str),
-    #[error("no horoscope model here writes {language} ({code}){served}", language = language_name(*.language), code = .language.code(), served = served_sentence(.served))]
+    #[error("no horoscope model here writes {language} ({code}): ask for {served}", language = language_name(*.language), code = .language.code(), served = served_sentence(.served))]
     NoModelInLanguage {
         language: Language,
         served: Vec<Language>,
@@ -161,13 +161,10 @@ fn language_name(language: Language) -> &'static str {
     }
 }
 
-/// ": ask for en" or ": none is loaded".
+/// "lang=en" or "lang=en or lang=ru".
 fn served_sentence(served: &[Language]) -> String {
-    if served.is_empty() {
-        return ": none is loaded; ask the operator to load one".into();
-    }
     let codes: Vec<&str> = served.iter().map(|l| l.code()).collect();
-    format!(": ask for lang={}", codes.join(" or lang="))
+    format!("lang={}", codes.join(" or lang="))
 }
 
 /// Seconds to wait before asking again while the models load.
@@ -180,10 +177,11 @@ impl ApiError {
         if models.is_loading() {
             return ApiError::Loading("horoscope");
         }
-        ApiError::NoModelInLanguage {
-            language,
-            served: models.horoscope_languages(),
+        let served = models.horoscope_languages();
+        if served.is_empty() {
+            return ApiError::NoModel("horoscope");
         }
+        ApiError::NoModelInLanguage { language, served }
     }
 
     pub fn missing(models: &ServedModels, what: &'static str) -> Self {

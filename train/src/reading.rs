@@ -158,6 +158,7 @@ pub fn failed_criteria(text: &str, language: Language) -> Vec<Criterion> {
         || text.starts_with(['-', '—'])
         || text.contains(": —")
         || numbered_list(text)
+        || has_heading(text)
         || words_of
             .iter()
             .any(|w| vocabulary.debris.contains(&w.as_str()));
@@ -176,6 +177,22 @@ pub fn failed_criteria(text: &str, language: Language) -> Vec<Criterion> {
         failed.push(Criterion::InLanguage);
     }
     failed
+}
+
+/// A sentence that starts with a heading and a colon: a sign's name, or a
+/// few words with a date or a parenthesis in them ("Mar 21 Apr 19:",
+/// "Love (Venus):"), as a model writes when it lays out a page.
+fn has_heading(text: &str) -> bool {
+    text.split(['.', '!', '?']).any(|sentence| {
+        let Some((head, _)) = sentence.split_once(':') else {
+            return false;
+        };
+        let words: Vec<&str> = head.split_whitespace().collect();
+        let sign = words.len() == 1 && words[0].parse::<ZodiacSign>().is_ok();
+        let laid_out = (1..=4).contains(&words.len())
+            && head.contains(|c: char| c.is_ascii_digit() || c == ')');
+        sign || laid_out
+    })
 }
 
 /// Two or more list items numbered "1." or "2)".
@@ -288,6 +305,13 @@ mod tests {
         assert_eq!(failed_criteria(chat, Language::En), [Criterion::NoDebris]);
         let list = "Today: 1. rest well. 2. call your mother. 3. avoid quarrels.";
         assert_eq!(failed_criteria(list, Language::En), [Criterion::NoDebris]);
+        let page = "Today, Aries, you will rest. Mar 21 Apr 19: the world is your home. Love (Venus): yours.";
+        assert_eq!(failed_criteria(page, Language::En), [Criterion::NoDebris]);
+        let next_sign = "Today, you will rest. Virgo: today is a good day for you.";
+        assert_eq!(
+            failed_criteria(next_sign, Language::En),
+            [Criterion::NoDebris]
+        );
         let about_nothing = "The planets move in their orbits as they always have.";
         assert_eq!(
             failed_criteria(about_nothing, Language::En),

@@ -8,6 +8,7 @@ use web_sys::{Blob, FormData, SubmitEvent};
 
 use crate::api::client;
 use crate::browser::{BrowserSlot, cloned};
+use crate::i18n::t;
 
 #[derive(Clone, Debug, PartialEq)]
 enum FlagState {
@@ -55,35 +56,35 @@ pub fn FlagButton(
             {move || match state.get() {
                 FlagState::Closed => view! {
                     <button type="button" class="secondary" on:click=move |_| state.set(FlagState::Writing)>
-                        "⚑ Flag this result"
+                        "⚑ " {t("flag-open")}
                     </button>
                 }.into_any(),
                 FlagState::Sent(id) => view! {
-                    <p class="notice" role="status">"Flagged for review, thank you (" <code>{id}</code> ")."</p>
+                    <p class="notice" role="status">{t("flag-sent")} " (" <code>{id}</code> ")."</p>
                 }.into_any(),
                 other => view! {
                     <form class="flag-form" on:submit=submit>
-                        <label for=format!("flag-reason-{task}")>"What is wrong with this result?"</label>
+                        <label for=format!("flag-reason-{task}")>{t("flag-reason")}</label>
                         <input
                             id=format!("flag-reason-{task}")
                             type="text"
                             maxlength="2000"
-                            placeholder="e.g. wrong actor, text cut off"
+                            placeholder=t("flag-reason-example")
                             prop:value=move || reason.get()
                             on:input=move |ev| reason.set(event_target_value(&ev))
                         />
                         {(task == Task::Actors).then(|| view! {
-                            <label for="flag-label">"Who is it really? (optional; it helps us test the next model)"</label>
+                            <label for="flag-label">{t("flag-label")}</label>
                             <input
                                 id="flag-label"
                                 type="text"
                                 maxlength="200"
-                                placeholder="e.g. Keanu Reeves"
+                                placeholder=t("flag-label-example")
                                 prop:value=move || label.get()
                                 on:input=move |ev| label.set(event_target_value(&ev))
                             />
                         })}
-                        <button type="submit" disabled=other == FlagState::Sending>"Send flag"</button>
+                        <button type="submit" disabled=other == FlagState::Sending>{t("flag-send")}</button>
                         {match other {
                             FlagState::Failed(message) => Some(view! { <p class="error" role="alert">{message}</p> }),
                             _ => None,

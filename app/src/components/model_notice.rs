@@ -4,11 +4,13 @@ use leptos::prelude::*;
 use starcast_api::ModelKind;
 
 use crate::api;
+use crate::i18n::t;
 
-/// Says so when no served model does one of `tasks`; `what` names the
-/// missing model for people ("actor recognition").
+/// Says so when no served model does one of `tasks`; `what` is the key of
+/// the notice's words ("notice-actors").
 #[component]
 pub fn ModelNotice(tasks: &'static [ModelKind], what: &'static str) -> impl IntoView {
+    let words = t(what);
     let models = Resource::new(|| (), |_| api::served_models());
     view! {
         <Suspense fallback=|| ()>
@@ -17,7 +19,7 @@ pub fn ModelNotice(tasks: &'static [ModelKind], what: &'static str) -> impl Into
                 let missing = !served.iter().any(|m| tasks.contains(&m.task));
                 missing.then(|| view! {
                     <p class="notice-missing" role="note">
-                        {format!("No {what} model is loaded on this server yet, so results can't be shown; your input is still checked.")}
+                        {words}
                     </p>
                 })
             })}

@@ -3,6 +3,8 @@
 
 use leptos::prelude::*;
 
+use crate::i18n::{locale, t, text_in};
+
 const STORAGE_KEY: &str = "starcast-theme";
 
 fn system_prefers_dark() -> bool {
@@ -16,6 +18,7 @@ fn system_prefers_dark() -> bool {
 #[component]
 pub fn ThemeToggle() -> impl IntoView {
     let dark = RwSignal::new(false);
+    let language = locale();
     Effect::new(move |_| {
         let saved = document()
             .document_element()
@@ -46,10 +49,10 @@ pub fn ThemeToggle() -> impl IntoView {
             type="button"
             on:click=toggle
             aria-pressed=move || dark.get().to_string()
-            title=move || if dark.get() { "Switch to the light theme" } else { "Switch to the dark theme" }
+            title=move || text_in(language.get(), if dark.get() { "theme-to-light" } else { "theme-to-dark" })
         >
             <span aria-hidden="true">{move || if dark.get() { "☀" } else { "☾" }}</span>
-            <span class="visually-hidden">"Dark theme"</span>
+            <span class="visually-hidden">{t("theme-dark")}</span>
         </button>
     }
 }

@@ -11,6 +11,7 @@ use crate::api::{self, client};
 use crate::browser::{BrowserSlot, browser_slot, fill};
 use crate::components::flag::FlagButton;
 use crate::components::model_notice::ModelNotice;
+use crate::i18n::{locale, t, text_with};
 
 /// How many labels a result shows.
 const SHOWN_LABELS: usize = 5;
@@ -103,10 +104,10 @@ pub fn ActorsPage() -> impl IntoView {
     };
 
     view! {
-        <Title text="Actors" />
+        <Title text=t("actors-title") />
         <section class="intro">
-            <h1>"Who is in this photo?"</h1>
-            <p>"Upload a photo and the served model names the actors in it, with its confidence."</p>
+            <h1>{t("actors-heading")}</h1>
+            <p>{t("actors-intro")}</p>
         </section>
         <div class="workbench">
             <section class="card">
@@ -124,14 +125,14 @@ pub fn ActorsPage() -> impl IntoView {
                     {move || match preview.get() {
                         Some(p) => view! {
                             <span class="preview">
-                                <img src=p.url alt=format!("The uploaded photo {}", p.name) />
+                                <img src=p.url alt=text_with(locale().get_untracked(), "actors-uploaded", &[("name", p.name.clone().into())]) />
                                 <FaceBoxes outcome />
                             </span>
                         }.into_any(),
                         None => view! {
                             <span class="drop-hint">
-                                <strong>"Drop a photo here"</strong>
-                                " or click to choose one · paste with Ctrl+V"
+                                <strong>{t("actors-drop")}</strong>
+                                " " {t("actors-drop-more")}
                             </span>
                         }.into_any(),
                     }}
@@ -140,13 +141,13 @@ pub fn ActorsPage() -> impl IntoView {
                 // elsewhere it is one more way to pick a file.
                 <label class="camera" for="camera-input">
                     <input id="camera-input" type="file" accept="image/*" capture="environment" on:change=on_pick />
-                    "Take a photo with the camera"
+                    {t("actors-camera")}
                 </label>
                 <Examples try_example />
             </section>
             <section class="card result" aria-live="polite">
-                <h2>"Result"</h2>
-                <ModelNotice tasks=&[ModelKind::ImageClassification, ModelKind::FaceEmbedding] what="actor recognition" />
+                <h2>{t("actors-result")}</h2>
+                <ModelNotice tasks=&[ModelKind::ImageClassification, ModelKind::FaceEmbedding] what="notice-actors" />
                 <ResultView outcome photo preview />
             </section>
         </div>
@@ -198,8 +199,8 @@ fn ResultView(
     });
     move || {
         match outcome.get() {
-        Outcome::Idle => view! { <p class="muted">"Choose a photo or an example to see who is in it."</p> }.into_any(),
-        Outcome::Working => view! { <p class="working" role="status"><span class="spinner"></span>"Recognising…"</p> }.into_any(),
+        Outcome::Idle => view! { <p class="muted">{t("actors-idle")}</p> }.into_any(),
+        Outcome::Working => view! { <p class="working" role="status"><span class="spinner"></span>{t("actors-working")}</p> }.into_any(),
         Outcome::Failed(message) => view! { <p class="error" role="alert">{message}</p> }.into_any(),
         Outcome::Done(report) => {
             let output = serde_json::to_string(&report).unwrap_or_default();
@@ -207,7 +208,7 @@ fn ResultView(
             view! {
                 <Labels predictions=report.recognition.predictions.clone() />
                 {(faces > 0).then(|| view! {
-                    <p class="muted">{format!("{faces} face(s) found: each has its own box and label on the photo.")}</p>
+                    <p class="muted">{move || text_with(locale().get(), "actors-faces", &[("faces", faces.into())])}</p>
                 })}
                 <p class="meta">
                     {format!("{:.0} ms · {} · {}×{} px", report.elapsed_ms, report.model, report.width, report.height)}
@@ -254,13 +255,13 @@ fn Examples(try_example: impl Fn(ExamplePhoto) + Copy + Send + Sync + 'static) -
             {move || Suspend::new(async move {
                 match examples.await {
                     Ok(list) if !list.is_empty() => Some(view! {
-                        <h2>"Examples"</h2>
+                        <h2>{t("actors-examples")}</h2>
                         <ul class="examples">
                             {list
                                 .into_iter()
                                 .map(|example| {
                                     let ExamplePhoto { name, url } = example.clone();
-                                    let title = format!("Try {name}");
+                                    let title = text_with(locale().get_untracked(), "actors-try", &[("name", name.clone().into())]);
                                     view! {
                                         <li>
                                             <button type="button" class="example" title=title on:click=move |_| try_example(example.clone())>

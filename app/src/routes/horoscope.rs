@@ -17,6 +17,7 @@ use crate::api::client;
 use crate::browser::{browser_slot, fill};
 use crate::components::flag::FlagButton;
 use crate::components::model_notice::ModelNotice;
+use crate::i18n::{locale, sign_dates, sign_name, t, text_in, text_with};
 
 #[derive(Clone, Debug, PartialEq)]
 enum Writing {
@@ -60,16 +61,17 @@ fn today() -> String {
 }
 
 /// Where a waiting request stands, in words.
-fn queue_words(status: &QueueStatus) -> String {
-    let ahead = match status.ahead {
-        0 => "next in line".to_string(),
-        1 => "1 request ahead".to_string(),
-        n => format!("{n} requests ahead"),
-    };
+fn queue_words(language: Language, status: &QueueStatus) -> String {
+    let ahead = text_with(language, "queue-ahead", &[("ahead", status.ahead.into())]);
     if status.wait_s >= 1.0 {
-        format!("Waiting for a turn: {ahead}, about {:.0} s.", status.wait_s)
+        let seconds = format!("{:.0}", status.wait_s);
+        text_with(
+            language,
+            "queue-waiting-about",
+            &[("ahead", ahead.into()), ("seconds", seconds.into())],
+        )
     } else {
-        format!("Waiting for a turn: {ahead}.")
+        text_with(language, "queue-waiting", &[("ahead", ahead.into())])
     }
 }
 
@@ -101,7 +103,9 @@ pub fn HoroscopePage() -> impl IntoView {
     let temperature = RwSignal::new(DEFAULT_TEMPERATURE.to_string());
     let top_p = RwSignal::new(DEFAULT_TOP_P.to_string());
     let seed = RwSignal::new(String::new());
-    let lang = RwSignal::new(Language::En);
+    let interface = locale();
+    // The horoscope's language starts as the interface's.
+    let lang = RwSignal::new(interface.get_untracked());
     let text = RwSignal::new(String::new());
     let writing = RwSignal::new(Writing::Idle);
     let queue = RwSignal::new(None::<QueueStatus>);
@@ -124,9 +128,10 @@ pub fn HoroscopePage() -> impl IntoView {
         queue.set(None);
         writing.set(Writing::Streaming);
         let Ok(source) = EventSource::new(&url) else {
-            writing.set(Writing::Failed(
-                "This browser can't open event streams.".into(),
-            ));
+            writing.set(Writing::Failed(text_in(
+                interface.get_untracked(),
+                "horoscope-no-event-stream",
+            )));
             return;
         };
         let on_queued = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
@@ -154,9 +159,10 @@ pub fn HoroscopePage() -> impl IntoView {
                     text.set(horoscope.text.clone());
                     writing.set(Writing::Done(horoscope));
                 }
-                None => writing.set(Writing::Failed(
-                    "The finished horoscope could not be read.".into(),
-                )),
+                None => writing.set(Writing::Failed(text_in(
+                    interface.get_untracked(),
+                    "horoscope-unreadable",
+                ))),
             }
             fill(stream, None);
         });
@@ -211,15 +217,15 @@ pub fn HoroscopePage() -> impl IntoView {
     });
 
     view! {
-        <Title text="Horoscope" />
+        <Title text=t("horoscope-title") />
         <section class="intro">
-            <h1>"Your horoscope"</h1>
-            <p>"Pick a sign and a day; the served language model writes the horoscope as you watch."</p>
+            <h1>{t("horoscope-heading")}</h1>
+            <p>{t("horoscope-intro")}</p>
         </section>
         <div class="workbench">
             <section class="card">
                 <fieldset class="signs">
-                    <legend>"Zodiac sign"</legend>
+                    <legend>{t("horoscope-sign")}</legend>
                     {ZodiacSign::ALL
                         .into_iter()
                         .map(|s| {
@@ -235,15 +241,15 @@ pub fn HoroscopePage() -> impl IntoView {
                                 />
                                 <label for=id class="sign">
                                     <span class="glyph" aria-hidden="true">{s.glyph().to_string()}</span>
-                                    <span class="sign-name">{s.name()}</span>
-                                    <span class="sign-dates">{s.date_range()}</span>
+                                    <span class="sign-name">{move || sign_name(interface.get(), s)}</span>
+                                    <span class="sign-dates">{move || sign_dates(interface.get(), s)}</span>
                                 </label>
                             }
                         })
                         .collect::<Vec<_>>()}
                 </fieldset>
                 <fieldset class="row languages">
-                    <legend>"Language"</legend>
+                    <legend>{t("horoscope-language")}</legend>
                     {Language::ALL
                         .into_iter()
                         .map(|l| {
@@ -263,24 +269,24 @@ pub fn HoroscopePage() -> impl IntoView {
                         .collect::<Vec<_>>()}
                 </fieldset>
                 <div class="row">
-                    <label for="horoscope-date">"Date"</label>
+                    <label for="horoscope-date">{t("horoscope-date")}</label>
                     <input id="horoscope-date" type="date" value=date.get_untracked() prop:value=move || date.get() on:input=move |ev| date.set(event_target_value(&ev)) />
                 </div>
                 <details>
-                    <summary>"Advanced"</summary>
+                    <summary>{t("horoscope-advanced")}</summary>
                     <div class="row">
-                        <label for="temperature">"Temperature"</label>
+                        <label for="temperature">{t("horoscope-temperature")}</label>
                         <input id="temperature" type="range" min="0.05" max=MAX_TEMPERATURE.to_string() step="0.05" value=temperature.get_untracked() on:input=move |ev| temperature.set(event_target_value(&ev)) />
                         <output for="temperature">{move || temperature.get()}</output>
                     </div>
                     <div class="row">
-                        <label for="top-p">"Top-p"</label>
+                        <label for="top-p">{t("horoscope-top-p")}</label>
                         <input id="top-p" type="range" min="0.05" max="1" step="0.05" value=top_p.get_untracked() on:input=move |ev| top_p.set(event_target_value(&ev)) />
                         <output for="top-p">{move || top_p.get()}</output>
                     </div>
                     <div class="row">
-                        <label for="seed">"Seed"</label>
-                        <input id="seed" type="number" min="0" placeholder="the day's horoscope" value=seed.get_untracked() on:input=move |ev| seed.set(event_target_value(&ev)) />
+                        <label for="seed">{t("horoscope-seed")}</label>
+                        <input id="seed" type="number" min="0" placeholder=t("horoscope-seed-placeholder") value=seed.get_untracked() on:input=move |ev| seed.set(event_target_value(&ev)) />
                     </div>
                 </details>
                 <button
@@ -290,36 +296,41 @@ pub fn HoroscopePage() -> impl IntoView {
                     on:click=generate
                     disabled=move || sign.get().is_none() || writing.get() == Writing::Streaming
                 >
-                    {move || if writing.get() == Writing::Streaming { "Writing…" } else { "Generate" }}
+                    {move || text_in(interface.get(), if writing.get() == Writing::Streaming { "horoscope-writing" } else { "horoscope-generate" })}
                 </button>
                 <Show when=move || writing.get() == Writing::Streaming>
-                    <button id="stop" type="button" class="secondary stop" on:click=stop>"Stop"</button>
+                    <button id="stop" type="button" class="secondary stop" on:click=stop>{t("horoscope-stop")}</button>
                 </Show>
             </section>
             <section class="card result" aria-live="polite">
                 <h2>
                     {move || match sign.get() {
-                        Some(s) => format!("{} {}", s.glyph(), s.name()),
-                        None => "Result".to_string(),
+                        Some(s) => format!("{} {}", s.glyph(), sign_name(interface.get(), s)),
+                        None => text_in(interface.get(), "horoscope-result"),
                     }}
                 </h2>
-                <ModelNotice tasks=&[ModelKind::TextGeneration] what="horoscope" />
+                <ModelNotice tasks=&[ModelKind::TextGeneration] what="notice-horoscope" />
                 {move || match writing.get() {
-                    Writing::Idle => view! { <p class="muted">"Pick your sign, then Generate."</p> }.into_any(),
+                    Writing::Idle => view! { <p class="muted">{t("horoscope-idle")}</p> }.into_any(),
                     Writing::Failed(message) => view! { <p class="error" role="alert">{message}</p> }.into_any(),
                     Writing::Streaming => view! {
                         {move || queue.get().map(|q| view! {
-                            <p class="muted" id="queue-status">{queue_words(&q)}</p>
+                            <p class="muted" id="queue-status">{queue_words(interface.get(), &q)}</p>
                         })}
                         <p class="horoscope streaming" id="horoscope-text">{move || text.get()}<span class="caret"></span></p>
                     }.into_any(),
                     Writing::Stopped => view! {
                         <p class="horoscope" id="horoscope-text">{move || text.get()}</p>
-                        <p class="meta" id="stopped">"Stopped. Generate again for a new horoscope."</p>
+                        <p class="meta" id="stopped">{t("horoscope-stopped")}</p>
                     }.into_any(),
                     Writing::Done(h) => view! {
                         <p class="horoscope" id="horoscope-text">{move || text.get()}</p>
-                        <p class="meta">{format!("{} · {} tokens · {:.1} tokens/s · {}", h.date, h.tokens, h.tokens_per_s, h.model)}</p>
+                        <p class="meta">{move || text_with(interface.get(), "horoscope-meta", &[
+                            ("date", h.date.to_string().into()),
+                            ("tokens", h.tokens.into()),
+                            ("speed", format!("{:.1}", h.tokens_per_s).into()),
+                            ("model", h.model.clone().into()),
+                        ])}</p>
                         <FlagButton task=Task::Horoscope input=flag_input output=flag_output />
                     }.into_any(),
                 }}

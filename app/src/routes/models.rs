@@ -5,10 +5,11 @@ use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
-use starcast_api::ModelInfo;
+use starcast_api::{ModelInfo, ModelKind};
 use web_sys::{FormData, SubmitEvent};
 
 use crate::api::{self, client};
+use crate::i18n::{locale, t, text_in, text_with};
 
 /// The architectures an upload may name; empty lets the server read it
 /// from the tensor names.
@@ -26,19 +27,19 @@ const ARCHITECTURES: [&str; 7] = [
 pub fn ModelsPage() -> impl IntoView {
     let models = Resource::new(|| (), |_| api::served_models());
     view! {
-        <Title text="Models" />
+        <Title text=t("models-title") />
         <section class="intro">
-            <h1>"Served models"</h1>
-            <p>"The model versions answering on this server, their source and their evaluation metrics."</p>
+            <h1>{t("models-heading")}</h1>
+            <p>{t("models-intro")}</p>
         </section>
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Suspense fallback=|| view! { <p class="muted">{t("loading")}</p> }>
             {move || Suspend::new(async move {
                 match models.await {
-                    Err(e) => view! { <p class="error" role="alert">{format!("The model list could not be loaded: {e}")}</p> }.into_any(),
+                    Err(e) => view! { <p class="error" role="alert">{move || text_with(locale().get(), "models-unavailable", &[("reason", e.to_string().into())])}</p> }.into_any(),
                     Ok(list) if list.is_empty() => view! {
                         <section class="card" id="no-models">
-                            <h2>"No model is loaded yet"</h2>
-                            <p>"This server has no actor or horoscope model. Until one is loaded, recognition and generation answer that no model is loaded rather than guess."</p>
+                            <h2>{t("models-none")}</h2>
+                            <p>{t("models-none-why")}</p>
                         </section>
                     }.into_any(),
                     Ok(list) => view! {
@@ -53,6 +54,15 @@ pub fn ModelsPage() -> impl IntoView {
 
 /// The most labels a card lists; an ImageNet model has a thousand.
 const SHOWN_LABELS: usize = 20;
+
+/// The key of a task's words.
+fn task_key(task: ModelKind) -> &'static str {
+    match task {
+        ModelKind::ImageClassification => "task-classifier",
+        ModelKind::FaceEmbedding => "task-gallery",
+        ModelKind::TextGeneration => "task-horoscope",
+    }
+}
 
 fn labels_summary(labels: &[String]) -> Option<String> {
     if labels.is_empty() {
@@ -90,7 +100,10 @@ fn AdminUpload(models: Resource<Result<Vec<ModelInfo>, ServerFnError>>) -> impl 
             .and_then(|input| input.files())
             .and_then(|files| files.get(0));
         let Some(file) = file else {
-            state.set(UploadState::Failed("Choose a weights file first.".into()));
+            state.set(UploadState::Failed(text_in(
+                locale().get_untracked(),
+                "upload-no-file",
+            )));
             return;
         };
         let Ok(form) = FormData::new() else { return };
@@ -103,11 +116,14 @@ fn AdminUpload(models: Resource<Result<Vec<ModelInfo>, ServerFnError>>) -> impl 
             state.set(match client::upload_actors_model(&form, &token).await {
                 Ok(info) => {
                     models.refetch();
-                    UploadState::Served(format!(
-                        "Now serving {} ({}, {} labels).",
-                        info.version,
-                        info.architecture,
-                        info.labels.len()
+                    UploadState::Served(text_with(
+                        locale().get_untracked(),
+                        "upload-served",
+                        &[
+                            ("version", info.version.clone().into()),
+                            ("architecture", info.architecture.clone().into()),
+                            ("labels", info.labels.len().into()),
+                        ],
                     ))
                 }
                 Err(failure) => UploadState::Failed(failure.0),
@@ -116,25 +132,22 @@ fn AdminUpload(models: Resource<Result<Vec<ModelInfo>, ServerFnError>>) -> impl 
     };
     view! {
         <details class="card admin">
-            <summary>"Upload an actor model (admin)"</summary>
-            <p class="muted">
-                "A model.pth as torch.save wrote it (state_dict, checkpoint or whole model), or safetensors. "
-                "It is served from the next request on; a file that can't be served is refused and the current model stays."
-            </p>
+            <summary>{t("upload-title")}</summary>
+            <p class="muted">{t("upload-help")}</p>
             <form class="admin-form" on:submit=submit>
-                <label>"Admin token"<input type="password" id="admin-token" autocomplete="off" bind:value=token required /></label>
-                <label>"Weights"<input type="file" id="admin-weights" accept=".pth,.pt,.bin,.safetensors" node_ref=weights required /></label>
-                <label>"Labels, in class order (one per line or comma-separated)"
+                <label>{t("admin-token")}<input type="password" id="admin-token" autocomplete="off" bind:value=token required /></label>
+                <label>{t("upload-weights")}<input type="file" id="admin-weights" accept=".pth,.pt,.bin,.safetensors" node_ref=weights required /></label>
+                <label>{t("upload-labels")}
                     <textarea id="admin-labels" rows="3" placeholder="Keanu Reeves, Scarlett Johansson, Tom Hanks" bind:value=labels></textarea>
                 </label>
-                <label>"Architecture"
+                <label>{t("model-architecture")}
                     <select id="admin-architecture" on:change=move |ev| architecture.set(event_target_value(&ev))>
-                        <option value="" selected>"read it from the weights"</option>
+                        <option value="" selected>{t("upload-architecture-read")}</option>
                         {ARCHITECTURES.map(|a| view! { <option value=a>{a}</option> })}
                     </select>
                 </label>
                 <button type="submit" disabled=move || state.get() == UploadState::Sending>
-                    {move || if state.get() == UploadState::Sending { "Uploading…" } else { "Upload and serve" }}
+                    {move || text_in(locale().get(), if state.get() == UploadState::Sending { "upload-sending" } else { "upload-send" })}
                 </button>
             </form>
             {move || match state.get() {
@@ -153,14 +166,15 @@ fn ModelCard(model: ModelInfo) -> impl IntoView {
         <article class="card model">
             <h2>{model.name.clone()}" "<span class="version">{model.version.clone()}</span></h2>
             <dl>
-                <dt>"Task"</dt><dd>{model.task.describe()}</dd>
-                <dt>"Architecture"</dt><dd>{model.architecture.clone()}</dd>
-                <dt>"Source"</dt><dd>{model.source.clone()}</dd>
-                {labels.map(|l| view! { <dt>"Labels"</dt><dd>{l}</dd> })}
+                <dt>{t("model-task")}</dt><dd>{t(task_key(model.task))}</dd>
+                <dt>{t("model-architecture")}</dt><dd>{model.architecture.clone()}</dd>
+                <dt>{t("model-source")}</dt><dd>{model.source.clone()}</dd>
+                {model.language.map(|l| view! { <dt>{t("model-language")}</dt><dd>{l.native_name()}</dd> })}
+                {labels.map(|l| view! { <dt>{t("model-labels")}</dt><dd>{l}</dd> })}
             </dl>
             {(!model.metrics.is_empty()).then(|| view! {
                 <table class="metrics">
-                    <caption>"Evaluation"</caption>
+                    <caption>{t("model-evaluation")}</caption>
                     <tbody>
                         {model.metrics.iter().map(|(k, v)| view! { <tr><th scope="row">{k.clone()}</th><td>{format!("{v:.4}")}</td></tr> }).collect::<Vec<_>>()}
                     </tbody>

@@ -6,10 +6,13 @@ use leptos::task::spawn_local;
 use leptos_meta::Title;
 use web_sys::SubmitEvent;
 
-use starcast_api::{PipelineRun, RunStatus, StepRun};
+use starcast_api::{Language, PipelineRun, RunStatus, StepRun};
 
 use crate::api::client;
+use crate::i18n::{locale, t, text_in, text_with};
 
+/// A status as the page's `data-status` names it (and, as `status-<word>`,
+/// the key of its words).
 fn status_word(status: RunStatus) -> &'static str {
     match status {
         RunStatus::Waiting => "waiting",
@@ -20,27 +23,28 @@ fn status_word(status: RunStatus) -> &'static str {
     }
 }
 
+/// A status in the interface language.
+fn status_words(language: Language, status: RunStatus) -> String {
+    text_in(language, &format!("status-{}", status_word(status)))
+}
+
 #[component]
 pub fn PipelinePage() -> impl IntoView {
     // The runs change while the page is open: read in the browser, not at render.
     let runs = LocalResource::new(client::pipeline_runs);
     view! {
-        <Title text="Pipeline" />
+        <Title text=t("pipeline-title") />
         <section class="intro">
-            <h1>"Pipeline runs"</h1>
-            <p>
-                "Each run collects horoscopes, processes them and retrains the horoscope model on them, and retrains the actor model when its photos changed; "
-                "a new version is served only when it beats the served one. The same steps run as "
-                <code>"starcast"</code>" subcommands from cron or Airflow."
-            </p>
+            <h1>{t("pipeline-heading")}</h1>
+            <p>{t("pipeline-intro")} " " <code>"starcast"</code> " " {t("pipeline-intro-commands")}</p>
         </section>
         <StartRun runs />
-        <Suspense fallback=|| view! { <p class="muted">"Loading runs…"</p> }>
+        <Suspense fallback=|| view! { <p class="muted">{t("loading")}</p> }>
             {move || Suspend::new(async move {
                 match runs.await {
                     Err(failure) => view! { <p class="error" role="alert">{failure.0}</p> }.into_any(),
                     Ok(list) if list.is_empty() => view! {
-                        <p class="muted" id="no-runs">"No run yet: the schedule is off, or its first time hasn't come."</p>
+                        <p class="muted" id="no-runs">{t("pipeline-no-runs")}</p>
                     }.into_any(),
                     Ok(list) => view! {
                         <div class="run-list">{list.into_iter().map(|run| view! { <RunCard run /> }).collect::<Vec<_>>()}</div>
@@ -53,13 +57,16 @@ pub fn PipelinePage() -> impl IntoView {
 
 #[component]
 fn RunCard(run: PipelineRun) -> impl IntoView {
-    let status = status_word(run.status);
+    let language = locale();
+    let started = run.started.format("%Y-%m-%d %H:%M UTC").to_string();
+    let trigger = run.trigger.to_string();
+    let details = format!("{:.1} s · {}", run.seconds, run.id);
     view! {
-        <section class="card run" data-status=status>
-            <h2>{format!("{} · {}", run.started.format("%Y-%m-%d %H:%M UTC"), status)}</h2>
-            <p class="muted">{format!("Started by {} · {:.1} s · {}", run.trigger, run.seconds, run.id)}</p>
+        <section class="card run" data-status=status_word(run.status)>
+            <h2>{move || format!("{started} · {}", status_words(language.get(), run.status))}</h2>
+            <p class="muted">{move || text_with(language.get(), "pipeline-started-by", &[("trigger", trigger.clone().into())])} " · " {details}</p>
             <table>
-                <thead><tr><th scope="col">"Step"</th><th scope="col">"Status"</th><th scope="col">"Tries"</th><th scope="col">"Time"</th></tr></thead>
+                <thead><tr><th scope="col">{t("pipeline-step")}</th><th scope="col">{t("pipeline-status")}</th><th scope="col">{t("pipeline-tries")}</th><th scope="col">{t("pipeline-time")}</th></tr></thead>
                 <tbody>{run.steps.into_iter().map(|step| view! { <StepRow step /> }).collect::<Vec<_>>()}</tbody>
             </table>
         </section>
@@ -76,7 +83,7 @@ fn StepRow(step: StepRun) -> impl IntoView {
                 <details><summary>{step.name}</summary><code>{step.command}</code><pre>{step.log}</pre></details>
                 {(!step.metrics.is_empty()).then(|| view! { <p class="figures">{figures(&step.metrics)}</p> })}
             </th>
-            <td>{status_word(step.status)}</td>
+            <td>{move || status_words(locale().get(), step.status)}</td>
             <td>{step.attempts}</td>
             <td>{format!("{:.1} s", step.seconds)}</td>
         </tr>
@@ -111,9 +118,10 @@ fn StartRun(runs: LocalResource<Result<Vec<PipelineRun>, client::Failure>>) -> i
             message.set(Some(match client::start_pipeline_run(&token).await {
                 Ok(run) => {
                     runs.refetch();
-                    Ok(format!(
-                        "Run {} started; it goes on in the background.",
-                        run.id
+                    Ok(text_with(
+                        locale().get_untracked(),
+                        "pipeline-run-started",
+                        &[("id", run.id.to_string().into())],
                     ))
                 }
                 Err(failure) => Err(failure.0),
@@ -122,10 +130,10 @@ fn StartRun(runs: LocalResource<Result<Vec<PipelineRun>, client::Failure>>) -> i
     };
     view! {
         <details class="card admin">
-            <summary>"Start a run now (admin)"</summary>
+            <summary>{t("pipeline-start")}</summary>
             <form class="admin-form" on:submit=submit>
-                <label>"Admin token"<input type="password" id="pipeline-token" autocomplete="off" bind:value=token required /></label>
-                <button type="submit">"Run the pipeline"</button>
+                <label>{t("admin-token")}<input type="password" id="pipeline-token" autocomplete="off" bind:value=token required /></label>
+                <button type="submit">{t("pipeline-run")}</button>
             </form>
             {move || message.get().map(|m| match m {
                 Ok(text) => view! { <p class="notice" role="status">{text}</p> }.into_any(),
