@@ -121,9 +121,15 @@ fn ban_repeated_ngrams(logits: &mut [f32], generated: &[u32], n: usize) {
     if n == 0 || generated.len() < n {
         return;
     }
-    let prefix = &generated[generated.len() - (n - 1)..];
-    for window in generated.windows(n) {
-        if &window[..n - 1] == prefix
+    ban_continuations(logits, generated, &generated[generated.len() - (n - 1)..]);
+}
+
+/// Bans every token that follows `recent` somewhere in `source`: with the
+/// last tokens written as `recent`, no n-gram of `source` is copied whole.
+pub(super) fn ban_continuations(logits: &mut [f32], source: &[u32], recent: &[u32]) {
+    let n = recent.len() + 1;
+    for window in source.windows(n) {
+        if &window[..n - 1] == recent
             && let Some(l) = logits.get_mut(window[n - 1] as usize)
         {
             *l = f32::NEG_INFINITY;
@@ -194,6 +200,15 @@ mod tests {
         );
         let next = sampler.next_token(&mut logits, &[5, 6, 7, 5, 6]);
         assert_ne!(next, 7);
+    }
+
+    #[test]
+    fn a_source_is_not_copied_past_its_recent_tokens() {
+        let mut logits = vec![0f32; 6];
+        ban_continuations(&mut logits, &[1, 2, 3, 1, 2, 5], &[1, 2]);
+        assert_eq!(logits[3], f32::NEG_INFINITY);
+        assert_eq!(logits[5], f32::NEG_INFINITY);
+        assert_eq!(logits[4], 0.0);
     }
 
     #[test]

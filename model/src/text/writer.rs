@@ -10,7 +10,7 @@ use tokenizers::Tokenizer;
 
 use super::clean::{MAX_CHARS, MIN_CHARS, shape_horoscope};
 use super::prompt::{PromptStyle, horoscope_prompt, next_entry};
-use super::sampler::{Sampler, SamplingSettings};
+use super::sampler::{Sampler, SamplingSettings, ban_continuations};
 use super::seed::daily_seed;
 use crate::{
     Horoscope, HoroscopeRequest, HoroscopeWriter, Language, ModelError, ModelInfo, Streamed,
@@ -20,6 +20,9 @@ use crate::{
 /// How many samples (each with the next seed) may be tried for one usable
 /// horoscope before giving up.
 const ATTEMPTS: u64 = 4;
+/// The most tokens in a row a horoscope may take from its prompt's examples,
+/// plus one.
+const COPIED_TOKENS: usize = 8;
 /// Raw text long enough to cut a 500-character horoscope from, with room
 /// for what cleaning removes.
 const ENOUGH_CHARS: usize = MAX_CHARS + 150;
@@ -172,6 +175,11 @@ impl LanguageModel {
                         *score = f32::NEG_INFINITY;
                     }
                 }
+            }
+            // A few-shot page's examples are there to be followed, not copied.
+            if self.prompt.ends_at_line_break() && generated.len() >= COPIED_TOKENS {
+                let recent = &generated[generated.len() - (COPIED_TOKENS - 1)..];
+                ban_continuations(&mut scores, prompt, recent);
             }
             let token = sampler.next_token(&mut scores, &generated);
             if self.stop_tokens.contains(&token) {
