@@ -63,7 +63,8 @@ fn dequantized_weights_agree_with_the_quantized_model() {
         ZodiacSign::Leo,
         NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
     );
-    let text = "Today, Leo, the stars favour bold plans at work. Take time for love tonight.";
+    let text =
+        "Today, Leo, you will find that bold plans at work pay off. Take time for love tonight.";
     let from_quantized = quantized.score(sign, date, text).unwrap();
     let from_full = smollm2_f32_writer().score(sign, date, text).unwrap();
     // The quantized model multiplies the Q4_1 weights as stored, with the
@@ -77,7 +78,11 @@ fn dequantized_weights_agree_with_the_quantized_model() {
         per_token(&from_quantized),
         per_token(&from_full)
     );
-    assert!(per_token(&from_full) < 5.0, "fluent text is likely");
+    assert!(
+        per_token(&from_full) < 5.0,
+        "fluent text is likely: {}",
+        per_token(&from_full)
+    );
 }
 
 #[test]

@@ -249,8 +249,20 @@ impl HoroscopeWriter for LanguageModel {
         text: &str,
     ) -> Result<TextScore, ModelError> {
         let prompt = horoscope_prompt(self.prompt, sign, date, self.language());
-        let context = self.encode_prompt(&prompt.input)?;
-        let answer = self.encode(text)?;
+        // The answer the prompt begins is the text's own beginning when it
+        // has that beginning (as training reads it), else none of it.
+        let (context, answer) = match text.strip_prefix(&prompt.answer_start) {
+            Some(rest) if !prompt.answer_start.is_empty() => (prompt.input.as_str(), rest),
+            _ => (
+                prompt
+                    .input
+                    .strip_suffix(&prompt.answer_start)
+                    .unwrap_or(&prompt.input),
+                text,
+            ),
+        };
+        let context = self.encode_prompt(context)?;
+        let answer = self.encode(answer)?;
         let fail = |e: candle_core::Error| self.tensor_failed(e);
         let mut session = self.decoder.start();
         let mut logits = session.feed(&context).map_err(fail)?;
