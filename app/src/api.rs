@@ -33,13 +33,16 @@ pub mod ssr {
 }
 
 /// The models the server is serving now.
-#[server]
+// Endpoints named here rather than hashed from the source's location: the
+// hashed ones differed between a bundle and a server built from two
+// checkouts of the same code, and every call then answered 404.
+#[server(endpoint = "served_models")]
 pub async fn served_models() -> Result<Vec<ModelInfo>, ServerFnError> {
     Ok(ssr::catalogue()?.served_models())
 }
 
 /// The photos of the examples gallery.
-#[server]
+#[server(endpoint = "example_photos")]
 pub async fn example_photos() -> Result<Vec<ExamplePhoto>, ServerFnError> {
     let catalogue = ssr::catalogue()?;
     let names = tokio::task::spawn_blocking(move || catalogue.example_photos())
