@@ -23,6 +23,15 @@ if [[ "$profile" == release && -x "$wasm_opt" ]]; then
   "$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-mutable-globals "$SITE.new/pkg/starcast_bg.wasm" -o "$SITE.new/pkg/starcast_bg.wasm"
 fi
+step "building the in-browser models (release: unoptimised, they would be unusable)"
+# Its own target folder: these flags differ from the hydrate bundle's, and
+# sharing one folder would rebuild the crates both use on every switch.
+RUSTFLAGS='--cfg getrandom_backend="wasm_js" -C target-feature=+simd128' \
+  cargo build -p starcast-browser --lib --target wasm32-unknown-unknown --release \
+  --target-dir "$CARGO_TARGET_DIR/browser"
+wasm-bindgen --target web --no-typescript --out-dir "$SITE.new/pkg" --out-name starcast_browser \
+  "$CARGO_TARGET_DIR/browser/wasm32-unknown-unknown/release/starcast_browser.wasm"
+cp browser/worker.js "$SITE.new/pkg/worker.js"
 cp style/main.css "$SITE.new/pkg/starcast.css"
 cp -r public/. "$SITE.new/"
 rm -rf "$SITE"

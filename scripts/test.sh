@@ -13,6 +13,9 @@ step "checking formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --exclude starcast-frontend --all-targets -- -D warnings
 cargo clippy -p starcast-frontend -p starcast-app --features starcast-app/hydrate --target wasm32-unknown-unknown -- -D warnings
+RUSTFLAGS='--cfg getrandom_backend="wasm_js" -C target-feature=+simd128' \
+  cargo clippy -p starcast-browser --target wasm32-unknown-unknown --release \
+  --target-dir "$CARGO_TARGET_DIR/browser" -- -D warnings
 
 "$ROOT/scripts/build.sh" debug
 "$ROOT/scripts/fetch-defaults.sh" "$ROOT/data" --with-evaluation

@@ -49,3 +49,40 @@ pub struct ExamplePhoto {
     pub name: String,
     pub url: String,
 }
+
+/// A model the page can run in the visitor's browser: the answer to
+/// `GET /api/browser/models` is a list of them, and on a static Space a
+/// file of that name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BrowserModel {
+    pub task: Task,
+    /// Text models: the language it writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Language>,
+    /// Where the files come from, for people (the server, a Hub repo).
+    pub source: String,
+    /// The address the file names are relative to, ending in `/`.
+    pub base: String,
+    /// The model folder's files, by name relative to the folder.
+    pub files: Vec<BrowserFile>,
+}
+
+/// One file of a [`BrowserModel`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BrowserFile {
+    pub name: String,
+    /// Bytes, for the download's progress bar.
+    pub size: u64,
+}
+
+impl BrowserModel {
+    /// The key the browser's worker keeps the loaded model under.
+    pub fn key(&self) -> String {
+        match self.language {
+            Some(language) => format!("{}-{}", self.task, language.code()),
+            None => self.task.to_string(),
+        }
+    }
+}

@@ -147,9 +147,14 @@ pub mod client {
         json(fetch("/api/admin/actors/model", &init).await?).await
     }
 
+    /// A `GET` answered with JSON.
+    pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, Failure> {
+        json(fetch(url, &RequestInit::new()).await?).await
+    }
+
     /// `GET /api/pipeline/runs`.
     pub async fn pipeline_runs() -> Result<Vec<PipelineRun>, Failure> {
-        json(fetch("/api/pipeline/runs", &RequestInit::new()).await?).await
+        get_json("/api/pipeline/runs").await
     }
 
     /// `POST /api/admin/pipeline/runs` with the admin's token.

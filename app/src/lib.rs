@@ -5,6 +5,7 @@ pub mod api;
 mod browser;
 mod components;
 mod i18n;
+mod in_browser;
 mod routes;
 
 use leptos::prelude::*;
@@ -14,6 +15,7 @@ use leptos_router::components::{A, Route, Router, Routes};
 
 use crate::components::theme::ThemeToggle;
 use crate::i18n::{LanguageSwitch, Locale, request_language, t};
+use crate::in_browser::InBrowser;
 use crate::routes::{
     actors::ActorsPage, horoscope::HoroscopePage, models::ModelsPage, pipeline::PipelinePage,
 };
@@ -48,6 +50,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_context(Locale(RwSignal::new(request_language())));
+    InBrowser::provide();
     mark_hydrated();
     view! {
         <Stylesheet id="starcast" href=format!("/pkg/{OUTPUT_NAME}.css") />

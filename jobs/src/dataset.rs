@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use starcast_model::faces::FaceTools;
+use starcast_model::folder::Files;
 use starcast_pipeline::FlagStore;
 use starcast_pipeline::dataset::{
     CleanSettings, apply_verdicts, import_dataset, judge_dataset, quarantine_of, report_of,
@@ -75,7 +76,7 @@ pub fn flags(args: FlagsArgs) -> anyhow::Result<()> {
 }
 
 pub fn clean(args: CleanArgs) -> anyhow::Result<()> {
-    let faces = FaceTools::load(&args.faces).with_context(|| {
+    let faces = FaceTools::load(&Files::Disk, &args.faces).with_context(|| {
         format!(
             "could not load the face model in {}: run scripts/fetch-defaults.sh data or pass --faces",
             args.faces.display()

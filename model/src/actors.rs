@@ -47,7 +47,7 @@ pub struct ActorReport {
 }
 
 #[cfg(feature = "runtime")]
-pub use runtime::{ActorRecognizer, load_actor_recognizer};
+pub use runtime::{ActorRecognizer, load_actor_recognizer, load_actor_recognizer_from};
 
 #[cfg(feature = "runtime")]
 mod runtime {
@@ -58,7 +58,7 @@ mod runtime {
 
     use super::Recognition;
     use crate::faces::FaceGalleryRecognizer;
-    use crate::folder::{LoadError, ModelFolder};
+    use crate::folder::{Files, LoadError, ModelFolder};
     use crate::vision::{ClassifierOptions, ImageClassifier};
     use crate::{ModelError, ModelInfo, ModelKind};
 
@@ -68,8 +68,17 @@ mod runtime {
         path: &Path,
         options: &ClassifierOptions,
     ) -> Result<Arc<dyn ActorRecognizer>, LoadError> {
-        if path.join("config.json").is_file() {
-            let folder = ModelFolder::open(path)?;
+        load_actor_recognizer_from(&Files::Disk, path, options)
+    }
+
+    /// [`load_actor_recognizer`] from `files`.
+    pub fn load_actor_recognizer_from(
+        files: &Files,
+        path: &Path,
+        options: &ClassifierOptions,
+    ) -> Result<Arc<dyn ActorRecognizer>, LoadError> {
+        if files.is_file(&path.join("config.json")) {
+            let folder = ModelFolder::open_in(files.clone(), path)?;
             match folder.config.task {
                 ModelKind::FaceEmbedding => {
                     return Ok(Arc::new(FaceGalleryRecognizer::load(&folder)?));
@@ -83,7 +92,7 @@ mod runtime {
                 ModelKind::ImageClassification => {}
             }
         }
-        Ok(Arc::new(ImageClassifier::load(path, options)?))
+        Ok(Arc::new(ImageClassifier::load_from(files, path, options)?))
     }
 
     /// A model that says which actors are in a photo. Implementations are
@@ -91,5 +100,12 @@ mod runtime {
     pub trait ActorRecognizer: Send + Sync {
         fn info(&self) -> &ModelInfo;
         fn recognize(&self, photo: &DynamicImage) -> Result<Recognition, ModelError>;
+
+        /// Where the model's files are on disk (its folder, or its one
+        /// weights file), for a browser to fetch and run it itself; `None`
+        /// for a model built in memory.
+        fn location(&self) -> Option<&Path> {
+            None
+        }
     }
 }

@@ -1,10 +1,12 @@
 //! A model folder: `config.json`, the weights, and `metrics.json` from
 //! evaluation. What a student uploads and what training writes.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -113,12 +115,17 @@ impl ModelConfig {
     /// config (no `task`, a `model_type`) is a text-generation model of
     /// that architecture, so a Hub checkpoint loads as it is.
     pub fn read(path: &Path) -> Result<Self, LoadError> {
+        Self::read_from(&Files::Disk, path)
+    }
+
+    /// [`ModelConfig::read`] from `files`.
+    pub fn read_from(files: &Files, path: &Path) -> Result<Self, LoadError> {
         let invalid = |reason: String| LoadError::Config {
             path: path.to_path_buf(),
             reason,
         };
         let mut value: serde_json::Value =
-            serde_json::from_str(&read_text(path)?).map_err(|e| invalid(e.to_string()))?;
+            serde_json::from_str(&files.read_text(path)?).map_err(|e| invalid(e.to_string()))?;
         if let Some(object) = value.as_object_mut()
             && !object.contains_key("task")
             && let Some(model_type) = object.get("model_type").cloned()
@@ -136,26 +143,177 @@ pub struct ModelFolder {
     pub path: PathBuf,
     pub config: ModelConfig,
     pub metrics: BTreeMap<String, f64>,
+    /// Where its files are read from.
+    pub files: Files,
 }
 
-/// A text file of a model folder, with its path in the error.
+/// A seekable source of a file's bytes.
+pub trait ReadSeek: io::Read + io::Seek {}
+impl<T: io::Read + io::Seek> ReadSeek for T {}
+
+/// Where model files are read from: the disk, or files handed over whole
+/// (a browser has no disk: the page fetches a folder's files and passes
+/// them in). Paths are the same either way: a folder's path joined with
+/// the file's name, so loaders name files as they do on disk.
+#[derive(Clone, Debug, Default)]
+pub enum Files {
+    #[default]
+    Disk,
+    /// Files under `root`, by their path relative to it (`/`-separated).
+    Memory {
+        root: PathBuf,
+        files: Arc<BTreeMap<String, Arc<[u8]>>>,
+    },
+}
+
+impl Files {
+    /// `files` (name, bytes) as if they were in a folder at `root`.
+    pub fn in_memory(
+        root: impl Into<PathBuf>,
+        files: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> Self {
+        Files::Memory {
+            root: root.into(),
+            files: Arc::new(
+                files
+                    .into_iter()
+                    .map(|(name, bytes)| (name, Arc::from(bytes)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// `path` as a name in memory, or `None` outside the root.
+    fn name(root: &Path, path: &Path) -> Option<String> {
+        let relative = path.strip_prefix(root).ok()?;
+        let parts: Vec<&str> = relative
+            .components()
+            .map(|part| part.as_os_str().to_str())
+            .collect::<Option<_>>()?;
+        Some(parts.join("/"))
+    }
+
+    fn missing(path: &Path) -> LoadError {
+        LoadError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::NotFound, "no such file"),
+        }
+    }
+
+    pub fn is_file(&self, path: &Path) -> bool {
+        match self {
+            Files::Disk => path.is_file(),
+            Files::Memory { root, files } => {
+                Self::name(root, path).is_some_and(|name| files.contains_key(&name))
+            }
+        }
+    }
+
+    /// A file's bytes.
+    pub fn read(&self, path: &Path) -> Result<Cow<'_, [u8]>, LoadError> {
+        match self {
+            Files::Disk => fs::read(path)
+                .map(Cow::Owned)
+                .map_err(|source| LoadError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                }),
+            Files::Memory { root, files } => Self::name(root, path)
+                .and_then(|name| files.get(&name))
+                .map(|bytes| Cow::Borrowed(&bytes[..]))
+                .ok_or_else(|| Self::missing(path)),
+        }
+    }
+
+    /// A text file, with its path in the error.
+    pub fn read_text(&self, path: &Path) -> Result<String, LoadError> {
+        let bytes = self.read(path)?;
+        String::from_utf8(bytes.into_owned()).map_err(|_| LoadError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::InvalidData, "it is not UTF-8 text"),
+        })
+    }
+
+    /// A file to read a part at a time (a GGUF's tensors one by one).
+    pub fn reader(&self, path: &Path) -> Result<Box<dyn ReadSeek + '_>, LoadError> {
+        match self {
+            Files::Disk => fs::File::open(path)
+                .map(|file| Box::new(file) as Box<dyn ReadSeek>)
+                .map_err(|source| LoadError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                }),
+            Files::Memory { .. } => match self.read(path)? {
+                Cow::Borrowed(bytes) => Ok(Box::new(io::Cursor::new(bytes))),
+                Cow::Owned(bytes) => Ok(Box::new(io::Cursor::new(bytes))),
+            },
+        }
+    }
+
+    /// What a folder holds directly, files and sub-folders, sorted.
+    pub fn entries(&self, folder: &Path) -> Result<Vec<PathBuf>, LoadError> {
+        let mut entries: Vec<PathBuf> = match self {
+            Files::Disk => fs::read_dir(folder)
+                .map_err(|source| LoadError::Io {
+                    path: folder.to_path_buf(),
+                    source,
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect(),
+            Files::Memory { root, files } => {
+                let Some(prefix) = Self::name(root, folder) else {
+                    return Err(Self::missing(folder));
+                };
+                let prefix = if prefix.is_empty() {
+                    prefix
+                } else {
+                    prefix + "/"
+                };
+                let mut children: Vec<PathBuf> = files
+                    .keys()
+                    .filter_map(|name| name.strip_prefix(&prefix))
+                    .filter_map(|rest| rest.split('/').next())
+                    .map(|child| folder.join(child))
+                    .collect();
+                children.dedup();
+                if children.is_empty() {
+                    return Err(Self::missing(folder));
+                }
+                children
+            }
+        };
+        entries.sort();
+        Ok(entries)
+    }
+
+    /// Whether `path` is a folder (on disk) or holds files (in memory).
+    pub fn is_dir(&self, path: &Path) -> bool {
+        match self {
+            Files::Disk => path.is_dir(),
+            Files::Memory { .. } => !self.is_file(path) && self.entries(path).is_ok(),
+        }
+    }
+}
+
+/// A text file of a model folder on disk, with its path in the error.
 pub(crate) fn read_text(path: &Path) -> Result<String, LoadError> {
-    fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    Files::Disk.read_text(path)
 }
 
 /// The top-level numbers of a folder's `metrics.json` (none without one):
 /// what the Models page shows. Nested figures such as per-class metrics or
 /// a confusion matrix stay in the file.
 pub fn read_metrics(folder: &Path) -> Result<BTreeMap<String, f64>, LoadError> {
+    metrics_in(&Files::Disk, folder)
+}
+
+pub(crate) fn metrics_in(files: &Files, folder: &Path) -> Result<BTreeMap<String, f64>, LoadError> {
     let path = folder.join("metrics.json");
-    if !path.is_file() {
+    if !files.is_file(&path) {
         return Ok(BTreeMap::new());
     }
     let value: serde_json::Value =
-        serde_json::from_str(&read_text(&path)?).map_err(|e| LoadError::Config {
+        serde_json::from_str(&files.read_text(&path)?).map_err(|e| LoadError::Config {
             path: path.clone(),
             reason: format!("metrics.json is not JSON ({e})"),
         })?;
@@ -172,14 +330,24 @@ pub fn read_metrics(folder: &Path) -> Result<BTreeMap<String, f64>, LoadError> {
 impl ModelFolder {
     /// Reads `config.json` and, when present, `metrics.json`.
     pub fn open(path: &Path) -> Result<Self, LoadError> {
-        let config_path = path.join("config.json");
-        let config = ModelConfig::read(&config_path)?;
-        let metrics = read_metrics(path)?;
+        Self::open_in(Files::Disk, path)
+    }
+
+    /// [`ModelFolder::open`] from `files`.
+    pub fn open_in(files: Files, path: &Path) -> Result<Self, LoadError> {
+        let config = ModelConfig::read_from(&files, &path.join("config.json"))?;
+        let metrics = metrics_in(&files, path)?;
         Ok(ModelFolder {
             path: path.to_path_buf(),
             config,
             metrics,
+            files,
         })
+    }
+
+    /// Whether the folder holds the file `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.files.is_file(&self.path.join(name))
     }
 
     /// The first file in the folder with this extension, by name.
@@ -190,13 +358,11 @@ impl ModelFolder {
     /// Every file in the folder with this extension, by name (at least
     /// one): a model sharded as `model-00001-of-00002.safetensors`, ...
     pub fn files(&self, extension: &str) -> Result<Vec<PathBuf>, LoadError> {
-        let entries = fs::read_dir(&self.path).map_err(|source| LoadError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
-        let mut found: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == extension))
+        let mut found: Vec<PathBuf> = self
+            .files
+            .entries(&self.path)?
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == extension) && self.files.is_file(p))
             .collect();
         if found.is_empty() {
             return Err(LoadError::MissingWeights {

@@ -132,6 +132,13 @@ pub enum Streamed<'a> {
 /// `ControlFlow::Break` stops generation (the reader went away).
 pub trait HoroscopeWriter: Send + Sync {
     fn info(&self) -> &ModelInfo;
+
+    /// Where the model's folder is on disk, for a browser to fetch and run
+    /// it itself; `None` for a model built in memory.
+    fn location(&self) -> Option<&std::path::Path> {
+        None
+    }
+
     fn write(
         &self,
         request: &HoroscopeRequest,

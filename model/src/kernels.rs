@@ -19,6 +19,9 @@ pub const KERNELS_VAR: &str = "STARCAST_KERNELS";
 pub enum KernelPath {
     /// Plain Rust, for any CPU (and the reference the others are tested against).
     Portable,
+    /// WebAssembly's 128-bit SIMD, fixed when the module is built
+    /// (`-C target-feature=+simd128`): a browser without it can't load it.
+    Simd128,
     /// AVX2 with FMA and F16C (x86-64 since 2013).
     Avx2,
     /// AVX-512 (F, BW, DQ, VL) with VNNI integer dot products, beside AVX2.
@@ -26,11 +29,17 @@ pub enum KernelPath {
 }
 
 impl KernelPath {
-    pub const ALL: [KernelPath; 3] = [KernelPath::Portable, KernelPath::Avx2, KernelPath::Avx512];
+    pub const ALL: [KernelPath; 4] = [
+        KernelPath::Portable,
+        KernelPath::Simd128,
+        KernelPath::Avx2,
+        KernelPath::Avx512,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             KernelPath::Portable => "portable",
+            KernelPath::Simd128 => "simd128",
             KernelPath::Avx2 => "avx2",
             KernelPath::Avx512 => "avx512",
         }
@@ -40,6 +49,7 @@ impl KernelPath {
     pub fn supported(self) -> bool {
         match self {
             KernelPath::Portable => true,
+            KernelPath::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
             #[cfg(target_arch = "x86_64")]
             KernelPath::Avx2 => {
                 is_x86_feature_detected!("avx2")
@@ -56,7 +66,7 @@ impl KernelPath {
                     && is_x86_feature_detected!("avx512vnni")
             }
             #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
+            KernelPath::Avx2 | KernelPath::Avx512 => false,
         }
     }
 
@@ -75,13 +85,12 @@ impl KernelPath {
             .unwrap_or(KernelPath::Portable)
     }
 
-    /// `self` where the CPU can run it, else the best it can.
+    /// `self` where the CPU can run it, else the best it can below it.
     fn or_best(self) -> KernelPath {
-        if self.supported() {
-            self
-        } else {
-            KernelPath::best().min(self)
-        }
+        KernelPath::available()
+            .into_iter()
+            .rfind(|&path| path <= self)
+            .unwrap_or(KernelPath::Portable)
     }
 }
 
@@ -93,7 +102,7 @@ impl fmt::Display for KernelPath {
 
 /// A kernel path name that is none of them.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown kernel path '{0}': use avx512, avx2 or portable")]
+#[error("unknown kernel path '{0}': use avx512, avx2, simd128 or portable")]
 pub struct UnknownKernelPath(String);
 
 impl FromStr for KernelPath {
@@ -152,9 +161,14 @@ macro_rules! multiversion {
                     // checks the path it picks, the tests check theirs.
                     $crate::kernels::KernelPath::Avx512 => return unsafe { avx512($($arg),*) },
                     $crate::kernels::KernelPath::Avx2 => return unsafe { avx2($($arg),*) },
-                    $crate::kernels::KernelPath::Portable => {}
+                    $crate::kernels::KernelPath::Portable
+                    | $crate::kernels::KernelPath::Simd128 => {}
                 }
             }
+            // WebAssembly's SIMD is on for the whole module or not at all,
+            // so there is one copy of the loops and nothing to choose.
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = path;
             $body($($arg),*)
         }
     };

@@ -11,6 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use starcast_model::folder::Files;
 use starcast_model::photo::decode_photo;
 use starcast_model::vision::{read_pth, read_tfjs};
 
@@ -156,7 +157,7 @@ fn tfjs_manifests() {
     let manifest = dir.path().join("weights_manifest.json");
     fuzz("tfjs", &seeds, |bytes| {
         std::fs::write(&manifest, bytes).unwrap();
-        let _ = read_tfjs(&manifest);
+        let _ = read_tfjs(&Files::Disk, &manifest);
     });
 }
 

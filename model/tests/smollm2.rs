@@ -6,10 +6,13 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use candle_core::Device;
+use candle_core::quantized::gguf_file;
+use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use chrono::NaiveDate;
 use starcast_model::folder::{LoadError, ModelFolder};
 use starcast_model::text::{
     LanguageModel, MAX_CHARS, MIN_CHARS, load_horoscope_writer, load_quantized_llama,
+    tokenizer_from_gguf,
 };
 use starcast_model::{HoroscopeRequest, HoroscopeWriter, Language, Streamed, ZodiacSign};
 
@@ -142,4 +145,31 @@ fn broken_model_folders_get_errors_that_name_the_problem() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("not text-generation"), "{err}");
+}
+
+/// Our own builder (the one WebAssembly builds have) splits text as
+/// candle's native builder, which served SmolLM2 before it.
+#[test]
+fn byte_level_tokenizer_matches_candles() {
+    let path = model_folder().join("model.gguf");
+    let mut file = std::fs::File::open(&path).unwrap();
+    let content = gguf_file::Content::read(&mut file).unwrap();
+    let ours = tokenizer_from_gguf(&content).unwrap();
+    let candles = tokenizers::Tokenizer::from_gguf(&content).unwrap();
+    for text in [
+        "<|im_start|>user\nWrite today's horoscope for Leo.<|im_end|>\n<|im_start|>assistant\n",
+        "Today, Leo, you  will meet 3 strangers\t\u{1F31F}\n\n",
+        "Сегодня, Лев, звёзды на вашей стороне.",
+        "   leading spaces and trailing   ",
+        "<|endoftext|>control tokens<|im_end|> mid-text",
+    ] {
+        let ids = |t: &tokenizers::Tokenizer| t.encode(text, true).unwrap().get_ids().to_vec();
+        let ids_ours = ids(&ours);
+        assert_eq!(ids_ours, ids(&candles), "ids of {text:?}");
+        assert_eq!(
+            ours.decode(&ids_ours, true).unwrap(),
+            candles.decode(&ids_ours, true).unwrap(),
+            "decoding {text:?}"
+        );
+    }
 }

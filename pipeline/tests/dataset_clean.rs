@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, GenericImageView};
 use starcast_model::faces::FaceTools;
+use starcast_model::folder::Files;
 use starcast_pipeline::dataset::{
     CleanSettings, apply_verdicts, judge_dataset, quarantine_of, report_of,
 };
@@ -69,7 +70,7 @@ fn every_kind_of_bad_photo_is_quarantined_with_its_reason() {
     fs::write(obama.join("k-broken.png"), &png[..png.len() / 3]).unwrap();
     copy("samples/chelsea.png", &other.join("cat.png"));
 
-    let faces = FaceTools::load(&data().join("models/face-gallery")).unwrap();
+    let faces = FaceTools::load(&Files::Disk, &data().join("models/face-gallery")).unwrap();
     let verdicts = judge_dataset(&root, &faces, &CleanSettings::default()).unwrap();
     let kinds: Vec<(String, &str)> = verdicts
         .iter()

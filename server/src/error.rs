@@ -74,6 +74,10 @@ pub enum ApiError {
         what: &'static str,
         retry_after: u64,
     },
+    #[error(
+        "no served model has this file: the model may have changed since the page listed it, so reload the page"
+    )]
+    NoSuchModelFile,
     /// Work skipped because nobody waits for its answer any more.
     #[error("the request was abandoned before its work started")]
     Abandoned,
@@ -108,6 +112,7 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NoSuchModelFile => StatusCode::NOT_FOUND,
             ApiError::NoModel(_)
             | ApiError::NoModelInLanguage { .. }
             | ApiError::Loading(_)

@@ -140,3 +140,11 @@ status-running = running
 status-succeeded = succeeded
 status-failed = failed
 status-skipped = skipped
+
+## Running in the browser
+run-in-browser = Run in my browser
+run-in-browser-hint = The model is downloaded once and runs on this device: the photo or the request never leaves it.
+runs-in-browser-only = The model runs in your browser: nothing you give it leaves this device.
+browser-cannot-run-models = This browser can't run the models (it lacks WebAssembly SIMD or workers): try a current Chrome, Firefox or Safari.
+model-download = Downloading the model: { $loaded } of { $total } MB (once: it is kept in the browser).
+models-in-browser = Loaded in this browser

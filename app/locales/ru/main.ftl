@@ -142,3 +142,11 @@ status-running = идёт
 status-succeeded = выполнен
 status-failed = ошибка
 status-skipped = пропущен
+
+## Running in the browser
+run-in-browser = Запустить в моём браузере
+run-in-browser-hint = Модель скачивается один раз и работает на этом устройстве: фото и запрос никуда не уходят.
+runs-in-browser-only = Модель работает в вашем браузере: ничто из того, что вы ей даёте, не покидает это устройство.
+browser-cannot-run-models = Этот браузер не может запустить модели (нет WebAssembly SIMD или воркеров): откройте страницу в свежем Chrome, Firefox или Safari.
+model-download = Скачиваю модель: { $loaded } из { $total } МБ (один раз: она сохранится в браузере).
+models-in-browser = Загружены в этом браузере

@@ -9,6 +9,7 @@ use web_sys::{Blob, FormData, SubmitEvent};
 use crate::api::client;
 use crate::browser::{BrowserSlot, cloned};
 use crate::i18n::t;
+use crate::in_browser::in_browser;
 
 #[derive(Clone, Debug, PartialEq)]
 enum FlagState {
@@ -51,8 +52,10 @@ pub fn FlagButton(
             });
         });
     };
+    // A static Space has no server to keep flags.
+    let has_server = in_browser().has_server;
     view! {
-        <div class="flag">
+        <div class="flag" class:hidden=move || !has_server.get()>
             {move || match state.get() {
                 FlagState::Closed => view! {
                     <button type="button" class="secondary" on:click=move |_| state.set(FlagState::Writing)>

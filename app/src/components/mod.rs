@@ -2,4 +2,5 @@
 
 pub mod flag;
 pub mod model_notice;
+pub mod run_where;
 pub mod theme;

@@ -11,7 +11,9 @@ use crate::api::{self, client};
 use crate::browser::{BrowserSlot, browser_slot, fill};
 use crate::components::flag::FlagButton;
 use crate::components::model_notice::ModelNotice;
+use crate::components::run_where::RunWhere;
 use crate::i18n::{locale, t, text_with};
+use crate::in_browser::{self, in_browser};
 
 /// How many labels a result shows.
 const SHOWN_LABELS: usize = 5;
@@ -37,6 +39,7 @@ pub fn ActorsPage() -> impl IntoView {
     let preview = RwSignal::new(None::<Preview>);
     let photo = browser_slot::<Blob>();
     let dragging = RwSignal::new(false);
+    let runner = in_browser();
 
     let recognise = move |blob: Blob, name: String| {
         if let Some(old) = preview.get_untracked() {
@@ -53,7 +56,12 @@ pub fn ActorsPage() -> impl IntoView {
         fill(photo, Some(blob.clone()));
         outcome.set(Outcome::Working);
         spawn_local(async move {
-            outcome.set(match client::predict_actors(&blob, &name).await {
+            let answer = if runner.chosen.get_untracked() {
+                in_browser::recognize(runner, &blob).await
+            } else {
+                client::predict_actors(&blob, &name).await
+            };
+            outcome.set(match answer {
                 Ok(report) => Outcome::Done(report),
                 Err(failure) => Outcome::Failed(failure.0),
             });
@@ -144,6 +152,7 @@ pub fn ActorsPage() -> impl IntoView {
                     {t("actors-camera")}
                 </label>
                 <Examples try_example />
+                <RunWhere />
             </section>
             <section class="card result" aria-live="polite">
                 <h2>{t("actors-result")}</h2>

@@ -17,7 +17,9 @@ use crate::api::client;
 use crate::browser::{browser_slot, fill};
 use crate::components::flag::FlagButton;
 use crate::components::model_notice::ModelNotice;
+use crate::components::run_where::RunWhere;
 use crate::i18n::{locale, sign_dates, sign_name, t, text_in, text_with};
+use crate::in_browser::{self, in_browser};
 
 #[derive(Clone, Debug, PartialEq)]
 enum Writing {
@@ -111,6 +113,7 @@ pub fn HoroscopePage() -> impl IntoView {
     let queue = RwSignal::new(None::<QueueStatus>);
     let stream = browser_slot::<OpenStream>();
     on_cleanup(move || fill(stream, None));
+    let runner = in_browser();
 
     let query = move || HoroscopeQuery {
         sign: sign.get().map(|s| s.key().to_string()).unwrap_or_default(),
@@ -121,12 +124,38 @@ pub fn HoroscopePage() -> impl IntoView {
         lang: Some(lang.get().code().to_string()),
     };
 
+    let write_here = move || {
+        let query = query();
+        spawn_local(async move {
+            let on_piece = move |piece: Option<String>| match piece {
+                Some(piece) => text.update(|t| t.push_str(&piece)),
+                None => text.set(String::new()),
+            };
+            let written = in_browser::write(runner, &query, &today(), on_piece).await;
+            // A stop has already said so.
+            if writing.get_untracked() != Writing::Streaming {
+                return;
+            }
+            match written {
+                Ok(horoscope) => {
+                    text.set(horoscope.text.clone());
+                    writing.set(Writing::Done(horoscope));
+                }
+                Err(failure) => writing.set(Writing::Failed(failure.0)),
+            }
+        });
+    };
+
     let generate = move |_| {
         let url = stream_url(&query());
         fill(stream, None);
         text.set(String::new());
         queue.set(None);
         writing.set(Writing::Streaming);
+        if runner.chosen.get_untracked() {
+            write_here();
+            return;
+        }
         let Ok(source) = EventSource::new(&url) else {
             writing.set(Writing::Failed(text_in(
                 interface.get_untracked(),
@@ -203,8 +232,12 @@ pub fn HoroscopePage() -> impl IntoView {
         );
     };
 
-    // Closing the stream is what frees the server's worker.
+    // Closing the stream is what frees the server's worker; in the
+    // browser, ending the worker is what stops the writing.
     let stop = move |_| {
+        if runner.chosen.get_untracked() {
+            in_browser::stop();
+        }
         fill(stream, None);
         queue.set(None);
         writing.set(Writing::Stopped);
@@ -301,6 +334,7 @@ pub fn HoroscopePage() -> impl IntoView {
                 <Show when=move || writing.get() == Writing::Streaming>
                     <button id="stop" type="button" class="secondary stop" on:click=stop>{t("horoscope-stop")}</button>
                 </Show>
+                <RunWhere />
             </section>
             <section class="card result" aria-live="polite">
                 <h2>

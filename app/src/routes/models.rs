@@ -10,6 +10,7 @@ use web_sys::{FormData, SubmitEvent};
 
 use crate::api::{self, client};
 use crate::i18n::{locale, t, text_in, text_with};
+use crate::in_browser::in_browser;
 
 /// The architectures an upload may name; empty lets the server read it
 /// from the tensor names.
@@ -26,6 +27,7 @@ const ARCHITECTURES: [&str; 7] = [
 #[component]
 pub fn ModelsPage() -> impl IntoView {
     let models = Resource::new(|| (), |_| api::served_models());
+    let has_server = in_browser().has_server;
     view! {
         <Title text=t("models-title") />
         <section class="intro">
@@ -48,7 +50,25 @@ pub fn ModelsPage() -> impl IntoView {
                 }
             })}
         </Suspense>
-        <AdminUpload models />
+        <InBrowserModels />
+        {move || has_server.get().then(|| view! { <AdminUpload models /> }.into_any())}
+    }
+}
+
+/// What the page has loaded into this browser, as the models say of
+/// themselves once loaded.
+#[component]
+fn InBrowserModels() -> impl IntoView {
+    let loaded = in_browser().loaded;
+    move || {
+        let list = loaded.get();
+        (!list.is_empty()).then(|| {
+            view! {
+                <h2 id="models-in-browser">{t("models-in-browser")}</h2>
+                <div class="model-list">{list.into_iter().map(|m| view! { <ModelCard model=m /> }).collect::<Vec<_>>()}</div>
+            }
+            .into_any()
+        })
     }
 }
 

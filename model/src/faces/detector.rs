@@ -6,7 +6,7 @@ use std::path::Path;
 
 use image::{DynamicImage, GrayImage, imageops};
 
-use crate::folder::LoadError;
+use crate::folder::{Files, LoadError};
 
 /// Photos are searched at most this many pixels a side; boxes are mapped
 /// back to the full photo. Faces smaller than 20 pixels at this scale are
@@ -31,11 +31,8 @@ pub struct FaceDetector {
 }
 
 impl FaceDetector {
-    pub fn load(path: &Path) -> Result<Self, LoadError> {
-        let file = std::fs::File::open(path).map_err(|source| LoadError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    pub fn load(files: &Files, path: &Path) -> Result<Self, LoadError> {
+        let file = files.reader(path)?;
         let model = rustface::read_model(std::io::BufReader::new(file)).map_err(|e| {
             LoadError::Weights {
                 path: path.to_path_buf(),

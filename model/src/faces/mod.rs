@@ -15,7 +15,7 @@ pub use detector::{FaceBox, FaceDetector};
 pub use embedding::{DESCRIPTOR_LEN, FaceEmbedder, INPUT_SIDE};
 pub use gallery::{DEFAULT_THRESHOLD, Gallery, Identity, UNKNOWN};
 
-use crate::folder::{LoadError, ModelFolder};
+use crate::folder::{Files, LoadError, ModelFolder};
 use crate::photo::decode_photo;
 use crate::vision::read_tfjs;
 use crate::vision::weights::build_exactly;
@@ -38,14 +38,18 @@ pub struct FaceTools {
 
 impl FaceTools {
     /// Loads the detector and descriptor files of a model folder.
-    pub fn load(folder: &Path) -> Result<Self, LoadError> {
-        let detector = FaceDetector::load(&folder.join(DETECTOR_FILE))?;
+    pub fn load(files: &Files, folder: &Path) -> Result<Self, LoadError> {
+        let detector = FaceDetector::load(files, &folder.join(DETECTOR_FILE))?;
         let manifest = folder.join(EMBEDDER_MANIFEST);
-        let embedder = build_exactly(read_tfjs(&manifest)?, &Device::Cpu, FaceEmbedder::load)
-            .map_err(|source| LoadError::Network {
-                path: manifest.clone(),
-                source,
-            })?;
+        let embedder = build_exactly(
+            read_tfjs(files, &manifest)?,
+            &Device::Cpu,
+            FaceEmbedder::load,
+        )
+        .map_err(|source| LoadError::Network {
+            path: manifest.clone(),
+            source,
+        })?;
         Ok(FaceTools { detector, embedder })
     }
 
@@ -64,12 +68,14 @@ pub struct FaceGalleryRecognizer {
     tools: FaceTools,
     gallery: Gallery,
     info: ModelInfo,
+    /// Its folder, when read from disk.
+    location: Option<PathBuf>,
 }
 
 impl FaceGalleryRecognizer {
     /// Loads a face-gallery model folder and enrolls its gallery.
     pub fn load(folder: &ModelFolder) -> Result<Self, LoadError> {
-        let tools = FaceTools::load(&folder.path)?;
+        let tools = FaceTools::load(&folder.files, &folder.path)?;
         let threshold = folder.config.threshold.unwrap_or(DEFAULT_THRESHOLD);
         let mut recognizer = FaceGalleryRecognizer {
             tools,
@@ -78,39 +84,35 @@ impl FaceGalleryRecognizer {
                 threshold,
             },
             info: folder.info(),
+            location: matches!(folder.files, Files::Disk).then(|| folder.path.clone()),
         };
-        recognizer.gallery.identities = recognizer.enroll(&folder.path.join(GALLERY_DIR))?;
+        recognizer.gallery.identities =
+            recognizer.enroll(&folder.files, &folder.path.join(GALLERY_DIR))?;
         recognizer.info.labels = recognizer.gallery.labels();
         Ok(recognizer)
     }
 
     /// One identity per sub-folder, from the largest face of each photo.
-    fn enroll(&self, gallery: &Path) -> Result<Vec<Identity>, LoadError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| LoadError::Io { path, source }
-        };
-        let mut people: Vec<PathBuf> = std::fs::read_dir(gallery)
-            .map_err(io(gallery))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir())
+    fn enroll(&self, files: &Files, gallery: &Path) -> Result<Vec<Identity>, LoadError> {
+        let people: Vec<PathBuf> = files
+            .entries(gallery)?
+            .into_iter()
+            .filter(|p| files.is_dir(p))
             .collect();
-        people.sort();
         let mut identities = Vec::new();
         for person in people {
             let label = person
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let mut photos: Vec<PathBuf> = std::fs::read_dir(&person)
-                .map_err(io(&person))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
+            let photos: Vec<PathBuf> = files
+                .entries(&person)?
+                .into_iter()
+                .filter(|p| files.is_file(p))
                 .collect();
-            photos.sort();
             let mut descriptors = Vec::new();
             for photo in photos {
-                match self.enroll_photo(&photo) {
+                match self.enroll_photo(files, &photo) {
                     Ok(descriptor) => descriptors.push(descriptor),
                     Err(reason) => {
                         tracing::warn!(photo = %photo.display(), "{reason}; left out of the gallery")
@@ -132,8 +134,8 @@ impl FaceGalleryRecognizer {
         Ok(identities)
     }
 
-    fn enroll_photo(&self, path: &Path) -> Result<Vec<f32>, String> {
-        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    fn enroll_photo(&self, files: &Files, path: &Path) -> Result<Vec<f32>, String> {
+        let bytes = files.read(path).map_err(|e| e.to_string())?;
         let photo = decode_photo(&bytes).map_err(|e| e.to_string())?.image;
         let face = self
             .tools
@@ -162,6 +164,10 @@ impl FaceGalleryRecognizer {
 impl ActorRecognizer for FaceGalleryRecognizer {
     fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    fn location(&self) -> Option<&Path> {
+        self.location.as_deref()
     }
 
     /// Every face gets its own predictions, up to the [`MAX_FACES`]

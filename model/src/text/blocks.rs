@@ -249,7 +249,11 @@ impl BlockMatrix {
         match path {
             KernelPath::Avx512 => return unsafe { avx512::dot(format, weights, xs) },
             KernelPath::Avx2 => return unsafe { avx2::dot(format, weights, xs) },
-            KernelPath::Portable => {}
+            KernelPath::Portable | KernelPath::Simd128 => {}
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        if path == KernelPath::Simd128 {
+            return simd128::dot(format, weights, xs);
         }
         match format {
             Format::Q4_1 => dot_q4_1(weights, xs),
@@ -266,16 +270,18 @@ impl BlockMatrix {
         first: usize,
         xs: [&[Q8Block]; C],
     ) -> [[f32; C]; R] {
-        let row_bytes = self.row_bytes();
-        let weights = &self.data[first * row_bytes..][..R * row_bytes];
-        let blocks = self.columns / BLOCK;
-        // SAFETY (both arms): `path` is supported (see `dot`), `weights`
-        // holds R rows of `blocks` blocks, and each input as many.
         #[cfg(target_arch = "x86_64")]
-        match path {
-            KernelPath::Avx512 => return unsafe { avx512::tile(format, weights, xs, blocks) },
-            KernelPath::Avx2 => return unsafe { avx2::tile(format, weights, xs, blocks) },
-            KernelPath::Portable => {}
+        {
+            let row_bytes = self.row_bytes();
+            let weights = &self.data[first * row_bytes..][..R * row_bytes];
+            let blocks = self.columns / BLOCK;
+            // SAFETY (both arms): `path` is supported (see `dot`), `weights`
+            // holds R rows of `blocks` blocks, and each input as many.
+            match path {
+                KernelPath::Avx512 => return unsafe { avx512::tile(format, weights, xs, blocks) },
+                KernelPath::Avx2 => return unsafe { avx2::tile(format, weights, xs, blocks) },
+                KernelPath::Portable | KernelPath::Simd128 => {}
+            }
         }
         std::array::from_fn(|r| std::array::from_fn(|c| self.dot(format, path, first + r, xs[c])))
     }
@@ -774,6 +780,133 @@ x86_kernels!(
     "avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni",
     super::vnni_products
 );
+
+/// WebAssembly's 128-bit kernels. It has no 8-bit dot product, so each
+/// block's bytes are widened to 16 bits and summed in pairs.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128 {
+    use std::arch::wasm32::*;
+
+    use super::{BLOCK, Format, Q8Block, half_at};
+
+    /// A block's 32 values as two vectors of 16 bytes (unsigned for Q4_1
+    /// and Q5_0, signed for Q8_0), with its scale and what each unit of
+    /// the activations' sum adds.
+    struct Weights {
+        low: v128,
+        high: v128,
+        scale: f32,
+        minimum: f32,
+    }
+
+    /// Lane `i` of 16 holds 16 where bit `first + i` of `bits` is set.
+    #[inline(always)]
+    fn fifth_bits(bits: u32, first: u32) -> v128 {
+        let spread = u32x4_splat(bits >> first);
+        let bytes = i8x16_swizzle(
+            spread,
+            i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+        );
+        let masks = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+        let set = i8x16_ne(v128_and(bytes, masks), u8x16_splat(0));
+        v128_and(set, u8x16_splat(16))
+    }
+
+    #[inline(always)]
+    fn unpack(format: Format, block: &[u8]) -> Weights {
+        let load = |at: usize| {
+            let bytes: [u8; 16] = block[at..at + 16].try_into().unwrap_or([0; 16]);
+            u8x16(
+                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14],
+                bytes[15],
+            )
+        };
+        let nibbles = |packed: v128| {
+            let low = u8x16_splat(0x0F);
+            (v128_and(packed, low), v128_and(u8x16_shr(packed, 4), low))
+        };
+        match format {
+            Format::Q4_1 => {
+                let (low, high) = nibbles(load(4));
+                Weights {
+                    low,
+                    high,
+                    scale: half_at(block, 0),
+                    minimum: half_at(block, 2),
+                }
+            }
+            Format::Q5_0 => {
+                let (low, high) = nibbles(load(6));
+                let bits = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+                let scale = half_at(block, 0);
+                Weights {
+                    low: v128_or(low, fifth_bits(bits, 0)),
+                    high: v128_or(high, fifth_bits(bits, 16)),
+                    scale,
+                    minimum: -16.0 * scale,
+                }
+            }
+            Format::Q8_0 => Weights {
+                low: load(2),
+                high: load(18),
+                scale: half_at(block, 0),
+                minimum: 0.0,
+            },
+        }
+    }
+
+    /// The sums of 16 byte products in four lanes: `weights` as unsigned
+    /// or signed bytes, the activations signed.
+    #[inline(always)]
+    fn products(signed: bool, weights: v128, activations: v128) -> v128 {
+        let (low, high) = if signed {
+            (
+                i16x8_extend_low_i8x16(weights),
+                i16x8_extend_high_i8x16(weights),
+            )
+        } else {
+            (
+                u16x8_extend_low_u8x16(weights),
+                u16x8_extend_high_u8x16(weights),
+            )
+        };
+        i32x4_add(
+            i32x4_dot_i16x8(low, i16x8_extend_low_i8x16(activations)),
+            i32x4_dot_i16x8(high, i16x8_extend_high_i8x16(activations)),
+        )
+    }
+
+    /// One weight row times the activations.
+    pub(super) fn dot(format: Format, weights: &[u8], xs: &[Q8Block]) -> f32 {
+        let signed = format == Format::Q8_0;
+        let mut sum = f32x4_splat(0.0);
+        let mut minimums = 0f32;
+        for (block, x) in weights.chunks_exact(format.block_bytes()).zip(xs) {
+            let w = unpack(format, block);
+            let (low, high) = x.qs.split_at(BLOCK / 2);
+            let activations = |half: &[i8]| {
+                let q: [i8; 16] = half.try_into().unwrap_or([0; 16]);
+                i8x16(
+                    q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8], q[9], q[10], q[11],
+                    q[12], q[13], q[14], q[15],
+                )
+            };
+            let products = i32x4_add(
+                products(signed, w.low, activations(low)),
+                products(signed, w.high, activations(high)),
+            );
+            let scaled = f32x4_mul(f32x4_convert_i32x4(products), f32x4_splat(w.scale * x.d));
+            sum = f32x4_add(sum, scaled);
+            minimums += w.minimum * x.sum;
+        }
+        f32x4_extract_lane::<0>(sum)
+            + f32x4_extract_lane::<1>(sum)
+            + f32x4_extract_lane::<2>(sum)
+            + f32x4_extract_lane::<3>(sum)
+            + minimums
+    }
+}
 
 #[cfg(test)]
 mod tests {

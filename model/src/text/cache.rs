@@ -83,6 +83,10 @@ impl HoroscopeWriter for CachedWriter {
         self.inner.info()
     }
 
+    fn location(&self) -> Option<&std::path::Path> {
+        self.inner.location()
+    }
+
     fn write(
         &self,
         request: &HoroscopeRequest,

@@ -141,8 +141,10 @@ pub(super) fn dot(path: KernelPath, format: KFormat, weights: &[u8], xs: &[Q8K])
     match path {
         KernelPath::Avx512 => return unsafe { avx512::dot(format, weights, xs) },
         KernelPath::Avx2 => return unsafe { avx2::dot(format, weights, xs) },
-        KernelPath::Portable => {}
+        KernelPath::Portable | KernelPath::Simd128 => {}
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = path;
     weights
         .chunks_exact(format.block_bytes())
         .zip(xs)

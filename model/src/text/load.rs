@@ -3,7 +3,6 @@
 //! GPT-2 or a T5; and writing a full-precision Llama.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,10 +16,10 @@ use super::gpt2::Gpt2;
 use super::llama::{Llama, LlamaConfig};
 use super::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, attach_adapters};
 use super::prompt::PromptStyle;
-use super::sentencepiece::tokenizer_from_gguf;
 use super::t5::T5;
+use super::tokenizer::tokenizer_from_gguf;
 use super::writer::{Decoder, LanguageModel};
-use crate::folder::{LoadError, ModelConfig, ModelFolder, read_text};
+use crate::folder::{Files, LoadError, ModelConfig, ModelFolder, ReadSeek};
 use crate::{HoroscopeWriter, ModelKind, without_backtrace};
 
 /// Loads the horoscope model in a model folder onto `device`, with a cache
@@ -30,10 +29,18 @@ pub fn load_horoscope_writer(
     path: &Path,
     device: &Device,
 ) -> Result<Arc<dyn HoroscopeWriter>, LoadError> {
-    let folder = ModelFolder::open(path)?;
+    horoscope_writer(&ModelFolder::open(path)?, device)
+}
+
+/// [`load_horoscope_writer`] for an opened folder.
+pub fn horoscope_writer(
+    folder: &ModelFolder,
+    device: &Device,
+) -> Result<Arc<dyn HoroscopeWriter>, LoadError> {
+    let folder = folder.clone();
     if folder.config.task != ModelKind::TextGeneration {
         return Err(LoadError::Config {
-            path: path.join("config.json"),
+            path: folder.path.join("config.json"),
             reason: format!("its task is {:?}, not text-generation", folder.config.task),
         });
     }
@@ -58,7 +65,7 @@ pub fn load_horoscope_writer(
             let config = read_hyperparameters(&folder, "a GPT-2")?;
             let gpt2 =
                 Gpt2::from_safetensors(config, &files, device).map_err(weights_error(&files[0]))?;
-            let tokenizer = load_tokenizer(&folder.path)?;
+            let tokenizer = load_tokenizer(&folder)?;
             language_model(&folder, Box::new(gpt2), tokenizer, PromptStyle::Horoscope)
         }
         "t5" => {
@@ -71,7 +78,7 @@ pub fn load_horoscope_writer(
                 })?;
             let config = read_hyperparameters(&folder, "a T5")?;
             let t5 = T5::load(config, &files, device).map_err(weights_error(&files[0]))?;
-            let tokenizer = load_tokenizer(&folder.path)?;
+            let tokenizer = load_tokenizer(&folder)?;
             language_model(&folder, Box::new(t5), tokenizer, PromptStyle::SignName)
         }
         _ => {
@@ -92,7 +99,7 @@ pub fn load_horoscope_writer(
 /// file carries.
 pub fn load_quantized_llama(folder: &ModelFolder) -> Result<LanguageModel, LoadError> {
     let path = folder.weights("gguf")?;
-    let (mut file, content, tokenizer) = open_gguf(&path)?;
+    let (mut file, content, tokenizer) = open_gguf(folder, &path)?;
     let llama = Llama::from_gguf_quantized(&content, &mut file).map_err(weights_error(&path))?;
     Ok(language_model(
         folder,
@@ -105,7 +112,7 @@ pub fn load_quantized_llama(folder: &ModelFolder) -> Result<LanguageModel, LoadE
 /// The folder's Gemma 3 GGUF served as stored, with its own tokenizer.
 pub fn load_gemma3(folder: &ModelFolder) -> Result<LanguageModel, LoadError> {
     let path = folder.weights("gguf")?;
-    let (mut file, content, tokenizer) = open_gguf(&path)?;
+    let (mut file, content, tokenizer) = open_gguf(folder, &path)?;
     let gemma = Gemma3::from_gguf_quantized(&content, &mut file).map_err(weights_error(&path))?;
     Ok(language_model(
         folder,
@@ -115,13 +122,14 @@ pub fn load_gemma3(folder: &ModelFolder) -> Result<LanguageModel, LoadError> {
     ))
 }
 
-/// A GGUF file opened: the file, its header and the tokenizer it carries.
-fn open_gguf(path: &Path) -> Result<(File, gguf_file::Content, Tokenizer), LoadError> {
+/// A GGUF file of `folder` opened: the file, its header and the tokenizer
+/// it carries.
+fn open_gguf<'a>(
+    folder: &'a ModelFolder,
+    path: &Path,
+) -> Result<(Box<dyn ReadSeek + 'a>, gguf_file::Content, Tokenizer), LoadError> {
     let error = weights_error(path);
-    let mut file = File::open(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mut file = folder.files.reader(path)?;
     let mut content = gguf_file::Content::read(&mut file).map_err(&error)?;
     let tokenizer = tokenizer_from_gguf(&content).map_err(|reason| LoadError::Weights {
         path: path.to_path_buf(),
@@ -145,7 +153,7 @@ fn weights_error(path: &Path) -> impl Fn(candle_core::Error) -> LoadError + '_ {
 /// A folder whose weights are a GGUF file and nothing else: served
 /// quantized. Adapters over a GGUF base are merged into F32 weights.
 fn is_quantized(folder: &ModelFolder) -> bool {
-    !folder.path.join(ADAPTER_CONFIG).is_file() && folder.weights("gguf").is_ok()
+    !folder.has(ADAPTER_CONFIG) && folder.weights("gguf").is_ok()
 }
 
 /// The folder's Llama in F32 and its tokenizer: safetensors of any float
@@ -156,7 +164,7 @@ pub fn load_llama(folder: &ModelFolder) -> Result<(Llama, Tokenizer), LoadError>
         return load_adapted(folder, &config);
     }
     if let Ok(path) = folder.weights("gguf") {
-        let (mut file, content, tokenizer) = open_gguf(&path)?;
+        let (mut file, content, tokenizer) = open_gguf(folder, &path)?;
         let llama = Llama::from_gguf(&content, &mut file).map_err(weights_error(&path))?;
         return Ok((llama, tokenizer));
     }
@@ -167,7 +175,7 @@ pub fn load_llama(folder: &ModelFolder) -> Result<(Llama, Tokenizer), LoadError>
             expected: ".gguf or .safetensors".into(),
         })?;
     let config: LlamaConfig = read_hyperparameters(folder, "a safetensors Llama")?;
-    let tokenizer = load_tokenizer(&folder.path)?;
+    let tokenizer = load_tokenizer(folder)?;
     let llama = Llama::from_safetensors(config, &files).map_err(weights_error(&files[0]))?;
     Ok((llama, tokenizer))
 }
@@ -192,8 +200,8 @@ fn load_adapted(
     attach_adapters(&mut llama, config, &weights)
         .and_then(|()| llama.merge_lora())
         .map_err(weights_error(&weights))?;
-    let tokenizer = if folder.path.join("tokenizer.json").is_file() {
-        load_tokenizer(&folder.path)?
+    let tokenizer = if folder.has("tokenizer.json") {
+        load_tokenizer(folder)?
     } else {
         base_tokenizer
     };
@@ -209,7 +217,11 @@ fn language_model(
     usual: PromptStyle,
 ) -> LanguageModel {
     let prompt = folder.config.prompt.unwrap_or(usual);
-    LanguageModel::new(folder.info(), decoder, tokenizer, prompt)
+    let model = LanguageModel::new(folder.info(), decoder, tokenizer, prompt);
+    match folder.files {
+        Files::Disk => model.at(folder.path.clone()),
+        Files::Memory { .. } => model,
+    }
 }
 
 /// The family's hyperparameters from `config.json`, as transformers writes them.
@@ -222,7 +234,8 @@ fn read_hyperparameters<T: serde::de::DeserializeOwned>(
         path: path.clone(),
         reason: format!("{family} needs Hugging Face's hyperparameters in config.json ({e})"),
     };
-    let mut config: serde_json::Value = serde_json::from_str(&read_text(&path)?).map_err(error)?;
+    let mut config: serde_json::Value =
+        serde_json::from_str(&folder.files.read_text(&path)?).map_err(error)?;
     // transformers 5 writes `rope_theta` inside `rope_parameters`.
     if let Some(theta) = config.pointer("/rope_parameters/rope_theta").cloned()
         && let Some(fields) = config.as_object_mut()
@@ -253,16 +266,16 @@ fn base_folder(location: &str) -> Result<PathBuf, LoadError> {
     }
 }
 
-fn load_tokenizer(folder: &Path) -> Result<Tokenizer, LoadError> {
-    let path = folder.join("tokenizer.json");
-    if !path.is_file() {
+fn load_tokenizer(folder: &ModelFolder) -> Result<Tokenizer, LoadError> {
+    let path = folder.path.join("tokenizer.json");
+    if !folder.has("tokenizer.json") {
         return Err(LoadError::MissingWeights {
-            folder: folder.to_path_buf(),
+            folder: folder.path.clone(),
             expected: "tokenizer.json (copy the base model's tokenizer.json into the folder)"
                 .into(),
         });
     }
-    Tokenizer::from_file(&path).map_err(|e| LoadError::Weights {
+    Tokenizer::from_bytes(folder.files.read(&path)?).map_err(|e| LoadError::Weights {
         path,
         reason: format!("not a tokenizers file: {e}"),
     })

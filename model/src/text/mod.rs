@@ -18,8 +18,8 @@ mod lora;
 mod prompt;
 mod sampler;
 mod seed;
-mod sentencepiece;
 mod t5;
+mod tokenizer;
 mod writer;
 
 pub use attention::{Cache, NextLogits};
@@ -32,12 +32,13 @@ pub use kernels::cross_entropy;
 pub use linear::Lora;
 pub use llama::{Kernels, Llama, LlamaConfig, PROJECTIONS, projection_path};
 pub use load::{
-    SaveError, load_gemma3, load_horoscope_writer, load_llama, load_quantized_llama, save_llama,
+    SaveError, horoscope_writer, load_gemma3, load_horoscope_writer, load_llama,
+    load_quantized_llama, save_llama,
 };
 pub use lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, adapter_tensor, attach_adapters};
 pub use prompt::{Prompt, PromptStyle, horoscope_prompt};
 pub use sampler::{Sampler, SamplingSettings};
 pub use seed::daily_seed;
-pub use sentencepiece::tokenizer_from_gguf;
 pub use t5::{T5, T5Config};
+pub use tokenizer::tokenizer_from_gguf;
 pub use writer::{DecodeSession, Decoder, LanguageModel, stop_tokens};

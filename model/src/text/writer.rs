@@ -3,7 +3,8 @@
 //! quantized and the full-precision models.
 
 use std::ops::ControlFlow;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use web_time::Instant;
 
 use chrono::NaiveDate;
 use tokenizers::Tokenizer;
@@ -74,6 +75,7 @@ fn line_break_tokens(tokenizer: &Tokenizer) -> Vec<u32> {
 
 pub struct LanguageModel {
     info: ModelInfo,
+    location: Option<PathBuf>,
     decoder: Box<dyn Decoder>,
     tokenizer: Tokenizer,
     stop_tokens: Vec<u32>,
@@ -102,11 +104,20 @@ impl LanguageModel {
         }
         LanguageModel {
             info,
+            location: None,
             decoder,
             stop_tokens: stops,
             tokenizer,
             prompt,
             sampling: SamplingSettings::default(),
+        }
+    }
+
+    /// The model, loaded from the folder at `location` on disk.
+    pub fn at(self, location: PathBuf) -> Self {
+        LanguageModel {
+            location: Some(location),
+            ..self
         }
     }
 
@@ -238,6 +249,10 @@ fn surprise(logits: &[f32], token: u32) -> f64 {
 impl HoroscopeWriter for LanguageModel {
     fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    fn location(&self) -> Option<&Path> {
+        self.location.as_deref()
     }
 
     /// Feeds the prompt, then the text one token at a time, adding up each

@@ -14,8 +14,8 @@ use super::layers::{ConvLayer, ConvNorm, Network};
 use super::mobilenet_v2::MobileNetV2;
 use super::preprocess::Preprocess;
 use super::resnet::{self, ResNet};
-use super::weights::{NamedTensors, build_exactly, read_weights};
-use crate::folder::{LoadError, ModelConfig, read_metrics, read_text};
+use super::weights::{NamedTensors, build_exactly, read_weights_in};
+use crate::folder::{Files, LoadError, ModelConfig, metrics_in};
 use crate::{ActorRecognizer, ModelError, ModelInfo, ModelKind, Prediction, Recognition};
 
 /// The architectures this core runs, by torchvision name.
@@ -210,6 +210,8 @@ pub struct ImageClassifier {
     preprocess: Preprocess,
     info: ModelInfo,
     weights: Option<PathBuf>,
+    /// Its folder, or its one weights file, when read from disk.
+    location: Option<PathBuf>,
     /// Where the network's weights live: photos go there.
     device: Device,
 }
@@ -225,10 +227,19 @@ impl std::fmt::Debug for ImageClassifier {
 impl ImageClassifier {
     /// Loads a model folder (config.json optional) or a single weights file.
     pub fn load(path: &Path, options: &ClassifierOptions) -> Result<Self, LoadError> {
-        let (folder, weights_path) = locate(path)?;
+        Self::load_from(&Files::Disk, path, options)
+    }
+
+    /// [`ImageClassifier::load`] from `files`.
+    pub fn load_from(
+        files: &Files,
+        path: &Path,
+        options: &ClassifierOptions,
+    ) -> Result<Self, LoadError> {
+        let (folder, weights_path) = locate(files, path)?;
         let config = match &folder {
-            Some(folder) if folder.join("config.json").is_file() => {
-                Some(ModelConfig::read(&folder.join("config.json"))?)
+            Some(folder) if files.is_file(&folder.join("config.json")) => {
+                Some(ModelConfig::read_from(files, &folder.join("config.json"))?)
             }
             _ => None,
         };
@@ -240,7 +251,7 @@ impl ImageClassifier {
             path: weights_path.clone(),
             source,
         };
-        let tensors = read_weights(&weights_path)?;
+        let tensors = read_weights_in(files, &weights_path)?;
         let named = options.architecture.clone().or_else(|| {
             config
                 .as_ref()
@@ -256,6 +267,7 @@ impl ImageClassifier {
             })?,
         };
         let labels = labels(
+            files,
             folder.as_deref(),
             config.as_ref(),
             options,
@@ -298,7 +310,7 @@ impl ImageClassifier {
                 .unwrap_or_else(|| path.display().to_string()),
             labels: labels.clone(),
             metrics: match &folder {
-                Some(folder) => read_metrics(folder)?,
+                Some(folder) => metrics_in(files, folder)?,
                 None => Default::default(),
             },
             language: None,
@@ -309,6 +321,8 @@ impl ImageClassifier {
             labels,
             preprocess,
             info,
+            location: matches!(files, Files::Disk)
+                .then(|| folder.clone().unwrap_or_else(|| weights_path.clone())),
             weights: Some(weights_path),
             device: options.device.clone(),
         })
@@ -346,6 +360,7 @@ impl ImageClassifier {
             preprocess,
             info,
             weights: None,
+            location: None,
             device: Device::Cpu,
         })
     }
@@ -398,6 +413,10 @@ impl ActorRecognizer for ImageClassifier {
             faces: Vec::new(),
         })
     }
+
+    fn location(&self) -> Option<&Path> {
+        self.location.as_deref()
+    }
 }
 
 /// Labels with their scores, highest first, at most [`MAX_PREDICTIONS`].
@@ -416,11 +435,11 @@ pub fn ranked(labels: &[String], scores: &[f32]) -> Vec<Prediction> {
 }
 
 /// The folder (if any) and the weights file a path names.
-fn locate(path: &Path) -> Result<(Option<PathBuf>, PathBuf), LoadError> {
-    if path.is_file() {
+fn locate(files: &Files, path: &Path) -> Result<(Option<PathBuf>, PathBuf), LoadError> {
+    if files.is_file(path) {
         return Ok((path.parent().map(Path::to_path_buf), path.to_path_buf()));
     }
-    if !path.is_dir() {
+    if !files.is_dir(path) {
         return Err(LoadError::Io {
             path: path.to_path_buf(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
@@ -429,7 +448,7 @@ fn locate(path: &Path) -> Result<(Option<PathBuf>, PathBuf), LoadError> {
     WEIGHT_FILES
         .iter()
         .map(|name| path.join(name))
-        .find(|p| p.is_file())
+        .find(|p| files.is_file(p))
         .map(|weights| (Some(path.to_path_buf()), weights))
         .ok_or_else(|| LoadError::MissingWeights {
             folder: path.to_path_buf(),
@@ -440,17 +459,21 @@ fn locate(path: &Path) -> Result<(Option<PathBuf>, PathBuf), LoadError> {
 /// Labels from config.json, else labels.txt beside the weights, else the
 /// caller; a model without any gets `class N`.
 fn labels(
+    files: &Files,
     folder: Option<&Path>,
     config: Option<&ModelConfig>,
     options: &ClassifierOptions,
     classes: usize,
 ) -> Result<Vec<String>, LoadError> {
-    let from_file = folder.map(|f| f.join("labels.txt")).filter(|p| p.is_file());
+    let from_file = folder
+        .map(|f| f.join("labels.txt"))
+        .filter(|p| files.is_file(p));
     let (labels, origin) =
         if let Some(labels) = config.map(|c| c.labels.clone()).filter(|l| !l.is_empty()) {
             (labels, folder.map(|f| f.join("config.json")))
         } else if let Some(path) = from_file {
-            let labels = read_text(&path)?
+            let labels = files
+                .read_text(&path)?
                 .lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty())

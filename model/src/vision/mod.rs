@@ -25,4 +25,4 @@ pub use layers::{
 pub use preprocess::Preprocess;
 pub use pth::{PthError, read_pth};
 pub use tfjs::read_tfjs;
-pub use weights::{NamedTensors, read_weights};
+pub use weights::{NamedTensors, read_weights, read_weights_in};

@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use serde::Deserialize;
 
 use super::weights::NamedTensors;
-use crate::folder::LoadError;
+use crate::folder::{Files, LoadError};
 
 #[derive(Deserialize)]
 struct Group {
@@ -37,17 +37,12 @@ struct Quantization {
 /// Reads a manifest and its shards. Tensor names keep TF.js's `/` turned
 /// into `.`, so `VarBuilder` prefixes address them; 4-d filters stay in
 /// TensorFlow's `[h, w, in, out]` order for the caller to permute.
-pub fn read_tfjs(manifest: &Path) -> Result<NamedTensors, LoadError> {
+pub fn read_tfjs(files: &Files, manifest: &Path) -> Result<NamedTensors, LoadError> {
     let unusable = |reason: String| LoadError::Weights {
         path: manifest.to_path_buf(),
         reason,
     };
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| LoadError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
-    };
+    let read = |path: &Path| files.read(path);
     let groups: Vec<Group> = serde_json::from_slice(&read(manifest)?)
         .map_err(|e| unusable(format!("not a TF.js weights manifest ({e})")))?;
     let folder = manifest.parent().unwrap_or(Path::new("."));
@@ -60,7 +55,7 @@ pub fn read_tfjs(manifest: &Path) -> Result<NamedTensors, LoadError> {
                     "shard path {shard} leaves the model folder"
                 )));
             }
-            bytes.extend(read(&folder.join(shard))?);
+            bytes.extend_from_slice(&read(&folder.join(shard))?);
         }
         let mut at = 0usize;
         for entry in group.weights {

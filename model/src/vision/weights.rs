@@ -12,21 +12,23 @@ use candle_nn::var_builder::SimpleBackend;
 
 use super::error::NetworkError;
 use super::pth::read_pth;
-use crate::folder::LoadError;
+use crate::folder::{Files, LoadError};
 
 /// The float tensors of a weights file by name, as f32 on the CPU.
 pub type NamedTensors = HashMap<String, Tensor>;
 
 /// Reads `.pth`/`.pt`/`.bin` (PyTorch) or `.safetensors`.
 pub fn read_weights(path: &Path) -> Result<NamedTensors, LoadError> {
+    read_weights_in(&Files::Disk, path)
+}
+
+/// [`read_weights`] from `files`.
+pub fn read_weights_in(files: &Files, path: &Path) -> Result<NamedTensors, LoadError> {
     let unusable = |reason: String| LoadError::Weights {
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = files.read(path)?;
     let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
     let tensors = if is_safetensors {
         candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)

@@ -2,6 +2,7 @@
 
 pub mod actors;
 pub mod admin;
+pub mod browser;
 pub mod flags;
 pub mod horoscope;
 pub mod pipeline;
@@ -14,7 +15,10 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use starcast_api::{ErrorBody, FlagReceipt, PipelineRun, RunStatus, StepRun, Task, Trigger};
+use starcast_api::{
+    BrowserFile, BrowserModel, ErrorBody, FlagReceipt, PipelineRun, RunStatus, StepRun, Task,
+    Trigger,
+};
 use starcast_model::{
     ActorReport, Face, Horoscope, HoroscopeQuery, ModelInfo, ModelKind, Prediction, Recognition,
     ZodiacSign,
@@ -41,6 +45,7 @@ use starcast_jobs::device::device_name;
         pipeline::runs,
         pipeline::start,
         models,
+        browser::models,
         health
     ),
     components(schemas(
@@ -60,6 +65,8 @@ use starcast_jobs::device::device_name;
         RunStatus,
         Trigger,
         Task,
+        BrowserModel,
+        BrowserFile,
         Health
     ))
 )]
@@ -101,6 +108,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/pipeline/runs", get(pipeline::runs))
         .route("/api/admin/pipeline/runs", post(pipeline::start))
         .route("/api/models", get(models))
+        .route("/api/browser/models", get(browser::models))
+        .route(
+            "/api/browser/files/{key}/{fingerprint}/{*name}",
+            get(browser::file),
+        )
         .route("/api/docs", get(docs))
         .route("/api/openapi.json", get(docs))
         .route("/healthz", get(health))

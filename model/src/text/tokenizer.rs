@@ -1,18 +1,21 @@
-//! The tokenizer a GGUF carries. candle builds the byte-level (`gpt2`)
-//! ones; a SentencePiece vocabulary (`llama`, as Gemma's is) is built here
-//! as transformers builds it from the same file: a BPE with byte fallback
+//! The tokenizer a GGUF carries, built here rather than by candle because
+//! candle leaves its builder out of WebAssembly builds. A byte-level
+//! vocabulary (`gpt2`, as SmolLM2's is) is a BPE over bytes spelled as
+//! characters; a SentencePiece one (`llama`, as Gemma's is) is built as
+//! transformers builds it from the same file: a BPE with byte fallback
 //! whose merges are recovered from the vocabulary, spaces written `▁`, and
 //! the control and user-defined tokens matched whole.
 
 use std::collections::HashMap;
 
 use candle_core::quantized::gguf_file::{Content, Value};
-use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use tokenizers::decoders::byte_fallback::ByteFallback;
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::decoders::fuse::Fuse;
 use tokenizers::decoders::sequence::Sequence;
 use tokenizers::models::bpe::{BPE, Vocab};
 use tokenizers::normalizers::Replace;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, DecoderWrapper, SplitDelimiterBehavior, Tokenizer};
@@ -28,7 +31,7 @@ const USER_DEFINED: i32 = 4;
 /// The tokenizer `content` describes.
 pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer, String> {
     match string(content, "tokenizer.ggml.model")?.as_str() {
-        "gpt2" => Tokenizer::from_gguf(content).map_err(|e| e.to_string()),
+        "gpt2" => byte_level_tokenizer(content),
         "llama" if string(content, "general.architecture")?.starts_with("gemma") => {
             gemma_tokenizer(content)
         }
@@ -63,14 +66,73 @@ fn token_id(content: &Content, key: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("the GGUF has no {key}"))
 }
 
+fn strings(content: &Content, key: &str) -> Result<Vec<String>, String> {
+    array(content, key)?
+        .iter()
+        .map(|v| v.to_string().cloned().map_err(|e| format!("{key}: {e}")))
+        .collect()
+}
+
+/// A byte-level vocabulary, split into words as GPT-2 splits them. Tokens
+/// llama.cpp types as anything but normal or byte (control, user-defined,
+/// unused) and the named ones (bos, eos, padding) are matched whole and
+/// left out of decoded text, as candle's builder did.
+fn byte_level_tokenizer(content: &Content) -> Result<Tokenizer, String> {
+    let tokens = strings(content, "tokenizer.ggml.tokens")?;
+    let merges = strings(content, "tokenizer.ggml.merges")?
+        .into_iter()
+        .map(|merge| match merge.split_once(' ') {
+            Some((left, right)) => Ok((left.to_string(), right.to_string())),
+            None => Err(format!("the GGUF has a merge without a space: {merge:?}")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let vocab: Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(id, token)| (token.clone(), id as u32))
+        .collect();
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut tokenizer = Tokenizer::new(bpe);
+    tokenizer.with_pre_tokenizer(Some(ByteLevel::default()));
+    tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
+    tokenizer.with_post_processor(Some(ByteLevel::default()));
+    let types = array(content, "tokenizer.ggml.token_type").unwrap_or_default();
+    let typed = types
+        .iter()
+        .enumerate()
+        .filter(|(_, kind)| matches!(kind.to_i32(), Ok(2..=5)))
+        .map(|(id, _)| id as u32);
+    let named = [
+        "tokenizer.ggml.bos_token_id",
+        "tokenizer.ggml.eos_token_id",
+        "tokenizer.ggml.padding_token_id",
+        "tokenizer.ggml.seperator_token_id",
+        "tokenizer.ggml.unknown_token_id",
+    ]
+    .into_iter()
+    .filter_map(|key| token_id(content, key).ok());
+    let mut special: Vec<u32> = typed.chain(named).collect();
+    special.sort_unstable();
+    special.dedup();
+    let special: Vec<AddedToken> = special
+        .into_iter()
+        .filter_map(|id| tokens.get(id as usize))
+        .map(|token| AddedToken::from(token.clone(), true))
+        .collect();
+    tokenizer
+        .add_special_tokens(special)
+        .map_err(|e| e.to_string())?;
+    Ok(tokenizer)
+}
+
 /// Gemma's vocabulary. Its file stores runs of spaces as spaces, where the
 /// merges need `▁`s; and its merge order is the tokens' order in the file,
 /// not their scores.
 fn gemma_tokenizer(content: &Content) -> Result<Tokenizer, String> {
-    let tokens: Vec<String> = array(content, "tokenizer.ggml.tokens")?
-        .iter()
-        .map(|v| v.to_string().cloned().map_err(|e| e.to_string()))
-        .collect::<Result<_, _>>()?;
+    let tokens = strings(content, "tokenizer.ggml.tokens")?;
     let types: Vec<i32> = array(content, "tokenizer.ggml.token_type")?
         .iter()
         .map(|v| v.to_i32().map_err(|e| e.to_string()))
