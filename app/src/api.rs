@@ -35,14 +35,15 @@ pub mod ssr {
 /// The models the server is serving now.
 // Endpoints named here rather than hashed from the source's location: the
 // hashed ones differed between a bundle and a server built from two
-// checkouts of the same code, and every call then answered 404.
-#[server(endpoint = "served_models")]
+// checkouts of the same code, and every call then answered 404. Asked with
+// GET, so that a static Space answers them with files of those names.
+#[server(endpoint = "served_models", input = server_fn::codec::GetUrl)]
 pub async fn served_models() -> Result<Vec<ModelInfo>, ServerFnError> {
     Ok(ssr::catalogue()?.served_models())
 }
 
 /// The photos of the examples gallery.
-#[server(endpoint = "example_photos")]
+#[server(endpoint = "example_photos", input = server_fn::codec::GetUrl)]
 pub async fn example_photos() -> Result<Vec<ExamplePhoto>, ServerFnError> {
     let catalogue = ssr::catalogue()?;
     let names = tokio::task::spawn_blocking(move || catalogue.example_photos())

@@ -15,7 +15,7 @@ use leptos_router::components::{A, Route, Router, Routes};
 
 use crate::components::theme::ThemeToggle;
 use crate::i18n::{LanguageSwitch, Locale, request_language, t};
-use crate::in_browser::InBrowser;
+use crate::in_browser::{InBrowser, in_browser};
 use crate::routes::{
     actors::ActorsPage, horoscope::HoroscopePage, models::ModelsPage, pipeline::PipelinePage,
 };
@@ -52,6 +52,8 @@ pub fn App() -> impl IntoView {
     provide_context(Locale(RwSignal::new(request_language())));
     InBrowser::provide();
     mark_hydrated();
+    // A static Space has no pipeline and no API to show.
+    let serverless = move || !in_browser().has_server.get();
     view! {
         <Stylesheet id="starcast" href=format!("/pkg/{OUTPUT_NAME}.css") />
         <Link rel="icon" type_="image/svg+xml" href="/favicon.svg" />
@@ -67,7 +69,9 @@ pub fn App() -> impl IntoView {
                     <A href="/">{t("nav-actors")}</A>
                     <A href="/horoscope">{t("nav-horoscope")}</A>
                     <A href="/models">{t("nav-models")}</A>
-                    <A href="/pipeline">{t("nav-pipeline")}</A>
+                    <span class:hidden=serverless>
+                        <A href="/pipeline">{t("nav-pipeline")}</A>
+                    </span>
                 </nav>
                 <LanguageSwitch />
                 <ThemeToggle />
@@ -81,8 +85,11 @@ pub fn App() -> impl IntoView {
                 </Routes>
             </main>
             <footer>
-                "Starcast · "
-                <a href="/api/docs">{t("footer-api")}</a>
+                "Starcast"
+                <span class:hidden=serverless>
+                    " · "
+                    <a href="/api/docs">{t("footer-api")}</a>
+                </span>
             </footer>
         </Router>
     }

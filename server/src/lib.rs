@@ -9,6 +9,7 @@ pub mod api;
 pub mod client;
 pub mod connections;
 pub mod error;
+pub mod export;
 pub mod metrics;
 pub mod model_check;
 pub mod reload;

@@ -10,6 +10,7 @@ use starcast_jobs::models::{self, EvaluateArgs, ModelsCommand, RegistryArgs};
 use starcast_jobs::predict::{self, ActorsArgs};
 use starcast_jobs::process::{self, HoroscopesArgs};
 use starcast_jobs::{collect, dataset, train};
+use starcast_server::export::{ExportArgs, export};
 use starcast_server::serve::{ServeArgs, serve};
 use tracing_subscriber::EnvFilter;
 
@@ -37,6 +38,9 @@ struct Cli {
 enum Command {
     /// Serve the web app and the REST API.
     Serve(ServeArgs),
+    /// Write the app as a static Hugging Face Space (free on every
+    /// account): the pages, with both models run in the visitor's browser.
+    ExportStatic(ExportArgs),
     /// Generate with a model from the command line.
     #[command(subcommand)]
     Generate(Generate),
@@ -172,6 +176,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
             tokio::runtime::Runtime::new()?.block_on(serve(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ExportStatic(args) => {
+            tokio::runtime::Runtime::new()?.block_on(export(args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Generate(Generate::Horoscope(args)) => {

@@ -54,11 +54,19 @@ fn offered(state: &AppState) -> Vec<Offered> {
 
 /// A file of a served model.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct ModelFile {
+pub struct ModelFile {
     /// Its name in the model's folder, `/`-separated.
-    name: String,
-    path: PathBuf,
-    size: u64,
+    pub name: String,
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+/// A served model as browsers are offered it, with where it is on disk.
+pub struct Listed {
+    pub model: BrowserModel,
+    /// The model's folder, or its one weights file.
+    pub location: PathBuf,
+    pub files: Vec<ModelFile>,
 }
 
 /// A model's files. A single weights file is offered as
@@ -138,7 +146,7 @@ fn key(task: Task, language: Option<Language>) -> String {
 }
 
 /// The served models a browser can run, each with its files.
-fn catalogue(state: &AppState) -> Vec<(BrowserModel, Vec<ModelFile>)> {
+pub fn catalogue(state: &AppState) -> Vec<Listed> {
     offered(state)
         .into_iter()
         .filter_map(|model| {
@@ -165,7 +173,11 @@ fn catalogue(state: &AppState) -> Vec<(BrowserModel, Vec<ModelFile>)> {
                     })
                     .collect(),
             };
-            Some((listed, files))
+            Some(Listed {
+                model: listed,
+                location: model.location,
+                files,
+            })
         })
         .collect()
 }
@@ -179,7 +191,9 @@ fn catalogue(state: &AppState) -> Vec<(BrowserModel, Vec<ModelFile>)> {
 )]
 pub async fn models(State(state): State<AppState>) -> Result<Json<Vec<BrowserModel>>, ApiError> {
     let listed = tokio::task::spawn_blocking(move || catalogue(&state)).await?;
-    Ok(Json(listed.into_iter().map(|(model, _)| model).collect()))
+    Ok(Json(
+        listed.into_iter().map(|listed| listed.model).collect(),
+    ))
 }
 
 /// `GET /api/browser/files/{key}/{fingerprint}/{name}`: one file of a
@@ -193,8 +207,8 @@ pub async fn file(
     let base = format!("/api/browser/files/{key}/{fingerprint}/");
     let path = listed
         .into_iter()
-        .find(|(model, _)| model.base == base)
-        .and_then(|(_, files)| files.into_iter().find(|file| file.name == name))
+        .find(|listed| listed.model.base == base)
+        .and_then(|listed| listed.files.into_iter().find(|file| file.name == name))
         .map(|file| file.path)
         .ok_or(ApiError::NoSuchModelFile)?;
     let Ok(response) = ServeFile::new(path).oneshot(request).await;
