@@ -100,11 +100,12 @@ fn files(location: &Path) -> std::io::Result<Vec<ModelFile>> {
             if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
+            // Followed links: a Hub download's files link into its blobs.
+            let metadata = std::fs::metadata(&path)?;
+            if metadata.is_dir() {
                 folders.push(path);
-            } else if kind.is_file() {
-                let size = entry.metadata()?.len();
+            } else if metadata.is_file() {
+                let size = metadata.len();
                 found.push(ModelFile { name, path, size });
             }
             if found.len() > MAX_FILES {
@@ -154,7 +155,8 @@ pub fn catalogue(state: &AppState) -> Vec<Listed> {
                 .inspect_err(|error| {
                     tracing::warn!(path = %model.location.display(), %error, "a served model can't be offered to browsers");
                 })
-                .ok()?;
+                .ok()
+                .filter(|files| !files.is_empty())?;
             let base = format!(
                 "/api/browser/files/{}/{}/",
                 key(model.task, model.language),
