@@ -33,7 +33,11 @@ RUN cargo install wasm-bindgen-cli --version "$(cat wasm-bindgen-version)"
 # not when the code does.
 COPY --from=planner /build/recipe.json recipe.json
 RUN cargo chef cook --release --package starcast-server --recipe-path recipe.json \
- && cargo chef cook --profile wasm-release --target wasm32-unknown-unknown --package starcast-frontend --recipe-path recipe.json
+ && cargo chef cook --profile wasm-release --target wasm32-unknown-unknown --package starcast-frontend --recipe-path recipe.json \
+ && CARGO_TARGET_DIR=/build/target/browser \
+    RUSTFLAGS='--cfg getrandom_backend="wasm_js" -C target-feature=+simd128' \
+    cargo chef cook --release --target wasm32-unknown-unknown --package starcast-browser \
+    --recipe-path recipe.json
 COPY tools/package.json tools/.npmrc tools/
 RUN cd tools && npm install --no-audit --no-fund
 COPY . .

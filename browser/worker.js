@@ -55,8 +55,11 @@ async function load(id, { key, model }) {
     postMessage({ id, progress: { loaded, total } });
   };
   const base = new URL(model.base, self.location.href);
+  // Files the visitor picked come with their bytes.
   const contents = await Promise.all(
-    model.files.map((file) => download(new URL(file.name, base).href, progress)),
+    model.files.map((file) =>
+      file.bytes ? new Uint8Array(file.bytes) : download(new URL(file.name, base).href, progress),
+    ),
   );
   const names = model.files.map((file) => file.name);
   await ready;

@@ -253,6 +253,35 @@ describe("the static Space", { skip: !(gallery && smollm2 && photos) && "set ACT
   });
 });
 
+describe("a student's model picked on the static page", { skip: !(gallery && classifierFolder && photos) && "set ACTORS_MODEL, CLASSIFIER and PHOTOS" }, () => {
+  test("loads in the browser from the picked files and answers as starcast predict does", async () => {
+    const space = await exportSpace(["--actors-model", gallery]);
+    const host = await staticHost(space.root);
+    const context = await browser.newContext();
+    try {
+      const { page, errors } = await open(context, `${host.url}/models`);
+      await page.click(".own-model summary");
+      // Picked under the names a student's files might have.
+      await page.setInputFiles("#own-model-files", [
+        { name: "actors_mobilenet.pth", mimeType: "application/octet-stream", buffer: readFileSync(join(classifierFolder, "model.pth")) },
+        { name: "config.json", mimeType: "application/json", buffer: readFileSync(join(classifierFolder, "config.json")) },
+      ]);
+      await page.click(".own-model button[type=submit]");
+      await page.waitForSelector("#own-model-loaded, .own-model .error", { timeout: 120_000 });
+      assert.match(await page.textContent(".own-model"), /MobileNetV2/);
+      await page.click("a[href='/']");
+      const photo = join(photos, "obama.jpg");
+      assertSameAnswer(await recognise(page, photo), predicted(classifierFolder, photo));
+      assert.ok(!host.requests.some((p) => p.startsWith("/api/browser/files/")), "the Space's own model was not fetched");
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+      host.close();
+      space.remove();
+    }
+  });
+});
+
 describe("a student's model from a Hub repo", { skip: !(classifierFolder && photos) && "set CLASSIFIER and PHOTOS" }, () => {
   test("the static page fetches it from the Hub and answers as starcast predict does", async () => {
     const files = ["config.json", "model.pth"];

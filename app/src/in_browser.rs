@@ -124,7 +124,16 @@ thread_local! {
     // is one thread; the server never calls into this module.
     static CLIENT: RefCell<Option<Rc<Client>>> = const { RefCell::new(None) };
     static CATALOGUE_LIST: RefCell<Option<Vec<BrowserModel>>> = const { RefCell::new(None) };
+    /// The actor model the visitor picked from their own files, kept to
+    /// load again into a new worker.
+    static OWN_ACTORS: RefCell<Option<Vec<(String, web_sys::File)>>> = const { RefCell::new(None) };
 }
+
+/// What the worker's loaded-models map says of the visitor's own model.
+const OWN: &str = "own files";
+
+/// The weights file names a model folder's loader looks for, by extension.
+const WEIGHTS: [&str; 4] = ["safetensors", "pth", "pt", "bin"];
 
 fn field(data: &JsValue, name: &str) -> Option<JsValue> {
     Reflect::get(data, &name.into())
@@ -290,6 +299,14 @@ async fn with_model(
     task: Task,
     language: Option<Language>,
 ) -> Result<(Rc<Client>, String), Failure> {
+    if task == Task::Actors && OWN_ACTORS.with_borrow(Option::is_some) {
+        let client = Client::current()?;
+        let key = task.to_string();
+        if client.loaded.borrow().get(&key).map(String::as_str) != Some(OWN) {
+            load_own(state, &client, &key).await?;
+        }
+        return Ok((client, key));
+    }
     let model = catalogue()
         .await?
         .into_iter()
@@ -320,11 +337,95 @@ async fn with_model(
     state.download.set(None);
     let info: ModelInfo = parse(&answer?)?;
     client.loaded.borrow_mut().insert(key.clone(), model.base);
+    show_loaded(state, info);
+    Ok((client, key))
+}
+
+fn show_loaded(state: InBrowser, info: ModelInfo) {
     state.loaded.update(|loaded| {
         loaded.retain(|m| !(m.task == info.task && m.language == info.language));
         loaded.push(info);
     });
-    Ok((client, key))
+}
+
+/// Loads the visitor's picked files into the worker under `key`.
+async fn load_own(state: InBrowser, client: &Client, key: &str) -> Result<ModelInfo, Failure> {
+    let picked = OWN_ACTORS.with_borrow(Clone::clone).unwrap_or_default();
+    let unreadable = |_| Failure("The picked files could not be read.".into());
+    let files = Array::new();
+    for (name, file) in &picked {
+        let bytes = JsFuture::from(file.array_buffer())
+            .await
+            .map_err(unreadable)?;
+        let entry = Object::new();
+        Reflect::set(&entry, &"name".into(), &name.as_str().into()).map_err(unreadable)?;
+        Reflect::set(&entry, &"size".into(), &file.size().into()).map_err(unreadable)?;
+        Reflect::set(&entry, &"bytes".into(), &bytes).map_err(unreadable)?;
+        files.push(&entry);
+    }
+    let model = Object::new();
+    Reflect::set(&model, &"task".into(), &"actors".into()).map_err(unreadable)?;
+    Reflect::set(&model, &"source".into(), &OWN.into()).map_err(unreadable)?;
+    Reflect::set(&model, &"base".into(), &"/".into()).map_err(unreadable)?;
+    Reflect::set(&model, &"files".into(), &files).map_err(unreadable)?;
+    let message = serde_json::json!({ "op": "load", "key": key });
+    let info: ModelInfo = parse(
+        &client
+            .call(message, &[("model", model.into())], None, None)
+            .await?,
+    )?;
+    client
+        .loaded
+        .borrow_mut()
+        .insert(key.to_string(), OWN.to_string());
+    show_loaded(state, info.clone());
+    Ok(info)
+}
+
+/// Loads the visitor's own actor model from files they picked on the page
+/// (the weights, `.pth` or `.safetensors`, with its `config.json` or
+/// `labels.txt`), as the server's loaders would: recognitions in this
+/// browser use it from then on. Nothing is uploaded.
+pub async fn use_own_actors(
+    state: InBrowser,
+    picked: Vec<web_sys::File>,
+) -> Result<ModelInfo, Failure> {
+    let weights = picked
+        .iter()
+        .filter(|f| {
+            WEIGHTS
+                .iter()
+                .any(|e| f.name().to_lowercase().ends_with(&format!(".{e}")))
+        })
+        .count();
+    if weights != 1 {
+        return Err(Failure(
+            "Pick one weights file (.pth, .pt, .bin or .safetensors), with its config.json or labels.txt.".into(),
+        ));
+    }
+    // The weights under the name a model folder's loader looks for.
+    let named = picked
+        .into_iter()
+        .map(|file| {
+            let name = file.name();
+            let extension = name.rsplit('.').next().unwrap_or_default().to_lowercase();
+            let name = if WEIGHTS.contains(&extension.as_str()) {
+                format!("model.{extension}")
+            } else {
+                name
+            };
+            (name, file)
+        })
+        .collect();
+    OWN_ACTORS.set(Some(named));
+    let client = Client::current()?;
+    let result = load_own(state, &client, &Task::Actors.to_string()).await;
+    if result.is_err() {
+        OWN_ACTORS.set(None);
+    } else {
+        state.chosen.set(true);
+    }
+    result
 }
 
 /// Who is in `photo`, answered in this browser.

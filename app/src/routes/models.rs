@@ -10,7 +10,7 @@ use web_sys::{FormData, SubmitEvent};
 
 use crate::api::{self, client};
 use crate::i18n::{locale, t, text_in, text_with};
-use crate::in_browser::in_browser;
+use crate::in_browser::{self, in_browser};
 
 /// The architectures an upload may name; empty lets the server read it
 /// from the tensor names.
@@ -51,7 +51,61 @@ pub fn ModelsPage() -> impl IntoView {
             })}
         </Suspense>
         <InBrowserModels />
+        <OwnModel />
         {move || has_server.get().then(|| view! { <AdminUpload models /> }.into_any())}
+    }
+}
+
+/// A student's own actor model, picked from their files and run in this
+/// browser only.
+#[component]
+fn OwnModel() -> impl IntoView {
+    let state = in_browser();
+    let files: NodeRef<html::Input> = NodeRef::new();
+    let outcome = RwSignal::new(None::<Result<String, String>>);
+    let load = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let picked: Vec<web_sys::File> = files
+            .get()
+            .and_then(|input| input.files())
+            .map(|list| (0..list.length()).filter_map(|i| list.get(i)).collect())
+            .unwrap_or_default();
+        spawn_local(async move {
+            outcome.set(Some(
+                match in_browser::use_own_actors(state, picked).await {
+                    Ok(info) => Ok(text_with(
+                        locale().get_untracked(),
+                        "own-model-loaded",
+                        &[
+                            ("name", info.name.into()),
+                            ("labels", info.labels.len().into()),
+                        ],
+                    )),
+                    Err(failure) => Err(failure.0),
+                },
+            ));
+        });
+    };
+    move || {
+        state.supported.get().then(|| {
+            view! {
+                <details class="card own-model">
+                    <summary>{t("own-model-title")}</summary>
+                    <p class="muted">{t("own-model-help")}</p>
+                    <form on:submit=load>
+                        <label>{t("own-model-files")}
+                            <input type="file" id="own-model-files" multiple accept=".pth,.pt,.bin,.safetensors,.json,.txt" node_ref=files required />
+                        </label>
+                        <button type="submit">{t("own-model-load")}</button>
+                    </form>
+                    {move || outcome.get().map(|o| match o {
+                        Ok(message) => view! { <p class="notice" role="status" id="own-model-loaded">{message}</p> }.into_any(),
+                        Err(message) => view! { <p class="error" role="alert">{message}</p> }.into_any(),
+                    })}
+                </details>
+            }
+            .into_any()
+        })
     }
 }
 
