@@ -13,6 +13,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { CHROMIUM_ARGS, startServer, tinyPng } from "./support.mjs";
 

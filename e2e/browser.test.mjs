@@ -336,4 +336,24 @@ describe("Run in my browser on the server's pages", { skip: !(classifierFolder &
       server.stop();
     }
   });
+
+  test("a browser that can't run the model is answered by the server", async () => {
+    const server = await startServer(["--actors-model", classifierFolder]);
+    const context = await browser.newContext();
+    try {
+      // The model's weights can't be had here, as when the browser runs out of memory loading them.
+      await context.route("**/api/browser/files/**", (route) => route.abort());
+      const { page } = await open(context, `${server.url}/`);
+      await page.check("#run-in-browser");
+      const photo = join(photos, "obama3.jpg");
+      const form = new FormData();
+      form.append("image", new Blob([readFileSync(photo)]), "obama3.jpg");
+      const answer = await (await fetch(`${server.url}/api/actors/predict`, { method: "POST", body: form })).json();
+      assertSameAnswer(await recognise(page, photo), answer.predictions);
+      assert.match(await page.textContent("#ran-on-server"), /server answered instead/);
+    } finally {
+      await context.close();
+      server.stop();
+    }
+  });
 });

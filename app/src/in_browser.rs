@@ -51,6 +51,9 @@ pub struct InBrowser {
     pub download: RwSignal<Option<Download>>,
     /// The models loaded in this browser, as they describe themselves.
     pub loaded: RwSignal<Vec<ModelInfo>>,
+    /// Why the last answer came from the server although this browser was
+    /// chosen.
+    pub fell_back: RwSignal<Option<String>>,
 }
 
 impl InBrowser {
@@ -63,6 +66,7 @@ impl InBrowser {
             supported: RwSignal::new(false),
             download: RwSignal::new(None),
             loaded: RwSignal::new(Vec::new()),
+            fell_back: RwSignal::new(None),
         };
         provide_context(state);
         Effect::new(move |_| {

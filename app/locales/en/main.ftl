@@ -147,6 +147,7 @@ run-in-browser-hint = The model is downloaded once and runs on this device: the 
 runs-in-browser-only = The model runs in your browser: nothing you give it leaves this device.
 browser-cannot-run-models = This browser can't run the models (it lacks WebAssembly SIMD or workers): try a current Chrome, Firefox or Safari.
 model-download = Downloading the model: { $loaded } of { $total } MB (once: it is kept in the browser).
+ran-on-server = The server answered instead: { $reason }
 models-in-browser = Loaded in this browser
 own-model-title = Try your own model in this browser
 own-model-help = Pick your model.pth or model.safetensors with its config.json or labels.txt: it is loaded here as the server would load it, nothing is uploaded, and the Actors page answers with it in this browser.

@@ -53,5 +53,15 @@ pub fn RunWhere() -> impl IntoView {
             }
         })
     };
-    view! { <div class="run-where">{choice} {download}</div> }
+    let fell_back = move || {
+        state.fell_back.get().map(|reason| {
+            let words = text_with(
+                interface.get(),
+                "ran-on-server",
+                &[("reason", reason.into())],
+            );
+            view! { <p class="notice" role="status" id="ran-on-server">{words}</p> }
+        })
+    };
+    view! { <div class="run-where">{choice} {download} {fell_back}</div> }
 }

@@ -56,10 +56,18 @@ pub fn ActorsPage() -> impl IntoView {
         fill(photo, Some(blob.clone()));
         outcome.set(Outcome::Working);
         spawn_local(async move {
-            let answer = if runner.chosen.get_untracked() {
-                in_browser::recognize(runner, &blob).await
-            } else {
-                client::predict_actors(&blob, &name).await
+            runner.fell_back.set(None);
+            let answer = match runner.chosen.get_untracked() {
+                true => match in_browser::recognize(runner, &blob).await {
+                    // A browser that can't run the model (out of memory,
+                    // say) is answered by the server where there is one.
+                    Err(failure) if runner.has_server.get_untracked() => {
+                        runner.fell_back.set(Some(failure.0));
+                        client::predict_actors(&blob, &name).await
+                    }
+                    answer => answer,
+                },
+                false => client::predict_actors(&blob, &name).await,
             };
             outcome.set(match answer {
                 Ok(report) => Outcome::Done(report),

@@ -124,38 +124,10 @@ pub fn HoroscopePage() -> impl IntoView {
         lang: Some(lang.get().code().to_string()),
     };
 
-    let write_here = move || {
-        let query = query();
-        spawn_local(async move {
-            let on_piece = move |piece: Option<String>| match piece {
-                Some(piece) => text.update(|t| t.push_str(&piece)),
-                None => text.set(String::new()),
-            };
-            let written = in_browser::write(runner, &query, &today(), on_piece).await;
-            // A stop has already said so.
-            if writing.get_untracked() != Writing::Streaming {
-                return;
-            }
-            match written {
-                Ok(horoscope) => {
-                    text.set(horoscope.text.clone());
-                    writing.set(Writing::Done(horoscope));
-                }
-                Err(failure) => writing.set(Writing::Failed(failure.0)),
-            }
-        });
-    };
-
-    let generate = move |_| {
+    // The server writes it, streamed as server-sent events.
+    let from_server = move || {
         let url = stream_url(&query());
-        fill(stream, None);
         text.set(String::new());
-        queue.set(None);
-        writing.set(Writing::Streaming);
-        if runner.chosen.get_untracked() {
-            write_here();
-            return;
-        }
         let Ok(source) = EventSource::new(&url) else {
             writing.set(Writing::Failed(text_in(
                 interface.get_untracked(),
@@ -230,6 +202,47 @@ pub fn HoroscopePage() -> impl IntoView {
                 _handlers: handlers.into_iter().map(|(_, h)| h).collect(),
             }),
         );
+    };
+
+    let write_here = move || {
+        runner.fell_back.set(None);
+        let query = query();
+        spawn_local(async move {
+            let on_piece = move |piece: Option<String>| match piece {
+                Some(piece) => text.update(|t| t.push_str(&piece)),
+                None => text.set(String::new()),
+            };
+            let written = in_browser::write(runner, &query, &today(), on_piece).await;
+            // A stop has already said so.
+            if writing.get_untracked() != Writing::Streaming {
+                return;
+            }
+            match written {
+                Ok(horoscope) => {
+                    text.set(horoscope.text.clone());
+                    writing.set(Writing::Done(horoscope));
+                }
+                // A browser that can't run the model (out of memory, say)
+                // is answered by the server where there is one.
+                Err(failure) if runner.has_server.get_untracked() => {
+                    runner.fell_back.set(Some(failure.0));
+                    from_server();
+                }
+                Err(failure) => writing.set(Writing::Failed(failure.0)),
+            }
+        });
+    };
+
+    let generate = move |_| {
+        fill(stream, None);
+        text.set(String::new());
+        queue.set(None);
+        writing.set(Writing::Streaming);
+        if runner.chosen.get_untracked() {
+            write_here();
+        } else {
+            from_server();
+        }
     };
 
     // Closing the stream is what frees the server's worker; in the
