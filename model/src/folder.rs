@@ -458,6 +458,54 @@ mod tests {
     }
 
     #[test]
+    fn files_in_memory_read_as_a_folder_on_disk_does() {
+        let files = Files::in_memory(
+            "hf://ada/actors",
+            [
+                (
+                    "config.json".to_string(),
+                    br#"{"task": "face-embedding", "architecture": "x"}"#.to_vec(),
+                ),
+                ("gallery/Ada/1.jpg".to_string(), vec![1, 2]),
+                ("gallery/Ada/2.jpg".to_string(), vec![3]),
+                ("gallery/Bea/1.jpg".to_string(), vec![4]),
+            ],
+        );
+        let root = Path::new("hf://ada/actors");
+        let folder = ModelFolder::open_in(files.clone(), root).unwrap();
+        assert_eq!(folder.config.task, ModelKind::FaceEmbedding);
+        assert!(folder.has("config.json") && !folder.has("model.pth"));
+        let gallery = root.join("gallery");
+        assert!(files.is_dir(&gallery) && !files.is_file(&gallery));
+        assert_eq!(
+            files.entries(&gallery).unwrap(),
+            [gallery.join("Ada"), gallery.join("Bea")]
+        );
+        assert_eq!(
+            files.entries(&gallery.join("Ada")).unwrap(),
+            [gallery.join("Ada/1.jpg"), gallery.join("Ada/2.jpg")]
+        );
+        assert_eq!(&*files.read(&gallery.join("Ada/1.jpg")).unwrap(), [1, 2]);
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut files.reader(&gallery.join("Bea/1.jpg")).unwrap(),
+            &mut bytes,
+        )
+        .unwrap();
+        assert_eq!(bytes, [4]);
+        for missing in [
+            root.join("model.pth"),
+            gallery.join("Cleo"),
+            Path::new("/elsewhere/config.json").to_path_buf(),
+        ] {
+            assert!(!files.is_file(&missing), "{}", missing.display());
+            assert!(matches!(files.read(&missing), Err(LoadError::Io { .. })));
+        }
+        let err = folder.weights("pth").unwrap_err();
+        assert!(err.to_string().contains("no .pth file"), "{err}");
+    }
+
+    #[test]
     fn a_broken_config_is_named() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("config.json"), r#"{"task": "dancing"}"#).unwrap();
