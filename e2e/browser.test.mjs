@@ -242,6 +242,18 @@ describe("the static Space", { skip: !(gallery && smollm2 && photos) && "set ACT
     await page.close();
   });
 
+  test("speaks the visitor's language although its pages were rendered in English", async () => {
+    const russian = await browser.newContext({ locale: "ru-RU" });
+    try {
+      const { page } = await open(russian, `${host.url}/`);
+      await page.waitForFunction(() => document.documentElement.lang === "ru");
+      assert.match(await page.textContent("header nav"), /Актёры/);
+      assert.match(await page.textContent(".run-where"), /в вашем браузере/);
+    } finally {
+      await russian.close();
+    }
+  });
+
   test("a second visit downloads no weights", async () => {
     const before = host.requests.length;
     const { page } = await open(context, `${host.url}/`);

@@ -86,7 +86,6 @@ pub fn sign_dates(language: Language, sign: ZodiacSign) -> String {
 }
 
 /// The language a cookie header names, if it names one.
-#[cfg(any(feature = "ssr", test))]
 pub fn from_cookies(cookies: &str) -> Option<Language> {
     cookies
         .split(';')
@@ -124,23 +123,51 @@ pub fn request_language() -> Language {
         .unwrap_or_default()
 }
 
+/// The visitor's language as the browser knows it: the switch's cookie,
+/// else the browser's languages. A static Space's pages are rendered in
+/// English ahead of any visit; this is the language they switch to.
+pub fn browser_language() -> Option<Language> {
+    let cookies = document()
+        .dyn_into::<web_sys::HtmlDocument>()
+        .ok()
+        .and_then(|d| d.cookie().ok())
+        .unwrap_or_default();
+    from_cookies(&cookies).or_else(|| {
+        let languages: Vec<String> = window()
+            .navigator()
+            .languages()
+            .iter()
+            .filter_map(|l| l.as_string())
+            .collect();
+        Language::from_accept_language(&languages.join(","))
+    })
+}
+
+/// Shows the page in `language`.
+pub fn show_in(language: Language) {
+    locale().set(language);
+    if let Some(root) = document().document_element() {
+        let _ = root.set_attribute("lang", language.code());
+    }
+}
+
+/// Shows the page in `language` and remembers the choice for a year.
+pub fn switch_to(language: Language) {
+    show_in(language);
+    if let Ok(document) = document().dyn_into::<web_sys::HtmlDocument>() {
+        let _ = document.set_cookie(&format!(
+            "{COOKIE}={}; path=/; max-age=31536000; samesite=lax",
+            language.code()
+        ));
+    }
+}
+
 /// English and Русский, the current one marked; a click switches the
 /// page's words at once and remembers the choice for a year.
 #[component]
 pub fn LanguageSwitch() -> impl IntoView {
     let language = locale();
-    let choose = move |chosen: Language| {
-        language.set(chosen);
-        if let Some(root) = document().document_element() {
-            let _ = root.set_attribute("lang", chosen.code());
-        }
-        if let Ok(document) = document().dyn_into::<web_sys::HtmlDocument>() {
-            let _ = document.set_cookie(&format!(
-                "{COOKIE}={}; path=/; max-age=31536000; samesite=lax",
-                chosen.code()
-            ));
-        }
-    };
+    let choose = switch_to;
     view! {
         <div class="language-switch" role="group" aria-label=t("language-switch")>
             {Language::ALL

@@ -23,6 +23,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, MessageEvent, Worker, WorkerOptions, WorkerType};
 
 use crate::api::client::{self, Failure};
+use crate::i18n::{browser_language, locale, show_in};
 
 /// Where the list of models a browser can run is: an endpoint of the
 /// server, or a file of that name on a static Space.
@@ -78,6 +79,12 @@ impl InBrowser {
             state.supported.set(browser_can_run_models());
             state.has_server.set(!is_static);
             state.chosen.set(is_static);
+            if is_static
+                && let Some(language) = browser_language()
+                && language != locale().get_untracked()
+            {
+                show_in(language);
+            }
         });
     }
 }
