@@ -14,7 +14,7 @@ import { promisify } from "node:util";
 import { createServer } from "node:http";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, extname, join, normalize, relative } from "node:path";
+import { basename, dirname, extname, join, normalize, relative } from "node:path";
 import { chromium } from "playwright-core";
 import { CHROMIUM_ARGS, bin, site, startServer } from "./support.mjs";
 
@@ -326,6 +326,13 @@ describe("a student's model from a Hub repo", { skip: !(classifierFolder && phot
   });
 });
 
+// What the server's own API says of a photo.
+async function serverAnswer(url, photo) {
+  const form = new FormData();
+  form.append("image", new Blob([readFileSync(photo)]), basename(photo));
+  return (await fetch(`${url}/api/actors/predict`, { method: "POST", body: form })).json();
+}
+
 describe("Run in my browser on the server's pages", { skip: !(classifierFolder && photos) && "set CLASSIFIER and PHOTOS" }, () => {
   test("the classifier runs in the browser and answers as the server does", async () => {
     const server = await startServer(["--actors-model", classifierFolder]);
@@ -336,9 +343,7 @@ describe("Run in my browser on the server's pages", { skip: !(classifierFolder &
       page.on("request", (r) => requests.push(new URL(r.url()).pathname));
       await page.check("#run-in-browser");
       const photo = join(photos, "obama3.jpg");
-      const form = new FormData();
-      form.append("image", new Blob([readFileSync(photo)]), "obama3.jpg");
-      const answer = await (await fetch(`${server.url}/api/actors/predict`, { method: "POST", body: form })).json();
+      const answer = await serverAnswer(server.url, photo);
       assertSameAnswer(await recognise(page, photo), answer.predictions);
       assert.ok(requests.some((p) => p.startsWith("/api/browser/files/actors/")), requests.join(", "));
       assert.ok(!requests.includes("/api/actors/predict"), "the page asked the server instead");
@@ -358,9 +363,7 @@ describe("Run in my browser on the server's pages", { skip: !(classifierFolder &
       const { page } = await open(context, `${server.url}/`);
       await page.check("#run-in-browser");
       const photo = join(photos, "obama3.jpg");
-      const form = new FormData();
-      form.append("image", new Blob([readFileSync(photo)]), "obama3.jpg");
-      const answer = await (await fetch(`${server.url}/api/actors/predict`, { method: "POST", body: form })).json();
+      const answer = await serverAnswer(server.url, photo);
       assertSameAnswer(await recognise(page, photo), answer.predictions);
       assert.match(await page.textContent("#ran-on-server"), /server answered instead/);
     } finally {
