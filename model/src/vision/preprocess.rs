@@ -3,7 +3,7 @@
 //! Pillow's antialiased bilinear), `CenterCrop(224)`, `ToTensor()`,
 //! `Normalize(mean, std)`.
 
-use super::resample::resize_bilinear;
+use super::resample::{Region, resize_bilinear_region};
 use candle_core::{Device, Tensor};
 use image::{DynamicImage, RgbImage};
 use serde::{Deserialize, Serialize};
@@ -53,13 +53,29 @@ impl Preprocess {
     /// 16-bit and CMYK photos become 8-bit RGB first, as PIL's
     /// `convert("RGB")` does.
     pub fn tensor(&self, photo: &DynamicImage) -> candle_core::Result<Tensor> {
-        let resized = self.resize(photo.to_rgb8());
-        let (w, h) = resized.dimensions();
+        let converted;
+        let rgb = match photo.as_rgb8() {
+            Some(rgb) => rgb,
+            None => {
+                converted = photo.to_rgb8();
+                &converted
+            }
+        };
+        let (w, h) = self.resized_size(rgb.width(), rgb.height());
         let side = self.crop;
         // torchvision rounds the offset with Python's round(): ties to even.
         let top = (f64::from(h.saturating_sub(side)) / 2.0).round_ties_even() as u32;
         let left = (f64::from(w.saturating_sub(side)) / 2.0).round_ties_even() as u32;
-        self.normalised(&resized, left, top)
+        let crop = Region {
+            left,
+            top,
+            width: side,
+            height: side,
+        };
+        if (w, h) == rgb.dimensions() {
+            return self.normalised(rgb, left, top);
+        }
+        self.normalised(&resize_bilinear_region(rgb, w, h, crop), 0, 0)
     }
 
     /// The `crop` x `crop` square at `(left, top)` of an RGB view, scaled to
@@ -83,21 +99,19 @@ impl Preprocess {
         Tensor::from_vec(data, (1, 3, side as usize, side as usize), &Device::Cpu)
     }
 
-    /// Shorter side to `self.resize`, the longer in proportion (truncated,
-    /// as torchvision does).
-    fn resize(&self, rgb: RgbImage) -> RgbImage {
-        let (w, h) = rgb.dimensions();
+    /// The size `Resize(self.resize)` gives: shorter side to `self.resize`,
+    /// the longer in proportion (truncated, as torchvision does).
+    fn resized_size(&self, w: u32, h: u32) -> (u32, u32) {
+        if w == 0 || h == 0 {
+            return (w, h);
+        }
         let (short, long) = if w <= h { (w, h) } else { (h, w) };
-        let new_long = (u64::from(self.resize) * u64::from(long) / u64::from(short.max(1))) as u32;
-        let (nw, nh) = if w <= h {
+        let new_long = (u64::from(self.resize) * u64::from(long) / u64::from(short)) as u32;
+        if w <= h {
             (self.resize, new_long)
         } else {
             (new_long, self.resize)
-        };
-        if (nw, nh) == (w, h) || w == 0 || h == 0 {
-            return rgb;
         }
-        resize_bilinear(&rgb, nw, nh)
     }
 }
 
