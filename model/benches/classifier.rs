@@ -1,5 +1,6 @@
-//! Classifier latency on one photo: decode + preprocess + forward, and the
-//! forward pass alone, for resnet18 and mobilenet_v2 at batch 1 on the CPU.
+//! Classifier latency on one photo: decode + preprocess + forward, decode +
+//! preprocess alone, the forward pass alone, and the forward pass per photo
+//! of a batch of 8, for resnet18 and mobilenet_v2 on the CPU.
 //! bench/vision.sh runs PyTorch beside it on the same photo and threads.
 //!
 //! Usage: cargo bench -p starcast-model --bench classifier -- [PHOTO] [RUNS]
@@ -17,6 +18,9 @@ mod allocator;
 #[path = "../../bench/peak_rss.rs"]
 mod peak_rss;
 use peak_rss::peak_rss_mb;
+
+/// The batch of the batched forward pass: the server's default batch.
+const BATCH: usize = 8;
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -81,12 +85,23 @@ fn main() {
         for _ in 0..3 {
             network.forward(&input).unwrap();
         }
+        let batch = Tensor::cat(&[&input; BATCH], 0).unwrap();
         let mut forward = Vec::new();
+        let mut batched = Vec::new();
         let mut end_to_end = Vec::new();
+        let mut preprocessing = Vec::new();
         for _ in 0..runs {
+            let start = Instant::now();
+            preprocess
+                .tensor(&decode_photo(&bytes).unwrap().image)
+                .unwrap();
+            preprocessing.push(start.elapsed().as_secs_f64() * 1000.0);
             let start = Instant::now();
             network.forward(&input).unwrap().to_vec2::<f32>().unwrap();
             forward.push(start.elapsed().as_secs_f64() * 1000.0);
+            let start = Instant::now();
+            network.forward(&batch).unwrap().to_vec2::<f32>().unwrap();
+            batched.push(start.elapsed().as_secs_f64() * 1000.0 / BATCH as f64);
             let start = Instant::now();
             let image = decode_photo(&bytes).unwrap().image;
             let x = preprocess.tensor(&image).unwrap();
@@ -103,7 +118,10 @@ fn main() {
                 "peer": "starcast (candle)",
                 "arch": arch,
                 "forward_ms": median(forward),
+                "batch_forward_ms_per_photo": median(batched),
+                "batch": BATCH,
                 "end_to_end_ms": median(end_to_end),
+                "decode_preprocess_ms": median(preprocessing),
                 "peak_rss_mb": peak_rss_mb(),
                 "runs": runs,
             })

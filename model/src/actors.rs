@@ -47,13 +47,16 @@ pub struct ActorReport {
 }
 
 #[cfg(feature = "runtime")]
-pub use runtime::{ActorRecognizer, load_actor_recognizer, load_actor_recognizer_from};
+pub use runtime::{
+    ActorRecognizer, BatchRecognizer, load_actor_recognizer, load_actor_recognizer_from,
+};
 
 #[cfg(feature = "runtime")]
 mod runtime {
     use std::path::Path;
     use std::sync::Arc;
 
+    use candle_core::Tensor;
     use image::DynamicImage;
 
     use super::Recognition;
@@ -107,5 +110,23 @@ mod runtime {
         fn location(&self) -> Option<&Path> {
             None
         }
+
+        /// The model as a [`BatchRecognizer`], when photos run through it
+        /// faster together than one by one.
+        fn batching(&self) -> Option<&dyn BatchRecognizer> {
+            None
+        }
+    }
+
+    /// A whole-photo model that runs several photos as one batch, through
+    /// one forward pass: the server gathers photos that arrive together.
+    pub trait BatchRecognizer: Send + Sync {
+        /// One photo as the network's input (resized, cropped, normalised).
+        fn input(&self, photo: &DynamicImage) -> Result<Tensor, ModelError>;
+
+        /// The answers for inputs run as one batch, in their order: each
+        /// the same, to the bit, as [`ActorRecognizer::recognize`] gives
+        /// for its photo alone.
+        fn recognize_inputs(&self, inputs: &[Tensor]) -> Result<Vec<Recognition>, ModelError>;
     }
 }

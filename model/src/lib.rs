@@ -27,7 +27,9 @@ pub mod vision;
 pub mod zodiac;
 
 #[cfg(feature = "runtime")]
-pub use actors::{ActorRecognizer, load_actor_recognizer, load_actor_recognizer_from};
+pub use actors::{
+    ActorRecognizer, BatchRecognizer, load_actor_recognizer, load_actor_recognizer_from,
+};
 pub use actors::{ActorReport, Face, Prediction, Recognition};
 pub use horoscope::{
     Horoscope, HoroscopeQuery, HoroscopeRequest, HoroscopeWriter, InvalidRequest, Streamed,

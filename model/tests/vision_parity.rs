@@ -221,3 +221,63 @@ fn imagenet_mobilenet_v2_from_a_legacy_pth_matches_torchvision() {
     assert_eq!(chelsea.predictions[0].label, "class 285");
     assert_eq!(chelsea.predictions.len(), 10);
 }
+
+/// Photos run as one batch get the very scores each gets alone, on every
+/// architecture: the server batches photos that arrive together.
+#[test]
+fn a_batch_of_photos_answers_as_each_photo_alone() {
+    let photos: Vec<_> = ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"]
+        .into_iter()
+        .map(sample)
+        .collect();
+    let scores = |r: &starcast_model::Recognition| -> Vec<(String, u32)> {
+        r.predictions
+            .iter()
+            .map(|p| (p.label.clone(), p.score.to_bits()))
+            .collect()
+    };
+    let imagenet = ImageClassifier::load(
+        &data().join("models/mobilenet-v2-imagenet"),
+        &ClassifierOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}: run scripts/fetch-defaults.sh data"));
+    let formulas = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0"].map(|arch| {
+        let case = &reference().formula[arch];
+        let tensors: NamedTensors = case
+            .tensors
+            .iter()
+            .map(|(name, shape)| (name.clone(), formula(name, shape)))
+            .collect();
+        let architecture = Architecture::infer(&tensors).unwrap();
+        let labels = vec!["Ada".into(), "Bea".into(), "Cleo".into()];
+        ImageClassifier::from_tensors(architecture, tensors, labels, Preprocess::default()).unwrap()
+    });
+    for classifier in std::iter::once(imagenet).chain(formulas) {
+        let arch = classifier.info().architecture.clone();
+        let batching = classifier.batching().expect("a classifier batches");
+        let inputs: Vec<_> = photos.iter().map(|p| batching.input(p).unwrap()).collect();
+        let together = batching.recognize_inputs(&inputs).unwrap();
+        assert_eq!(together.len(), photos.len());
+        for (photo, got) in photos.iter().zip(&together) {
+            let alone = classifier.recognize(photo).unwrap();
+            assert_eq!(scores(got), scores(&alone), "{arch}");
+        }
+        // The logits too: these weights make some softmaxes one-hot.
+        let bits = |t: Tensor| -> Vec<Vec<u32>> {
+            let rows: Vec<Vec<f32>> = t.to_vec2().unwrap();
+            rows.iter()
+                .map(|r| r.iter().map(|v| v.to_bits()).collect())
+                .collect()
+        };
+        let batch = bits(
+            classifier
+                .logits(&Tensor::cat(&inputs, 0).unwrap())
+                .unwrap(),
+        );
+        let alone: Vec<Vec<u32>> = inputs
+            .iter()
+            .flat_map(|input| bits(classifier.logits(input).unwrap()))
+            .collect();
+        assert_eq!(batch, alone, "{arch} logits");
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod batching;
 pub mod client;
 pub mod connections;
 pub mod error;

@@ -83,6 +83,7 @@ pub struct Metrics {
     outcomes: Family<OutcomeLabels, Counter>,
     model_latency: HistogramFamily<ModelLabels>,
     confidence: HistogramFamily<ModelLabels>,
+    photo_batches: Histogram,
 }
 
 impl Default for Metrics {
@@ -124,6 +125,12 @@ impl Default for Metrics {
             "The top label's score of each answer, by task and model version",
             confidence.clone(),
         );
+        let photo_batches = Histogram::new(exponential_buckets(1.0, 2.0, 7));
+        registry.register(
+            "photo_batch_size",
+            "Photos per forward pass of the served classifier",
+            photo_batches.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -131,6 +138,7 @@ impl Default for Metrics {
             outcomes,
             model_latency,
             confidence,
+            photo_batches,
         }
     }
 }
@@ -159,6 +167,11 @@ impl Metrics {
                 .get_or_create(&labels)
                 .observe(f64::from(score));
         }
+    }
+
+    /// Records one forward pass of the classifier over `photos` photos.
+    pub fn observe_batch(&self, photos: usize) {
+        self.photo_batches.observe(photos as f64);
     }
 
     /// The metrics in Prometheus's text exposition format.

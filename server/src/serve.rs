@@ -97,9 +97,20 @@ pub struct ServeArgs {
     /// How many horoscopes are generated at once; more wait their turn.
     #[arg(long, env = "STARCAST_MAX_GENERATIONS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_generations: u16,
-    /// How many photos are classified at once (default: one per core).
+    /// How many photos are in work at once: waiting for a batch, decoding
+    /// or classified (default: two batches' worth). Decoding runs one
+    /// photo per core whatever this is.
     #[arg(long, env = "STARCAST_MAX_CLASSIFICATIONS", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_classifications: Option<u16>,
+    /// The most photos a classifier runs in one forward pass; photos that
+    /// arrive together share one, each answered as if alone. 1 turns
+    /// batching off.
+    #[arg(long, env = "STARCAST_MAX_BATCH", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub max_batch: u16,
+    /// Milliseconds the first photo of a batch may wait for others, and
+    /// only while other photo requests are on their way.
+    #[arg(long, env = "STARCAST_BATCH_WAIT_MS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub batch_wait_ms: u64,
     /// How many requests of each kind (photos, horoscopes) may wait for a
     /// turn; more are refused at once with 503 and Retry-After.
     #[arg(long, env = "STARCAST_MAX_QUEUED", default_value_t = 32)]
@@ -233,7 +244,9 @@ impl ServeArgs {
         let limits = Limits {
             max_concurrent_classifications: self
                 .max_classifications
-                .map_or(limits.max_concurrent_classifications, usize::from),
+                .map_or(2 * usize::from(self.max_batch), usize::from),
+            max_batch: usize::from(self.max_batch),
+            batch_wait: Duration::from_millis(self.batch_wait_ms),
             ..limits
         };
         let state = AppState::new(

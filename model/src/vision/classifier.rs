@@ -16,7 +16,9 @@ use super::preprocess::Preprocess;
 use super::resnet::{self, ResNet};
 use super::weights::{NamedTensors, build_exactly, read_weights_in};
 use crate::folder::{Files, LoadError, ModelConfig, metrics_in};
-use crate::{ActorRecognizer, ModelError, ModelInfo, ModelKind, Prediction, Recognition};
+use crate::{
+    ActorRecognizer, BatchRecognizer, ModelError, ModelInfo, ModelKind, Prediction, Recognition,
+};
 
 /// The architectures this core runs, by torchvision name.
 pub const ARCHITECTURES: &str =
@@ -386,16 +388,25 @@ impl ImageClassifier {
 
     /// Class probabilities in label order.
     pub fn probabilities(&self, photo: &DynamicImage) -> candle_core::Result<Vec<f32>> {
-        let input = self.preprocess.tensor(photo)?.to_device(&self.device)?;
-        let logits = self.network.forward(&input)?;
-        candle_nn::ops::softmax_last_dim(&logits)?
-            .squeeze(0)?
-            .to_vec1()
+        let input = self.preprocess.tensor(photo)?;
+        Ok(self.batch_probabilities(&[input])?.remove(0))
+    }
+
+    /// Class probabilities in label order for each of a batch of
+    /// preprocessed `(1, 3, crop, crop)` photos, from one forward pass.
+    fn batch_probabilities(&self, inputs: &[Tensor]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let batch = Tensor::cat(inputs, 0)?.to_device(&self.device)?;
+        let logits = self.network.forward(&batch)?;
+        candle_nn::ops::softmax_last_dim(&logits)?.to_vec2()
     }
 
     /// Raw scores before the softmax, for parity checks.
     pub fn logits(&self, input: &Tensor) -> candle_core::Result<Tensor> {
         self.network.forward(&input.to_device(&self.device)?)
+    }
+
+    fn tensor_error(&self, error: candle_core::Error) -> ModelError {
+        ModelError::tensors(self.info.name.clone(), error)
     }
 }
 
@@ -405,17 +416,37 @@ impl ActorRecognizer for ImageClassifier {
     }
 
     fn recognize(&self, photo: &DynamicImage) -> Result<Recognition, ModelError> {
-        let probabilities = self
-            .probabilities(photo)
-            .map_err(|e| ModelError::tensors(self.info.name.clone(), e))?;
-        Ok(Recognition {
-            predictions: ranked(&self.labels, &probabilities),
-            faces: Vec::new(),
-        })
+        let input = self.input(photo)?;
+        Ok(self.recognize_inputs(&[input])?.remove(0))
     }
 
     fn location(&self) -> Option<&Path> {
         self.location.as_deref()
+    }
+
+    fn batching(&self) -> Option<&dyn BatchRecognizer> {
+        Some(self)
+    }
+}
+
+impl BatchRecognizer for ImageClassifier {
+    fn input(&self, photo: &DynamicImage) -> Result<Tensor, ModelError> {
+        self.preprocess
+            .tensor(photo)
+            .map_err(|e| self.tensor_error(e))
+    }
+
+    fn recognize_inputs(&self, inputs: &[Tensor]) -> Result<Vec<Recognition>, ModelError> {
+        let probabilities = self
+            .batch_probabilities(inputs)
+            .map_err(|e| self.tensor_error(e))?;
+        Ok(probabilities
+            .iter()
+            .map(|p| Recognition {
+                predictions: ranked(&self.labels, p),
+                faces: Vec::new(),
+            })
+            .collect())
     }
 }
 

@@ -155,6 +155,39 @@ struct Geometry {
     ow: usize,
 }
 
+impl Geometry {
+    /// Winograd's 2x2 output tiles per image.
+    fn tiles(&self) -> usize {
+        self.h.div_ceil(2) * self.w.div_ceil(2)
+    }
+}
+
+/// Whether gemm sums every output of an `m x n x depth` product in the
+/// same order when `n` grows (more images side by side): gemm 0.19 splits
+/// the depth into blocks by the depth and its register tile alone once
+/// the product is past its small-size paths (vector products for one row
+/// or column, a direct kernel up to 256 outputs, and blocks of 512 up to
+/// 64 x 64), and a wider product is past them too. The test
+/// `a_batch_answers_as_its_images_alone` holds it to that.
+fn batch_keeps_sums(m: usize, n: usize, depth: usize) -> bool {
+    depth > 2 && m > 1 && n > 1 && m * n > 256 && (m > 64 || n > 64)
+}
+
+/// The 1x1 inputs of `images` images as one matrix, `[channel][image][n]`.
+fn side_by_side(x: &[f32], channels: usize, images: usize) -> Vec<f32> {
+    let n = x.len() / (channels * images);
+    let mut columns = vec![0f32; x.len()];
+    columns
+        .par_chunks_mut(images * n)
+        .enumerate()
+        .for_each(|(channel, row)| {
+            for (image, part) in row.chunks_exact_mut(n).enumerate() {
+                part.copy_from_slice(&x[(image * channels + channel) * n..][..n]);
+            }
+        });
+    columns
+}
+
 impl CustomOp3 for Conv2d {
     fn name(&self) -> &'static str {
         "starcast-conv2d"
@@ -226,7 +259,9 @@ impl CustomOp3 for Conv2d {
 
 impl Conv2d {
     /// The output of every image in `x` (checked against `g` by the
-    /// caller), on `path`.
+    /// caller), on `path`. Images go through one GEMM together when that
+    /// leaves each one's sums as they are alone (see [`batch_keeps_sums`]):
+    /// a batch's answers are then the single answers, to the bit.
     fn compute(
         &self,
         path: KernelPath,
@@ -236,8 +271,25 @@ impl Conv2d {
         g: Geometry,
     ) -> Vec<f32> {
         let (image_in, image_out) = (g.cin * g.h * g.w, g.cout * g.oh * g.ow);
-        let mut out = vec![0f32; x.len() / image_in * image_out];
-        for (x, out) in x.chunks(image_in).zip(out.chunks_mut(image_out)) {
+        let images = x.len() / image_in;
+        let mut out = vec![0f32; images * image_out];
+        let columns = if self.winograd {
+            g.tiles()
+        } else {
+            g.oh * g.ow
+        };
+        let depth = if self.winograd {
+            g.cin
+        } else {
+            g.cin * g.k * g.k
+        };
+        let together = if self.groups == 1 && batch_keeps_sums(g.cout, columns, depth) {
+            images.max(1)
+        } else {
+            1
+        };
+        let inputs = x.chunks(image_in * together);
+        for (x, out) in inputs.zip(out.chunks_mut(image_out * together)) {
             if self.winograd {
                 self.winograd(path, x, weights, bias, out, g);
             } else if self.groups > 1 {
@@ -249,8 +301,10 @@ impl Conv2d {
         out
     }
 
-    /// One GEMM: `out[cout, oh*ow] = weight[cout, cin*k*k] x columns[cin*k*k, oh*ow]`,
-    /// where the columns are the input itself for a plain 1x1 convolution.
+    /// One GEMM for the images in `x`: `[cout, images * oh*ow] =
+    /// weight[cout, cin*k*k] x columns[cin*k*k, images * oh*ow]`, where the
+    /// columns of one image are its input itself for a plain 1x1
+    /// convolution.
     fn dense(
         &self,
         path: KernelPath,
@@ -260,40 +314,57 @@ impl Conv2d {
         out: &mut [f32],
         g: Geometry,
     ) {
+        let n = g.oh * g.ow;
+        let images = x.len() / (g.cin * g.h * g.w);
         let plain = g.k == 1 && self.stride == 1 && self.padding == 0;
         let columns;
-        let rhs: &[f32] = if plain {
+        let rhs: &[f32] = if plain && images == 1 {
             x
+        } else if plain {
+            columns = side_by_side(x, g.cin, images);
+            &columns
         } else {
-            columns = self.im2col(path, x, g);
+            columns = self.im2col(path, x, g, images);
             &columns
         };
-        let (m, n, depth) = (g.cout, g.oh * g.ow, g.cin * g.k * g.k);
-        debug_assert!(weights.len() == m * depth && rhs.len() == depth * n && out.len() == m * n);
+        let (m, depth, width) = (g.cout, g.cin * g.k * g.k, images * n);
+        debug_assert!(
+            weights.len() == m * depth && rhs.len() == depth * width && out.len() == m * width
+        );
+        // One image's product is its output; a batch's is `[cout][image][n]`
+        // and is spread into `[image][cout][n]` after.
+        let mut product = Vec::new();
+        let target: &mut [f32] = if images == 1 {
+            &mut *out
+        } else {
+            product = vec![0f32; m * width];
+            &mut product
+        };
         let threads = rayon::current_num_threads();
-        let parallelism = if threads > 1 && m * n * depth > 1 << 16 {
+        let parallelism = if threads > 1 && m * width * depth > 1 << 16 {
             gemm::Parallelism::Rayon(threads)
         } else {
             gemm::Parallelism::None
         };
-        // SAFETY: the three buffers hold m*depth, depth*n and m*n floats
-        // (checked by the caller's shape checks and asserted above), all
-        // row-major with the strides given, and `out` is not aliased.
+        // SAFETY: the three buffers hold m*depth, depth*width and m*width
+        // floats (checked by the caller's shape checks and asserted
+        // above), all row-major with the strides given, and `target` is
+        // not aliased.
         unsafe {
             gemm::gemm(
                 m,
-                n,
+                width,
                 depth,
-                out.as_mut_ptr(),
+                target.as_mut_ptr(),
                 1,
-                n as isize,
+                width as isize,
                 false,
                 weights.as_ptr(),
                 1,
                 depth as isize,
                 rhs.as_ptr(),
                 1,
-                n as isize,
+                width as isize,
                 0.0,
                 1.0,
                 false,
@@ -303,17 +374,21 @@ impl Conv2d {
             );
         }
         let activation = self.activation;
-        out.par_chunks_mut(n)
-            .zip(bias.par_iter())
-            .for_each(|(row, &b)| bias_activation(path, row, b, activation));
+        out.par_chunks_mut(n).enumerate().for_each(|(at, row)| {
+            let (image, channel) = (at / m, at % m);
+            if images > 1 {
+                row.copy_from_slice(&product[channel * width + image * n..][..n]);
+            }
+            bias_activation(path, row, bias[channel], activation);
+        });
     }
 
     /// Winograd F(2x2, 3x3): each 4x4 input tile becomes `Bᵀ d B`, the 16
-    /// positions multiply as 16 GEMMs over (channels x tiles), and each
-    /// 4x4 product becomes a 2x2 output tile as `Aᵀ m A`. Both scratch
-    /// buffers are channel-major (`[channel][position][tile]`), so every
-    /// channel's task writes or reads one contiguous block and the GEMMs
-    /// read them with a row stride.
+    /// positions multiply as 16 GEMMs over (channels x tiles of all the
+    /// images), and each 4x4 product becomes a 2x2 output tile as `Aᵀ m A`.
+    /// Both scratch buffers are channel-major (`[channel][position][image]
+    /// [tile]`), so every channel's task writes or reads one contiguous
+    /// block and the GEMMs read them with a row stride.
     fn winograd(
         &self,
         path: KernelPath,
@@ -323,18 +398,23 @@ impl Conv2d {
         out: &mut [f32],
         g: Geometry,
     ) {
-        let (tiles_y, tiles_x) = (g.h.div_ceil(2), g.w.div_ceil(2));
-        let tiles = tiles_y * tiles_x;
-        let (cin, cout) = (g.cin, g.cout);
-        let block = 16 * tiles;
+        let (cin, cout, plane) = (g.cin, g.cout, g.h * g.w);
+        let images = x.len() / (cin * plane);
+        let tiles = g.tiles();
+        let stride = images * tiles;
+        let block = 16 * stride;
         let mut v = uninit_buffer(cin * block);
         v.par_chunks_mut(block).enumerate().for_each(|(ci, v)| {
-            winograd_input(path, &x[ci * g.h * g.w..(ci + 1) * g.h * g.w], v, g);
+            for image in 0..images {
+                let at = (image * cin + ci) * plane;
+                winograd_input(path, &x[at..at + plane], &mut v[image * tiles..], stride, g);
+            }
         });
-        // SAFETY: each channel's task wrote all 16 positions of all tiles.
+        // SAFETY: each channel's task wrote all 16 positions of all tiles
+        // of all images.
         let v = unsafe { assume_init(v) };
-        // m[co][xi] = u[xi] (cout x cin) x v[.][xi] (cin x tiles), the 16
-        // positions in parallel.
+        // m[co][xi] = u[xi] (cout x cin) x v[.][xi] (cin x images*tiles),
+        // the 16 positions in parallel.
         let mut m = uninit_buffer(cout * block);
         let (m_ptr, v_ptr) = (
             SendPtr(m.as_mut_ptr().cast()),
@@ -342,23 +422,23 @@ impl Conv2d {
         );
         (0..16usize).into_par_iter().for_each(|xi| {
             let lhs = &u[xi * cout * cin..(xi + 1) * cout * cin];
-            // SAFETY: position xi's rows start at xi * tiles in blocks of
+            // SAFETY: position xi's rows start at xi * stride in blocks of
             // `block` floats: m has cout blocks and v cin blocks, so every
-            // row of `tiles` floats read or written lies inside them; the
+            // row of `stride` floats read or written lies inside them; the
             // 16 tasks write disjoint rows of m and only read v.
             unsafe {
                 gemm::gemm(
                     cout,
-                    tiles,
+                    stride,
                     cin,
-                    m_ptr.get().add(xi * tiles),
+                    m_ptr.get().add(xi * stride),
                     1,
                     block as isize,
                     false,
                     lhs.as_ptr(),
                     1,
                     cin as isize,
-                    v_ptr.get().add(xi * tiles),
+                    v_ptr.get().add(xi * stride),
                     1,
                     block as isize,
                     0.0,
@@ -373,21 +453,30 @@ impl Conv2d {
         // SAFETY: the 16 GEMMs wrote every row of every channel's block.
         let m = unsafe { assume_init(m) };
         let activation = self.activation;
-        out.par_chunks_mut(g.h * g.w)
-            .zip(m.par_chunks(block).zip(bias))
-            .for_each(|(plane, (m, &b))| winograd_output(path, m, b, plane, g, activation));
+        out.par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(at, plane)| {
+                let (image, co) = (at / cout, at % cout);
+                let products = &m[co * block + image * tiles..];
+                winograd_output(path, products, stride, bias[co], plane, g, activation);
+            });
     }
 
-    /// Rows `(ci, ky, kx)`, columns the output positions; zeros for padding.
-    fn im2col(&self, path: KernelPath, x: &[f32], g: Geometry) -> Vec<f32> {
-        let n = g.oh * g.ow;
-        let mut columns = vec![0f32; g.cin * g.k * g.k * n];
+    /// Rows `(ci, ky, kx)`, columns the output positions of each image in
+    /// turn; zeros for padding.
+    fn im2col(&self, path: KernelPath, x: &[f32], g: Geometry, images: usize) -> Vec<f32> {
+        let (n, plane) = (g.oh * g.ow, g.h * g.w);
+        let width = images * n;
+        let mut columns = vec![0f32; g.cin * g.k * g.k * width];
         columns
-            .par_chunks_mut(g.k * g.k * n)
+            .par_chunks_mut(g.k * g.k * width)
             .enumerate()
             .for_each(|(ci, block)| {
-                let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
-                im2col_channel(path, plane, block, g, *self);
+                for image in 0..images {
+                    let at = (image * g.cin + ci) * plane;
+                    let rows = &mut block[image * n..];
+                    im2col_channel(path, &x[at..at + plane], rows, width, g, *self);
+                }
             });
         columns
     }
@@ -424,14 +513,14 @@ fn bias_activation_body(row: &mut [f32], b: f32, activation: Activation) {
 }
 
 multiversion! {
-    /// One input channel's tiles as `Bᵀ d B`, into its `[position][tile]` block.
-    fn winograd_input(plane: &[f32], v: &mut [MaybeUninit<f32>], g: Geometry) => winograd_input_body
+    /// One input channel's tiles as `Bᵀ d B`, into `[position][tile]`
+    /// rows `stride` floats apart.
+    fn winograd_input(plane: &[f32], v: &mut [MaybeUninit<f32>], stride: usize, g: Geometry) => winograd_input_body
 }
 
 #[inline(always)]
-fn winograd_input_body(plane: &[f32], v: &mut [MaybeUninit<f32>], g: Geometry) {
+fn winograd_input_body(plane: &[f32], v: &mut [MaybeUninit<f32>], stride: usize, g: Geometry) {
     let (tiles_y, tiles_x) = (g.h.div_ceil(2), g.w.div_ceil(2));
-    let tiles = tiles_y * tiles_x;
     for ty in 0..tiles_y {
         for tx in 0..tiles_x {
             let d = tile(plane, g.h, g.w, 2 * ty, 2 * tx);
@@ -451,7 +540,7 @@ fn winograd_input_body(plane: &[f32], v: &mut [MaybeUninit<f32>], g: Geometry) {
                     row[1] - row[3],
                 ];
                 for (c, value) in values.into_iter().enumerate() {
-                    v[(r * 4 + c) * tiles + t].write(value);
+                    v[(r * 4 + c) * stride + t].write(value);
                 }
             }
         }
@@ -459,19 +548,26 @@ fn winograd_input_body(plane: &[f32], v: &mut [MaybeUninit<f32>], g: Geometry) {
 }
 
 multiversion! {
-    /// One output channel's plane from its `[position][tile]` block of
-    /// products, as `Aᵀ m A`, plus bias, through the activation.
-    fn winograd_output(m: &[f32], b: f32, plane: &mut [f32], g: Geometry, activation: Activation) => winograd_output_body
+    /// One output channel's plane from its `[position][tile]` products,
+    /// rows `stride` floats apart, as `Aᵀ m A`, plus bias, through the
+    /// activation.
+    fn winograd_output(m: &[f32], stride: usize, b: f32, plane: &mut [f32], g: Geometry, activation: Activation) => winograd_output_body
 }
 
 #[inline(always)]
-fn winograd_output_body(m: &[f32], b: f32, plane: &mut [f32], g: Geometry, activation: Activation) {
+fn winograd_output_body(
+    m: &[f32],
+    stride: usize,
+    b: f32,
+    plane: &mut [f32],
+    g: Geometry,
+    activation: Activation,
+) {
     let (tiles_y, tiles_x) = (g.h.div_ceil(2), g.w.div_ceil(2));
-    let tiles = tiles_y * tiles_x;
     for ty in 0..tiles_y {
         for tx in 0..tiles_x {
             let t = ty * tiles_x + tx;
-            let at = |xi: usize| m[xi * tiles + t];
+            let at = |xi: usize| m[xi * stride + t];
             // Aᵀ m: rows m0+m1+m2 and m1-m2-m3; then the same on columns.
             let am: [[f32; 4]; 2] = [
                 std::array::from_fn(|c| at(c) + at(4 + c) + at(8 + c)),
@@ -495,17 +591,18 @@ fn winograd_output_body(m: &[f32], b: f32, plane: &mut [f32], g: Geometry, activ
 }
 
 multiversion! {
-    /// One input channel's `k x k` rows of columns (zeros stay for padding).
-    fn im2col_channel(plane: &[f32], block: &mut [f32], g: Geometry, conv: Conv2d) => im2col_channel_body
+    /// One input channel's `k x k` rows of columns, `stride` floats apart
+    /// (zeros stay for padding).
+    fn im2col_channel(plane: &[f32], block: &mut [f32], stride: usize, g: Geometry, conv: Conv2d) => im2col_channel_body
 }
 
 #[inline(always)]
-fn im2col_channel_body(plane: &[f32], block: &mut [f32], g: Geometry, conv: Conv2d) {
+fn im2col_channel_body(plane: &[f32], block: &mut [f32], stride: usize, g: Geometry, conv: Conv2d) {
     let (k, s, p) = (g.k, conv.stride, conv.padding);
     let n = g.oh * g.ow;
     for ky in 0..k {
         for kx in 0..k {
-            let row = &mut block[(ky * k + kx) * n..(ky * k + kx + 1) * n];
+            let row = &mut block[(ky * k + kx) * stride..][..n];
             for oy in 0..g.oh {
                 let iy = (oy * s + ky) as isize - p as isize;
                 if iy < 0 || iy >= g.h as isize {
@@ -602,6 +699,10 @@ mod tests {
             (cin, 3, 1, 1, cin, false),
             (cin, 3, 2, 1, cin, false),
             (16, 3, 1, 1, 1, true),
+            // Wide enough for the images to share one GEMM.
+            (80, 1, 1, 0, 1, false),
+            (80, 3, 2, 1, 1, false),
+            (80, 3, 1, 1, 1, true),
         ];
         for (cout, k, stride, padding, groups, winograd) in cases {
             let weight = values(cout * cin / groups * k * k, 2);
@@ -669,6 +770,67 @@ mod tests {
                         "{conv:?} on {path}: {a} vs {b}"
                     );
                 }
+            }
+        }
+    }
+
+    /// Images that share a GEMM get the bits each gets alone, for every
+    /// kind of convolution that shares one, with a depth past one block of
+    /// the GEMM's.
+    #[test]
+    fn a_batch_answers_as_its_images_alone() {
+        let (images, cin, h, w) = (3, 64, 9, 10);
+        let x = values(images * cin * h * w, 4);
+        for (cout, k, stride, padding, winograd) in [
+            (96, 1, 1, 0, false),
+            (96, 3, 2, 1, false),
+            (96, 3, 1, 1, false),
+            (72, 3, 1, 1, true),
+        ] {
+            let weight = values(cout * cin * k * k, 5);
+            let weights = if winograd {
+                let filters = Tensor::from_vec(weight, (cout, cin, k, k), &Device::Cpu).unwrap();
+                winograd_weights(&filters)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap()
+            } else {
+                weight
+            };
+            let bias = values(cout, 6);
+            let conv = Conv2d {
+                stride,
+                padding,
+                groups: 1,
+                activation: Activation::None,
+                winograd,
+            };
+            let g = Geometry {
+                cin,
+                cout,
+                h,
+                w,
+                k,
+                oh: (h + 2 * padding - k) / stride + 1,
+                ow: (w + 2 * padding - k) / stride + 1,
+            };
+            let columns = if winograd { g.tiles() } else { g.oh * g.ow };
+            assert!(batch_keeps_sums(cout, columns, cin * k * k), "{conv:?}");
+            for path in KernelPath::available() {
+                let together = conv.compute(path, &x, &weights, &bias, g);
+                let alone: Vec<f32> = x
+                    .chunks(cin * h * w)
+                    .flat_map(|image| conv.compute(path, image, &weights, &bias, g))
+                    .collect();
+                assert!(
+                    together
+                        .iter()
+                        .zip(&alone)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{conv:?} on {path}: a batch differs from its images alone"
+                );
             }
         }
     }

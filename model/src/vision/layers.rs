@@ -316,7 +316,17 @@ impl Head {
 }
 
 impl Module for Head {
+    /// Row by row: a product of several rows sums in another order than
+    /// one of one row, and a photo's answer must not depend on the photos
+    /// it was batched with.
     fn forward(&self, pooled: &Tensor) -> Result<Tensor> {
-        self.linear.forward(pooled)
+        let rows = pooled.dim(0)?;
+        if rows <= 1 {
+            return self.linear.forward(pooled);
+        }
+        let each = (0..rows)
+            .map(|row| self.linear.forward(&pooled.narrow(0, row, 1)?))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&each, 0)
     }
 }

@@ -1,13 +1,12 @@
 //! `POST /api/actors/predict`: who is in an uploaded photo.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use starcast_api::{ErrorBody, Task};
 use starcast_model::ActorReport;
-use starcast_model::photo::decode_photo_within;
 
 use crate::admission::Abandon;
 use crate::error::ApiError;
@@ -58,41 +57,32 @@ pub async fn predict(
     State(state): State<AppState>,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<ActorReport>, ApiError> {
+    let _arriving = state.photos.arriving();
     let mut form = form.map_err(multipart_expected)?;
     let limit_mb = state.limits.max_upload_mb;
     let bytes = read_field(&mut form, "image", limit_mb)
         .await?
         .ok_or(ApiError::MissingField("image"))?;
     let recognizer = state.models.actors();
-    let missing = ApiError::missing(&state.models, "actor recognition");
     let model = recognizer.as_ref().map(|r| r.info().clone());
-    let turn = state.classify.turn().await?;
+    let recognizer =
+        recognizer.ok_or_else(|| ApiError::missing(&state.models, "actor recognition"));
     let (abandon, _abandon_on_drop) = Abandon::within(state.limits.request_timeout);
-    let max_pixels = state.limits.max_photo_pixels;
-    let result = tokio::task::spawn_blocking(move || {
-        let _turn = turn;
-        if abandon.abandoned() {
-            return Err(ApiError::Abandoned);
+    let result = match recognizer {
+        Ok(recognizer) => {
+            let turn = state.classify.turn().await?;
+            let started = Instant::now();
+            let result = state
+                .photos
+                .recognize(recognizer, bytes, abandon, turn)
+                .await;
+            if result.is_ok() {
+                state.classify.record(started.elapsed());
+            }
+            result
         }
-        let start = Instant::now();
-        let photo = decode_photo_within(&bytes, max_pixels)?;
-        let recognizer = recognizer.ok_or(missing)?;
-        let recognition = recognizer.recognize(&photo.image)?;
-        let info = recognizer.info();
-        Ok::<_, ApiError>(ActorReport {
-            recognition,
-            width: photo.image.width(),
-            height: photo.image.height(),
-            model: format!("{} {}", info.name, info.version),
-            elapsed_ms: start.elapsed().as_secs_f64() * 1000.0,
-        })
-    })
-    .await?;
-    if let Ok(report) = &result {
-        state
-            .classify
-            .record(Duration::from_secs_f64(report.elapsed_ms / 1000.0));
-    }
+        Err(missing) => Err(missing),
+    };
     state
         .metrics
         .count(Call::Model(Task::Actors), model.as_ref(), outcome(&result));
