@@ -294,7 +294,7 @@ impl Pipeline {
         let pipeline = self.clone();
         let started = run.clone();
         tokio::spawn(async move {
-            let run = pipeline.finish(started, turn).await;
+            let run = pipeline.finish(started, turn, &folder_lock).await;
             drop(folder_lock);
             tracing::info!(id = %run.id, status = ?run.status, seconds = run.seconds, "pipeline run finished");
         });
@@ -325,7 +325,12 @@ impl Pipeline {
         }
     }
 
-    async fn finish(&self, mut run: PipelineRun, _turn: OwnedMutexGuard<()>) -> PipelineRun {
+    async fn finish(
+        &self,
+        mut run: PipelineRun,
+        _turn: OwnedMutexGuard<()>,
+        folder_lock: &std::fs::File,
+    ) -> PipelineRun {
         let clock = Instant::now();
         for (index, step) in self.steps.iter().enumerate() {
             let blocked = step.after.as_ref().filter(|needed| {
@@ -345,7 +350,7 @@ impl Pipeline {
                     run.steps[index].status = RunStatus::Skipped;
                     run.steps[index].log = reason;
                 }
-                None => self.run_step(step, &mut run, index).await,
+                None => self.run_step(step, &mut run, index, folder_lock).await,
             }
             run.seconds = clock.elapsed().as_secs_f64();
             self.keep(&run);
@@ -360,8 +365,15 @@ impl Pipeline {
     }
 
     /// Runs a step's subcommand, retrying a failure; the run's record
-    /// shows each try as it starts.
-    async fn run_step(&self, step: &Step, run: &mut PipelineRun, index: usize) {
+    /// shows each try as it starts. The step holds the data folder's lock
+    /// too (see [`share_lock`]).
+    async fn run_step(
+        &self,
+        step: &Step,
+        run: &mut PipelineRun,
+        index: usize,
+        folder_lock: &std::fs::File,
+    ) {
         let clock = Instant::now();
         run.steps[index].status = RunStatus::Running;
         loop {
@@ -380,6 +392,7 @@ impl Pipeline {
             for secret in WITHHELD_FROM_STEPS {
                 command.env_remove(secret);
             }
+            share_lock(&mut command, folder_lock);
             if let Ok(path) = &figures {
                 command.env(step_metrics::ENV, path);
             }
@@ -499,6 +512,26 @@ impl Pipeline {
                 serde_json::from_str(&text).ok()
             })
             .collect()
+    }
+}
+
+/// Lets the step inherit the data folder's lock file, open: the lock is
+/// the open file's, so it holds while any process has it open. A server
+/// killed with `kill -9` leaves its step running, and a restarted server
+/// must not start a run beside it; its lock then lasts as long as the step.
+fn share_lock(command: &mut tokio::process::Command, folder_lock: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    let fd = folder_lock.as_raw_fd();
+    // SAFETY: between fork and exec the closure only calls fcntl, which
+    // is async-signal-safe, on a descriptor the parent holds open.
+    unsafe {
+        command.pre_exec(move || {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
