@@ -7,6 +7,7 @@
 //! what the file could hold, and a tensor's shape and strides are checked
 //! against its storage before anything is allocated for it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Cursor, Read};
 
@@ -110,10 +111,12 @@ pub fn read_pth(bytes: &[u8]) -> Result<HashMap<String, Tensor>, PthError> {
     Ok(strip_data_parallel(tensors))
 }
 
-/// The storages of a file by key, with the element type each holds.
-type Storages = HashMap<String, Vec<u8>>;
+/// The storages of a file by key: borrowed from the file's bytes where
+/// they lie there as they are (PyTorch stores zip entries uncompressed), so
+/// a model is not held twice while it loads.
+type Storages<'a> = HashMap<String, Cow<'a, [u8]>>;
 
-fn read_zip(bytes: &[u8]) -> Result<(Pickle, Storages), PthError> {
+fn read_zip(bytes: &[u8]) -> Result<(Pickle, Storages<'_>), PthError> {
     let zip_error = |e: zip::result::ZipError| PthError::Zip(e.to_string());
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(zip_error)?;
     let names: Vec<String> = archive
@@ -126,7 +129,7 @@ fn read_zip(bytes: &[u8]) -> Result<(Pickle, Storages), PthError> {
     };
     let prefix = data_pkl.trim_end_matches("data.pkl").to_string();
     let mut budget = bytes.len() as u64 + MAX_INFLATION;
-    let pickle_bytes = read_entry(&mut archive, data_pkl, &mut budget)?;
+    let pickle_bytes = read_entry(&mut archive, bytes, data_pkl, &mut budget)?;
     let (pickle, _) = pickle::read(&pickle_bytes)?;
     let mut storages = HashMap::new();
     for key in storage_keys(&pickle) {
@@ -134,17 +137,19 @@ fn read_zip(bytes: &[u8]) -> Result<(Pickle, Storages), PthError> {
         if !names.contains(&entry) {
             return format_error(format!("the archive lacks the storage {entry}"));
         }
-        storages.insert(key, read_entry(&mut archive, &entry, &mut budget)?);
+        storages.insert(key, read_entry(&mut archive, bytes, &entry, &mut budget)?);
     }
     Ok((pickle, storages))
 }
 
-/// One entry's bytes, taken from what `budget` of inflated bytes is left.
-fn read_entry(
+/// One entry's bytes, of the archive's `bytes`, taken from what `budget`
+/// of inflated bytes is left.
+fn read_entry<'a>(
     archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    bytes: &'a [u8],
     name: &str,
     budget: &mut u64,
-) -> Result<Vec<u8>, PthError> {
+) -> Result<Cow<'a, [u8]>, PthError> {
     let file = archive
         .by_name(name)
         .map_err(|e| PthError::Zip(e.to_string()))?;
@@ -153,6 +158,17 @@ fn read_entry(
             "{name} inflates to {} bytes, more than the file could hold",
             file.size()
         )));
+    }
+    let stored = file
+        .data_start()
+        .and_then(|start| usize::try_from(start).ok())
+        .zip(usize::try_from(file.size()).ok())
+        .filter(|_| file.compression() == zip::CompressionMethod::Stored)
+        .filter(|_| file.size() == file.compressed_size())
+        .and_then(|(start, len)| bytes.get(start..start.checked_add(len)?));
+    if let Some(stored) = stored {
+        *budget -= stored.len() as u64;
+        return Ok(Cow::Borrowed(stored));
     }
     let mut out = Vec::new();
     // The declared size may lie: never read past the budget either way.
@@ -165,7 +181,7 @@ fn read_entry(
         )));
     }
     *budget -= out.len() as u64;
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 fn refuse_code(pickle: &Pickle) -> Result<(), PthError> {
@@ -189,7 +205,7 @@ fn refuse_code(pickle: &Pickle) -> Result<(), PthError> {
 /// Legacy layout: magic, protocol version, system info, the object, the
 /// list of storage keys, then each storage as an 8-byte element count and
 /// its raw bytes.
-fn read_legacy(bytes: &[u8]) -> Result<(Pickle, Storages), PthError> {
+fn read_legacy(bytes: &[u8]) -> Result<(Pickle, Storages<'_>), PthError> {
     let not_pytorch =
         || PthError::Format("it is neither a zip nor a legacy PyTorch file".to_string());
     let (magic, mut pos) = pickle::read(bytes).map_err(|_| not_pytorch())?;
@@ -227,7 +243,7 @@ fn read_legacy(bytes: &[u8]) -> Result<(Pickle, Storages), PthError> {
         let Some((start, end)) = span else {
             return format_error(format!("the file ends inside storage {key}"));
         };
-        storages.insert(key.to_string(), bytes[start..end].to_vec());
+        storages.insert(key.to_string(), Cow::Borrowed(&bytes[start..end]));
         pos = end;
     }
     Ok((pickle, storages))
