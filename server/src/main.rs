@@ -118,8 +118,10 @@ enum Generate {
 
 fn main() -> ExitCode {
     keep_candles_pool_idle();
-    keep_freed_memory();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Train(_)) {
+        keep_freed_memory();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
@@ -152,7 +154,9 @@ fn keep_candles_pool_idle() {
 /// mimalloc hands freed memory back to the system 10 ms after it is freed,
 /// and the next tensor of that size faults it in and zeroes it again: LoRA
 /// training ran 11% slower than on glibc that way (four alternating runs),
-/// and level with it when the memory is kept, for a peak 21% higher.
+/// and level with it when the memory is kept, for a peak 21% higher. Only
+/// training keeps it: a server that kept what loading a model freed stayed
+/// at its loading peak for good.
 fn keep_freed_memory() {
     // SAFETY: sets one of mimalloc's options to a value it documents (-1:
     // never purge); options may be set at any time, from any thread.
