@@ -162,6 +162,11 @@ impl Geometry {
     }
 }
 
+/// Columns past which a GEMM gains nothing from more images side by side:
+/// the late, small layers share one; the early, large ones run an image
+/// at a time and keep their scratch buffers one image's size.
+const WIDE_ENOUGH: usize = 512;
+
 /// Whether gemm sums every output of an `m x n x depth` product in the
 /// same order when `n` grows (more images side by side): gemm 0.19 splits
 /// the depth into blocks by the depth and its register tile alone once
@@ -259,9 +264,10 @@ impl CustomOp3 for Conv2d {
 
 impl Conv2d {
     /// The output of every image in `x` (checked against `g` by the
-    /// caller), on `path`. Images go through one GEMM together when that
-    /// leaves each one's sums as they are alone (see [`batch_keeps_sums`]):
-    /// a batch's answers are then the single answers, to the bit.
+    /// caller), on `path`. Images of small layers go through one GEMM
+    /// together (up to [`WIDE_ENOUGH`] columns) when that leaves each one's
+    /// sums as they are alone (see [`batch_keeps_sums`]): a batch's answers
+    /// are then the single answers, to the bit.
     fn compute(
         &self,
         path: KernelPath,
@@ -284,7 +290,7 @@ impl Conv2d {
             g.cin * g.k * g.k
         };
         let together = if self.groups == 1 && batch_keeps_sums(g.cout, columns, depth) {
-            images.max(1)
+            (WIDE_ENOUGH / columns).clamp(1, images.max(1))
         } else {
             1
         };
