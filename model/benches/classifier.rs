@@ -1,6 +1,6 @@
 //! Classifier latency on one photo: decode + preprocess + forward, decode +
 //! preprocess alone, the forward pass alone, and the forward pass per photo
-//! of a batch of 8, for resnet18 and mobilenet_v2 on the CPU.
+//! of a batch of 4, for resnet18 and mobilenet_v2 on the CPU.
 //! bench/vision.sh runs PyTorch beside it on the same photo and threads.
 //!
 //! Usage: cargo bench -p starcast-model --bench classifier -- [PHOTO] [RUNS]
@@ -20,7 +20,7 @@ mod peak_rss;
 use peak_rss::peak_rss_mb;
 
 /// The batch of the batched forward pass: the server's default batch.
-const BATCH: usize = 8;
+const BATCH: usize = 4;
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);

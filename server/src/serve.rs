@@ -24,7 +24,7 @@ use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 use crate::connections::{self, ConnectionLimits};
 use crate::model_check::ModelChecker;
 use crate::reload::{follow_registry, load_version};
-use crate::state::{Admin, AppState, Limits};
+use crate::state::{Admin, AppState, DEFAULT_MAX_BATCH, Limits};
 
 /// How long shutdown waits for requests in flight (streams included).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -105,7 +105,7 @@ pub struct ServeArgs {
     /// The most photos a classifier runs in one forward pass; photos that
     /// arrive together share one, each answered as if alone. 1 turns
     /// batching off.
-    #[arg(long, env = "STARCAST_MAX_BATCH", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, env = "STARCAST_MAX_BATCH", default_value_t = DEFAULT_MAX_BATCH as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub max_batch: u16,
     /// Milliseconds the first photo of a batch may wait for others, and
     /// only while other photo requests are on their way.

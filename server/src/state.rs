@@ -57,9 +57,11 @@ impl Limits {
     }
 }
 
-/// Photos per forward pass unless told otherwise: past 8, ResNet-18 and
-/// MobileNetV2 gain little per photo on a few cores (bench `classifier`).
-pub const DEFAULT_MAX_BATCH: usize = 8;
+/// Photos per forward pass unless told otherwise. On 2 cores, 8 clients
+/// against resnet18 (bench/serving.sh, one run each): batches of 4 served
+/// 4.23x Gradio's requests/s at 0.25x its p99, batches of 8 3.76x at 0.38x
+/// (a request waits for a whole batch ahead of it) with a higher peak.
+pub const DEFAULT_MAX_BATCH: usize = 4;
 
 impl Default for Limits {
     fn default() -> Self {
