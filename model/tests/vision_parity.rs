@@ -169,7 +169,7 @@ impl ConvLayer for PortableConvNorm {
         eps: f64,
         activation: Activation,
     ) -> candle_core::Result<Self> {
-        ConvNorm::load(conv, norm, shape, eps, activation).map(PortableConvNorm)
+        ConvNorm::load_portable(conv, norm, shape, eps, activation).map(PortableConvNorm)
     }
 }
 

@@ -4,7 +4,7 @@
 //! networks are generic over that block ([`ConvLayer`]) so that training
 //! builds the same network from a trainable one.
 
-use candle_core::{DType, Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor, bail};
 
 use super::conv::{Conv2d, winograd_fits, winograd_weights};
 use candle_nn::VarBuilder;
@@ -86,9 +86,7 @@ pub trait ConvLayer: Module + Sized + Send + Sync {
 /// Conv2d (+ folded BatchNorm or scale) + activation.
 #[derive(Debug)]
 pub struct ConvNorm {
-    weight: Tensor,
-    /// The weights transformed for Winograd, for the layers that fit it.
-    winograd: Option<Tensor>,
+    filters: Filters,
     bias: Tensor,
     stride: usize,
     padding: usize,
@@ -96,9 +94,33 @@ pub struct ConvNorm {
     activation: Activation,
 }
 
+/// A layer's filters, as its forward pass reads them.
+#[derive(Debug)]
+enum Filters {
+    /// `(cout, cin / groups, k, k)`.
+    Plain(Tensor),
+    /// Only the `(16, cout, cin)` Winograd transform, for the CPU: keeping
+    /// the plain filters beside it held ResNet-18's 3x3 weights twice.
+    Winograd(Tensor),
+}
+
 impl ConvLayer for ConvNorm {
     /// A bias-free convolution at `conv` followed by BatchNorm at `norm`.
     fn load(
+        conv: VarBuilder,
+        norm: VarBuilder,
+        shape: ConvShape,
+        eps: f64,
+        activation: Activation,
+    ) -> Result<Self> {
+        ConvNorm::load_portable(conv, norm, shape, eps, activation)?.prepared()
+    }
+}
+
+impl ConvNorm {
+    /// [`ConvLayer::load`] without the CPU's Winograd transform: the layer
+    /// as every device runs it, with candle's own operations.
+    pub fn load_portable(
         conv: VarBuilder,
         norm: VarBuilder,
         shape: ConvShape,
@@ -120,11 +142,9 @@ impl ConvLayer for ConvNorm {
         let scale = (gamma / (var + eps)?.sqrt()?)?;
         let weight = weight.broadcast_mul(&scale.reshape((cout, 1, 1, 1))?)?;
         let bias = (beta - (mean * &scale)?)?;
-        ConvNorm::new(weight, bias, shape, activation)
+        Ok(ConvNorm::unprepared(weight, bias, shape, activation))
     }
-}
 
-impl ConvNorm {
     /// Ready weights `(cout, cin / groups, k, k)` and bias `(cout)`, with
     /// torchvision's padding: "same" size at stride 1.
     pub fn new(
@@ -133,23 +153,28 @@ impl ConvNorm {
         shape: ConvShape,
         activation: Activation,
     ) -> Result<Self> {
+        ConvNorm::unprepared(weight, bias, shape, activation).prepared()
+    }
+
+    fn unprepared(weight: Tensor, bias: Tensor, shape: ConvShape, activation: Activation) -> Self {
         ConvNorm {
-            weight,
-            winograd: None,
+            filters: Filters::Plain(weight),
             bias,
             stride: shape.stride,
             padding: (shape.kernel - 1) / 2,
             groups: shape.groups,
             activation,
         }
-        .prepared()
     }
 
     /// The same convolution without padding (TensorFlow's "valid").
     pub fn without_padding(self) -> Result<Self> {
+        let Filters::Plain(weight) = self.filters else {
+            bail!("a Winograd layer keeps only its transformed filters; unpad it before")
+        };
         ConvNorm {
+            filters: Filters::Plain(weight),
             padding: 0,
-            winograd: None,
             ..self
         }
         .prepared()
@@ -157,11 +182,11 @@ impl ConvNorm {
 
     /// Transforms the weights once for the CPU's Winograd path when it fits.
     fn prepared(mut self) -> Result<Self> {
-        let kernel = self.weight.dim(3)?;
-        if self.weight.device().is_cpu()
-            && winograd_fits(kernel, self.stride, self.padding, self.groups)
+        if let Filters::Plain(weight) = &self.filters
+            && weight.device().is_cpu()
+            && winograd_fits(weight.dim(3)?, self.stride, self.padding, self.groups)
         {
-            self.winograd = Some(winograd_weights(&self.weight)?);
+            self.filters = Filters::Winograd(winograd_weights(weight)?);
         }
         Ok(self)
     }
@@ -184,14 +209,17 @@ impl ConvNorm {
 impl Module for ConvNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if x.device().is_cpu() && x.dtype() == DType::F32 {
+            let (weight, winograd) = match &self.filters {
+                Filters::Plain(weight) => (weight, false),
+                Filters::Winograd(transformed) => (transformed, true),
+            };
             let op = Conv2d {
                 stride: self.stride,
                 padding: self.padding,
                 groups: self.groups,
                 activation: self.activation,
-                winograd: self.winograd.is_some(),
+                winograd,
             };
-            let weight = self.winograd.as_ref().unwrap_or(&self.weight);
             return x.contiguous()?.apply_op3_no_bwd(weight, &self.bias, &op);
         }
         self.forward_portable(x)
@@ -202,10 +230,13 @@ impl ConvNorm {
     /// The layer from candle's operations, which every device runs (the
     /// fused convolution is a CPU kernel).
     pub fn forward_portable(&self, x: &Tensor) -> Result<Tensor> {
-        let y = if is_depthwise(&self.weight, self.groups)? {
-            depthwise_by_taps(x, &self.weight, self.stride, self.padding)?
+        let Filters::Plain(weight) = &self.filters else {
+            bail!("this layer was prepared for the CPU's Winograd path: load it with load_portable")
+        };
+        let y = if is_depthwise(weight, self.groups)? {
+            depthwise_by_taps(x, weight, self.stride, self.padding)?
         } else {
-            x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?
+            x.conv2d(weight, self.padding, self.stride, 1, self.groups)?
         };
         let y = y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?;
         self.activation.apply(&y)

@@ -44,9 +44,11 @@ pub fn read_weights_in(files: &Files, path: &Path) -> Result<NamedTensors, LoadE
     Ok(tensors)
 }
 
-/// Tensors that remember which of them were asked for.
+/// Tensors handed over as they are asked for, remembering which were:
+/// each is dropped once its layer has made its own weights from it, so a
+/// network being built never holds its file's tensors and its own in full.
 struct Tracked {
-    tensors: NamedTensors,
+    tensors: Mutex<NamedTensors>,
     used: Mutex<BTreeSet<String>>,
 }
 
@@ -80,20 +82,32 @@ impl SimpleBackend for Shared {
         dtype: DType,
         device: &Device,
     ) -> candle_core::Result<Tensor> {
-        let Some(tensor) = self.0.tensors.get(name) else {
+        let taken = lock(&self.0.tensors).remove(name);
+        let Some(tensor) = taken else {
+            let reason = if lock(&self.0.used).contains(name) {
+                "was asked for twice"
+            } else {
+                "is not in the weights"
+            };
             return Err(candle_core::Error::Msg(format!(
-                "the weights have no tensor {name}"
+                "the tensor {name} {reason}"
             )));
         };
-        if let Ok(mut used) = self.0.used.lock() {
-            used.insert(name.to_string());
-        }
+        lock(&self.0.used).insert(name.to_string());
         tensor.to_dtype(dtype)?.to_device(device)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.0.tensors.contains_key(name)
+        lock(&self.0.tensors).contains_key(name)
     }
+}
+
+/// The guarded value even if a thread panicked holding it: the maps stay
+/// whole whatever a layer's builder did.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Builds a network on `device` from named tensors and refuses tensors it
@@ -105,18 +119,13 @@ pub fn build_exactly<M>(
     build: impl FnOnce(VarBuilder) -> candle_core::Result<M>,
 ) -> Result<M, NetworkError> {
     let tracked = Shared(Arc::new(Tracked {
-        tensors,
+        tensors: Mutex::new(tensors),
         used: Mutex::new(BTreeSet::new()),
     }));
     let vb = VarBuilder::from_backend(Box::new(tracked.clone()), DType::F32, device.clone());
     let model = build(vb).map_err(NetworkError::Layers)?;
-    let used = tracked.0.used.lock().map(|u| u.clone()).unwrap_or_default();
-    let mut unexpected: Vec<&String> = tracked
-        .0
-        .tensors
-        .keys()
-        .filter(|k| !used.contains(*k))
-        .collect();
+    let left = lock(&tracked.0.tensors);
+    let mut unexpected: Vec<&String> = left.keys().collect();
     if !unexpected.is_empty() {
         unexpected.sort();
         let shown: Vec<&str> = unexpected.iter().take(5).map(|s| s.as_str()).collect();
