@@ -1,5 +1,6 @@
 //! The photo worker: every admitted photo is decoded and recognised here,
-//! a batch at a time. Photos that arrive together for a classifier run
+//! in batches, one decoding while the one before runs its forward pass.
+//! Photos that arrive together for a classifier run
 //! through one forward pass (up to `max_batch`, waiting at most `wait` for
 //! more, and only while more are on their way); each answer is the one the
 //! photo gets alone. Decoding runs on rayon's pool, one photo per core, so
@@ -75,7 +76,7 @@ impl PhotoWorker {
         let counter = arriving.clone();
         std::thread::Builder::new()
             .name("starcast-photos".into())
-            .spawn(move || run(inbox, settings, counter, &metrics))
+            .spawn(move || run(inbox, settings, counter, metrics))
             .expect("the photo worker's thread starts");
         PhotoWorker { jobs, arriving }
     }
@@ -113,35 +114,64 @@ impl PhotoWorker {
     }
 }
 
-/// Gathers batches and runs them one after another: a batch uses every
-/// core, and the next one gathers while it runs.
+/// Gathers and decodes batches; their forward passes run on a thread of
+/// their own, one batch behind, so the next batch decodes while one is in
+/// its forward pass (whose single-threaded steps leave cores idle).
 fn run(
     inbox: mpsc::Receiver<Job>,
     settings: BatchSettings,
     arriving: Arc<AtomicUsize>,
-    metrics: &Metrics,
+    metrics: Arc<Metrics>,
 ) {
+    let (to_forward, decoded) = mpsc::sync_channel::<Decoded>(1);
+    let answering = Arc::new(AtomicUsize::new(0));
+    let forwarding = answering.clone();
+    let forward = std::thread::Builder::new()
+        .name("starcast-forward".into())
+        .spawn(move || {
+            for batch in decoded {
+                let photos = batch.jobs.len();
+                // A model that panics fails its batch's requests, not the worker.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    answer(batch, &metrics)
+                }));
+                if ran.is_err() {
+                    tracing::error!("recognising a batch of photos panicked; its requests failed");
+                }
+                forwarding.fetch_sub(photos, Ordering::SeqCst);
+            }
+        })
+        .expect("the forward pass's thread starts");
     let mut carried = None;
-    while let Some(batch) = gather(&inbox, &mut carried, settings, &arriving) {
-        // A model that panics fails its batch's requests, not the worker.
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_batch(batch, settings.max_pixels, metrics)
+    while let Some(batch) = gather(&inbox, &mut carried, settings, &arriving, &answering) {
+        let photos = batch.len();
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decode(batch, settings.max_pixels)
         }));
-        if ran.is_err() {
-            tracing::error!("recognising a batch of photos panicked; its requests failed");
+        let Ok(decoded) = decoded else {
+            tracing::error!("decoding a batch of photos panicked; its requests failed");
+            continue;
+        };
+        answering.fetch_add(photos, Ordering::SeqCst);
+        if to_forward.send(decoded).is_err() {
+            break;
         }
     }
+    drop(to_forward);
+    let _ = forward.join();
 }
 
 /// The next batch: jobs for one model, at most `max_batch`, waiting up to
-/// `wait` for more while other photo requests are in the server. A job
-/// for another model is carried over to start the next batch. `None` once
-/// the server is gone.
+/// `wait` for more while other photo requests are on their way (in the
+/// server, and neither in this batch nor among the `answering` ones). A
+/// job for another model is carried over to start the next batch. `None`
+/// once the server is gone.
 fn gather(
     inbox: &mpsc::Receiver<Job>,
     carried: &mut Option<Job>,
     settings: BatchSettings,
     arriving: &AtomicUsize,
+    answering: &AtomicUsize,
 ) -> Option<Vec<Job>> {
     let first = match carried.take() {
         Some(job) => job,
@@ -156,7 +186,9 @@ fn gather(
             Err(mpsc::TryRecvError::Disconnected) => break,
             Err(mpsc::TryRecvError::Empty) => {
                 let left = until.saturating_duration_since(Instant::now());
-                if arriving.load(Ordering::SeqCst) <= batch.len() || left.is_zero() {
+                let coming = arriving.load(Ordering::SeqCst);
+                let here = batch.len() + answering.load(Ordering::SeqCst);
+                if coming <= here || left.is_zero() {
                     break;
                 }
                 match inbox.recv_timeout(left) {
@@ -184,12 +216,20 @@ enum Prepared {
     Answered(Result<ActorReport, ApiError>),
 }
 
-/// Decodes the batch's photos on rayon's pool, runs the inputs through one
-/// forward pass, and answers every job.
-fn run_batch(batch: Vec<Job>, max_pixels: u64, metrics: &Metrics) {
+/// A batch decoded, waiting for its forward pass.
+struct Decoded {
+    jobs: Vec<Job>,
+    prepared: Vec<Prepared>,
+    model: Arc<dyn ActorRecognizer>,
+    started: Instant,
+}
+
+/// Decodes the batch's photos on rayon's pool, each made its network's
+/// input (or answered, for a model that does not batch).
+fn decode(jobs: Vec<Job>, max_pixels: u64) -> Decoded {
     let started = Instant::now();
-    let model = batch[0].model.clone();
-    let prepared: Vec<Prepared> = batch
+    let model = jobs[0].model.clone();
+    let prepared = jobs
         .par_iter()
         .map(|job| {
             // One photo that panics its decoder or model fails alone.
@@ -202,6 +242,23 @@ fn run_batch(batch: Vec<Job>, max_pixels: u64, metrics: &Metrics) {
             })
         })
         .collect();
+    Decoded {
+        jobs,
+        prepared,
+        model,
+        started,
+    }
+}
+
+/// Runs a decoded batch's inputs through one forward pass and answers
+/// every job.
+fn answer(batch: Decoded, metrics: &Metrics) {
+    let Decoded {
+        jobs,
+        prepared,
+        model,
+        started,
+    } = batch;
     let inputs: Vec<_> = prepared
         .iter()
         .filter_map(|p| match p {
@@ -222,7 +279,7 @@ fn run_batch(batch: Vec<Job>, max_pixels: u64, metrics: &Metrics) {
     .into_iter();
     let info = model.info();
     let name = format!("{} {}", info.name, info.version);
-    for (job, prepared) in batch.into_iter().zip(prepared) {
+    for (job, prepared) in jobs.into_iter().zip(prepared) {
         let answer = match prepared {
             Prepared::Answered(answer) => answer,
             Prepared::Input { width, height, .. } => recognitions
