@@ -94,15 +94,20 @@ fn check_formula(arch: &str) {
     });
 }
 
+/// Every tensor of `arch`'s reference case, made by the formula.
+fn formula_tensors(arch: &str) -> NamedTensors {
+    reference().formula[arch]
+        .tensors
+        .iter()
+        .map(|(name, shape)| (name.clone(), formula(name, shape)))
+        .collect()
+}
+
 /// Checks the network `build` makes from the formula's tensors against
 /// torchvision's figures.
 fn check_formula_with(arch: &str, build: impl Fn(&Architecture, NamedTensors) -> Box<dyn Network>) {
     let case = &reference().formula[arch];
-    let tensors: NamedTensors = case
-        .tensors
-        .iter()
-        .map(|(name, shape)| (name.clone(), formula(name, shape)))
-        .collect();
+    let tensors = formula_tensors(arch);
     let architecture = Architecture::infer(&tensors).expect("architecture from tensor names");
     assert_eq!(architecture.name(), arch);
     assert_eq!(architecture.classes(), 3);
@@ -242,12 +247,7 @@ fn a_batch_of_photos_answers_as_each_photo_alone() {
     )
     .unwrap_or_else(|e| panic!("{e}: run scripts/fetch-defaults.sh data"));
     let formulas = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0"].map(|arch| {
-        let case = &reference().formula[arch];
-        let tensors: NamedTensors = case
-            .tensors
-            .iter()
-            .map(|(name, shape)| (name.clone(), formula(name, shape)))
-            .collect();
+        let tensors = formula_tensors(arch);
         let architecture = Architecture::infer(&tensors).unwrap();
         let labels = vec!["Ada".into(), "Bea".into(), "Cleo".into()];
         ImageClassifier::from_tensors(architecture, tensors, labels, Preprocess::default()).unwrap()

@@ -686,6 +686,36 @@ mod tests {
 
     use super::*;
 
+    /// The weights as `conv` reads them: Winograd's transform of the
+    /// `(cout, cin, 3, 3)` filters, or the filters themselves.
+    fn op_weights(filters: &Tensor, winograd: bool) -> Vec<f32> {
+        let weights = if winograd {
+            winograd_weights(filters).unwrap()
+        } else {
+            filters.clone()
+        };
+        weights.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    /// The sizes of `conv` with a `k x k` kernel on `cin x h x w` images.
+    fn geometry(
+        conv: &Conv2d,
+        cin: usize,
+        cout: usize,
+        (h, w): (usize, usize),
+        k: usize,
+    ) -> Geometry {
+        Geometry {
+            cin,
+            cout,
+            h,
+            w,
+            k,
+            oh: (h + 2 * conv.padding - k) / conv.stride + 1,
+            ow: (w + 2 * conv.padding - k) / conv.stride + 1,
+        }
+    }
+
     fn values(len: usize, seed: usize) -> Vec<f32> {
         (0..len)
             .map(|i| ((i * 7919 + seed * 104729) % 2001) as f32 / 1000.0 - 1.0)
@@ -714,17 +744,8 @@ mod tests {
             let weight = values(cout * cin / groups * k * k, 2);
             let bias = values(cout, 3);
             let weight_tensor =
-                Tensor::from_vec(weight.clone(), (cout, cin / groups, k, k), &Device::Cpu).unwrap();
-            let weights = if winograd {
-                winograd_weights(&weight_tensor)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1()
-                    .unwrap()
-            } else {
-                weight
-            };
+                Tensor::from_vec(weight, (cout, cin / groups, k, k), &Device::Cpu).unwrap();
+            let weights = op_weights(&weight_tensor, winograd);
             let conv = Conv2d {
                 stride,
                 padding,
@@ -732,15 +753,7 @@ mod tests {
                 activation: Activation::Relu6,
                 winograd,
             };
-            let g = Geometry {
-                cin,
-                cout,
-                h,
-                w,
-                k,
-                oh: (h + 2 * padding - k) / stride + 1,
-                ow: (w + 2 * padding - k) / stride + 1,
-            };
+            let g = geometry(&conv, cin, cout, (h, w), k);
             let portable = conv.compute(KernelPath::Portable, &x, &weights, &bias, g);
             // candle's own convolution, bias and clamp: the reference.
             let input = Tensor::from_vec(x.clone(), (2, cin, h, w), &Device::Cpu).unwrap();
@@ -793,18 +806,9 @@ mod tests {
             (96, 3, 1, 1, false),
             (72, 3, 1, 1, true),
         ] {
-            let weight = values(cout * cin * k * k, 5);
-            let weights = if winograd {
-                let filters = Tensor::from_vec(weight, (cout, cin, k, k), &Device::Cpu).unwrap();
-                winograd_weights(&filters)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1()
-                    .unwrap()
-            } else {
-                weight
-            };
+            let filters = values(cout * cin * k * k, 5);
+            let filters = Tensor::from_vec(filters, (cout, cin, k, k), &Device::Cpu).unwrap();
+            let weights = op_weights(&filters, winograd);
             let bias = values(cout, 6);
             let conv = Conv2d {
                 stride,
@@ -813,15 +817,7 @@ mod tests {
                 activation: Activation::None,
                 winograd,
             };
-            let g = Geometry {
-                cin,
-                cout,
-                h,
-                w,
-                k,
-                oh: (h + 2 * padding - k) / stride + 1,
-                ow: (w + 2 * padding - k) / stride + 1,
-            };
+            let g = geometry(&conv, cin, cout, (h, w), k);
             let columns = if winograd { g.tiles() } else { g.oh * g.ow };
             assert!(batch_keeps_sums(cout, columns, cin * k * k), "{conv:?}");
             for path in KernelPath::available() {
