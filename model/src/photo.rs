@@ -57,6 +57,29 @@ pub fn decode_photo(bytes: &[u8]) -> Result<Photo, PhotoError> {
 /// Decodes an uploaded photo of at most `max_pixels`, refused from its
 /// header when larger.
 pub fn decode_photo_within(bytes: &[u8], max_pixels: u64) -> Result<Photo, PhotoError> {
+    let (mut decoder, format) = open_within(bytes, max_pixels)?;
+    let damaged = |e: ImageError| damaged(format, e);
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    decoder.set_limits(limits).map_err(damaged)?;
+    let orientation = decoder.orientation().map_err(damaged)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(damaged)?;
+    image.apply_orientation(orientation);
+    Ok(Photo { image, format })
+}
+
+/// What [`decode_photo_within`] can tell from the header alone: whether
+/// the bytes are an image of a readable format within `max_pixels`, with
+/// no pixel decoded.
+pub fn check_photo_header(bytes: &[u8], max_pixels: u64) -> Result<(), PhotoError> {
+    open_within(bytes, max_pixels).map(drop)
+}
+
+/// A decoder for the photo, its size checked from the header.
+fn open_within(
+    bytes: &[u8],
+    max_pixels: u64,
+) -> Result<(Box<dyn ImageDecoder + '_>, ImageFormat), PhotoError> {
     if bytes.is_empty() {
         return Err(PhotoError::Empty);
     }
@@ -64,13 +87,9 @@ pub fn decode_photo_within(bytes: &[u8], max_pixels: u64) -> Result<Photo, Photo
         .with_guessed_format()
         .map_err(|_| PhotoError::NotAnImage)?;
     let format = reader.format().ok_or(PhotoError::NotAnImage)?;
-    let damaged = |e: ImageError| PhotoError::Damaged {
-        format: format!("{format:?}").to_uppercase(),
-        reason: e.to_string(),
-    };
-    let mut decoder = reader.into_decoder().map_err(|e| match e {
+    let decoder = reader.into_decoder().map_err(|e| match e {
         ImageError::Unsupported(_) => PhotoError::NotAnImage,
-        other => damaged(other),
+        other => damaged(format, other),
     })?;
     let (width, height) = decoder.dimensions();
     if width > MAX_SIDE || height > MAX_SIDE {
@@ -83,13 +102,14 @@ pub fn decode_photo_within(bytes: &[u8], max_pixels: u64) -> Result<Photo, Photo
             max_pixels,
         });
     }
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    decoder.set_limits(limits).map_err(damaged)?;
-    let orientation = decoder.orientation().map_err(damaged)?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(damaged)?;
-    image.apply_orientation(orientation);
-    Ok(Photo { image, format })
+    Ok((Box::new(decoder), format))
+}
+
+fn damaged(format: ImageFormat, error: ImageError) -> PhotoError {
+    PhotoError::Damaged {
+        format: format!("{format:?}").to_uppercase(),
+        reason: error.to_string(),
+    }
 }
 
 /// The usual file extension of the photo format these bytes start with.

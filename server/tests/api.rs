@@ -70,6 +70,10 @@ async fn without_a_model_the_photo_is_checked_and_nothing_is_guessed() {
         "{json}"
     );
     assert!(json.get("predictions").is_none());
+    let form = Multipart::default().file("image", "notes.txt", b"these are not pixels");
+    let (status, json) = server.post_form("/api/actors/predict", form).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{json}");
+    assert!(error_of(&json).contains("not an image"), "{json}");
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use starcast_api::{ErrorBody, Task};
 use starcast_model::ActorReport;
+use starcast_model::photo::check_photo_header;
 
 use crate::admission::Abandon;
 use crate::error::ApiError;
@@ -81,7 +82,10 @@ pub async fn predict(
             }
             result
         }
-        Err(missing) => Err(missing),
+        // A file that is no photo is told so, model or not.
+        Err(missing) => check_photo_header(&bytes, state.limits.max_photo_pixels)
+            .map_err(ApiError::from)
+            .and(Err(missing)),
     };
     state
         .metrics
