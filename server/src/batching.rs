@@ -163,9 +163,9 @@ fn run(
 
 /// The next batch: jobs for one model, at most `max_batch`, waiting up to
 /// `wait` for more while other photo requests are on their way (in the
-/// server, and neither in this batch nor among the `answering` ones). A
-/// job for another model is carried over to start the next batch. `None`
-/// once the server is gone.
+/// server, and neither in this batch nor among the `answering` ones) when
+/// the model batches. A job for another model is carried over to start the
+/// next batch. `None` once the server is gone.
 fn gather(
     inbox: &mpsc::Receiver<Job>,
     carried: &mut Option<Job>,
@@ -180,10 +180,13 @@ fn gather(
     let batches = first.model.batching().is_some();
     let mut batch = vec![first];
     let until = Instant::now() + settings.wait;
-    while batches && batch.len() < settings.max_batch {
+    while batch.len() < settings.max_batch {
         let job = match inbox.try_recv() {
             Ok(job) => job,
             Err(mpsc::TryRecvError::Disconnected) => break,
+            // A model that runs photos one by one gains nothing by
+            // waiting; the photos already here still decode side by side.
+            Err(mpsc::TryRecvError::Empty) if !batches => break,
             Err(mpsc::TryRecvError::Empty) => {
                 let left = until.saturating_duration_since(Instant::now());
                 let coming = arriving.load(Ordering::SeqCst);
