@@ -3,7 +3,7 @@
 //! uploads and streams, the same API scripts use.
 
 use leptos::prelude::*;
-use starcast_api::{ExamplePhoto, ModelInfo};
+use starcast_api::{ApiReference, ExamplePhoto, ModelInfo};
 
 /// What the server functions read from the server, which provides it as
 /// context: the app knows the answers' types, not how they are made.
@@ -11,7 +11,7 @@ use starcast_api::{ExamplePhoto, ModelInfo};
 pub mod ssr {
     use std::sync::Arc;
 
-    use starcast_api::ModelInfo;
+    use starcast_api::{ApiEndpoint, ModelInfo};
 
     /// The server's side of the pages' server functions.
     pub trait Catalogue: Send + Sync + 'static {
@@ -20,6 +20,8 @@ pub mod ssr {
         /// The file names of the examples gallery. Reads a folder: call it
         /// off the async threads.
         fn example_photos(&self) -> std::io::Result<Vec<String>>;
+        /// The REST API's endpoints, for the API page.
+        fn api_endpoints(&self) -> Vec<ApiEndpoint>;
     }
 
     /// The context the server provides.
@@ -40,6 +42,21 @@ pub mod ssr {
 #[server(endpoint = "served_models", input = server_fn::codec::GetUrl)]
 pub async fn served_models() -> Result<Vec<ModelInfo>, ServerFnError> {
     Ok(ssr::catalogue()?.served_models())
+}
+
+/// The REST API's endpoints and the address the visitor reached this
+/// server at (behind a proxy, as its `X-Forwarded-Proto` says), which the
+/// API page's snippets call.
+#[server(endpoint = "api_reference", input = server_fn::codec::GetUrl)]
+pub async fn describe_api() -> Result<ApiReference, ServerFnError> {
+    let headers: http::HeaderMap = leptos_axum::extract().await?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let host = header("host").unwrap_or("127.0.0.1:7860");
+    let scheme = header("x-forwarded-proto").unwrap_or("http");
+    Ok(ApiReference {
+        origin: format!("{scheme}://{host}"),
+        endpoints: ssr::catalogue()?.api_endpoints(),
+    })
 }
 
 /// The photos of the examples gallery.

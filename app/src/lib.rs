@@ -17,7 +17,8 @@ use crate::components::theme::ThemeToggle;
 use crate::i18n::{LanguageSwitch, Locale, request_language, t};
 use crate::in_browser::{InBrowser, in_browser};
 use crate::routes::{
-    actors::ActorsPage, horoscope::HoroscopePage, models::ModelsPage, pipeline::PipelinePage,
+    actors::ActorsPage, api_docs::ApiDocsPage, horoscope::HoroscopePage, models::ModelsPage,
+    pipeline::PipelinePage,
 };
 
 /// The name of the JS and WASM files the front end is built into.
@@ -82,6 +83,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("horoscope") view=HoroscopePage />
                     <Route path=StaticSegment("models") view=ModelsPage />
                     <Route path=StaticSegment("pipeline") view=PipelinePage />
+                    <Route path=(StaticSegment("api"), StaticSegment("docs")) view=ApiDocsPage />
                 </Routes>
             </main>
             <footer>

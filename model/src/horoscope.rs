@@ -20,13 +20,19 @@ pub const MAX_TEMPERATURE: f32 = 2.0;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct HoroscopeQuery {
+    /// English or Russian name, any case, or the glyph.
+    #[cfg_attr(feature = "openapi", schema(example = "leo"))]
     pub sign: String,
+    /// YYYY-MM-DD; today when absent.
     #[serde(default)]
     pub date: Option<String>,
+    /// Above 0, at most 2; 0.6 when absent.
     #[serde(default)]
     pub temperature: Option<f32>,
+    /// Above 0, at most 1; 0.7 when absent.
     #[serde(default)]
     pub top_p: Option<f32>,
+    /// Absent: the day's horoscope, the same for everyone.
     #[serde(default)]
     pub seed: Option<u64>,
     /// `en` or `ru`; without it, the language the sign is written in.

@@ -7,7 +7,7 @@ use axum::extract::FromRef;
 use candle_core::Device;
 use leptos::config::LeptosOptions;
 use sha2::{Digest, Sha256};
-use starcast_api::ModelInfo;
+use starcast_api::{ApiEndpoint, ModelInfo};
 use starcast_app::api::ssr::Catalogue;
 use starcast_model::ServedModels;
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
@@ -124,6 +124,10 @@ impl Catalogue for AppState {
 
     fn example_photos(&self) -> std::io::Result<Vec<String>> {
         self.examples.list()
+    }
+
+    fn api_endpoints(&self) -> Vec<ApiEndpoint> {
+        crate::api::reference::ENDPOINTS.clone()
     }
 }
 

@@ -558,7 +558,7 @@ async fn served_files_and_unknown_paths_have_a_label_each() {
 #[tokio::test]
 async fn the_openapi_document_lists_every_endpoint() {
     let server = server(ServedModels::default());
-    let (status, body) = server.get("/api/docs").await;
+    let (status, body) = server.get("/api/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     let doc: Value = serde_json::from_str(&body).unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));

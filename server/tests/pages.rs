@@ -4,7 +4,8 @@ mod common;
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
 use common::{ColourRecognizer, server};
 use starcast_model::{Models, ServedModels, ZodiacSign};
 
@@ -57,6 +58,38 @@ async fn the_models_page_says_when_nothing_is_served_and_lists_what_is() {
     assert!(html.contains("colours"), "{html}");
     assert!(html.contains("red, green, blue"), "{html}");
     assert!(html.contains("accuracy"), "{html}");
+}
+
+/// The API page, as a visitor reaches it through the Space's proxy: every
+/// endpoint, each with a request addressed to this server.
+#[tokio::test]
+async fn the_api_page_lists_each_endpoint_with_a_request_for_this_server() {
+    let server = server(ServedModels::default());
+    let request = Request::get("/api/docs")
+        .header(header::HOST, "someone-starcast.hf.space")
+        .header("x-forwarded-proto", "https")
+        .body(Body::empty())
+        .unwrap();
+    let response = server.send(request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = common::text(response).await;
+    assert!(html.contains("Use via API"), "{html}");
+    for id in [
+        "post-api-actors-predict",
+        "post-api-horoscope",
+        "get-api-horoscope-stream",
+        "post-api-flags",
+        "post-api-admin-actors-model",
+        "get-healthz",
+    ] {
+        assert!(html.contains(&format!(r#"id="{id}""#)), "{id} is not listed");
+    }
+    assert!(
+        html.contains("https://someone-starcast.hf.space/api/actors/predict"),
+        "the requests do not call this server: {html}"
+    );
+    assert!(html.contains("image=@photo.jpg"), "{html}");
+    assert!(html.contains("href=\"/api/openapi.json\""), "{html}");
 }
 
 #[tokio::test]

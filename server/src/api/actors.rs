@@ -40,12 +40,22 @@ pub fn multipart_expected(_: MultipartRejection) -> ApiError {
     ApiError::BadForm("send the photo as multipart/form-data with a field named 'image'".into())
 }
 
+/// The form `POST /api/actors/predict` takes, for the API's description:
+/// the handler reads the field itself, so as to bound it.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "only its schema is used")]
+pub struct PhotoForm {
+    /// The photo: JPEG, PNG, WebP, GIF or BMP.
+    #[schema(value_type = String, format = Binary, example = "photo.jpg")]
+    image: Vec<u8>,
+}
+
 /// Recognise the actors in a photo.
 #[utoipa::path(
     post,
     path = "/api/actors/predict",
     tag = "actors",
-    request_body(content_type = "multipart/form-data", description = "A form with the photo in the field `image` (JPEG, PNG, WebP, GIF or BMP)."),
+    request_body(content = PhotoForm, content_type = "multipart/form-data", description = "A form with the photo in the field `image`."),
     responses(
         (status = 200, description = "Labels for the photo, highest first, and one entry per face when the model finds faces", body = ActorReport),
         (status = 413, description = "The upload is over the size limit", body = ErrorBody),

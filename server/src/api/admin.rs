@@ -38,12 +38,27 @@ pub fn require_admin(
     Ok(admin)
 }
 
+/// The form `POST /api/admin/actors/model` takes, for the API's
+/// description: the handler reads the fields itself, so as to bound them.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "only its schema is used")]
+pub struct ModelForm {
+    /// The model file: .pth in any form torch.save writes, .pt, .bin or .safetensors.
+    #[schema(value_type = String, format = Binary, example = "model.pth")]
+    weights: Vec<u8>,
+    /// Class labels in order, one per line or comma-separated.
+    #[schema(example = "Ada,Bea,Cleo")]
+    labels: Option<String>,
+    /// resnet18, mobilenet_v2, ... when the tensor names don't tell.
+    architecture: Option<String>,
+}
+
 /// Upload a classifier and serve it.
 #[utoipa::path(
     post,
     path = "/api/admin/actors/model",
     tag = "admin",
-    request_body(content_type = "multipart/form-data", description = "`weights`: the model file (.pth in any form torch.save writes, .pt, .bin or .safetensors); `labels` (optional): class labels in order, one per line or comma-separated; `architecture` (optional): resnet18, mobilenet_v2, ... when the tensor names don't tell."),
+    request_body(content = ModelForm, content_type = "multipart/form-data", description = "The model and what its file may not tell."),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The model now served", body = ModelInfo),

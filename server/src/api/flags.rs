@@ -13,13 +13,24 @@ use crate::metrics::Call;
 use crate::state::AppState;
 
 /// The fields of a flag form, as text, and the optional photo.
-#[derive(Default)]
-struct FlagForm {
+#[derive(Default, utoipa::ToSchema)]
+pub struct FlagForm {
+    /// `actors` or `horoscope`.
+    #[schema(required = true, example = "horoscope")]
     task: Option<String>,
+    /// What was asked, as JSON.
+    #[schema(required = true, example = r#"{"sign": "leo"}"#)]
     input: Option<String>,
+    /// What the app answered, as JSON.
+    #[schema(required = true, example = r#"{"text": "The day is yours."}"#)]
     output: Option<String>,
+    /// Why the answer is wrong.
+    #[schema(example = "It repeats itself.")]
     reason: Option<String>,
+    /// Who is really in the photo: labelled actor flags become an evaluation set.
     label: Option<String>,
+    /// The photo, for an actors flag.
+    #[schema(value_type = Option<String>, format = Binary)]
     image: Option<Vec<u8>>,
 }
 
@@ -87,7 +98,7 @@ fn parse_flag(form: FlagForm) -> Result<NewFlag, ApiError> {
     post,
     path = "/api/flags",
     tag = "flags",
-    request_body(content_type = "multipart/form-data", description = "Fields: `task` (`actors` or `horoscope`), `input` and `output` (JSON texts), `reason` (text, optional), `label` (who is really in the photo, optional: labelled actor flags become an evaluation set), `image` (the photo, optional)."),
+    request_body(content = FlagForm, content_type = "multipart/form-data", description = "The flag's fields; `input` and `output` are JSON texts."),
     responses(
         (status = 200, description = "The flag was stored", body = FlagReceipt),
         (status = 413, description = "The upload is over the size limit", body = ErrorBody),

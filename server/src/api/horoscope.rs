@@ -107,7 +107,7 @@ pub async fn write(
     path = "/api/horoscope/stream",
     tag = "horoscope",
     params(
-        ("sign" = String, Query, description = "English or Russian name, any case, or the glyph"),
+        ("sign" = String, Query, description = "English or Russian name, any case, or the glyph", example = "leo"),
         ("date" = Option<String>, Query, description = "YYYY-MM-DD; today when absent"),
         ("temperature" = Option<f32>, Query, description = "Above 0, at most 2; default 0.6"),
         ("top_p" = Option<f32>, Query, description = "Above 0, at most 1; default 0.7"),

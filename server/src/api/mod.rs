@@ -6,6 +6,7 @@ pub mod browser;
 pub mod flags;
 pub mod horoscope;
 pub mod pipeline;
+pub mod reference;
 
 use std::sync::Arc;
 
@@ -67,7 +68,10 @@ use starcast_jobs::device::device_name;
         Task,
         BrowserModel,
         BrowserFile,
-        Health
+        Health,
+        actors::PhotoForm,
+        flags::FlagForm,
+        admin::ModelForm
     ))
 )]
 pub struct ApiDoc;
@@ -113,8 +117,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/api/browser/files/{key}/{fingerprint}/{*name}",
             get(browser::file),
         )
-        .route("/api/docs", get(docs))
-        .route("/api/openapi.json", get(docs))
+        .route("/api/openapi.json", get(openapi))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
 }
@@ -170,6 +173,6 @@ async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     )
 }
 
-async fn docs() -> Json<utoipa::openapi::OpenApi> {
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
