@@ -68,6 +68,46 @@ fn the_front_matter_describes_a_docker_space() {
     assert_eq!(front("app_port"), "7860");
 }
 
+/// The items of the front matter's list `key`.
+fn front_list(key: &str) -> Vec<String> {
+    let readme = repo_file("README.md");
+    readme
+        .lines()
+        .skip(1)
+        .take_while(|l| *l != "---")
+        .skip_while(|l| *l != format!("{key}:"))
+        .skip(1)
+        .map_while(|l| l.strip_prefix("  - "))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn the_front_matter_says_what_the_hub_lists_a_space_by() {
+    let description = front("short_description");
+    // The Hub refuses a longer one.
+    assert!(
+        (1..=60).contains(&description.chars().count()),
+        "{description}"
+    );
+    let tags = front_list("tags");
+    for task in ["image-classification", "text-generation"] {
+        assert!(tags.iter().any(|t| t == task), "{tags:?}");
+    }
+    // The served defaults are the Hub repos fetch-defaults.sh names as
+    // their sources, written "(owner/name, licence)".
+    let script = repo_file("scripts/fetch-defaults.sh");
+    let sources: Vec<String> = script
+        .split('(')
+        .skip(1)
+        .filter_map(|part| part.split_once(',').map(|(repo, _)| repo))
+        .filter(|repo| repo.split('/').count() == 2 && !repo.contains(' '))
+        .map(String::from)
+        .collect();
+    assert!(!sources.is_empty());
+    assert_eq!(front_list("models"), sources);
+}
+
 #[test]
 fn the_image_listens_where_the_space_expects() {
     let port = front("app_port");

@@ -82,7 +82,10 @@ async fn the_api_page_lists_each_endpoint_with_a_request_for_this_server() {
         "post-api-admin-actors-model",
         "get-healthz",
     ] {
-        assert!(html.contains(&format!(r#"id="{id}""#)), "{id} is not listed");
+        assert!(
+            html.contains(&format!(r#"id="{id}""#)),
+            "{id} is not listed"
+        );
     }
     assert!(
         html.contains("https://someone-starcast.hf.space/api/actors/predict"),
