@@ -239,10 +239,12 @@ pub fn snippet(client: Client, endpoint: &ApiEndpoint, origin: &str) -> String {
 }
 
 fn curl(endpoint: &ApiEndpoint, origin: &str) -> String {
-    let mut lines = vec![format!("curl {}", shell_quoted(&url(endpoint, origin)))];
-    if endpoint.streams {
-        lines[0] = format!("curl -N {}", shell_quoted(&url(endpoint, origin)));
-    }
+    // -N prints each event as it comes.
+    let unbuffered = if endpoint.streams { "-N " } else { "" };
+    let mut lines = vec![format!(
+        "curl {unbuffered}{}",
+        shell_quoted(&url(endpoint, origin))
+    )];
     if endpoint.admin {
         lines.push(r#"-H "Authorization: Bearer $STARCAST_ADMIN_TOKEN""#.into());
     }

@@ -755,6 +755,33 @@ mod tests {
         }
     }
 
+    /// An ungrouped convolution of `cout` `k x k` filters over `cin x h x
+    /// w` images, without activation, its weights (as the op reads them)
+    /// and bias made up from `seed`: the op, weights, bias and sizes.
+    fn ungrouped(
+        cin: usize,
+        (h, w): (usize, usize),
+        (cout, k, stride, padding, winograd): (usize, usize, usize, usize, bool),
+        seed: usize,
+    ) -> (Conv2d, Vec<f32>, Vec<f32>, Geometry) {
+        let filters = values(cout * cin * k * k, seed);
+        let filters = Tensor::from_vec(filters, (cout, cin, k, k), &Device::Cpu).unwrap();
+        let conv = Conv2d {
+            stride,
+            padding,
+            groups: 1,
+            activation: Activation::None,
+            winograd,
+        };
+        let g = geometry(&conv, cin, cout, (h, w), k);
+        (
+            conv,
+            op_weights(&filters, winograd),
+            values(cout, seed + 1),
+            g,
+        )
+    }
+
     fn values(len: usize, seed: usize) -> Vec<f32> {
         (0..len)
             .map(|i| ((i * 7919 + seed * 104729) % 2001) as f32 / 1000.0 - 1.0)
@@ -838,24 +865,13 @@ mod tests {
     fn reused_scratch_leaves_no_trace() {
         let (images, cin, h, w) = (2, 8, 9, 7);
         let x = values(images * cin * h * w, 7);
-        for (cout, k, stride, padding, winograd) in [
+        for case in [
             (80, 1, 1, 0, false),
             (16, 3, 2, 1, false),
             (80, 3, 2, 1, false),
             (16, 3, 1, 1, true),
         ] {
-            let filters = values(cout * cin * k * k, 8);
-            let filters = Tensor::from_vec(filters, (cout, cin, k, k), &Device::Cpu).unwrap();
-            let weights = op_weights(&filters, winograd);
-            let bias = values(cout, 9);
-            let conv = Conv2d {
-                stride,
-                padding,
-                groups: 1,
-                activation: Activation::None,
-                winograd,
-            };
-            let g = geometry(&conv, cin, cout, (h, w), k);
+            let (conv, weights, bias, g) = ungrouped(cin, (h, w), case, 8);
             // A new thread has no spares yet.
             let fresh = std::thread::scope(|s| {
                 s.spawn(|| conv.compute(KernelPath::Portable, &x, &weights, &bias, g))
@@ -889,18 +905,8 @@ mod tests {
             (96, 3, 1, 1, false),
             (72, 3, 1, 1, true),
         ] {
-            let filters = values(cout * cin * k * k, 5);
-            let filters = Tensor::from_vec(filters, (cout, cin, k, k), &Device::Cpu).unwrap();
-            let weights = op_weights(&filters, winograd);
-            let bias = values(cout, 6);
-            let conv = Conv2d {
-                stride,
-                padding,
-                groups: 1,
-                activation: Activation::None,
-                winograd,
-            };
-            let g = geometry(&conv, cin, cout, (h, w), k);
+            let (conv, weights, bias, g) =
+                ungrouped(cin, (h, w), (cout, k, stride, padding, winograd), 5);
             let columns = if winograd { g.tiles() } else { g.oh * g.ow };
             assert!(batch_keeps_sums(cout, columns, cin * k * k), "{conv:?}");
             for path in KernelPath::available() {
