@@ -177,6 +177,32 @@ describe("models page", () => {
   });
 });
 
+describe("API page", () => {
+  test("lists the endpoints, and its JavaScript runs as written against this server", async () => {
+    const { page, errors, close } = await open("/api/docs");
+    assert.ok((await page.$$(".endpoint")).length >= 8);
+    await page.click('.client-switch button:has-text("JavaScript")');
+    const snippet = await page.textContent("#get-api-models .snippet");
+    assert.ok(snippet.includes(`fetch("${base}/api/models"`), snippet);
+    // The snippet, run in the page as a visitor would paste it into the console.
+    const logged = await page.evaluate(async (code) => {
+      const lines = [];
+      const log = console.log;
+      console.log = (...args) => lines.push(args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" "));
+      try {
+        await new (async () => {}).constructor(code)();
+      } finally {
+        console.log = log;
+      }
+      return lines;
+    }, snippet);
+    assert.deepEqual(logged, ["200 []"]);
+    await page.screenshot({ path: join(screenshots, "api.png"), fullPage: true });
+    assert.deepEqual(errors, []);
+    await close();
+  });
+});
+
 describe("horoscope page with the SmolLM2 and Gemma 3 models", () => {
   const model = process.env.HOROSCOPE_MODEL;
   const russian = process.env.RUSSIAN_HOROSCOPE_MODEL;
