@@ -280,8 +280,7 @@ fn answer(batch: Decoded, metrics: &Metrics) {
         _ => Vec::new(),
     }
     .into_iter();
-    let info = model.info();
-    let name = format!("{} {}", info.name, info.version);
+    let name = model_label(model.as_ref());
     for (job, prepared) in jobs.into_iter().zip(prepared) {
         let answer = match prepared {
             Prepared::Answered(answer) => answer,
@@ -302,6 +301,12 @@ fn answer(batch: Decoded, metrics: &Metrics) {
     }
 }
 
+/// The model an answer names: its name and version.
+fn model_label(model: &dyn ActorRecognizer) -> String {
+    let info = model.info();
+    format!("{} {}", info.name, info.version)
+}
+
 fn prepare(job: &Job, model: &dyn ActorRecognizer, max_pixels: u64, started: Instant) -> Prepared {
     if job.abandon.abandoned() {
         return Prepared::Answered(Err(ApiError::Abandoned));
@@ -316,7 +321,7 @@ fn prepare(job: &Job, model: &dyn ActorRecognizer, max_pixels: u64, started: Ins
             recognition,
             width,
             height,
-            model: format!("{} {}", model.info().name, model.info().version),
+            model: model_label(model),
             elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
         };
         return Prepared::Answered(model.recognize(&photo).map(report).map_err(Into::into));

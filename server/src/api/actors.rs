@@ -76,11 +76,9 @@ pub async fn predict(
         .ok_or(ApiError::MissingField("image"))?;
     let recognizer = state.models.actors();
     let model = recognizer.as_ref().map(|r| r.info().clone());
-    let recognizer =
-        recognizer.ok_or_else(|| ApiError::missing(&state.models, "actor recognition"));
     let (abandon, _abandon_on_drop) = Abandon::within(state.limits.request_timeout);
     let result = match recognizer {
-        Ok(recognizer) => {
+        Some(recognizer) => {
             let turn = state.classify.turn().await?;
             let started = Instant::now();
             let result = state
@@ -93,9 +91,9 @@ pub async fn predict(
             result
         }
         // A file that is no photo is told so, model or not.
-        Err(missing) => check_photo_header(&bytes, state.limits.max_photo_pixels)
+        None => check_photo_header(&bytes, state.limits.max_photo_pixels)
             .map_err(ApiError::from)
-            .and(Err(missing)),
+            .and_then(|()| Err(ApiError::missing(&state.models, "actor recognition"))),
     };
     state
         .metrics
