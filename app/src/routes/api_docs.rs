@@ -274,22 +274,12 @@ fn python(endpoint: &ApiEndpoint, origin: &str) -> String {
     if let Some(body) = json_body(endpoint, "    ") {
         arguments.push(format!("json={body}"));
     }
-    let texts = sent(endpoint, InputPlace::FormText);
-    if !texts.is_empty() {
-        let fields: Vec<String> = texts
-            .into_iter()
-            .map(|(name, value)| format!("{}: {}", quoted(name), quoted(&value)))
-            .collect();
-        arguments.push(format!("data={{{}}}", fields.join(", ")));
-    }
-    let files = sent(endpoint, InputPlace::FormFile);
-    if !files.is_empty() {
-        let fields: Vec<String> = files
-            .into_iter()
-            .map(|(name, file)| format!("{}: open({}, \"rb\")", quoted(name), quoted(&file)))
-            .collect();
-        arguments.push(format!("files={{{}}}", fields.join(", ")));
-    }
+    let texts = python_dict(endpoint, InputPlace::FormText, quoted);
+    arguments.extend(texts.map(|dict| format!("data={dict}")));
+    let files = python_dict(endpoint, InputPlace::FormFile, |file| {
+        format!("open({}, \"rb\")", quoted(file))
+    });
+    arguments.extend(files.map(|dict| format!("files={dict}")));
     if endpoint.streams {
         arguments.push("stream=True".into());
     }
@@ -309,6 +299,20 @@ fn python(endpoint: &ApiEndpoint, origin: &str) -> String {
         "print(response.status_code, response.json())"
     };
     format!("{imports}\n\n{call}\n{answer}")
+}
+
+/// The inputs `endpoint` sends in `place` as a Python dict literal, each
+/// value written by `value`; `None` when there are none.
+fn python_dict(
+    endpoint: &ApiEndpoint,
+    place: InputPlace,
+    value: impl Fn(&str) -> String,
+) -> Option<String> {
+    let fields: Vec<String> = sent(endpoint, place)
+        .into_iter()
+        .map(|(name, example)| format!("{}: {}", quoted(name), value(&example)))
+        .collect();
+    (!fields.is_empty()).then(|| format!("{{{}}}", fields.join(", ")))
 }
 
 fn javascript(endpoint: &ApiEndpoint, origin: &str) -> String {
