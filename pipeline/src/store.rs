@@ -1,25 +1,30 @@
-//! Where pipeline data lives: a local path by default, or any
+//! Where pipeline data lives: a local path by default (or `file://`), any
 //! `s3://bucket/prefix` through object_store with the usual AWS variables
 //! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, and
-//! `AWS_ENDPOINT` + `AWS_ALLOW_HTTP` for an S3-compatible server).
+//! `AWS_ENDPOINT` + `AWS_ALLOW_HTTP` for an S3-compatible server), or
+//! `memory://` (one process's memory, for tests and trials).
 //!
 //! Steps work on local files; a remote input is streamed down to a
 //! temporary folder and a remote output streamed up when the step is done,
 //! so memory stays bounded whatever the size.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
+use object_store::memory::InMemory;
 use object_store::{ObjectStore, ObjectStoreScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("'{0}' is not a storage location: use a local path or s3://bucket/prefix")]
+    #[error(
+        "'{0}' is not a storage location: use a local path, file://path, s3://bucket/prefix or memory://"
+    )]
     BadLocation(String),
     #[error("{location}: {reason}")]
     Remote { location: String, reason: String },
@@ -51,6 +56,10 @@ impl Location {
         let url = url::Url::parse(location).map_err(|_| bad())?;
         let (scheme, prefix) = ObjectStoreScheme::parse(&url).map_err(|_| bad())?;
         let store: Arc<dyn ObjectStore> = match scheme {
+            ObjectStoreScheme::Local => {
+                return url.to_file_path().map(Location::Local).map_err(|_| bad());
+            }
+            ObjectStoreScheme::Memory => Arc::new(InMemory::new()),
             ObjectStoreScheme::AmazonS3 => Arc::new(
                 AmazonS3Builder::from_env()
                     .with_url(location)
@@ -81,17 +90,25 @@ impl Location {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, StoreError> {
-    tokio::runtime::Builder::new_current_thread()
+/// The one runtime that drives object-store I/O for the blocking callers
+/// (the CLI steps, and the server's blocking tasks). It lives as long as
+/// the process, so the store clients' pooled connections stay usable.
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("starcast-store")
         .enable_all()
         .build()
-        .map_err(|source| StoreError::Local {
-            path: PathBuf::from("<tokio runtime>"),
-            source,
-        })
+        .expect("a one-thread tokio runtime starts")
+});
+
+/// Runs `future` to its end on the store runtime. Not to be called from
+/// async code: the server calls the registry from blocking tasks.
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    RUNTIME.block_on(future)
 }
 
-fn remote(url: &str, error: impl ToString) -> StoreError {
+pub(crate) fn remote(url: &str, error: impl ToString) -> StoreError {
     StoreError::Remote {
         location: url.to_string(),
         reason: error.to_string(),
@@ -106,7 +123,7 @@ pub fn fetch(location: &Location, extension: &str, folder: &Path) -> Result<Path
         Location::Local(path) => return Ok(path.clone()),
         Location::Remote { url, store, prefix } => (url, store, prefix),
     };
-    runtime()?.block_on(async {
+    block_on(async {
         let mut listing = store.list(Some(prefix));
         let mut objects = Vec::new();
         while let Some(meta) = listing.next().await {
@@ -128,24 +145,7 @@ pub fn fetch(location: &Location, extension: &str, folder: &Path) -> Result<Path
             let target = relative
                 .iter()
                 .fold(folder.to_path_buf(), |p, part| p.join(part));
-            let local = |source| StoreError::Local {
-                path: target.clone(),
-                source,
-            };
-            if let Some(parent) = target.parent() {
-                tokio::fs::create_dir_all(parent).await.map_err(local)?;
-            }
-            let mut file = tokio::fs::File::create(&target).await.map_err(local)?;
-            let mut stream = store
-                .get(&object)
-                .await
-                .map_err(|e| remote(url, e))?
-                .into_stream();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| remote(url, e))?;
-                file.write_all(&chunk).await.map_err(local)?;
-            }
-            file.flush().await.map_err(local)?;
+            download(store, &object, &target, url).await?;
         }
         Ok(folder.to_path_buf())
     })
@@ -157,24 +157,60 @@ pub fn publish(file: &Path, location: &Location) -> Result<(), StoreError> {
     let Location::Remote { url, store, prefix } = location else {
         return Ok(());
     };
-    runtime()?.block_on(async {
-        let local = |source| StoreError::Local {
-            path: file.to_path_buf(),
-            source,
-        };
-        let mut source = tokio::fs::File::open(file).await.map_err(local)?;
-        let mut writer = BufWriter::new(store.clone(), prefix.clone());
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let read = source.read(&mut buffer).await.map_err(local)?;
-            if read == 0 {
-                break;
-            }
-            writer
-                .write_all(&buffer[..read])
-                .await
-                .map_err(|e| remote(url, e))?;
+    block_on(upload(file, store, prefix, url))
+}
+
+/// Streams a local file to `object` in `store`; `url` names it in errors.
+pub(crate) async fn upload(
+    file: &Path,
+    store: &Arc<dyn ObjectStore>,
+    object: &ObjectPath,
+    url: &str,
+) -> Result<(), StoreError> {
+    let local = |source| StoreError::Local {
+        path: file.to_path_buf(),
+        source,
+    };
+    let mut source = tokio::fs::File::open(file).await.map_err(local)?;
+    let mut writer = BufWriter::new(store.clone(), object.clone());
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = source.read(&mut buffer).await.map_err(local)?;
+        if read == 0 {
+            break;
         }
-        writer.shutdown().await.map_err(|e| remote(url, e))
-    })
+        writer
+            .write_all(&buffer[..read])
+            .await
+            .map_err(|e| remote(url, e))?;
+    }
+    writer.shutdown().await.map_err(|e| remote(url, e))
+}
+
+/// Streams `object` from `store` into a new local file at `target`
+/// (its folder made if needed); `url` names the object in errors.
+pub(crate) async fn download(
+    store: &Arc<dyn ObjectStore>,
+    object: &ObjectPath,
+    target: &Path,
+    url: &str,
+) -> Result<(), StoreError> {
+    let local = |source| StoreError::Local {
+        path: target.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = target.parent() {
+        tokio::fs::create_dir_all(parent).await.map_err(local)?;
+    }
+    let mut file = tokio::fs::File::create(target).await.map_err(local)?;
+    let mut stream = store
+        .get(object)
+        .await
+        .map_err(|e| remote(url, e))?
+        .into_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| remote(url, e))?;
+        file.write_all(&chunk).await.map_err(local)?;
+    }
+    file.flush().await.map_err(local)
 }
