@@ -26,14 +26,16 @@ use crate::train::print_report;
 
 #[derive(Debug, clap::Args)]
 pub struct RegistryArgs {
-    /// The model registry.
+    /// The model registry: a folder, or `s3://bucket/prefix` shared by
+    /// several machines.
     #[arg(
         long,
         env = "STARCAST_REGISTRY",
         default_value = "data/registry",
+        value_parser = Registry::open,
         global = true
     )]
-    pub registry: PathBuf,
+    pub registry: Registry,
     /// The task whose versions to work on.
     #[arg(long, default_value_t = Task::Actors, global = true)]
     pub task: Task,
@@ -86,7 +88,7 @@ pub enum ModelsCommand {
 }
 
 pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> {
-    let registry = Registry::new(&args.registry);
+    let registry = args.registry;
     let task = args.task;
     match command {
         ModelsCommand::List => {
@@ -94,8 +96,7 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
             let versions = registry.versions(task)?;
             if versions.is_empty() {
                 println!(
-                    "no {task} versions in {}: `starcast train {task}` makes one",
-                    registry.root().display()
+                    "no {task} versions in {registry}: `starcast train {task}` makes one"
                 );
             }
             for version in versions {
@@ -171,9 +172,9 @@ pub struct EvaluateArgs {
     /// photos users flagged.
     #[arg(long, conflicts_with = "model")]
     pub served: Option<Task>,
-    /// The registry --served reads.
-    #[arg(long, default_value = "data/registry")]
-    pub registry: PathBuf,
+    /// The registry --served reads: a folder or `s3://bucket/prefix`.
+    #[arg(long, default_value = "data/registry", value_parser = Registry::open)]
+    pub registry: Registry,
     /// Actor models: labelled photos in `<actor>/<photo>` folders.
     /// Horoscope models: processed horoscopes, `.csv` or `.parquet`, local or
     /// `s3://` (`starcast process horoscopes --output` writes them).
@@ -246,11 +247,10 @@ fn evaluated_model(args: &EvaluateArgs) -> anyhow::Result<PathBuf> {
     match (&args.model, &args.served) {
         (Some(model), _) => Ok(local_model(model)?),
         (None, Some(task)) => {
-            let registry = Registry::new(args.registry.clone());
+            let registry = &args.registry;
             let version = registry.serving(*task)?.with_context(|| {
                 format!(
-                    "the registry at {} serves no {task} version: promote one with `starcast models promote`, or name a model",
-                    args.registry.display()
+                    "the registry at {registry} serves no {task} version: promote one with `starcast models promote`, or name a model"
                 )
             })?;
             Ok(version.path)

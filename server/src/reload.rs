@@ -22,7 +22,9 @@ pub fn load_version(
 
 /// Polls the registry every `interval` and swaps the actor model, loaded
 /// onto `device`, when the served version changes. A version that fails
-/// to load is reported once and the model served before it stays.
+/// to load is reported once and the model served before it stays; one that
+/// can't be read or fetched (a bucket out of reach) is tried again at the
+/// next poll.
 pub async fn follow_registry(
     registry: Registry,
     models: ServedModels,
@@ -34,9 +36,9 @@ pub async fn follow_registry(
     loop {
         tokio::time::sleep(interval).await;
         let lookup = registry.clone();
-        let serving = tokio::task::spawn_blocking(move || lookup.serving(Task::Actors)).await;
-        let version = match serving {
-            Ok(Ok(Some(version))) => version,
+        let serving = tokio::task::spawn_blocking(move || lookup.serving_id(Task::Actors)).await;
+        let id = match serving {
+            Ok(Ok(Some(id))) => id,
             Ok(Ok(None)) => continue,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "could not read the registry");
@@ -47,10 +49,23 @@ pub async fn follow_registry(
                 continue;
             }
         };
-        if current.as_ref() == Some(&version.id) || failed.as_ref() == Some(&version.id) {
+        if current.as_ref() == Some(&id) || failed.as_ref() == Some(&id) {
             continue;
         }
-        let id = version.id.clone();
+        let fetch = (registry.clone(), id.clone());
+        let version =
+            tokio::task::spawn_blocking(move || fetch.0.version(Task::Actors, &fetch.1)).await;
+        let version = match version {
+            Ok(Ok(version)) => version,
+            Ok(Err(error)) => {
+                tracing::warn!(version = %id, %error, "could not fetch the promoted actor model; trying again at the next check");
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "fetching the promoted model stopped");
+                continue;
+            }
+        };
         let path: PathBuf = version.path.clone();
         let device = device.clone();
         match tokio::task::spawn_blocking(move || load_version(&version, &device)).await {

@@ -58,11 +58,12 @@ pub struct ServeArgs {
     /// when that exists (scripts/fetch-defaults.sh puts it there).
     #[arg(long, env = "STARCAST_ACTORS_MODEL")]
     pub actors_model: Option<PathBuf>,
-    /// The model registry (default `<data>/registry`). Without --actors-model,
+    /// The model registry (default `<data>/registry`): a folder, or
+    /// `s3://bucket/prefix` shared by every replica. Without --actors-model,
     /// the actor version it serves is loaded, and each version promoted later
     /// is swapped in while serving.
-    #[arg(long, env = "STARCAST_REGISTRY")]
-    pub registry: Option<PathBuf>,
+    #[arg(long, env = "STARCAST_REGISTRY", value_parser = Registry::open)]
+    pub registry: Option<Registry>,
     /// Seconds between checks of the registry for a newly promoted version.
     #[arg(long, env = "STARCAST_REGISTRY_POLL", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub registry_poll: u64,
@@ -165,11 +166,9 @@ impl ServeArgs {
     }
 
     fn registry(&self) -> Registry {
-        Registry::new(
-            self.registry
-                .clone()
-                .unwrap_or_else(|| self.data.join("registry")),
-        )
+        self.registry
+            .clone()
+            .unwrap_or_else(|| Registry::new(self.data.join("registry")))
     }
 
     /// The registry to follow while serving: only when no actor model is

@@ -164,7 +164,7 @@ fn a_promotion_killed_at_any_moment_leaves_a_whole_version_served() {
     registry
         .promote(Task::Actors, &versions[0], "start")
         .unwrap();
-    let root = registry.root().to_string_lossy().into_owned();
+    let root = registry.to_string();
     for round in 0..24u64 {
         let version = &versions[(round % 2) as usize];
         let mut promote = Command::new(env!("CARGO_BIN_EXE_starcast"))

@@ -323,7 +323,7 @@ fn a_registered_version_is_pushed_and_then_served_from_the_hub() {
         let mut command = Command::new(env!("CARGO_BIN_EXE_starcast"));
         command
             .args(["models", "push", &version.id, "--repo", repo, "--registry"])
-            .arg(registry.root())
+            .arg(registry.to_string())
             .env("HF_ENDPOINT", &endpoint)
             .env_remove("HF_TOKEN");
         if let Some(token) = token {
@@ -399,7 +399,7 @@ fn a_lora_adapter_is_pushed_naming_its_base_by_its_hub_repo() {
         command
             .args(["models", "push", &version.id, "--task", "horoscope"])
             .args(["--repo", "ada/house-style", "--registry"])
-            .arg(registry.root())
+            .arg(registry.to_string())
             .env("HF_ENDPOINT", &endpoint)
             .env("HF_TOKEN", WRITE_TOKEN);
         if let Some(repo) = base_repo {

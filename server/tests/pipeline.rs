@@ -181,7 +181,7 @@ async fn the_served_actor_model_is_checked_against_the_photos_users_flagged() {
             "--served",
             "actors",
             "--registry",
-            registry.root().to_str().unwrap(),
+            &registry.to_string(),
             "--data",
             flagged.to_str().unwrap(),
             "--skip-unknown-actors",

@@ -68,7 +68,7 @@ fn a_served_version_that_cannot_load_leaves_the_server_up_without_a_model() {
         .arg("--data")
         .arg(dir.path().join("data"))
         .arg("--registry")
-        .arg(registry.root())
+        .arg(registry.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -19,9 +19,10 @@ pub struct Publish {
     /// Write the model folder here instead of registering a new version.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// The model registry.
-    #[arg(long, env = "STARCAST_REGISTRY", default_value = "data/registry")]
-    pub registry: PathBuf,
+    /// The model registry: a folder, or `s3://bucket/prefix` shared with
+    /// the servers.
+    #[arg(long, env = "STARCAST_REGISTRY", default_value = "data/registry", value_parser = Registry::open)]
+    pub registry: Registry,
     /// Register the new version without serving it, whatever its score.
     #[arg(long)]
     pub no_promote: bool,
@@ -127,10 +128,10 @@ where
             (out.clone(), None)
         }
         None => {
-            let registry = Registry::new(&publish.registry);
-            let version = register(&registry, &release)?;
+            let registry = &publish.registry;
+            let version = register(registry, &release)?;
             if !publish.no_promote {
-                promote_if_better(&registry, &release, &version)?;
+                promote_if_better(registry, &release, &version)?;
             }
             (version.path.clone(), Some(version.id))
         }
