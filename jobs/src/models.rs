@@ -14,7 +14,7 @@ use starcast_model::text::{
 use starcast_model::vision::ClassifierOptions;
 use starcast_model::{ModelKind, load_actor_recognizer};
 use starcast_pipeline::hub_push::{DEFAULT_ENDPOINT, HubRepo};
-use starcast_pipeline::registry::{Registry, Task};
+use starcast_pipeline::registry::{Lineage, Registry, Task, Version};
 use starcast_train::{
     HoroscopeText, ImageFolder, SkippedPhoto, evaluate_recognizer, evaluate_writer, reading_check,
 };
@@ -23,6 +23,7 @@ use crate::device::DeviceChoice;
 use crate::step_metrics;
 use crate::train::horoscope::horoscope_texts;
 use crate::train::print_report;
+use crate::train::publish::CODE_REVISION;
 
 #[derive(Debug, clap::Args)]
 pub struct RegistryArgs {
@@ -53,6 +54,18 @@ pub enum ModelsCommand {
         /// Why, for the record.
         #[arg(long, default_value = "promoted by hand")]
         reason: String,
+    },
+    /// Register a model folder made elsewhere (a student's Colab run, an
+    /// earlier export) as the next version; it is checked first as the
+    /// server would load it.
+    Add {
+        folder: PathBuf,
+        /// The data it was trained on, for the lineage.
+        #[arg(long, default_value = "unknown")]
+        dataset: String,
+        /// Serve it at once.
+        #[arg(long)]
+        promote: bool,
     },
     /// Load an actor model folder as the server would and print what it
     /// is; the server runs this on each upload, in a child process with a
@@ -95,9 +108,7 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
             let serving = registry.serving(task)?.map(|v| v.id);
             let versions = registry.versions(task)?;
             if versions.is_empty() {
-                println!(
-                    "no {task} versions in {registry}: `starcast train {task}` makes one"
-                );
+                println!("no {task} versions in {registry}: `starcast train {task}` makes one");
             }
             for version in versions {
                 let mark = if serving.as_deref() == Some(version.id.as_str()) {
@@ -125,7 +136,19 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
         }
         ModelsCommand::Promote { version, reason } => {
             let version = registry.promote(task, &version, &reason)?;
-            println!("serving {task} {} ({})", version.id, version.path.display());
+            println!("serving {task} {}", version.id);
+        }
+        ModelsCommand::Add {
+            folder,
+            dataset,
+            promote,
+        } => {
+            let version = add(&registry, task, &folder, dataset)?;
+            println!("registered {task} version {} in {registry}", version.id);
+            if promote {
+                registry.promote(task, &version.id, "registered and promoted by hand")?;
+                println!("serving {task} {}", version.id);
+            }
         }
         ModelsCommand::Check { folder } => {
             let model = load_actor_recognizer(&folder, &ClassifierOptions::on(Device::Cpu))
@@ -156,6 +179,51 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
                 "--actors-model"
             };
             println!("serve it with {option} hf://{repo}");
+        }
+    }
+    Ok(())
+}
+
+/// Copies a model folder that loads into the registry as a new version.
+fn add(registry: &Registry, task: Task, folder: &Path, dataset: String) -> anyhow::Result<Version> {
+    let base_model = match task {
+        Task::Actors => {
+            let model = load_actor_recognizer(folder, &ClassifierOptions::on(Device::Cpu))
+                .with_context(|| format!("{} does not load as an actor model", folder.display()))?;
+            model.info().name.clone()
+        }
+        Task::Horoscope => {
+            let writer = load_horoscope_writer(folder, &Device::Cpu).with_context(|| {
+                format!("{} does not load as a horoscope model", folder.display())
+            })?;
+            writer.info().name.clone()
+        }
+    };
+    let staged = registry.stage(task)?;
+    copy_folder(folder, staged.path())?;
+    let lineage = Lineage {
+        created: chrono::Utc::now(),
+        dataset,
+        dataset_hash: String::new(),
+        base_model,
+        parameters: serde_json::json!({}),
+        code_revision: CODE_REVISION.to_string(),
+    };
+    Ok(registry.commit(staged, &lineage)?)
+}
+
+fn copy_folder(from: &Path, to: &Path) -> anyhow::Result<()> {
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("could not read {}", from.display()))?
+    {
+        let path = entry?.path();
+        let target = to.join(path.file_name().unwrap_or_default());
+        if path.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_folder(&path, &target)?;
+        } else {
+            std::fs::copy(&path, &target)
+                .with_context(|| format!("could not copy {}", path.display()))?;
         }
     }
     Ok(())

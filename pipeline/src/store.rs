@@ -15,8 +15,8 @@ use std::sync::{Arc, LazyLock};
 use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::buffered::BufWriter;
-use object_store::path::Path as ObjectPath;
 use object_store::memory::InMemory;
+use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

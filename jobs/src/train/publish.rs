@@ -176,10 +176,8 @@ where
     };
     let version = registry.commit(staged, &lineage)?;
     println!(
-        "registered {} version {} in {}",
-        release.task,
-        version.id,
-        version.path.display()
+        "registered {} version {} in {registry}",
+        release.task, version.id
     );
     Ok(version)
 }

@@ -11,17 +11,17 @@
 //! A writer killed mid-upload leaves a claim and some files but no
 //! `version.json`, so the version is never listed and can't be promoted.
 //! Each machine keeps a local copy of the versions it reads in its cache
-//! folder, with their `version.json`: a copy whose manifest no longer
+//! folder, with their manifest: a copy whose manifest no longer
 //! matches the bucket's (a bucket emptied and filled anew) is fetched again.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::Utc;
 use futures::TryStreamExt;
 use object_store::path::{Path as ObjectPath, PathPart};
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -33,6 +33,8 @@ use crate::store;
 const CLAIM: &str = ".claim";
 const MANIFEST: &str = "version.json";
 const POINTER: &str = "registry.json";
+/// The manifest as kept in a local copy (hidden, so a Hub push skips it).
+const COPIED_MANIFEST: &str = ".version.json";
 
 /// What `version.json` records: the files a complete version has.
 #[derive(Debug, Serialize, Deserialize)]
@@ -151,9 +153,12 @@ impl Bucket {
                 bytes,
             });
         }
-        let written = format!("{} by process {}", Utc::now().to_rfc3339(), std::process::id());
-        let manifest =
-            serde_json::to_vec_pretty(&Manifest { written, files }).expect("plain data");
+        let written = format!(
+            "{} by process {}",
+            Utc::now().to_rfc3339(),
+            std::process::id()
+        );
+        let manifest = serde_json::to_vec_pretty(&Manifest { written, files }).expect("plain data");
         let object = self.object(task, &["versions", id, MANIFEST]);
         self.store
             .put_opts(&object, manifest.clone().into(), PutMode::Create.into())
@@ -187,7 +192,7 @@ impl Bucket {
                 });
             }
         }
-        let local = into.join(MANIFEST);
+        let local = into.join(COPIED_MANIFEST);
         fs::write(&local, text).map_err(io_error(&local))
     }
 
@@ -225,12 +230,17 @@ impl Storage for Bucket {
         Ok(staging.keep())
     }
 
-    fn commit(&self, task: Task, staged: &Path, lineage: &Lineage) -> Result<String, RegistryError> {
+    fn commit(
+        &self,
+        task: Task,
+        staged: &Path,
+        lineage: &Lineage,
+    ) -> Result<String, RegistryError> {
         let id = store::block_on(self.claim(task))?;
         seal(staged, &id, lineage)?;
         let manifest = store::block_on(self.upload(task, &id, staged))?;
         // The staged folder is the version's local copy from now on.
-        let local = staged.join(MANIFEST);
+        let local = staged.join(COPIED_MANIFEST);
         fs::write(&local, manifest).map_err(io_error(&local))?;
         let copy = self.cache.join(task.as_str()).join(&id);
         if copy.exists() {
@@ -265,7 +275,7 @@ impl Storage for Bucket {
         let copy = folder.join(id);
         let manifest = self.object(task, &["versions", id, MANIFEST]);
         let text = store::block_on(self.get_text(&manifest))?;
-        let copied = |copy: &Path| fs::read_to_string(copy.join(MANIFEST)).ok();
+        let copied = |copy: &Path| fs::read_to_string(copy.join(COPIED_MANIFEST)).ok();
         if copied(&copy).as_deref() == Some(text.as_str()) {
             return Ok(copy);
         }
@@ -323,7 +333,8 @@ impl Storage for Bucket {
         match store::block_on(self.store.put_opts(&object, text.into(), mode.into())) {
             Ok(_) => Ok(Replaced::Done),
             Err(
-                object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
             ) => Ok(Replaced::Changed),
             Err(error) => Err(self.remote(error)),
         }

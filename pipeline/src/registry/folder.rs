@@ -85,7 +85,12 @@ impl Storage for Folder {
         Ok(staging.keep())
     }
 
-    fn commit(&self, task: Task, staged: &Path, lineage: &Lineage) -> Result<String, RegistryError> {
+    fn commit(
+        &self,
+        task: Task,
+        staged: &Path,
+        lineage: &Lineage,
+    ) -> Result<String, RegistryError> {
         let versions = self.versions(task);
         let last = self
             .version_ids(task)?

@@ -135,7 +135,8 @@ trait Storage: fmt::Debug + Send + Sync {
     fn stage(&self, task: Task) -> Result<PathBuf, RegistryError>;
     /// Makes the staged folder the next version of `task` and returns its
     /// id; [`seal`] writes its lineage and id once the id is known.
-    fn commit(&self, task: Task, staged: &Path, lineage: &Lineage) -> Result<String, RegistryError>;
+    fn commit(&self, task: Task, staged: &Path, lineage: &Lineage)
+    -> Result<String, RegistryError>;
     /// The complete versions' ids, oldest first.
     fn version_ids(&self, task: Task) -> Result<Vec<String>, RegistryError>;
     /// Whether `id` is a complete version.
@@ -723,7 +724,10 @@ mod tests {
         block_on(store.put(&pointer, PutPayload::from_static(b"{not json"))).unwrap();
         let err = registry.serving(Task::Actors).unwrap_err();
         let message = err.to_string();
-        assert!(message.contains("memory:///registry/actors/registry.json is damaged"), "{message}");
+        assert!(
+            message.contains("memory:///registry/actors/registry.json is damaged"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -746,7 +750,10 @@ mod tests {
         assert_eq!(ids, ["v1"]);
         let err = registry.promote(Task::Actors, "v2", "half").unwrap_err();
         assert!(matches!(err, RegistryError::UnknownVersion { .. }), "{err}");
-        assert_eq!(registry.serving_id(Task::Actors).unwrap().as_deref(), Some("v1"));
+        assert_eq!(
+            registry.serving_id(Task::Actors).unwrap().as_deref(),
+            Some("v1")
+        );
         assert_eq!(add_version(&registry, 0.7).id, "v3", "v2 stays claimed");
     }
 
@@ -767,13 +774,17 @@ mod tests {
         };
         let served = reader.serving(Task::Actors).unwrap().unwrap();
         assert!(served.path.starts_with(dir.path().join("server")));
-        assert_eq!(fs::read(served.path.join("model.safetensors")).unwrap(), b"weights");
+        assert_eq!(
+            fs::read(served.path.join("model.safetensors")).unwrap(),
+            b"weights"
+        );
         assert_eq!(served.metrics["accuracy"], 0.5);
 
         // The bucket emptied and a different v1 written: the copy is stale.
-        let all: Vec<_> =
-            block_on(futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None)))
-                .unwrap();
+        let all: Vec<_> = block_on(futures::TryStreamExt::try_collect::<Vec<_>>(
+            store.list(None),
+        ))
+        .unwrap();
         for meta in all {
             block_on(store.delete(&meta.location)).unwrap();
         }
