@@ -15,6 +15,7 @@ use starcast_model::vision::ClassifierOptions;
 use starcast_model::{ModelKind, load_actor_recognizer};
 use starcast_pipeline::hub_push::{DEFAULT_ENDPOINT, HubRepo};
 use starcast_pipeline::registry::{Lineage, Registry, Task, Version};
+use starcast_pipeline::tracking::MlflowServer;
 use starcast_train::{
     HoroscopeText, ImageFolder, SkippedPhoto, evaluate_recognizer, evaluate_writer, reading_check,
 };
@@ -23,7 +24,7 @@ use crate::device::DeviceChoice;
 use crate::step_metrics;
 use crate::train::horoscope::horoscope_texts;
 use crate::train::print_report;
-use crate::train::publish::CODE_REVISION;
+use crate::train::publish::{CODE_REVISION, mirror_in_mlflow};
 
 #[derive(Debug, clap::Args)]
 pub struct RegistryArgs {
@@ -40,6 +41,11 @@ pub struct RegistryArgs {
     /// The task whose versions to work on.
     #[arg(long, default_value_t = Task::Actors, global = true)]
     pub task: Task,
+    /// An MLflow server whose model registry mirrors this one: promotion
+    /// and rollback move the `@champion` alias of `starcast-<task>`, and
+    /// an added version becomes `@challenger` (or `@champion` with --promote).
+    #[arg(long, env = "MLFLOW_TRACKING_URI", global = true)]
+    pub mlflow: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -103,6 +109,10 @@ pub enum ModelsCommand {
 pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> {
     let registry = args.registry;
     let task = args.task;
+    let mirror = |id: &str, served: bool| match &args.mlflow {
+        Some(url) => mirror_in_mlflow(&MlflowServer::new(url), &registry, task, id, None, served),
+        None => Ok(()),
+    };
     match command {
         ModelsCommand::List => {
             let serving = registry.serving(task)?.map(|v| v.id);
@@ -137,6 +147,7 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
         ModelsCommand::Promote { version, reason } => {
             let version = registry.promote(task, &version, &reason)?;
             println!("serving {task} {}", version.id);
+            mirror(&version.id, true)?;
         }
         ModelsCommand::Add {
             folder,
@@ -149,6 +160,7 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
                 registry.promote(task, &version.id, "registered and promoted by hand")?;
                 println!("serving {task} {}", version.id);
             }
+            mirror(&version.id, promote)?;
         }
         ModelsCommand::Check { folder } => {
             let model = load_actor_recognizer(&folder, &ClassifierOptions::on(Device::Cpu))
@@ -158,6 +170,7 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
         ModelsCommand::Rollback { reason } => {
             let version = registry.rollback(task, &reason)?;
             println!("serving {task} {} again", version.id);
+            mirror(&version.id, true)?;
         }
         ModelsCommand::Push {
             version,

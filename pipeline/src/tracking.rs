@@ -1,6 +1,8 @@
 //! Experiment tracking on an MLflow server through its REST API: a
 //! training run's parameters, its metrics per epoch, its final figures and
-//! its files, where a team that used MLflow from Colab looks for them.
+//! its files, where a team that used MLflow from Colab looks for them; and
+//! MLflow's model registry as a mirror of Starcast's, the served version
+//! under the alias `@champion` and a new candidate under `@challenger`.
 
 use std::path::Path;
 
@@ -40,6 +42,27 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// MLflow's alias for the version Starcast serves.
+pub const CHAMPION: &str = "champion";
+/// MLflow's alias for a registered version that is not served (yet).
+pub const CHALLENGER: &str = "challenger";
+/// The model version tag that names the Starcast version it mirrors.
+const STARCAST_VERSION_TAG: &str = "starcast_version";
+
+/// What the server answered to one call.
+enum Answer {
+    Done(Value),
+    /// Refused with an MLflow error code, e.g. `RESOURCE_DOES_NOT_EXIST`.
+    Refused {
+        code: String,
+        reason: String,
+    },
+}
+
+fn encoded(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
 impl MlflowServer {
     pub fn new(url: &str) -> Self {
         MlflowServer {
@@ -50,6 +73,47 @@ impl MlflowServer {
         }
     }
 
+    fn failure(&self, what: &'static str, reason: String) -> TrackingError {
+        TrackingError::Server {
+            url: self.url.clone(),
+            what,
+            reason,
+        }
+    }
+
+    fn send(
+        &self,
+        what: &'static str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Answer, TrackingError> {
+        let url = format!("{}{path}", self.url);
+        let request = self.agent.request(method, &url);
+        let response = match body {
+            Some(body) => request.send_json(body),
+            None => request.call(),
+        };
+        match response {
+            Ok(response) => response
+                .into_json()
+                .map(Answer::Done)
+                .map_err(|e| self.failure(what, format!("its answer is not JSON ({e})"))),
+            Err(ureq::Error::Status(status, response)) => {
+                let body = response.into_string().unwrap_or_default();
+                let code = serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|error| error["error_code"].as_str().map(String::from))
+                    .unwrap_or_default();
+                Ok(Answer::Refused {
+                    code,
+                    reason: format!("status {status}: {body}"),
+                })
+            }
+            Err(e) => Err(self.failure(what, e.to_string())),
+        }
+    }
+
     fn call(
         &self,
         what: &'static str,
@@ -57,34 +121,176 @@ impl MlflowServer {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, TrackingError> {
-        let url = format!("{}{path}", self.url);
-        let request = self.agent.request(method, &url);
-        let response = match body {
-            Some(body) => request.send_json(body),
-            None => request.call(),
-        };
-        let failure = |reason: String| TrackingError::Server {
-            url: self.url.clone(),
-            what,
-            reason,
-        };
-        match response {
-            Ok(response) => response
-                .into_json()
-                .map_err(|e| failure(format!("its answer is not JSON ({e})"))),
-            Err(ureq::Error::Status(code, response)) => {
-                let body = response.into_string().unwrap_or_default();
-                Err(failure(format!("status {code}: {body}")))
-            }
-            Err(e) => Err(failure(e.to_string())),
+        match self.send(what, method, path, body)? {
+            Answer::Done(answer) => Ok(answer),
+            Answer::Refused { reason, .. } => Err(self.failure(what, reason)),
         }
+    }
+
+    /// A call whose refusal with `code` means "nothing there" (`None`).
+    fn call_unless(
+        &self,
+        code: &str,
+        what: &'static str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Option<Value>, TrackingError> {
+        match self.send(what, method, path, body)? {
+            Answer::Done(answer) => Ok(Some(answer)),
+            Answer::Refused { code: refused, .. } if refused == code => Ok(None),
+            Answer::Refused { reason, .. } => Err(self.failure(what, reason)),
+        }
+    }
+
+    /// The MLflow version of registered model `model` that mirrors
+    /// Starcast's `version`, registering it (and the model) the first
+    /// time; `source` says where its files are, `run_id` the run that
+    /// trained it, if it was tracked.
+    pub fn register_version(
+        &self,
+        model: &str,
+        version: &str,
+        source: &str,
+        run_id: Option<&str>,
+    ) -> Result<String, TrackingError> {
+        if let Some(number) = self.mirrored_version(model, version)? {
+            return Ok(number);
+        }
+        self.call_unless(
+            "RESOURCE_ALREADY_EXISTS",
+            "creating the registered model",
+            "POST",
+            "/api/2.0/mlflow/registered-models/create",
+            Some(json!({ "name": model })),
+        )?;
+        let mut request = json!({
+            "name": model,
+            "source": source,
+            "tags": [{ "key": STARCAST_VERSION_TAG, "value": version }],
+            "description": format!("Starcast registry version {version}"),
+        });
+        if let Some(run_id) = run_id {
+            request["run_id"] = json!(run_id);
+        }
+        let created = self.call(
+            "registering the model version",
+            "POST",
+            "/api/2.0/mlflow/model-versions/create",
+            Some(request),
+        )?;
+        created["model_version"]["version"]
+            .as_str()
+            .map(String::from)
+            .ok_or_else(|| {
+                self.failure(
+                    "registering the model version",
+                    format!("its answer names no version: {created}"),
+                )
+            })
+    }
+
+    /// Mirrors Starcast's `version` into registered model `model` (see
+    /// [`MlflowServer::register_version`]) under the alias its role in
+    /// Starcast's registry has: `@champion` when it is `served`, else
+    /// `@challenger`. A new champion takes the challenger alias off itself.
+    /// Returns the MLflow version number.
+    pub fn mirror(
+        &self,
+        model: &str,
+        version: &str,
+        source: &str,
+        run_id: Option<&str>,
+        served: bool,
+    ) -> Result<String, TrackingError> {
+        let number = self.register_version(model, version, source, run_id)?;
+        if !served {
+            self.set_alias(model, CHALLENGER, &number)?;
+            return Ok(number);
+        }
+        self.set_alias(model, CHAMPION, &number)?;
+        if self.alias(model, CHALLENGER)?.as_deref() == Some(number.as_str()) {
+            self.delete_alias(model, CHALLENGER)?;
+        }
+        Ok(number)
+    }
+
+    /// The MLflow version of `model` tagged with Starcast's `version`.
+    fn mirrored_version(
+        &self,
+        model: &str,
+        version: &str,
+    ) -> Result<Option<String>, TrackingError> {
+        let filter = format!("name='{}'", model.replace('\'', ""));
+        let path = format!(
+            "/api/2.0/mlflow/model-versions/search?filter={}&max_results=10000",
+            encoded(&filter)
+        );
+        let found = self.call("searching the model versions", "GET", &path, None)?;
+        Ok(found["model_versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|candidate| {
+                candidate["tags"].as_array().is_some_and(|tags| {
+                    tags.iter()
+                        .any(|tag| tag["key"] == STARCAST_VERSION_TAG && tag["value"] == version)
+                })
+            })
+            .and_then(|candidate| candidate["version"].as_str().map(String::from)))
+    }
+
+    /// The MLflow version number `alias` points at in `model`, if any.
+    pub fn alias(&self, model: &str, alias: &str) -> Result<Option<String>, TrackingError> {
+        // Read from the model's alias list: a missing alias is refused with
+        // a generic code that says no more than a bad request would.
+        let path = format!(
+            "/api/2.0/mlflow/registered-models/get?name={}",
+            encoded(model)
+        );
+        let found = self.call_unless(
+            "RESOURCE_DOES_NOT_EXIST",
+            "reading the registered model",
+            "GET",
+            &path,
+            None,
+        )?;
+        Ok(found.and_then(|found| {
+            found["registered_model"]["aliases"]
+                .as_array()?
+                .iter()
+                .find(|entry| entry["alias"] == alias)
+                .and_then(|entry| entry["version"].as_str().map(String::from))
+        }))
+    }
+
+    /// Points `alias` of `model` at MLflow version `number`.
+    pub fn set_alias(&self, model: &str, alias: &str, number: &str) -> Result<(), TrackingError> {
+        self.call(
+            "setting the alias",
+            "POST",
+            "/api/2.0/mlflow/registered-models/alias",
+            Some(json!({ "name": model, "alias": alias, "version": number })),
+        )?;
+        Ok(())
+    }
+
+    /// Removes `alias` from `model`.
+    pub fn delete_alias(&self, model: &str, alias: &str) -> Result<(), TrackingError> {
+        self.call(
+            "removing the alias",
+            "DELETE",
+            "/api/2.0/mlflow/registered-models/alias",
+            Some(json!({ "name": model, "alias": alias })),
+        )?;
+        Ok(())
     }
 
     /// The experiment's id, creating the experiment the first time.
     fn experiment(&self, name: &str) -> Result<String, TrackingError> {
         let path = format!(
             "/api/2.0/mlflow/experiments/get-by-name?experiment_name={}",
-            url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
+            encoded(name)
         );
         // A missing experiment is an error answer; it is then created.
         if let Ok(found) = self.call("the experiment lookup", "GET", &path, None)

@@ -1,6 +1,8 @@
 //! A training run logged to a real MLflow tracking server on loopback
 //! (scripts/setup.sh --test installs it from PyPI): parameters, metrics per
-//! epoch, the model folder's files; an unreachable server loses nothing.
+//! epoch, the model folder's files; an unreachable server loses nothing;
+//! and MLflow's model registry following Starcast's, with `@champion` on
+//! the served version and `@challenger` on a new one.
 
 mod common;
 
@@ -99,7 +101,8 @@ fn get(url: &str) -> Value {
     ureq::get(url).call().unwrap().into_json().unwrap()
 }
 
-fn train(photos: &Path, out: &Path, mlflow: &str) -> Output {
+/// Trains into `target`: `--out FOLDER` or `--registry FOLDER`.
+fn train(photos: &Path, target: [&str; 2], mlflow: &str) -> Output {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/models/mobilenet-v2-imagenet");
     Command::new(env!("CARGO_BIN_EXE_starcast"))
         .args([
@@ -116,8 +119,7 @@ fn train(photos: &Path, out: &Path, mlflow: &str) -> Output {
         .arg(photos)
         .arg("--base")
         .arg(base)
-        .arg("--out")
-        .arg(out)
+        .args(target)
         .args(["--mlflow", mlflow])
         .env("RUST_LOG", "warn")
         .output()
@@ -130,12 +132,22 @@ fn a_training_run_lands_in_mlflow_with_parameters_epochs_and_files() {
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("actors");
     photo_dataset(&photos, &[("cat", "chelsea.png"), ("coffee", "coffee.png")]);
-    let out = dir.path().join("model");
-    let output = train(&photos, &out, &mlflow.url);
+    let registry = dir.path().join("registry");
+    let output = train(
+        &photos,
+        ["--registry", registry.to_str().unwrap()],
+        &mlflow.url,
+    );
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .contains("MLflow model starcast-actors version 1 (v1) is @champion"),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
     );
 
     let api = format!("{}/api/2.0/mlflow", mlflow.url);
@@ -187,6 +199,15 @@ fn a_training_run_lands_in_mlflow_with_parameters_epochs_and_files() {
     for name in ["config.json", "metrics.json", "training.json", "curves.svg"] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
+
+    let champion = get(&format!(
+        "{api}/registered-models/alias?name=starcast-actors&alias=champion"
+    ));
+    assert_eq!(champion["model_version"]["run_id"], run_id);
+    assert_eq!(
+        champion["model_version"]["source"],
+        format!("runs:/{run_id}/")
+    );
 }
 
 #[test]
@@ -195,15 +216,106 @@ fn an_unreachable_tracking_server_fails_the_command_but_keeps_the_model() {
     let photos = dir.path().join("actors");
     photo_dataset(&photos, &[("cat", "chelsea.png"), ("coffee", "coffee.png")]);
     let out = dir.path().join("model");
+    let out = ["--out", out.to_str().unwrap()];
     let closed = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let output = train(&photos, &out, &format!("http://127.0.0.1:{closed}"));
+    let output = train(&photos, out, &format!("http://127.0.0.1:{closed}"));
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("the model is saved in"), "{stderr}");
     assert!(stderr.contains("MLflow"), "{stderr}");
-    assert!(out.join("model.safetensors").is_file());
+    assert!(Path::new(out[1]).join("model.safetensors").is_file());
+}
+
+/// `starcast models ...` on a folder registry, mirrored in `mlflow`.
+fn models(registry: &Path, mlflow: &str, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_starcast"))
+        .arg("models")
+        .args(args)
+        .arg("--registry")
+        .arg(registry)
+        .args(["--mlflow", mlflow])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "models {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Which MLflow version each alias of `starcast-actors` points at.
+fn aliases(api: &str) -> (Value, Value) {
+    let alias = |name: &str| {
+        ureq::get(&format!(
+            "{api}/registered-models/alias?name=starcast-actors&alias={name}"
+        ))
+        .call()
+        .ok()
+        .map(|answer| answer.into_json::<Value>().unwrap()["model_version"]["version"].clone())
+        .unwrap_or(Value::Null)
+    };
+    (alias("champion"), alias("challenger"))
+}
+
+#[test]
+fn promotion_and_rollback_move_the_champion_alias_in_mlflow() {
+    let mlflow = start_mlflow();
+    let api = format!("{}/api/2.0/mlflow", mlflow.url);
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry");
+    for (name, labels) in [("first", "Ada"), ("second", "Dan")] {
+        let folder = dir.path().join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(
+            folder.join("model.safetensors"),
+            common::three_class_safetensors(),
+        )
+        .unwrap();
+        let config = common::THREE_CLASS_CONFIG.replace("Ada", labels);
+        std::fs::write(folder.join("config.json"), config).unwrap();
+    }
+    let first = dir.path().join("first");
+    let said = models(
+        &registry,
+        &mlflow.url,
+        &["add", first.to_str().unwrap(), "--promote"],
+    );
+    assert!(said.contains("version 1 (v1) is @champion"), "{said}");
+    let second = dir.path().join("second");
+    let said = models(&registry, &mlflow.url, &["add", second.to_str().unwrap()]);
+    assert!(said.contains("version 2 (v2) is @challenger"), "{said}");
+    assert_eq!(aliases(&api), (json!("1"), json!("2")));
+
+    models(&registry, &mlflow.url, &["promote", "v2"]);
+    assert_eq!(
+        aliases(&api),
+        (json!("2"), Value::Null),
+        "the challenger won"
+    );
+    models(&registry, &mlflow.url, &["rollback"]);
+    assert_eq!(aliases(&api), (json!("1"), Value::Null), "rolled back");
+
+    // Each MLflow version names its Starcast version and holds its files.
+    let version = get(&format!(
+        "{api}/model-versions/get?name=starcast-actors&version=2"
+    ));
+    let tags = &version["model_version"]["tags"];
+    assert_eq!(tags[0]["key"], "starcast_version");
+    assert_eq!(tags[0]["value"], "v2");
+    let run_id = version["model_version"]["run_id"].as_str().unwrap();
+    let files = get(&format!("{api}/artifacts/list?run_id={run_id}"));
+    let names: Vec<&str> = files["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"lineage.json"), "{names:?}");
+    assert!(names.contains(&"config.json"), "{names:?}");
 }

@@ -1,14 +1,15 @@
 //! What happens to a trained model, whichever trainer made it: written to
 //! `--out`, or registered as the task's next version and served when it
 //! beats the served one on the same held-out data; then, if asked, the run
-//! is logged to MLflow. Each trainer brings its own writing and scoring.
+//! is logged to MLflow and the version mirrored in MLflow's model registry.
+//! Each trainer brings its own writing and scoring.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use starcast_pipeline::dataset::fingerprint;
 use starcast_pipeline::registry::{Lineage, PromotionRule, Registry, Task, Version};
-use starcast_pipeline::tracking::MlflowServer;
+use starcast_pipeline::tracking::{CHALLENGER, CHAMPION, MlflowServer};
 
 /// The version of the code that trained a model.
 pub const CODE_REVISION: &str = concat!("starcast ", env!("CARGO_PKG_VERSION"));
@@ -31,7 +32,9 @@ pub struct Publish {
     #[arg(long, default_value_t = 0.0)]
     pub margin: f64,
     /// An MLflow tracking server to log the run to: options, metrics per
-    /// epoch, final figures and the model folder's files.
+    /// epoch, final figures and the model folder's files. A registered
+    /// version also becomes a version of MLflow's model `starcast-<task>`,
+    /// aliased `@champion` when served and `@challenger` when not.
     #[arg(long, env = "MLFLOW_TRACKING_URI")]
     pub mlflow: Option<String>,
 }
@@ -121,6 +124,7 @@ pub fn publish<W>(publish: &Publish, release: Release<'_, W>) -> anyhow::Result<
 where
     W: Fn(&Path) -> anyhow::Result<()>,
 {
+    let registry = &publish.registry;
     let (folder, version) = match &publish.out {
         Some(out) => {
             (release.write)(out)?;
@@ -128,33 +132,62 @@ where
             (out.clone(), None)
         }
         None => {
-            let registry = &publish.registry;
             let version = register(registry, &release)?;
-            if !publish.no_promote {
-                promote_if_better(registry, &release, &version)?;
-            }
-            (version.path.clone(), Some(version.id))
+            let served = !publish.no_promote && promote_if_better(registry, &release, &version)?;
+            (version.path.clone(), Some((version.id, served)))
         }
     };
-    if let Some(url) = &publish.mlflow {
-        let tracked = &release.tracked;
-        log_to_mlflow(
-            &MlflowServer::new(url),
-            tracked,
-            &folder,
-            version.as_deref(),
+    let Some(url) = &publish.mlflow else {
+        return Ok(());
+    };
+    let server = MlflowServer::new(url);
+    let tracked = &release.tracked;
+    let id = version.as_ref().map(|(id, _)| id.as_str());
+    let run_id = log_to_mlflow(&server, tracked, &folder, id).with_context(|| {
+        format!(
+            "the model is saved in {}, but logging the run to MLflow failed",
+            folder.display()
         )
-        .with_context(|| {
-            format!(
-                "the model is saved in {}, but logging the run to MLflow failed",
-                folder.display()
-            )
-        })?;
-        println!(
-            "logged to MLflow at {url}, experiment {}",
-            tracked.experiment
-        );
+    })?;
+    println!(
+        "logged to MLflow at {url}, experiment {}",
+        tracked.experiment
+    );
+    if let Some((id, served)) = version {
+        mirror_in_mlflow(&server, registry, release.task, &id, Some(&run_id), served)?;
     }
+    Ok(())
+}
+
+/// Mirrors registry version `id` in MLflow's model registry as
+/// `starcast-<task>`, `@champion` if it is `served`, else `@challenger`.
+/// Its source is the version's URL in a bucket registry; MLflow takes no
+/// local path, so a folder registry's version points at its training run
+/// (`run_id`), or at a run made now that holds its small files.
+pub fn mirror_in_mlflow(
+    server: &MlflowServer,
+    registry: &Registry,
+    task: Task,
+    id: &str,
+    run_id: Option<&str>,
+    served: bool,
+) -> anyhow::Result<()> {
+    let model = format!("starcast-{task}");
+    let failed = || format!("the registry has {task} {id}, but mirroring it in MLflow failed");
+    let location = registry.version_location(task, id)?;
+    let (source, run_id) = match run_id {
+        _ if location.contains("://") => (location, run_id.map(String::from)),
+        Some(run_id) => (format!("runs:/{run_id}/"), Some(run_id.to_string())),
+        None => {
+            let run_id = registration_run(server, registry, task, id).with_context(failed)?;
+            (format!("runs:/{run_id}/"), Some(run_id))
+        }
+    };
+    let number = server
+        .mirror(&model, id, &source, run_id.as_deref(), served)
+        .with_context(failed)?;
+    let alias = if served { CHAMPION } else { CHALLENGER };
+    println!("MLflow model {model} version {number} ({id}) is @{alias}");
     Ok(())
 }
 
@@ -182,12 +215,44 @@ where
     Ok(version)
 }
 
-/// Serves the new version if it beats the served one by the rule's margin.
+/// A run in the experiment `starcast-registry` that records version `id`
+/// (its lineage as parameters, its small files): the source MLflow gets
+/// for a version trained without tracking.
+fn registration_run(
+    server: &MlflowServer,
+    registry: &Registry,
+    task: Task,
+    id: &str,
+) -> anyhow::Result<String> {
+    let version = registry.version(task, id)?;
+    let lineage = &version.lineage;
+    let parameters = [
+        ("registry", registry.to_string()),
+        ("registry_version", id.to_string()),
+        ("dataset", lineage.dataset.clone()),
+        ("base_model", lineage.base_model.clone()),
+        ("code_revision", lineage.code_revision.clone()),
+    ]
+    .map(|(key, value)| (key.to_string(), value));
+    let run = server.start_run("starcast-registry", &format!("{task} {id}"), &parameters)?;
+    for file in ["config.json", "metrics.json", "lineage.json"] {
+        let path = version.path.join(file);
+        if path.is_file() {
+            run.log_artifact(&path)?;
+        }
+    }
+    let run_id = run.run_id.clone();
+    run.finish(true)?;
+    Ok(run_id)
+}
+
+/// Serves the new version if it beats the served one by the rule's
+/// margin; says whether it does.
 fn promote_if_better<W>(
     registry: &Registry,
     release: &Release<'_, W>,
     version: &Version,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let candidate = release.scoring.candidate(version)?;
     let served = registry.serving(release.task)?;
     let baseline = match release.scoring.baseline(served.as_ref(), version)? {
@@ -195,7 +260,7 @@ fn promote_if_better<W>(
         Baseline::Scored { name, score } => Some((name, score)),
         Baseline::Incomparable(why) => {
             println!("not served: {why}");
-            return Ok(());
+            return Ok(false);
         }
     };
     let (promote, reason) = release.rule.judge(
@@ -210,17 +275,17 @@ fn promote_if_better<W>(
     } else {
         println!("not served: {reason}");
     }
-    Ok(())
+    Ok(promote)
 }
 
 /// One MLflow run: the parameters, each epoch's figures, the final ones,
-/// and the model folder's small files.
+/// and the model folder's small files. Returns the run's id.
 fn log_to_mlflow(
     server: &MlflowServer,
     tracked: &Tracked,
     folder: &Path,
     version: Option<&str>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let mut parameters = tracked.parameters.clone();
     if let Some(version) = version {
         parameters.push(("registry_version".into(), version.to_string()));
@@ -240,6 +305,7 @@ fn log_to_mlflow(
             run.log_artifact(&path)?;
         }
     }
+    let run_id = run.run_id.clone();
     run.finish(true)?;
-    Ok(())
+    Ok(run_id)
 }

@@ -270,6 +270,10 @@ impl Storage for Bucket {
         }
     }
 
+    fn version_location(&self, task: Task, id: &str) -> String {
+        self.describe(&self.object(task, &["versions", id]))
+    }
+
     fn version_folder(&self, task: Task, id: &str) -> Result<PathBuf, RegistryError> {
         let folder = self.cache.join(task.as_str());
         let copy = folder.join(id);

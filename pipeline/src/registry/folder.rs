@@ -127,6 +127,14 @@ impl Storage for Folder {
         Ok(self.versions(task).join(id).is_dir())
     }
 
+    fn version_location(&self, task: Task, id: &str) -> String {
+        let folder = self.versions(task).join(id);
+        std::path::absolute(&folder)
+            .unwrap_or(folder)
+            .display()
+            .to_string()
+    }
+
     fn version_folder(&self, task: Task, id: &str) -> Result<PathBuf, RegistryError> {
         Ok(self.versions(task).join(id))
     }

@@ -141,6 +141,8 @@ trait Storage: fmt::Debug + Send + Sync {
     fn version_ids(&self, task: Task) -> Result<Vec<String>, RegistryError>;
     /// Whether `id` is a complete version.
     fn has_version(&self, task: Task, id: &str) -> Result<bool, RegistryError>;
+    /// Where version `id`'s files are kept, as a path or URL.
+    fn version_location(&self, task: Task, id: &str) -> String;
     /// A local folder with the files of the complete version `id`.
     fn version_folder(&self, task: Task, id: &str) -> Result<PathBuf, RegistryError>;
     /// The pointer as it is now, and the tag that names this state of it
@@ -241,6 +243,13 @@ impl Registry {
         self.check_version(task, id)?;
         let path = self.storage.version_folder(task, id)?;
         read_version(id, path)
+    }
+
+    /// Where version `id`'s files are kept: an absolute path in a folder
+    /// registry, a URL in a bucket.
+    pub fn version_location(&self, task: Task, id: &str) -> Result<String, RegistryError> {
+        self.check_version(task, id)?;
+        Ok(self.storage.version_location(task, id))
     }
 
     fn check_version(&self, task: Task, id: &str) -> Result<(), RegistryError> {
