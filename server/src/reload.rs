@@ -21,10 +21,11 @@ pub fn load_version(
 }
 
 /// Polls the registry every `interval` and swaps the actor model, loaded
-/// onto `device`, when the served version changes. A version that fails
-/// to load is reported once and the model served before it stays; one that
-/// can't be read or fetched (a bucket out of reach) is tried again at the
-/// next poll.
+/// onto `device`, when the served version changes. The model it replaced
+/// stays loaded, so a rollback to it is served at once. A version that
+/// fails to load is reported once and the model served before it stays;
+/// one that can't be read or fetched (a bucket out of reach) is tried
+/// again at the next poll.
 pub async fn follow_registry(
     registry: Registry,
     models: ServedModels,
@@ -33,6 +34,7 @@ pub async fn follow_registry(
     device: Device,
 ) {
     let mut failed: Option<String> = None;
+    let mut replaced: Option<(String, Arc<dyn ActorRecognizer>)> = None;
     loop {
         tokio::time::sleep(interval).await;
         let lookup = registry.clone();
@@ -50,6 +52,14 @@ pub async fn follow_registry(
             }
         };
         if current.as_ref() == Some(&id) || failed.as_ref() == Some(&id) {
+            continue;
+        }
+        let serving = current.clone().zip(models.actors());
+        if let Some((_, model)) = replaced.take_if(|(kept, _)| *kept == id) {
+            models.serve_actors(model);
+            tracing::info!(version = %id, "now serving the actor model served before, kept loaded");
+            current = Some(id);
+            replaced = serving;
             continue;
         }
         let fetch = (registry.clone(), id.clone());
@@ -74,6 +84,7 @@ pub async fn follow_registry(
                 tracing::info!(version = %id, path = %path.display(), "now serving the promoted actor model");
                 current = Some(id);
                 failed = None;
+                replaced = serving;
             }
             Ok(Err(error)) => {
                 tracing::error!(version = %id, error = %format!("{error:#}"), "the promoted actor model does not load; still serving the previous one");

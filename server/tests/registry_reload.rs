@@ -138,3 +138,45 @@ async fn a_promoted_version_that_does_not_load_leaves_the_served_model_alone() {
         ColourRecognizer::new().info().name
     );
 }
+
+/// Waits until the served actor model says it is `version`.
+async fn until_serving(models: &starcast_model::ServedModels, version: &str) {
+    for _ in 0..200 {
+        if models.actors().is_some_and(|m| m.info().version == version) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{version} was never served");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_serves_the_replaced_model_kept_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new(dir.path());
+    let models: starcast_model::ServedModels = Models::default().into();
+    let first = register(&registry);
+    let second = register(&registry);
+    let watcher = tokio::spawn(follow_registry(
+        registry.clone(),
+        models.clone(),
+        None,
+        Duration::from_millis(20),
+        Device::Cpu,
+    ));
+    registry.promote(Task::Actors, &first, "first").unwrap();
+    until_serving(&models, &first).await;
+    registry.promote(Task::Actors, &second, "second").unwrap();
+    until_serving(&models, &second).await;
+    // The first version's weights can no longer be loaded from disk: only
+    // the copy kept in memory can serve the rollback.
+    let weights = registry
+        .version(Task::Actors, &first)
+        .unwrap()
+        .path
+        .join("model.safetensors");
+    std::fs::write(weights, b"damaged").unwrap();
+    registry.rollback(Task::Actors, "bad outputs").unwrap();
+    until_serving(&models, &first).await;
+    watcher.abort();
+}
