@@ -3,7 +3,8 @@ behind a small round-robin proxy, beside one replica alone behind the same
 proxy: classify traffic at CONNECTIONS keep-alive connections for SECONDS,
 while a third process promotes the other version and rolls back every
 PERIOD seconds. Reports requests/s, failed requests, p50/p99 latency and the
-seconds until every replica serves each moved version.
+seconds until every replica serves each moved version (the first move of a
+round fetches the version from S3 and loads it; later ones find it loaded).
 
 Usage: python3 bench/replicas.py STARCAST MOTO_SERVER MODEL PHOTO [SECONDS] [CONNECTIONS] [PERIOD]
 (standard library only).
@@ -14,6 +15,7 @@ import http.client
 import itertools
 import json
 import os
+import random
 import shutil
 import socket
 import statistics
@@ -191,11 +193,13 @@ def main():
             return port, process
 
         def mover(ports, seen):
+            """Every PERIOD s: promote v2 while v1 is served, else roll back.
+            The pause is stretched by up to a second at random, or each move
+            would land at the same moment of the replicas' 1 s poll."""
             def moves(deadline):
-                version = "v1"
-                while time.monotonic() + PERIOD < deadline:
-                    time.sleep(PERIOD)
-                    if version == "v1":
+                while time.monotonic() + PERIOD + 1 < deadline:
+                    time.sleep(PERIOD + random.random())
+                    if served_version(ports[0]) == "v1":
                         starcast(env, "models", "promote", "v2", "--registry", REGISTRY)
                         version = "v2"
                     else:
@@ -207,24 +211,20 @@ def main():
                     seen.append(round(time.monotonic() - moved, 2))
             return moves
 
+        # Each round starts replicas with empty caches, so its first move
+        # fetches a version from S3 and loads it; later ones swap between
+        # the two versions each replica keeps loaded.
         results = {}
-        one, one_process = replica("alone")
-        seen = []
-        results["one replica"] = load(proxy([one]), mover([one], seen))
-        results["one replica"]["seconds_until_served"] = seen
-        one_process.terminate()
-        one_process.wait()
-        pair = [replica("a")[0], replica("b")[0]]
-        while not all(served_version(port) for port in pair):
-            time.sleep(0.1)
-        start_version = served_version(pair[0])
-        if start_version != "v1":
-            starcast(env, "models", "promote", "v1", "--registry", REGISTRY)
-            while not all(served_version(port) == "v1" for port in pair):
-                time.sleep(0.05)
-        seen = []
-        results["two replicas"] = load(proxy(pair), mover(pair, seen))
-        results["two replicas"]["seconds_until_served"] = seen
+        rounds = [("two replicas", ["a", "b"]), ("one replica", ["alone"])]
+        for name, replicas in rounds:
+            started = [replica(replica_name) for replica_name in replicas]
+            ports = [port for port, _ in started]
+            seen = []
+            results[name] = load(proxy(ports), mover(ports, seen))
+            results[name]["seconds_until_served"] = seen
+            for _, process in started:
+                process.terminate()
+                process.wait()
         for name, figures in results.items():
             print(f"{name}: {json.dumps(figures)}")
         ratio = results["two replicas"]["requests_per_s"] / results["one replica"]["requests_per_s"]
