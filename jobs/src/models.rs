@@ -14,6 +14,7 @@ use starcast_model::text::{
 use starcast_model::vision::ClassifierOptions;
 use starcast_model::{ModelKind, load_actor_recognizer};
 use starcast_pipeline::hub_push::{DEFAULT_ENDPOINT, HubRepo};
+use starcast_pipeline::model_card::{CardFacts, model_card};
 use starcast_pipeline::registry::{Lineage, Registry, Task, Version};
 use starcast_pipeline::tracking::MlflowServer;
 use starcast_train::{
@@ -97,12 +98,18 @@ pub enum ModelsCommand {
         endpoint: String,
         #[arg(long, env = "HF_TOKEN", hide_env_values = true)]
         token: Option<String>,
-        /// For a LoRA adapter trained on a local folder: the Hub repo of
-        /// that base model (HuggingFaceTB/SmolLM2-135M-Instruct for the
-        /// packaged default), written into the pushed adapter_config.json
-        /// so that Starcast and PEFT find the base anywhere.
+        /// The Hub repo of the model it was fine-tuned from, for the model
+        /// card's `base_model`. A LoRA adapter trained on a local folder
+        /// needs it (HuggingFaceTB/SmolLM2-135M-Instruct for the packaged
+        /// default): it is written into the pushed adapter_config.json so
+        /// that Starcast and PEFT find the base anywhere.
         #[arg(long)]
         base_repo: Option<String>,
+        /// The licence the model card states, as the Hub names them
+        /// (apache-2.0, mit, ...): the base model's and the data's terms
+        /// decide it.
+        #[arg(long, default_value = "other")]
+        license: String,
     },
 }
 
@@ -179,12 +186,22 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
             endpoint,
             token,
             base_repo,
+            license,
         } => {
             let version = registry.version(task, &version)?;
-            let replaced = adapter_config_for_hub(&version.path, base_repo.as_deref())?;
+            let mut written = adapter_config_for_hub(&version.path, base_repo.as_deref())?;
             let hub = HubRepo::new(&endpoint, &repo, token, private)?;
+            let base_model =
+                base_repo.or_else(|| base_on_hub(&version.path, &version.lineage.base_model));
+            let facts = CardFacts {
+                repo: &repo,
+                task,
+                base_model: base_model.as_deref(),
+                license: &license,
+            };
+            written.push(("README.md", model_card(&version, &facts).into_bytes()));
             let summary = format!("starcast {task} {}", version.id);
-            let commit = hub.push_folder(&version.path, &summary, &replaced)?;
+            let commit = hub.push_folder(&version.path, &summary, &written)?;
             println!("pushed {task} {} to {repo}: {commit}", version.id);
             let option = if task == Task::Horoscope {
                 "--horoscope-model"
@@ -321,6 +338,26 @@ fn adapter_config_for_hub(
     })?;
     config.base_model_name_or_path = repo.to_string();
     Ok(vec![(ADAPTER_CONFIG, serde_json::to_vec_pretty(&config)?)])
+}
+
+/// The Hub repo a version was fine-tuned from, when its record names one:
+/// an adapter's base given by repo, or a base model fetched as `hf://`.
+fn base_on_hub(folder: &Path, base_model: &str) -> Option<String> {
+    let adapter_base = AdapterConfig::in_folder(folder)
+        .ok()
+        .flatten()
+        .map(|config| config.base_model_name_or_path);
+    [adapter_base.as_deref(), Some(base_model)]
+        .into_iter()
+        .flatten()
+        .find_map(|named| {
+            let repo = named.strip_prefix("hf://").unwrap_or(named);
+            let repo = repo.split('@').next().unwrap_or(repo);
+            let is_repo = repo.split('/').count() == 2
+                && !repo.starts_with(['.', '/'])
+                && !Path::new(named).exists();
+            is_repo.then(|| repo.to_string())
+        })
 }
 
 /// The model `evaluate` was asked about: MODEL, or the registry's served version.

@@ -178,19 +178,18 @@ impl HubRepo {
     }
 
     /// Pushes every file of `folder` (not hidden, not in subfolders) in one
-    /// commit, `replaced`'s contents in place of the files of those names,
-    /// and returns the commit's URL.
+    /// commit, with `written`'s files in place of those of the same names
+    /// or beside them, and returns the commit's URL.
     pub fn push_folder(
         &self,
         folder: &Path,
         summary: &str,
-        replaced: &[(&str, Vec<u8>)],
+        written: &[(&str, Vec<u8>)],
     ) -> Result<String, PushError> {
         let mut files = read_folder(folder)?;
-        for (name, bytes) in replaced {
-            if let Some(file) = files.iter_mut().find(|file| file.path == *name) {
-                *file = Upload::new(name.to_string(), bytes.clone());
-            }
+        for (name, bytes) in written {
+            files.retain(|file| file.path != *name);
+            files.push(Upload::new(name.to_string(), bytes.clone()));
         }
         self.create()?;
         let lfs = self.lfs_paths(&files)?;

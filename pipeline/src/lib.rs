@@ -1,7 +1,8 @@
 //! Starcast's data pipeline: the records and files that feed the app,
 //! evaluation and retraining: the examples gallery, the review queue of
 //! flagged predictions, models uploaded by an admin, photo and horoscope
-//! collection and processing, and the model registry.
+//! collection and processing, the model registry and the model card a
+//! version carries to the Hub.
 
 pub mod dataset;
 mod durable;
@@ -9,6 +10,7 @@ pub mod examples;
 pub mod flags;
 pub mod horoscopes;
 pub mod hub_push;
+pub mod model_card;
 pub mod photos;
 pub mod registry;
 pub mod store;

@@ -308,7 +308,7 @@ fn a_hub_model_is_fetched_cached_and_served() {
 
 #[test]
 fn a_registered_version_is_pushed_and_then_served_from_the_hub() {
-    let (endpoint, _hub) = start_hub(BTreeMap::new());
+    let (endpoint, hub) = start_hub(BTreeMap::new());
     let dir = tempfile::tempdir().unwrap();
     let registry = starcast_pipeline::registry::Registry::new(dir.path().join("registry"));
     let version = register_version(
@@ -354,6 +354,19 @@ fn a_registered_version_is_pushed_and_then_served_from_the_hub() {
     assert!(
         again.status.success(),
         "pushing to an existing repo is a new commit"
+    );
+    let card =
+        String::from_utf8(hub.repos.lock().unwrap()["ada/pushed"]["README.md"].clone()).unwrap();
+    assert!(card.starts_with("---\nlibrary_name: starcast\n"), "{card}");
+    assert!(
+        card.contains("pipeline_tag: image-classification\n"),
+        "{card}"
+    );
+    assert!(card.contains("license: \"other\"\n"), "{card}");
+    assert!(card.contains("In class order: Ada, Bea, Cleo."), "{card}");
+    assert!(
+        card.contains("starcast serve --actors-model hf://ada/pushed"),
+        "{card}"
     );
 
     let home = tempfile::tempdir().unwrap();
@@ -432,6 +445,13 @@ fn a_lora_adapter_is_pushed_naming_its_base_by_its_hub_repo() {
     );
     assert_eq!(on_hub.target_modules, config.target_modules);
     assert_eq!(files[ADAPTER_WEIGHTS], b"adapters");
+    let card = String::from_utf8(files["README.md"].clone()).unwrap();
+    assert!(card.starts_with("---\nlibrary_name: peft\n"), "{card}");
+    assert!(
+        card.contains("base_model: \"HuggingFaceTB/SmolLM2-135M-Instruct\"\n"),
+        "{card}"
+    );
+    assert!(card.contains("pipeline_tag: text-generation\n"), "{card}");
     let kept: AdapterConfig =
         serde_json::from_slice(&std::fs::read(version.path.join(ADAPTER_CONFIG)).unwrap()).unwrap();
     assert_eq!(kept, config, "the registry's copy is left as it was");
