@@ -12,6 +12,7 @@ pub mod horoscopes;
 pub mod hub_push;
 pub mod model_card;
 pub mod photos;
+pub mod records;
 pub mod registry;
 pub mod store;
 pub mod tracking;
