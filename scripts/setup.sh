@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building Starcast needs and is missing: the wasm32 target,
 # wasm-bindgen-cli at exactly the version in Cargo.lock, wasm-opt, and with
-# --test Chromium, the browser-test packages, moto (an S3-compatible
+# --test Chromium, PostgreSQL, the browser-test packages, moto (an S3-compatible
 # server), MLflow (its tracking server) and Apache Airflow 3 (to run the
 # daily loop's DAG), all from PyPI in virtual environments under
 # ~/.cache/starcast-tools.
@@ -30,12 +30,17 @@ if [[ ! -x "$ROOT/tools/node_modules/.bin/wasm-opt" ]]; then
 fi
 
 if $with_tests; then
-  if ! command -v chromium >/dev/null; then
-    step "installing Chromium for the browser tests"
+  # Debian's packages: Chromium for the browser tests, PostgreSQL for the
+  # records tests (they start a cluster of their own on loopback).
+  missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+  if ((${#missing[@]})); then
+    step "installing ${missing[*]} (Debian packages)"
     sudo_cmd=""
     [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
   if [[ ! -d "$ROOT/e2e/node_modules/playwright-core" ]]; then
     step "installing the browser-test packages"

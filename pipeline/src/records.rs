@@ -250,8 +250,14 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(error.contains("redis://starcast:***@127.0.0.1/0"), "{error}");
+        assert!(
+            error.contains("redis://starcast:***@127.0.0.1/0"),
+            "{error}"
+        );
         assert!(!error.contains("secret"), "{error}");
-        assert!(error.contains("use sqlite://PATH or postgres://"), "{error}");
+        assert!(
+            error.contains("use sqlite://PATH or postgres://"),
+            "{error}"
+        );
     }
 }

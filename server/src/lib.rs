@@ -13,6 +13,7 @@ pub mod error;
 pub mod export;
 pub mod metrics;
 pub mod model_check;
+pub mod prediction_log;
 pub mod reload;
 pub mod router;
 pub mod serve;

@@ -18,11 +18,13 @@ use starcast_model::vision::ClassifierOptions;
 use starcast_model::{
     HoroscopeWriter, Language, Models, ServedModels, load_actor_recognizer, writes,
 };
+use starcast_pipeline::records::Records;
 use starcast_pipeline::registry::{Registry, Task, Version};
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 
 use crate::connections::{self, ConnectionLimits};
 use crate::model_check::ModelChecker;
+use crate::prediction_log::PredictionLog;
 use crate::reload::{follow_registry, load_version};
 use crate::state::{Admin, AppState, DEFAULT_MAX_BATCH, Limits};
 
@@ -67,6 +69,12 @@ pub struct ServeArgs {
     /// Seconds between checks of the registry for a newly promoted version.
     #[arg(long, env = "STARCAST_REGISTRY_POLL", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub registry_poll: u64,
+    /// The records database every replica shares: `sqlite://PATH` or
+    /// `postgres://USER:PASSWORD@HOST/DATABASE` (default
+    /// `sqlite://<data>/records.db`). It holds the prediction log that
+    /// `/metrics` reads the served model's recent confidence from.
+    #[arg(long, env = "STARCAST_RECORDS", hide_env_values = true)]
+    pub records: Option<String>,
     /// When the daily loop runs, in cron syntax (UTC), e.g. "0 3 * * *"; off without it.
     /// An admin can start a run from the Pipeline page either way.
     #[arg(long, env = "STARCAST_SCHEDULE")]
@@ -159,6 +167,21 @@ impl ServeArgs {
             Duration::from_secs(60),
             memory.max(4 << 30),
         ))
+    }
+
+    /// The prediction log in the records database. One named with
+    /// --records must open; the default file only warns when it can't.
+    async fn prediction_log(&self) -> anyhow::Result<Option<PredictionLog>> {
+        let default = format!("sqlite://{}", self.data.join("records.db").display());
+        let url = self.records.as_deref().unwrap_or(&default);
+        match Records::open(url).await {
+            Ok(records) => Ok(Some(PredictionLog::start(records))),
+            Err(error) if self.records.is_none() => {
+                tracing::warn!(%error, "serving without a prediction log");
+                Ok(None)
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     fn address(&self) -> SocketAddr {
@@ -388,6 +411,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_pipeline(pipeline.clone())
         .with_device(device.clone())
         .with_trusted_proxies(args.trusted_proxy.clone());
+    let state = match args.prediction_log().await? {
+        Some(log) => state.with_prediction_log(log),
+        None => state,
+    };
     if let Some(schedule) = schedule {
         tokio::spawn(follow_schedule(pipeline, schedule));
     }

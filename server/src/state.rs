@@ -17,6 +17,7 @@ use crate::batching::{BatchSettings, PhotoWorker};
 use crate::client::{RateLimit, StreamsPerClient, TrustedProxies};
 use crate::metrics::Metrics;
 use crate::model_check::ModelChecker;
+use crate::prediction_log::PredictionLog;
 use starcast_jobs::scheduler::Pipeline;
 
 /// Limits that protect the server from its clients.
@@ -115,6 +116,9 @@ pub struct AppState {
     pub pipeline: Option<Pipeline>,
     /// Where the served models run, uploads included.
     pub device: Device,
+    /// The log of answered photos in the records database; `None` keeps none.
+    #[from_ref(skip)]
+    pub predictions: Option<PredictionLog>,
 }
 
 impl Catalogue for AppState {
@@ -235,6 +239,15 @@ impl AppState {
             admin: None,
             pipeline: None,
             device: Device::Cpu,
+            predictions: None,
+        }
+    }
+
+    /// Logs each answered photo to the records database.
+    pub fn with_prediction_log(self, log: PredictionLog) -> Self {
+        AppState {
+            predictions: Some(log),
+            ..self
         }
     }
 

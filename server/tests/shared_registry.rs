@@ -8,13 +8,13 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::moto::Moto;
-use common::{Multipart, THREE_CLASS_CONFIG, free_port, png, three_class_safetensors};
+use common::{Multipart, ServeProcess, THREE_CLASS_CONFIG, png, three_class_safetensors};
 
 const BUCKET: &str = "models";
 const REGISTRY: &str = "s3://models/registry";
@@ -64,78 +64,30 @@ fn add(moto: &Moto, folder: &Path, promote: bool) -> String {
     String::from_utf8_lossy(&run(moto, &args).stdout).into_owned()
 }
 
-fn get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
+/// A server with its own data folder and cache, on the shared registry.
+fn replica(moto: &Moto, dir: &Path) -> ServeProcess {
+    let mut command = starcast(moto, &[]);
+    command.env("XDG_CACHE_HOME", dir.join("cache"));
+    let data = dir.join("data");
+    let args = ["--registry", REGISTRY, "--registry-poll", "1", "--data"];
+    ServeProcess::start(
+        command,
+        args.iter()
+            .map(std::ffi::OsStr::new)
+            .chain([data.as_os_str()]),
+    )
 }
 
-struct Replica {
-    port: u16,
-    child: Child,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Replica {
-    /// A server with its own data folder and cache, on the shared registry.
-    fn start(moto: &Moto, dir: &Path) -> Replica {
-        let port = free_port();
-        let child = starcast(
-            moto,
-            &[
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--registry",
-                REGISTRY,
-                "--registry-poll",
-                "1",
-            ],
-        )
-        .arg("--data")
-        .arg(dir.join("data"))
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-        let mut replica = Replica { port, child };
-        let started = Instant::now();
-        while !get(port, "/healthz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "a replica did not come up"
-            );
-            assert!(
-                replica.child.try_wait().unwrap().is_none(),
-                "a replica exited"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        replica
-    }
-
-    fn serves(&self, version: &str) -> bool {
-        get(self.port, "/api/models")
-            .is_some_and(|models| models.contains(&format!(r#""version":"{version}""#)))
-    }
+fn serves(replica: &ServeProcess, version: &str) -> bool {
+    replica
+        .get("/api/models")
+        .is_some_and(|models| models.contains(&format!(r#""version":"{version}""#)))
 }
 
 /// Seconds until every replica serves `version`.
-fn until_served(replicas: &[Replica], version: &str) -> f64 {
+fn until_served(replicas: &[ServeProcess], version: &str) -> f64 {
     let started = Instant::now();
-    while !replicas.iter().all(|replica| replica.serves(version)) {
+    while !replicas.iter().all(|replica| serves(replica, version)) {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "{version} was not served by every replica within 30 s"
@@ -160,10 +112,10 @@ fn replicas_follow_promotions_made_elsewhere_with_no_failed_request() {
     add(&moto, &dir.path().join("second"), false);
 
     let replicas = [
-        Replica::start(&moto, &dir.path().join("one")),
-        Replica::start(&moto, &dir.path().join("two")),
+        replica(&moto, &dir.path().join("one")),
+        replica(&moto, &dir.path().join("two")),
     ];
-    assert!(replicas.iter().all(|replica| replica.serves("v1")));
+    assert!(replicas.iter().all(|replica| serves(replica, "v1")));
 
     let stop = Arc::new(AtomicBool::new(false));
     let failed = Arc::new(AtomicUsize::new(0));

@@ -99,10 +99,16 @@ pub async fn predict(
         .metrics
         .count(Call::Model(Task::Actors), model.as_ref(), outcome(&result));
     if let (Ok(report), Some(model)) = (&result, &model) {
-        let confidence = report.recognition.predictions.first().map(|p| p.score);
-        state
-            .metrics
-            .observe(Task::Actors, model, report.elapsed_ms / 1000.0, confidence);
+        let top = report.recognition.predictions.first();
+        state.metrics.observe(
+            Task::Actors,
+            model,
+            report.elapsed_ms / 1000.0,
+            top.map(|p| p.score),
+        );
+        if let (Some(log), Some(top)) = (&state.predictions, top) {
+            log.log(model, &top.label, top.score, report.elapsed_ms);
+        }
     }
     result.map(Json)
 }

@@ -8,8 +8,6 @@ pub mod horoscope;
 pub mod pipeline;
 pub mod reference;
 
-use std::sync::Arc;
-
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -26,7 +24,6 @@ use starcast_model::{
 };
 use utoipa::OpenApi;
 
-use crate::metrics::Metrics;
 use crate::state::AppState;
 use starcast_jobs::device::device_name;
 
@@ -163,13 +160,20 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     (status, Json(health))
 }
 
-async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut text = state.metrics.render();
+    if let Some(log) = &state.predictions {
+        let served = state.models.actors().map(|model| model.info().clone());
+        // The registry's text ends with `# EOF`: the log's metrics go before it.
+        let end = text.rfind("# EOF").unwrap_or(text.len());
+        text.insert_str(end, &log.recent_confidence(served.as_ref()).await);
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics.render(),
+        text,
     )
 }
 

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod moto;
+pub mod postgres;
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -574,4 +575,76 @@ pub fn epoch_losses(folder: &std::path::Path, history: &str) -> Vec<f64> {
         .iter()
         .map(|r| r["train_loss"].as_f64().unwrap())
         .collect()
+}
+
+/// A `starcast serve` child process on a free loopback port, killed when
+/// dropped.
+pub struct ServeProcess {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServeProcess {
+    /// Runs `command` (the `starcast` binary, its environment set) as
+    /// `serve --host 127.0.0.1 --port P` with `args`, and waits for its
+    /// `/healthz` to say 200: models loaded.
+    pub fn start<A: AsRef<std::ffi::OsStr>>(
+        mut command: std::process::Command,
+        args: impl IntoIterator<Item = A>,
+    ) -> ServeProcess {
+        let port = free_port();
+        let child = command
+            .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut served = ServeProcess { port, child };
+        let started = std::time::Instant::now();
+        while !served
+            .get("/healthz")
+            .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "starcast serve did not come up"
+            );
+            assert!(
+                served.child.try_wait().unwrap().is_none(),
+                "starcast serve exited"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        served
+    }
+
+    /// One GET over a fresh connection: the whole answer.
+    pub fn get(&self, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        Some(response)
+    }
+
+    /// One POST of `request` (a whole raw HTTP/1.1 request): the answer.
+    pub fn send(&self, request: &[u8]) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream.write_all(request).unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response
+    }
 }
