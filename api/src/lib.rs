@@ -1,16 +1,18 @@
 //! Starcast's wire types: the bodies the REST API sends and receives, the
-//! error body, the pipeline's run records, the tasks the app serves and the
+//! error body, the pipeline's run records and the served model's monitoring, the tasks the app serves and the
 //! API described for its page.
 //! The server, the UI (on both targets) and the jobs read them from here;
 //! the prediction types come from the inference core and are re-exported,
 //! so every wire type has one name and one home to import from.
 
+mod monitoring;
 mod reference;
 mod run;
 mod task;
 
 use serde::{Deserialize, Serialize};
 
+pub use monitoring::Monitoring;
 pub use reference::{ApiEndpoint, ApiInput, ApiReference, InputPlace};
 pub use run::{PipelineRun, RunStatus, StepRun, Trigger};
 pub use starcast_model::horoscope::{DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_TEMPERATURE};

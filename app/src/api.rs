@@ -83,7 +83,7 @@ pub mod client {
     use wasm_bindgen_futures::JsFuture;
     use web_sys::{Blob, FormData, Headers, RequestInit, Response};
 
-    use starcast_api::{ActorReport, ErrorBody, FlagReceipt, ModelInfo, PipelineRun};
+    use starcast_api::{ActorReport, ErrorBody, FlagReceipt, ModelInfo, Monitoring, PipelineRun};
 
     /// Why a call failed, in a sentence for the page.
     #[derive(Clone, Debug, PartialEq)]
@@ -173,6 +173,11 @@ pub mod client {
     /// `GET /api/pipeline/runs`.
     pub async fn pipeline_runs() -> Result<Vec<PipelineRun>, Failure> {
         get_json("/api/pipeline/runs").await
+    }
+
+    /// `GET /api/monitoring`.
+    pub async fn monitoring() -> Result<Monitoring, Failure> {
+        get_json("/api/monitoring").await
     }
 
     /// `POST /api/admin/pipeline/runs` with the admin's token.

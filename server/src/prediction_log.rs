@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use starcast_api::ModelInfo;
-use starcast_pipeline::records::{PredictionRecord, Records};
+use starcast_api::{ModelInfo, Monitoring};
+use starcast_pipeline::records::{ConfidenceDistribution, PredictionRecord, Records};
 use tokio::sync::mpsc;
 
 /// Rows waiting to be written, at most.
@@ -59,8 +59,31 @@ impl PredictionLog {
         }
     }
 
+    /// The served model's answers over the last hour, by every replica
+    /// that logs here; none when the database doesn't answer in time.
+    async fn recent(&self, model: &ModelInfo) -> Option<ConfidenceDistribution> {
+        let read = self.records.confidence_distribution(
+            "actors",
+            &model.name,
+            &model.version,
+            Utc::now() - RECENT,
+            &BOUNDS,
+        );
+        match tokio::time::timeout(Duration::from_secs(2), read).await {
+            Ok(Ok(distribution)) => Some(distribution),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "could not read the prediction log");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("the prediction log did not answer within 2 s");
+                None
+            }
+        }
+    }
+
     /// The Prometheus text of the served model's confidence over the last
-    /// hour, from the log; nothing when the database doesn't answer in time.
+    /// hour, and of the log's lost rows.
     pub async fn recent_confidence(&self, served: Option<&ModelInfo>) -> String {
         let mut text = String::new();
         let _ = writeln!(
@@ -73,23 +96,8 @@ impl PredictionLog {
         let Some(model) = served else {
             return text;
         };
-        let read = self.records.confidence_distribution(
-            "actors",
-            &model.name,
-            &model.version,
-            Utc::now() - RECENT,
-            &BOUNDS,
-        );
-        let distribution = match tokio::time::timeout(Duration::from_secs(2), read).await {
-            Ok(Ok(distribution)) => distribution,
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "could not read the prediction log for /metrics");
-                return text;
-            }
-            Err(_) => {
-                tracing::warn!("the prediction log did not answer /metrics within 2 s");
-                return text;
-            }
+        let Some(distribution) = self.recent(model).await else {
+            return text;
         };
         let labels = format!(
             "model=\"{}@{}\"",
@@ -116,6 +124,36 @@ impl PredictionLog {
             sum = distribution.sum
         );
         text
+    }
+
+    /// The Pipeline page's view of the served model's last hour.
+    pub async fn monitoring(&self, served: Option<&ModelInfo>) -> Monitoring {
+        let mut monitoring = Monitoring {
+            model: served.map(|model| format!("{}@{}", model.name, model.version)),
+            logged: true,
+            hours: RECENT.num_hours() as u32,
+            ..Monitoring::default()
+        };
+        let Some(distribution) = (match served {
+            Some(model) => self.recent(model).await,
+            None => None,
+        }) else {
+            return monitoring;
+        };
+        let mut below = 0;
+        monitoring.per_tenth = distribution
+            .at_most
+            .iter()
+            .map(|&at_most| {
+                let tenth = at_most - below;
+                below = at_most;
+                tenth
+            })
+            .collect();
+        monitoring.answers = distribution.count;
+        monitoring.mean_confidence =
+            (distribution.count > 0).then(|| distribution.sum / distribution.count as f64);
+        monitoring
     }
 }
 

@@ -1,12 +1,13 @@
-//! The Pipeline page: the daily loop's runs (collect -> process -> train ->
-//! evaluate -> promote), step by step, and an admin's button to start one.
+//! The Pipeline page: how sure the served actor model has been lately, the
+//! daily loop's runs (collect -> process -> train -> evaluate -> promote),
+//! step by step, and an admin's button to start one.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
 use web_sys::SubmitEvent;
 
-use starcast_api::{Language, PipelineRun, RunStatus, StepRun};
+use starcast_api::{Language, Monitoring, PipelineRun, RunStatus, StepRun};
 
 use crate::api::client;
 use crate::i18n::{locale, t, text_in, text_with};
@@ -38,6 +39,7 @@ pub fn PipelinePage() -> impl IntoView {
             <h1>{t("pipeline-heading")}</h1>
             <p>{t("pipeline-intro")} " " <code>"starcast"</code> " " {t("pipeline-intro-commands")}</p>
         </section>
+        <ServedConfidence />
         <StartRun runs />
         <Suspense fallback=|| view! { <p class="muted">{t("loading")}</p> }>
             {move || Suspend::new(async move {
@@ -104,6 +106,84 @@ fn figures(metrics: &std::collections::BTreeMap<String, f64>) -> String {
         })
         .collect::<Vec<_>>()
         .join(" · ")
+}
+
+/// The served actor model's answers over the last hour, per tenth of
+/// confidence: a model whose answers slide left is drifting. Left out
+/// where no server answers (a static Space).
+#[component]
+fn ServedConfidence() -> impl IntoView {
+    let monitoring = LocalResource::new(client::monitoring);
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                monitoring.await.ok().map(|monitoring| view! { <ConfidenceCard monitoring /> })
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ConfidenceCard(monitoring: Monitoring) -> impl IntoView {
+    let language = locale();
+    let Monitoring {
+        model,
+        logged,
+        hours,
+        answers,
+        mean_confidence,
+        per_tenth,
+    } = monitoring;
+    let summary = move || {
+        let language = language.get();
+        match (&model, logged, mean_confidence) {
+            (None, _, _) => text_in(language, "monitoring-no-model"),
+            (Some(_), false, _) => text_in(language, "monitoring-not-logged"),
+            (Some(model), true, Some(mean)) => text_with(
+                language,
+                "monitoring-summary",
+                &[
+                    ("model", model.clone().into()),
+                    ("answers", answers.into()),
+                    ("hours", hours.into()),
+                    ("mean", format!("{mean:.2}").into()),
+                ],
+            ),
+            (Some(model), true, None) => text_with(
+                language,
+                "monitoring-no-answers",
+                &[("model", model.clone().into()), ("hours", hours.into())],
+            ),
+        }
+    };
+    let most = per_tenth.iter().copied().max().unwrap_or(0).max(1);
+    let bars = per_tenth
+        .into_iter()
+        .enumerate()
+        .map(|(tenth, count)| {
+            let height = format!("height: {}%", count * 100 / most);
+            let range = format!(
+                "{:.1}-{:.1}",
+                tenth as f64 / 10.0,
+                (tenth + 1) as f64 / 10.0
+            );
+            let title = format!("{range}: {count}");
+            view! {
+                <li title=title>
+                    <span class="bar" style=height></span>
+                    <span class="range">{range}</span>
+                </li>
+            }
+        })
+        .collect::<Vec<_>>();
+    view! {
+        <section class="card monitoring" id="served-confidence">
+            <h2>{t("monitoring-heading")}</h2>
+            <p class="muted">{summary}</p>
+            {(answers > 0).then(|| view! { <ol class="confidence-bars" aria-label=t("monitoring-heading")>{bars}</ol> })}
+        </section>
+    }
+    .into_any()
 }
 
 /// An admin's form to start a run now.

@@ -15,8 +15,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use starcast_api::{
-    BrowserFile, BrowserModel, ErrorBody, FlagReceipt, PipelineRun, RunStatus, StepRun, Task,
-    Trigger,
+    BrowserFile, BrowserModel, ErrorBody, FlagReceipt, Monitoring, PipelineRun, RunStatus, StepRun,
+    Task, Trigger,
 };
 use starcast_model::{
     ActorReport, Face, Horoscope, HoroscopeQuery, ModelInfo, ModelKind, Prediction, Recognition,
@@ -42,6 +42,7 @@ use starcast_jobs::device::device_name;
         flags::flag,
         pipeline::runs,
         pipeline::start,
+        pipeline::monitoring,
         models,
         browser::models,
         health
@@ -59,6 +60,7 @@ use starcast_jobs::device::device_name;
         ErrorBody,
         FlagReceipt,
         PipelineRun,
+        Monitoring,
         StepRun,
         RunStatus,
         Trigger,
@@ -108,6 +110,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/api/pipeline/runs", get(pipeline::runs))
         .route("/api/admin/pipeline/runs", post(pipeline::start))
+        .route("/api/monitoring", get(pipeline::monitoring))
         .route("/api/models", get(models))
         .route("/api/browser/models", get(browser::models))
         .route(

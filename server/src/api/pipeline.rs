@@ -1,9 +1,10 @@
-//! The daily loop over HTTP: its recorded runs, and a run started by an admin.
+//! The daily loop over HTTP: its recorded runs, a run started by an admin,
+//! and the served model's recent answers it watches.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
-use starcast_api::{ErrorBody, PipelineRun, Trigger};
+use starcast_api::{ErrorBody, Monitoring, PipelineRun, Trigger};
 use starcast_jobs::scheduler::LISTED_RUNS;
 
 use super::admin::require_admin;
@@ -64,4 +65,23 @@ pub async fn start(
     let run = pipeline.start(Trigger::Admin)?;
     tracing::info!(id = %run.id, "an admin started a pipeline run");
     Ok((StatusCode::ACCEPTED, Json(run)))
+}
+
+/// How sure the served actor model has been over the last hour: its answers
+/// per tenth of confidence, from the prediction log every replica writes.
+#[utoipa::path(
+    get,
+    path = "/api/monitoring",
+    tag = "pipeline",
+    responses((status = 200, description = "The served actor model's last hour", body = Monitoring))
+)]
+pub async fn monitoring(State(state): State<AppState>) -> Json<Monitoring> {
+    let served = state.models.actors().map(|model| model.info().clone());
+    Json(match &state.predictions {
+        Some(log) => log.monitoring(served.as_ref()).await,
+        None => Monitoring {
+            model: served.map(|model| format!("{}@{}", model.name, model.version)),
+            ..Monitoring::default()
+        },
+    })
 }
