@@ -89,23 +89,10 @@ def serve_sites(root):
     return server.server_address[1]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def request(url, method="GET"):
-    req = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {TOKEN}"})
-    with urllib.request.urlopen(req, timeout=30) as response:
-        return json.load(response)
-
-
-def main():
-    starcast = sys.argv[1]
-    days = int(sys.argv[2]) if len(sys.argv) > 2 else 6
-    rng = random.Random(1)
-    work = Path(tempfile.mkdtemp(prefix="starcast-daily-"))
+def offline_day(work, days, rng):
+    """A data folder under `work` with the default models and DAYS earlier
+    days of horoscopes, and the stand-in sites serving today's: the data
+    folder and the sources file that points `collect` at them."""
     data = work / "data"
     data.mkdir()
     (data / "models").symlink_to(ROOT / "data" / "models")
@@ -128,6 +115,27 @@ item = "section.sign"
 sign = "h2"
 text = "p"
 """)
+    return data, sources
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(url, method="GET"):
+    req = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=30) as response:
+        return json.load(response)
+
+
+def main():
+    starcast = sys.argv[1]
+    days = int(sys.argv[2]) if len(sys.argv) > 2 else 6
+    rng = random.Random(1)
+    work = Path(tempfile.mkdtemp(prefix="starcast-daily-"))
+    data, sources = offline_day(work, days, rng)
     port = free_port()
     server = subprocess.Popen(
         [starcast, "serve", "--port", str(port), "--data", str(data), "--sources", str(sources),

@@ -1,8 +1,8 @@
 """Runs the `starcast_daily` DAG once with a real Airflow 3 (`airflow dags
 test`, tasks in this process, no scheduler), as scripts/check-airflow.sh
-sets it up: the `starcast` binary, a fresh data folder with the offline
-default models, loopback stand-ins for the horoscope sites (bench/
-daily_loop.py's) and one earlier day of collected horoscopes. Training is
+sets it up: the `starcast` binary, and bench/daily_loop.py's offline day (a
+fresh data folder with the default models, loopback stand-ins for the
+horoscope sites, one earlier day of collected horoscopes). Training is
 kept to one epoch so the check ends in minutes.
 
 Passes when every task ends as it should (the horoscope steps succeed; the
@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
-from daily_loop import serve_sites, write_earlier_days, write_sites  # noqa: E402
+from daily_loop import offline_day  # noqa: E402
 
 EXPECTED = {
     "collect_horoscopes": "success",
@@ -49,29 +49,7 @@ def main():
 
 def check(starcast, seconds, work):
     airflow = os.environ["AIRFLOW"]
-    data = work / "data"
-    data.mkdir()
-    (data / "models").symlink_to(ROOT / "data" / "models")
-    rng = random.Random(1)
-    write_earlier_days(data / "raw", 1, rng)
-    sites = work / "sites"
-    write_sites(sites, rng)
-    port = serve_sites(sites)
-    sources = work / "sources.toml"
-    sources.write_text(f"""
-[[source]]
-name = "site-a"
-urls = ["http://127.0.0.1:{port}/a/{{sign}}/"]
-item = "article.horoscope"
-text = "div.text p"
-
-[[source]]
-name = "site-b"
-urls = ["http://127.0.0.1:{port}/b/"]
-item = "section.sign"
-sign = "h2"
-text = "p"
-""")
+    data, sources = offline_day(work, 1, random.Random(1))
     env = dict(
         os.environ,
         AIRFLOW_HOME=str(work / "airflow"),

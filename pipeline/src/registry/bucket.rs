@@ -25,8 +25,8 @@ use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Lineage, Pointer, RegistryError, Replaced, Storage, Task, io_error, parse_json, seal,
-    version_number,
+    Lineage, Pointer, RegistryError, Replaced, Storage, Task, hidden_folder_in, io_error,
+    parse_json, seal, version_number,
 };
 use crate::store;
 
@@ -221,13 +221,7 @@ impl Storage for Bucket {
     }
 
     fn stage(&self, task: Task) -> Result<PathBuf, RegistryError> {
-        let folder = self.cache.join(task.as_str());
-        fs::create_dir_all(&folder).map_err(io_error(&folder))?;
-        let staging = tempfile::Builder::new()
-            .prefix(".staging-")
-            .tempdir_in(&folder)
-            .map_err(io_error(&folder))?;
-        Ok(staging.keep())
+        hidden_folder_in(&self.cache.join(task.as_str()), ".staging-")
     }
 
     fn commit(
@@ -284,6 +278,7 @@ impl Storage for Bucket {
             return Ok(copy);
         }
         fs::create_dir_all(&folder).map_err(io_error(&folder))?;
+        // Removed when dropped, unless renamed into place.
         let fetching = tempfile::Builder::new()
             .prefix(".fetching-")
             .tempdir_in(&folder)

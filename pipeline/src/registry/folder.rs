@@ -12,8 +12,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Lineage, Pointer, RegistryError, Replaced, Storage, Task, io_error, parse_json, seal,
-    version_number,
+    Lineage, Pointer, RegistryError, Replaced, Storage, Task, hidden_folder_in, io_error,
+    parse_json, seal, version_number,
 };
 use crate::durable;
 
@@ -76,13 +76,7 @@ impl Storage for Folder {
     }
 
     fn stage(&self, task: Task) -> Result<PathBuf, RegistryError> {
-        let versions = self.versions(task);
-        fs::create_dir_all(&versions).map_err(io_error(&versions))?;
-        let staging = tempfile::Builder::new()
-            .prefix(".staging-")
-            .tempdir_in(&versions)
-            .map_err(io_error(&versions))?;
-        Ok(staging.keep())
+        hidden_folder_in(&self.versions(task), ".staging-")
     }
 
     fn commit(

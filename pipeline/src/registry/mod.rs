@@ -366,6 +366,17 @@ fn version_number(id: &str) -> Option<u64> {
         .flatten()
 }
 
+/// A new folder named `prefix...` in `parent` (made if needed), which
+/// version listings skip: versions are named `v<number>`.
+fn hidden_folder_in(parent: &Path, prefix: &str) -> Result<PathBuf, RegistryError> {
+    fs::create_dir_all(parent).map_err(io_error(parent))?;
+    let folder = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(parent)
+        .map_err(io_error(parent))?;
+    Ok(folder.keep())
+}
+
 /// Makes a staged folder version `id`: writes its lineage, stamps the id
 /// into `config.json`, and flushes every file to disk.
 fn seal(staged: &Path, id: &str, lineage: &Lineage) -> Result<(), RegistryError> {
@@ -570,6 +581,11 @@ mod tests {
         check(&in_bucket(&dir.path().join("cache")).0);
     }
 
+    fn version_ids(registry: &Registry) -> Vec<String> {
+        let versions = registry.versions(Task::Actors).unwrap();
+        versions.into_iter().map(|v| v.id).collect()
+    }
+
     fn add_version(registry: &Registry, accuracy: f64) -> Version {
         let staged = registry.stage(Task::Actors).unwrap();
         fs::write(staged.path().join("model.safetensors"), b"weights").unwrap();
@@ -598,13 +614,7 @@ mod tests {
             assert_eq!(second.labels, ["a", "b"]);
             let config = fs::read_to_string(second.path.join("config.json")).unwrap();
             assert!(config.contains(r#""version": "v2""#), "{config}");
-            let ids: Vec<String> = registry
-                .versions(Task::Actors)
-                .unwrap()
-                .into_iter()
-                .map(|v| v.id)
-                .collect();
-            assert_eq!(ids, ["v1", "v2"]);
+            assert_eq!(version_ids(registry), ["v1", "v2"]);
             assert!(
                 registry.serving(Task::Actors).unwrap().is_none(),
                 "nothing served until promoted"
@@ -750,13 +760,7 @@ mod tests {
             let object = ObjectPath::from(format!("registry/actors/versions/v2/{name}"));
             block_on(store.put(&object, PutPayload::from(bytes.to_vec()))).unwrap();
         }
-        let ids: Vec<String> = registry
-            .versions(Task::Actors)
-            .unwrap()
-            .into_iter()
-            .map(|v| v.id)
-            .collect();
-        assert_eq!(ids, ["v1"]);
+        assert_eq!(version_ids(&registry), ["v1"]);
         let err = registry.promote(Task::Actors, "v2", "half").unwrap_err();
         assert!(matches!(err, RegistryError::UnknownVersion { .. }), "{err}");
         assert_eq!(
