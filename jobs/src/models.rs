@@ -12,7 +12,7 @@ use starcast_model::text::{
     ADAPTER_CONFIG, AdapterConfig, SentenceEmbedder, load_horoscope_writer,
 };
 use starcast_model::vision::ClassifierOptions;
-use starcast_model::{ModelKind, load_actor_recognizer};
+use starcast_model::{ModelInfo, ModelKind, load_actor_recognizer};
 use starcast_pipeline::hub_push::{DEFAULT_ENDPOINT, HubRepo};
 use starcast_pipeline::model_card::{CardFacts, model_card};
 use starcast_pipeline::registry::{Lineage, Registry, Task, Version};
@@ -170,9 +170,8 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
             mirror(&version.id, promote)?;
         }
         ModelsCommand::Check { folder } => {
-            let model = load_actor_recognizer(&folder, &ClassifierOptions::on(Device::Cpu))
-                .with_context(|| format!("{} does not load", folder.display()))?;
-            println!("{}", serde_json::to_string(model.info())?);
+            let info = check_loads(Task::Actors, &folder)?;
+            println!("{}", serde_json::to_string(&info)?);
         }
         ModelsCommand::Rollback { reason } => {
             let version = registry.rollback(task, &reason)?;
@@ -214,28 +213,29 @@ pub fn models(args: RegistryArgs, command: ModelsCommand) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Copies a model folder that loads into the registry as a new version.
-fn add(registry: &Registry, task: Task, folder: &Path, dataset: String) -> anyhow::Result<Version> {
-    let base_model = match task {
-        Task::Actors => {
-            let model = load_actor_recognizer(folder, &ClassifierOptions::on(Device::Cpu))
-                .with_context(|| format!("{} does not load as an actor model", folder.display()))?;
-            model.info().name.clone()
-        }
+/// What a `task` model folder is, loaded as the server would load it.
+fn check_loads(task: Task, folder: &Path) -> anyhow::Result<ModelInfo> {
+    let loaded = match task {
+        Task::Actors => load_actor_recognizer(folder, &ClassifierOptions::on(Device::Cpu))
+            .map(|model| model.info().clone()),
         Task::Horoscope => {
-            let writer = load_horoscope_writer(folder, &Device::Cpu).with_context(|| {
-                format!("{} does not load as a horoscope model", folder.display())
-            })?;
-            writer.info().name.clone()
+            load_horoscope_writer(folder, &Device::Cpu).map(|writer| writer.info().clone())
         }
     };
+    loaded.with_context(|| format!("{} does not load as the {task} model", folder.display()))
+}
+
+/// Copies a model folder that loads into the registry as a new version.
+fn add(registry: &Registry, task: Task, folder: &Path, dataset: String) -> anyhow::Result<Version> {
+    let info = check_loads(task, folder)?;
     let staged = registry.stage(task)?;
     copy_folder(folder, staged.path())?;
     let lineage = Lineage {
         created: chrono::Utc::now(),
         dataset,
         dataset_hash: String::new(),
-        base_model,
+        // All a folder from elsewhere says of its base: the network it is.
+        base_model: info.architecture,
         parameters: serde_json::json!({}),
         code_revision: CODE_REVISION.to_string(),
     };
