@@ -10,6 +10,9 @@ use starcast_pipeline::FlagStore;
 use starcast_pipeline::dataset::{
     CleanSettings, apply_verdicts, import_dataset, judge_dataset, quarantine_of, report_of,
 };
+use starcast_pipeline::flags;
+use starcast_pipeline::records::{self, Records};
+use starcast_pipeline::store::Location;
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
@@ -22,9 +25,18 @@ pub struct ImportArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct FlagsArgs {
-    /// The flags the app stored (`<data>/flags`).
-    #[arg(long, default_value = "data/flags")]
-    pub flags: PathBuf,
+    /// The server's data folder: its records database (`records.db`) and
+    /// flagged photos (`flags/`), unless --records or --flag-photos name others.
+    #[arg(long, env = "STARCAST_DATA", default_value = "data")]
+    pub data: PathBuf,
+    /// The records database the server keeps its flags in, as `starcast
+    /// serve --records` takes it.
+    #[arg(long, env = "STARCAST_RECORDS", hide_env_values = true)]
+    pub records: Option<String>,
+    /// Where the server keeps flagged photos, as `starcast serve
+    /// --flag-photos` takes it.
+    #[arg(long, env = "STARCAST_FLAG_PHOTOS", value_parser = Location::parse)]
+    pub flag_photos: Option<Location>,
     /// The evaluation set to write: `<actor>/<flag id>.<ext>`.
     #[arg(long, default_value = "data/datasets/flagged")]
     pub out: PathBuf,
@@ -61,8 +73,20 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
 
 /// Flagged photos whose users said who is in them, as an evaluation set.
 pub fn flags(args: FlagsArgs) -> anyhow::Result<()> {
-    let store = FlagStore::open(&args.flags)?;
-    let counts = store.export_labelled(&args.out)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let counts = runtime.block_on(async {
+        let url = args
+            .records
+            .unwrap_or_else(|| records::default_url(&args.data));
+        let records = Records::open(&url).await?;
+        let photos = args
+            .flag_photos
+            .unwrap_or_else(|| flags::default_photos(&args.data));
+        let store = FlagStore::open(records, photos).await?;
+        anyhow::Ok(store.export_labelled(&args.out).await?)
+    })?;
     for (actor, photos) in &counts {
         println!("{photos:>6}  {actor}");
     }

@@ -111,6 +111,9 @@ pub struct Pipeline {
     retries: u32,
     retry_delay: Duration,
     step_timeout: Duration,
+    /// Settings every step gets beyond the server's own environment: kept
+    /// off the command line, which the Pipeline page shows.
+    step_env: Arc<Vec<(String, String)>>,
 }
 
 fn text_args(args: &[&str]) -> Vec<String> {
@@ -127,6 +130,16 @@ impl Pipeline {
             retries: 2,
             retry_delay: Duration::from_secs(30),
             step_timeout: DEFAULT_STEP_TIMEOUT,
+            step_env: Arc::default(),
+        }
+    }
+
+    /// Gives every step these environment variables (a records URL that
+    /// may hold a password, say).
+    pub fn with_step_env(self, env: Vec<(String, String)>) -> Self {
+        Pipeline {
+            step_env: Arc::new(env),
+            ..self
         }
     }
 
@@ -250,8 +263,8 @@ impl Pipeline {
                 args: text_args(&[
                     "dataset",
                     "flags",
-                    "--flags",
-                    &path(&data.join("flags")),
+                    "--data",
+                    &path(data),
                     "--out",
                     &path(&flagged),
                 ]),
@@ -392,6 +405,7 @@ impl Pipeline {
             for secret in WITHHELD_FROM_STEPS {
                 command.env_remove(secret);
             }
+            command.envs(self.step_env.iter().map(|(name, value)| (name, value)));
             share_lock(&mut command, folder_lock);
             if let Ok(path) = &figures {
                 command.env(step_metrics::ENV, path);

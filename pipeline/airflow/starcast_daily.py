@@ -95,7 +95,7 @@ def starcast_daily():
 
     @task.bash(outlets=[FLAGGED_PHOTOS])
     def gather_flagged_photos() -> str:
-        return f"{STARCAST} dataset flags --flags {DATA}/flags --out {DATA}/datasets/flagged"
+        return f"{STARCAST} dataset flags --data {DATA} --out {DATA}/datasets/flagged"
 
     @task.bash(inlets=[FLAGGED_PHOTOS, ACTOR_MODEL])
     def evaluate_served_on_flagged() -> str:

@@ -1,6 +1,7 @@
 //! Records every replica writes to and reads from one database: the
 //! prediction log (each answered classification's model version, label,
-//! confidence and latency; never the photo), for monitoring. SQLite by
+//! confidence and latency; never the photo), for monitoring, and the review
+//! queue of flagged results (`crate::flags`). SQLite by
 //! default, a file in the data folder; PostgreSQL by URL. One code path
 //! serves both (sqlx's `Any` driver), and the schema is the migrations in
 //! `pipeline/migrations`, applied when the records are opened.
@@ -24,6 +25,11 @@ pub enum RecordsError {
         what: &'static str,
         reason: String,
     },
+}
+
+/// The records database a data folder keeps when no other is named.
+pub fn default_url(data: &std::path::Path) -> String {
+    format!("sqlite://{}", data.join("records.db").display())
 }
 
 /// One answered classification.
@@ -102,7 +108,15 @@ impl Records {
         })
     }
 
-    fn refused(&self, what: &'static str) -> impl FnOnce(sqlx::Error) -> RecordsError + '_ {
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Maps a database error while doing `what` to one that names the database.
+    pub(crate) fn refused(
+        &self,
+        what: &'static str,
+    ) -> impl FnOnce(sqlx::Error) -> RecordsError + '_ {
         move |error| RecordsError::Query {
             url: self.url.clone(),
             what,

@@ -16,9 +16,11 @@ use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::buffered::BufWriter;
 use object_store::memory::InMemory;
-use object_store::path::Path as ObjectPath;
+use object_store::path::{Path as ObjectPath, PathPart};
 use object_store::{ObjectStore, ObjectStoreScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::durable;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -78,6 +80,46 @@ impl Location {
         })
     }
 
+    /// Stores `bytes` as `key` (a relative `a/b` name) under this location,
+    /// whole or not at all: a local file is written aside, flushed and
+    /// renamed into place; an object is one put.
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        match self {
+            Location::Local(root) => {
+                let path = local_key(root, key);
+                tokio::task::spawn_blocking(move || durable::replace_synced(&path, &bytes))
+                    .await
+                    .map_err(|e| remote(&root.display().to_string(), e))?
+                    .map_err(|(path, source)| StoreError::Local { path, source })
+            }
+            Location::Remote { url, store, prefix } => store
+                .put(&object_key(prefix, key), bytes.into())
+                .await
+                .map(drop)
+                .map_err(|e| remote(url, e)),
+        }
+    }
+
+    /// The bytes stored as `key` under this location.
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        match self {
+            Location::Local(root) => {
+                let path = local_key(root, key);
+                tokio::fs::read(&path)
+                    .await
+                    .map_err(|source| StoreError::Local { path, source })
+            }
+            Location::Remote { url, store, prefix } => {
+                let object = store
+                    .get(&object_key(prefix, key))
+                    .await
+                    .map_err(|e| remote(url, e))?;
+                let bytes = object.bytes().await.map_err(|e| remote(url, e))?;
+                Ok(bytes.to_vec())
+            }
+        }
+    }
+
     /// The last part of the location, for file extensions.
     pub fn file_name(&self) -> String {
         match self {
@@ -86,6 +128,27 @@ impl Location {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             Location::Remote { prefix, .. } => prefix.filename().unwrap_or_default().to_string(),
+        }
+    }
+}
+
+fn local_key(root: &Path, key: &str) -> PathBuf {
+    key.split('/')
+        .fold(root.to_path_buf(), |path, part| path.join(part))
+}
+
+fn object_key(prefix: &ObjectPath, key: &str) -> ObjectPath {
+    prefix
+        .parts()
+        .chain(key.split('/').map(PathPart::from))
+        .collect()
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Local(path) => write!(f, "{}", path.display()),
+            Location::Remote { url, .. } => f.write_str(url),
         }
     }
 }

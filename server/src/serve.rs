@@ -18,8 +18,10 @@ use starcast_model::vision::ClassifierOptions;
 use starcast_model::{
     HoroscopeWriter, Language, Models, ServedModels, load_actor_recognizer, writes,
 };
-use starcast_pipeline::records::Records;
+use starcast_pipeline::flags;
+use starcast_pipeline::records::{self, Records};
 use starcast_pipeline::registry::{Registry, Task, Version};
+use starcast_pipeline::store::Location;
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 
 use crate::connections::{self, ConnectionLimits};
@@ -39,7 +41,8 @@ pub struct ServeArgs {
     /// The port to listen on (Hugging Face Spaces expects 7860).
     #[arg(long, short, env = "PORT", default_value_t = 7860)]
     pub port: u16,
-    /// The data folder: example photos in `examples/`, flagged results in `flags/`.
+    /// The data folder: example photos in `examples/`, flagged photos in
+    /// `flags/`, the records database `records.db`.
     #[arg(long, env = "STARCAST_DATA", default_value = "data")]
     pub data: PathBuf,
     /// The built front end: `pkg/` with the WASM bundle and CSS, plus the public files.
@@ -71,10 +74,16 @@ pub struct ServeArgs {
     pub registry_poll: u64,
     /// The records database every replica shares: `sqlite://PATH` or
     /// `postgres://USER:PASSWORD@HOST/DATABASE` (default
-    /// `sqlite://<data>/records.db`). It holds the prediction log that
-    /// `/metrics` reads the served model's recent confidence from.
+    /// `sqlite://<data>/records.db`). It holds the review queue of flagged
+    /// results and the prediction log that `/metrics` reads the served
+    /// model's recent confidence from.
     #[arg(long, env = "STARCAST_RECORDS", hide_env_values = true)]
     pub records: Option<String>,
+    /// Where flagged results' photos are kept: a folder (default
+    /// `<data>/flags`) or `s3://bucket/prefix`, which replicas sharing
+    /// --records should share too.
+    #[arg(long, env = "STARCAST_FLAG_PHOTOS", value_parser = Location::parse)]
+    pub flag_photos: Option<Location>,
     /// When the daily loop runs, in cron syntax (UTC), e.g. "0 3 * * *"; off without it.
     /// An admin can start a run from the Pipeline page either way.
     #[arg(long, env = "STARCAST_SCHEDULE")]
@@ -169,19 +178,37 @@ impl ServeArgs {
         ))
     }
 
-    /// The prediction log in the records database. One named with
-    /// --records must open; the default file only warns when it can't.
-    async fn prediction_log(&self) -> anyhow::Result<Option<PredictionLog>> {
-        let default = format!("sqlite://{}", self.data.join("records.db").display());
+    /// The records database: the one named with --records, else
+    /// `sqlite://<data>/records.db`.
+    async fn records(&self) -> anyhow::Result<Records> {
+        let default = records::default_url(&self.data);
         let url = self.records.as_deref().unwrap_or(&default);
-        match Records::open(url).await {
-            Ok(records) => Ok(Some(PredictionLog::start(records))),
-            Err(error) if self.records.is_none() => {
-                tracing::warn!(%error, "serving without a prediction log");
-                Ok(None)
-            }
-            Err(error) => Err(error.into()),
-        }
+        Records::open(url).await.with_context(|| match &self.records {
+            Some(_) => "check --records (STARCAST_RECORDS)".to_string(),
+            None => format!(
+                "the data folder {} is not writable: pass --data with a writable folder, or --records",
+                self.data.display()
+            ),
+        })
+    }
+
+    /// Where flagged photos are kept: --flag-photos, else `<data>/flags`.
+    fn flag_photos(&self) -> Location {
+        self.flag_photos
+            .clone()
+            .unwrap_or_else(|| flags::default_photos(&self.data))
+    }
+
+    /// What the daily loop's steps need to reach the records and flagged
+    /// photos this server uses, when they are not the data folder's own.
+    fn step_env(&self) -> Vec<(String, String)> {
+        let records = self.records.clone().map(|url| ("STARCAST_RECORDS", url));
+        let photos = (self.flag_photos.as_ref()).map(|l| ("STARCAST_FLAG_PHOTOS", l.to_string()));
+        records
+            .into_iter()
+            .chain(photos)
+            .map(|(name, value)| (name.to_string(), value))
+            .collect()
     }
 
     fn address(&self) -> SocketAddr {
@@ -230,8 +257,9 @@ impl ServeArgs {
         }
     }
 
-    /// The server state these options describe, serving `models`.
-    pub fn state(&self, models: ServedModels) -> anyhow::Result<AppState> {
+    /// The server state these options describe, serving `models`, its
+    /// flags and prediction log in the records database.
+    pub async fn state(&self, models: ServedModels) -> anyhow::Result<AppState> {
         let bundle = self.site.join("pkg").join(format!("{OUTPUT_NAME}_bg.wasm"));
         if !bundle.is_file() {
             tracing::warn!(
@@ -246,12 +274,10 @@ impl ServeArgs {
             .site_addr(self.address())
             .env(Env::PROD)
             .build();
-        let flags = FlagStore::open(self.data.join("flags")).with_context(|| {
-            format!(
-                "the data folder {} is not writable: pass --data with a writable folder",
-                self.data.display()
-            )
-        })?;
+        let records = self.records().await?;
+        let flags = FlagStore::open(records.clone(), self.flag_photos())
+            .await
+            .context("could not open the review queue of flagged results")?;
         let limits = Limits {
             max_upload_mb: usize::from(self.max_upload_mb),
             request_timeout: Duration::from_secs(self.request_timeout),
@@ -277,7 +303,8 @@ impl ServeArgs {
             flags,
             ExamplePhotos::new(self.data.join("examples")),
             limits,
-        );
+        )
+        .with_prediction_log(PredictionLog::start(records));
         Ok(
             match self.admin_token.as_deref().filter(|t| !t.is_empty()) {
                 Some(token) => {
@@ -404,17 +431,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let program = std::env::current_exe()
         .context("could not find the starcast binary to run the pipeline steps")?;
     let pipeline = Pipeline::daily(program, &args.data, &args.registry(), &args.sources)
-        .with_step_timeout(Duration::from_secs(args.step_timeout_minutes * 60));
+        .with_step_timeout(Duration::from_secs(args.step_timeout_minutes * 60))
+        .with_step_env(args.step_env());
     pipeline.close_interrupted();
     let state = args
-        .state(models.clone())?
+        .state(models.clone())
+        .await?
         .with_pipeline(pipeline.clone())
         .with_device(device.clone())
         .with_trusted_proxies(args.trusted_proxy.clone());
-    let state = match args.prediction_log().await? {
-        Some(log) => state.with_prediction_log(log),
-        None => state,
-    };
     if let Some(schedule) = schedule {
         tokio::spawn(follow_schedule(pipeline, schedule));
     }

@@ -55,7 +55,7 @@ fn uploaded_folders(server: &TestServer) -> usize {
 
 #[tokio::test]
 async fn uploads_are_off_without_a_configured_token() {
-    let server = server(colours());
+    let server = server(colours()).await;
     let (status, json) = upload(&server, weights("model.pth", b"x"), Some(ADMIN_TOKEN)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(
@@ -69,7 +69,7 @@ async fn uploads_are_off_without_a_configured_token() {
 
 #[tokio::test]
 async fn a_missing_or_wrong_token_is_refused() {
-    let server = server_with_admin(colours());
+    let server = server_with_admin(colours()).await;
     for token in [
         None,
         Some("guess"),
@@ -95,7 +95,7 @@ fn a_short_admin_token_is_refused_at_start() {
 
 #[tokio::test]
 async fn files_that_are_not_models_are_refused_and_the_served_model_stays() {
-    let server = server_with_admin(colours());
+    let server = server_with_admin(colours()).await;
     let hostile = b"\x80\x02cposix\nsystem\nq\x00X\n\x00\x00\x00echo pwnedq\x01\x85q\x02Rq\x03.";
     let cases: [(&str, &[u8], &str); 5] = [
         (
@@ -151,7 +151,7 @@ async fn a_real_pth_is_served_at_once() {
         .join("../data/models/mobilenet-v2-imagenet/model.pth");
     let bytes = std::fs::read(&pth)
         .unwrap_or_else(|e| panic!("{}: {e}: run scripts/fetch-defaults.sh data", pth.display()));
-    let server = server_with_admin(colours());
+    let server = server_with_admin(colours()).await;
     let (status, json) = upload(
         &server,
         weights("mobilenet_v2.pth", &bytes),
@@ -187,7 +187,7 @@ async fn an_upload_whose_check_runs_out_of_memory_is_refused_and_the_served_mode
     let bytes = std::fs::read(&pth)
         .unwrap_or_else(|e| panic!("{}: {e}: run scripts/fetch-defaults.sh data", pth.display()));
     // Far less than loading a 14 MB MobileNetV2 takes.
-    let server = server_with_checked_uploads(colours(), 32 << 20);
+    let server = server_with_checked_uploads(colours(), 32 << 20).await;
     let (status, json) = upload(
         &server,
         weights("mobilenet_v2.pth", &bytes),

@@ -8,8 +8,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::{
-    ColourRecognizer, EchoWriter, Multipart, PanickingRecognizer, png, server, server_with_limits,
-    text,
+    ColourRecognizer, EchoWriter, Multipart, PanickingRecognizer, flag_store, png, server,
+    server_with_limits, text,
 };
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -38,7 +38,7 @@ fn error_of(json: &Value) -> &str {
 
 #[tokio::test]
 async fn predicts_actors_with_scores_highest_first() {
-    let server = server(with_actors());
+    let server = server(with_actors()).await;
     let form = Multipart::default().file("image", "red.png", &png(32, 24, [250, 10, 10]));
     let (status, json) = server.post_form("/api/actors/predict", form).await;
     assert_eq!(status, StatusCode::OK, "{json}");
@@ -61,7 +61,7 @@ async fn predicts_actors_with_scores_highest_first() {
 
 #[tokio::test]
 async fn without_a_model_the_photo_is_checked_and_nothing_is_guessed() {
-    let server = server(ServedModels::default());
+    let server = server(ServedModels::default()).await;
     let form = Multipart::default().file("image", "a.png", &png(8, 8, [1, 2, 3]));
     let (status, json) = server.post_form("/api/actors/predict", form).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -78,7 +78,7 @@ async fn without_a_model_the_photo_is_checked_and_nothing_is_guessed() {
 
 #[tokio::test]
 async fn bad_photos_get_a_sentence_and_the_right_status() {
-    let server = server(with_actors());
+    let server = server(with_actors()).await;
     let whole = png(64, 64, [9, 9, 9]);
     // A 54-byte BMP header claiming 30000x30000 pixels and carrying none.
     let mut huge = Vec::new();
@@ -113,7 +113,7 @@ async fn bad_photos_get_a_sentence_and_the_right_status() {
 
 #[tokio::test]
 async fn a_form_without_the_photo_or_not_a_form_is_refused() {
-    let server = server(with_actors());
+    let server = server(with_actors()).await;
     let form = Multipart::default().text("picture", "x");
     let (status, json) = server.post_form("/api/actors/predict", form).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -130,7 +130,7 @@ async fn an_upload_over_the_limit_gets_413_with_a_sentence() {
         max_upload_mb: 1,
         ..Limits::default()
     };
-    let server = server_with_limits(with_actors(), limits);
+    let server = server_with_limits(with_actors(), limits).await;
     let form = Multipart::default().file("image", "big.bin", &vec![7u8; 1_200_000]);
     let (status, json) = server.post_form("/api/actors/predict", form).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -145,7 +145,8 @@ async fn a_panicking_model_is_a_500_and_the_server_keeps_serving() {
             ..Default::default()
         }
         .into(),
-    );
+    )
+    .await;
     let form = Multipart::default().file("image", "a.png", &png(8, 8, [1, 2, 3]));
     let (status, json) = server.post_form("/api/actors/predict", form).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -160,7 +161,7 @@ async fn a_panicking_model_is_a_500_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn horoscope_requests_are_checked_field_by_field() {
-    let server = server(with_writer(EchoWriter::new(3, Duration::ZERO)));
+    let server = server(with_writer(EchoWriter::new(3, Duration::ZERO))).await;
     let cases = [
         (
             r#"{"sign": "dragon"}"#,
@@ -196,7 +197,7 @@ async fn a_sign_written_in_russian_or_lang_ru_goes_to_the_russian_model() {
         ..Default::default()
     }
     .into();
-    let server = server(models);
+    let server = server(models).await;
     for (body, model) in [
         (
             r#"{"sign": "Овен", "date": "2026-03-21", "seed": 5}"#,
@@ -226,7 +227,7 @@ async fn a_sign_written_in_russian_or_lang_ru_goes_to_the_russian_model() {
 
 #[tokio::test]
 async fn a_language_no_model_writes_is_a_503_naming_the_served_ones() {
-    let server = server(with_writer(EchoWriter::new(3, Duration::ZERO)));
+    let server = server(with_writer(EchoWriter::new(3, Duration::ZERO))).await;
     let (status, json) = server
         .post_json(
             "/api/horoscope",
@@ -247,7 +248,7 @@ async fn a_language_no_model_writes_is_a_503_naming_the_served_ones() {
 
 #[tokio::test]
 async fn without_a_text_model_horoscopes_are_unavailable() {
-    let server = server(ServedModels::default());
+    let server = server(ServedModels::default()).await;
     let (status, json) = server
         .post_json("/api/horoscope", r#"{"sign": "leo"}"#)
         .await;
@@ -261,7 +262,8 @@ async fn without_a_text_model_horoscopes_are_unavailable() {
 async fn an_unusable_sample_is_followed_by_a_restart_event() {
     let server = server(with_writer(
         EchoWriter::new(2, Duration::ZERO).with_draft(2),
-    ));
+    ))
+    .await;
     let (status, body) = server
         .get("/api/horoscope/stream?sign=leo&date=2026-08-01")
         .await;
@@ -278,7 +280,7 @@ async fn an_unusable_sample_is_followed_by_a_restart_event() {
 
 #[tokio::test]
 async fn streams_one_token_per_event_then_the_horoscope() {
-    let server = server(with_writer(EchoWriter::new(4, Duration::ZERO)));
+    let server = server(with_writer(EchoWriter::new(4, Duration::ZERO))).await;
     let (status, body) = server
         .get("/api/horoscope/stream?sign=%E2%99%8C&date=2026-08-01")
         .await;
@@ -322,7 +324,7 @@ async fn streams_one_token_per_event_then_the_horoscope() {
 async fn generation_stops_when_the_reader_goes_away() {
     let writer = EchoWriter::new(100_000, Duration::from_millis(1));
     let written = writer.written.clone();
-    let server = server(with_writer(writer));
+    let server = server(with_writer(writer)).await;
     let response = server
         .send_streaming(
             Request::get("/api/horoscope/stream?sign=leo")
@@ -347,7 +349,7 @@ async fn generation_stops_when_the_reader_goes_away() {
 
 #[tokio::test]
 async fn flags_are_stored_with_the_photo() {
-    let server = server(with_actors());
+    let server = server(with_actors()).await;
     let photo = png(4, 4, [1, 2, 3]);
     let form = Multipart::default()
         .text("task", "actors")
@@ -362,18 +364,21 @@ async fn flags_are_stored_with_the_photo() {
     let (status, json) = server.post_form("/api/flags", form).await;
     assert_eq!(status, StatusCode::OK, "{json}");
     let id = json["id"].as_str().unwrap();
-    let folder = server.data.path().join("flags").join(id);
-    let record: Value =
-        serde_json::from_slice(&std::fs::read(folder.join("flag.json")).unwrap()).unwrap();
-    assert_eq!(record["reason"], "that is not me");
-    assert_eq!(record["label"], "Cleo");
-    assert_eq!(record["output"]["predictions"][0]["label"], "red");
-    assert_eq!(std::fs::read(folder.join("input.png")).unwrap(), photo);
+    let store = flag_store(server.data.path()).await;
+    let listed = store.list().await.unwrap();
+    let record = listed
+        .iter()
+        .find(|r| r.id == id)
+        .expect("the flag is listed");
+    assert_eq!(record.reason, "that is not me");
+    assert_eq!(record.label.as_deref(), Some("Cleo"));
+    assert_eq!(record.output["predictions"][0]["label"], "red");
+    assert_eq!(store.photo(record).await.unwrap(), Some(photo));
 }
 
 #[tokio::test]
 async fn bad_flags_are_refused_and_nothing_is_stored() {
-    let server = server(with_actors());
+    let server = server(with_actors()).await;
     let cases = [
         (
             Multipart::default()
@@ -417,12 +422,12 @@ async fn bad_flags_are_refused_and_nothing_is_stored() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
         assert!(error_of(&json).contains(words), "{json}");
     }
-    assert!(server.state.flags.list().unwrap().is_empty());
+    assert!(server.state.flags.list().await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn models_health_and_metrics_report_what_is_served() {
-    let server = server(with_actors());
+    let server = server(with_actors()).await;
     let (status, body) = server.get("/api/models").await;
     assert_eq!(status, StatusCode::OK);
     let models: Value = serde_json::from_str(&body).unwrap();
@@ -470,7 +475,7 @@ async fn models_health_and_metrics_report_what_is_served() {
 
 #[tokio::test]
 async fn pages_can_be_framed_by_the_hub_only_and_are_not_sniffed() {
-    let server = server(with_actors());
+    let server = server(with_actors()).await;
     let response = server
         .send(Request::get("/").body(Body::empty()).unwrap())
         .await;
@@ -483,7 +488,7 @@ async fn pages_can_be_framed_by_the_hub_only_and_are_not_sniffed() {
 
 #[tokio::test]
 async fn another_sites_page_cant_post_but_the_apps_own_and_scripts_can() {
-    let server = server(with_actors());
+    let server = server(with_actors()).await;
     let flag = |origin: Option<&str>| {
         let form = Multipart::default()
             .text("task", "horoscope")
@@ -504,17 +509,17 @@ async fn another_sites_page_cant_post_but_the_apps_own_and_scripts_can() {
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     let body = common::text(refused).await;
     assert!(body.contains("another site"), "{body}");
-    assert!(server.state.flags.list().unwrap().is_empty());
+    assert!(server.state.flags.list().await.unwrap().is_empty());
     let own = server.send(flag(Some("https://space.example"))).await;
     assert_eq!(own.status(), StatusCode::OK);
     let script = server.send(flag(None)).await;
     assert_eq!(script.status(), StatusCode::OK);
-    assert_eq!(server.state.flags.list().unwrap().len(), 2);
+    assert_eq!(server.state.flags.list().await.unwrap().len(), 2);
 }
 
 #[tokio::test]
 async fn made_up_methods_share_one_metrics_label() {
-    let server = server(with_actors());
+    let server = server(with_actors()).await;
     for n in 0..50 {
         let request = Request::builder()
             .method(format!("BREW{n}").as_str())
@@ -535,7 +540,7 @@ async fn made_up_methods_share_one_metrics_label() {
 
 #[tokio::test]
 async fn served_files_and_unknown_paths_have_a_label_each() {
-    let server = server(ServedModels::default());
+    let server = server(ServedModels::default()).await;
     let (status, _) = server.get("/favicon.svg").await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = server.get("/no/such/page").await;
@@ -557,7 +562,7 @@ async fn served_files_and_unknown_paths_have_a_label_each() {
 
 #[tokio::test]
 async fn the_openapi_document_lists_every_endpoint() {
-    let server = server(ServedModels::default());
+    let server = server(ServedModels::default()).await;
     let (status, body) = server.get("/api/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     let doc: Value = serde_json::from_str(&body).unwrap();
@@ -577,7 +582,7 @@ async fn the_openapi_document_lists_every_endpoint() {
 
 #[tokio::test]
 async fn while_the_models_load_health_and_predictions_say_so_and_pages_answer() {
-    let server = server(ServedModels::loading());
+    let server = server(ServedModels::loading()).await;
     let (status, body) = server.get("/healthz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.contains(r#""status":"loading""#), "{body}");

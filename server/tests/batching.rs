@@ -77,7 +77,7 @@ async fn photos_sent_together_share_a_forward_pass_and_answer_as_alone() {
         batch_wait: Duration::from_millis(500),
         ..Limits::default()
     };
-    let server = server_with_limits(imagenet(), limits);
+    let server = server_with_limits(imagenet(), limits).await;
     let address = serve_over_tcp(server.state.clone()).await;
     let photos = photos();
 

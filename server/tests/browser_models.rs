@@ -27,7 +27,8 @@ async fn a_served_folder_is_offered_file_by_file_and_nothing_else() {
             ..Default::default()
         }
         .into(),
-    );
+    )
+    .await;
 
     let (status, body) = server.get("/api/browser/models").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -93,7 +94,8 @@ async fn a_model_built_in_memory_is_not_offered() {
             ..Default::default()
         }
         .into(),
-    );
+    )
+    .await;
     let (status, body) = server.get("/api/browser/models").await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "[]"));
 }

@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ADMIN_TOKEN, Multipart, THREE_CLASS_CONFIG, free_port, png, register_version};
+use common::{
+    ADMIN_TOKEN, Multipart, THREE_CLASS_CONFIG, flag_store, free_port, png, register_version,
+};
 use starcast_api::{PipelineRun, RunStatus};
-use starcast_pipeline::flags::FlagStore;
 use starcast_pipeline::registry::{Registry, Task};
 
 /// `starcast serve` on `port` over `data`, trusting loopback as the proxy
@@ -121,22 +122,26 @@ fn a_server_killed_while_storing_flags_keeps_every_acknowledged_one() {
         client.join().unwrap();
     }
 
-    let store = FlagStore::open(data.join("flags")).unwrap();
-    let listed = store.list().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let store = runtime.block_on(flag_store(&data));
+    let listed = runtime.block_on(store.list()).unwrap();
     let acknowledged = acknowledged.lock().unwrap();
     for id in acknowledged.iter() {
         let record = listed.iter().find(|r| &r.id == id);
         let record = record.unwrap_or_else(|| panic!("acknowledged flag {id} is lost"));
-        let attachment = record.attachment.as_ref().unwrap();
-        let stored = std::fs::read(data.join("flags").join(id).join(attachment)).unwrap();
-        assert_eq!(stored, photo, "flag {id}'s photo");
+        let stored = runtime.block_on(store.photo(record)).unwrap();
+        assert_eq!(stored.as_deref(), Some(&photo[..]), "flag {id}'s photo");
     }
     // Every listed flag is whole, acknowledged or not (the kill may have
-    // come between the rename and the answer).
+    // come between the row's insert and the answer).
     for record in &listed {
-        let attachment = record.attachment.as_ref().unwrap();
-        let stored = std::fs::read(data.join("flags").join(&record.id).join(attachment)).unwrap();
-        assert_eq!(stored, photo, "listed flag {}'s photo", record.id);
+        let stored = runtime.block_on(store.photo(record)).unwrap();
+        assert_eq!(
+            stored.as_deref(),
+            Some(&photo[..]),
+            "listed flag {}'s photo",
+            record.id
+        );
     }
 
     // The restarted server takes new flags beside them.
@@ -144,7 +149,8 @@ fn a_server_killed_while_storing_flags_keeps_every_acknowledged_one() {
     let id = post_flag(port, 1 << 20, &photo).expect("the restarted server stores a flag");
     server.kill().unwrap();
     server.wait().unwrap();
-    assert!(store.list().unwrap().iter().any(|r| r.id == id));
+    let listed = runtime.block_on(store.list()).unwrap();
+    assert!(listed.iter().any(|r| r.id == id));
 }
 
 #[test]

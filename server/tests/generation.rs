@@ -17,7 +17,7 @@ async fn serve_writer(writer: EchoWriter, limits: Limits) -> (TestServer, std::n
         horoscopes: vec![std::sync::Arc::new(writer)],
         ..Default::default()
     };
-    let server = server_with_limits(models.into(), limits);
+    let server = server_with_limits(models.into(), limits).await;
     let address = serve_over_tcp(server.state.clone()).await;
     (server, address)
 }
@@ -173,7 +173,8 @@ async fn a_client_holds_at_most_its_share_of_streams() {
         }
         .into(),
         limits,
-    );
+    )
+    .await;
     let trusting = |proxies: Vec<std::net::IpAddr>| {
         serve_over_tcp(server.state.clone().with_trusted_proxies(proxies))
     };

@@ -23,7 +23,7 @@ async fn an_upload_is_served_at_once_without_a_failed_request() {
         actors: Some(Arc::new(ColourRecognizer::new())),
         ..Default::default()
     };
-    let server = server_with_admin(models.into());
+    let server = server_with_admin(models.into()).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(axum::serve(listener, server.app()).into_future());

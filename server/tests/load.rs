@@ -21,7 +21,7 @@ async fn get(address: std::net::SocketAddr, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pages_arrive_whole_under_concurrent_load() {
-    let server = server(ServedModels::default());
+    let server = server(ServedModels::default()).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(axum::serve(listener, server.app()).into_future());

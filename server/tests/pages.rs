@@ -11,7 +11,7 @@ use starcast_model::{Models, ServedModels, ZodiacSign};
 
 #[tokio::test]
 async fn the_actors_page_renders_with_its_hydration_scripts() {
-    let server = server(ServedModels::default());
+    let server = server(ServedModels::default()).await;
     let (status, html) = server.get("/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
@@ -27,7 +27,7 @@ async fn the_actors_page_renders_with_its_hydration_scripts() {
 
 #[tokio::test]
 async fn the_horoscope_page_offers_all_twelve_signs_and_today() {
-    let server = server(ServedModels::default());
+    let server = server(ServedModels::default()).await;
     let (status, html) = server.get("/horoscope").await;
     assert_eq!(status, StatusCode::OK);
     for sign in ZodiacSign::ALL {
@@ -44,7 +44,7 @@ async fn the_horoscope_page_offers_all_twelve_signs_and_today() {
 
 #[tokio::test]
 async fn the_models_page_says_when_nothing_is_served_and_lists_what_is() {
-    let (_, empty) = server(ServedModels::default()).get("/models").await;
+    let (_, empty) = server(ServedModels::default()).await.get("/models").await;
     assert!(empty.contains("No model is loaded yet"), "{empty}");
 
     let served = Models {
@@ -52,7 +52,7 @@ async fn the_models_page_says_when_nothing_is_served_and_lists_what_is() {
         ..Default::default()
     }
     .into();
-    let (status, html) = server(served).get("/models").await;
+    let (status, html) = server(served).await.get("/models").await;
     assert_eq!(status, StatusCode::OK);
     assert!(!html.contains("No model is loaded yet"));
     assert!(html.contains("colours"), "{html}");
@@ -64,7 +64,7 @@ async fn the_models_page_says_when_nothing_is_served_and_lists_what_is() {
 /// endpoint, each with a request addressed to this server.
 #[tokio::test]
 async fn the_api_page_lists_each_endpoint_with_a_request_for_this_server() {
-    let server = server(ServedModels::default());
+    let server = server(ServedModels::default()).await;
     let request = Request::get("/api/docs")
         .header(header::HOST, "someone-starcast.hf.space")
         .header("x-forwarded-proto", "https")
@@ -97,14 +97,17 @@ async fn the_api_page_lists_each_endpoint_with_a_request_for_this_server() {
 
 #[tokio::test]
 async fn an_unknown_page_is_a_404_with_a_way_back() {
-    let (status, html) = server(ServedModels::default()).get("/no-such-page").await;
+    let (status, html) = server(ServedModels::default())
+        .await
+        .get("/no-such-page")
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(html.contains("Page not found"), "{html}");
 }
 
 #[tokio::test]
 async fn static_files_and_example_photos_are_served() {
-    let server = server(ServedModels::default());
+    let server = server(ServedModels::default()).await;
     let (status, svg) = server.get("/favicon.svg").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(svg, "<svg/>");

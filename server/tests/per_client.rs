@@ -15,7 +15,7 @@ fn status(response: &str) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flags_from_one_address_are_rate_limited() {
-    let server = server_with_admin(Models::default().into());
+    let server = server_with_admin(Models::default().into()).await;
     let address = serve_over_tcp(server.state.clone()).await;
     let mut statuses = Vec::new();
     for _ in 0..12 {
@@ -36,7 +36,7 @@ async fn flags_from_one_address_are_rate_limited() {
     let accepted = statuses.iter().filter(|s| *s == "200").count();
     assert_eq!(accepted, 10, "{statuses:?}");
     assert_eq!(statuses[10..], ["429", "429"], "{statuses:?}");
-    assert_eq!(server.state.flags.list().unwrap().len(), 10);
+    assert_eq!(server.state.flags.list().await.unwrap().len(), 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,7 +45,7 @@ async fn wrong_admin_tokens_lock_the_address_out_for_a_while() {
         actors: Some(std::sync::Arc::new(ColourRecognizer::new())),
         ..Default::default()
     };
-    let server = server_with_admin(models.into());
+    let server = server_with_admin(models.into()).await;
     let address = serve_over_tcp(server.state.clone()).await;
     let start_run = |token: &str| {
         format!(

@@ -247,7 +247,7 @@ async fn the_served_actor_model_is_checked_against_the_photos_users_flagged() {
 
 #[tokio::test]
 async fn an_admin_starts_a_run_over_http_and_everyone_can_read_the_runs() {
-    let server = server_with_admin(Default::default());
+    let server = server_with_admin(Default::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let pipeline = Pipeline::new(
         program(),

@@ -38,7 +38,7 @@ async fn a_promoted_version_is_served_without_a_restart_or_a_failed_request() {
         ..Default::default()
     }
     .into();
-    let server = server(models.clone());
+    let server = server(models.clone()).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(axum::serve(listener, server.app()).into_future());

@@ -116,10 +116,7 @@ pub async fn flag(
     let form =
         form.map_err(|_| ApiError::BadForm("send the flag as multipart/form-data".into()))?;
     let flag = parse_flag(read_form(form, state.limits.max_upload_mb).await?)?;
-    let store = state.flags.clone();
-    let result = tokio::task::spawn_blocking(move || store.save(flag))
-        .await?
-        .map_err(ApiError::from);
+    let result = state.flags.save(flag).await.map_err(ApiError::from);
     state
         .metrics
         .count(Call::Flag, None, super::actors::outcome(&result));

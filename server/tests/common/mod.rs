@@ -22,7 +22,9 @@ use starcast_model::{
     ActorRecognizer, Horoscope, HoroscopeRequest, HoroscopeWriter, Language, ModelError, ModelInfo,
     ModelKind, Prediction, Recognition, ServedModels, Streamed,
 };
+use starcast_pipeline::records::Records;
 use starcast_pipeline::registry::Task;
+use starcast_pipeline::store::Location;
 use starcast_pipeline::{ExamplePhotos, FlagStore, ModelUploads};
 use starcast_server::model_check::ModelChecker;
 use starcast_server::{Admin, AppState, Limits};
@@ -36,11 +38,21 @@ pub struct TestServer {
     pub data: TempDir,
 }
 
-pub fn server(models: ServedModels) -> TestServer {
-    server_with_limits(models, Limits::default())
+pub async fn server(models: ServedModels) -> TestServer {
+    server_with_limits(models, Limits::default()).await
 }
 
-pub fn server_with_limits(models: ServedModels, limits: Limits) -> TestServer {
+/// The review queue a test server in `data` keeps: records in
+/// `records.db`, photos in `flags/`, as `starcast serve` keeps them.
+pub async fn flag_store(data: &std::path::Path) -> FlagStore {
+    let url = format!("sqlite://{}", data.join("records.db").display());
+    let records = Records::open(&url).await.unwrap();
+    FlagStore::open(records, Location::Local(data.join("flags")))
+        .await
+        .unwrap()
+}
+
+pub async fn server_with_limits(models: ServedModels, limits: Limits) -> TestServer {
     let data = tempfile::tempdir().unwrap();
     let site = data.path().join("site");
     std::fs::create_dir_all(site.join("pkg")).unwrap();
@@ -52,7 +64,7 @@ pub fn server_with_limits(models: ServedModels, limits: Limits) -> TestServer {
     let state = AppState::new(
         leptos_options,
         models,
-        FlagStore::open(data.path().join("flags")).unwrap(),
+        flag_store(data.path()).await,
         ExamplePhotos::new(data.path().join("examples")),
         limits,
     );
@@ -64,13 +76,13 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 /// A test server whose admin may upload models into its data folder, each
 /// checked by the `starcast` binary first, as `starcast serve` does.
-pub fn server_with_admin(models: ServedModels) -> TestServer {
-    server_with_checked_uploads(models, 4 << 30)
+pub async fn server_with_admin(models: ServedModels) -> TestServer {
+    server_with_checked_uploads(models, 4 << 30).await
 }
 
 /// [`server_with_admin`] whose upload checks may use `memory_bytes`.
-pub fn server_with_checked_uploads(models: ServedModels, memory_bytes: u64) -> TestServer {
-    let TestServer { state, data } = server(models);
+pub async fn server_with_checked_uploads(models: ServedModels, memory_bytes: u64) -> TestServer {
+    let TestServer { state, data } = server(models).await;
     let uploads = ModelUploads::new(data.path().join("models/uploads"));
     let program = env!("CARGO_BIN_EXE_starcast");
     let checker = ModelChecker::new(program, Duration::from_secs(60), memory_bytes);
