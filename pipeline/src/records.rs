@@ -76,9 +76,16 @@ fn shown(url: &str) -> String {
     }
 }
 
+/// The file a `sqlite://PATH` URL names, if it names one (not `:memory:`).
+fn sqlite_file(url: &str) -> Option<&std::path::Path> {
+    let path = url.strip_prefix("sqlite://")?;
+    let path = path.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.starts_with(':')).then(|| std::path::Path::new(path))
+}
+
 impl Records {
-    /// Opens (and for SQLite creates) the database at `url`, bringing its
-    /// schema up to date.
+    /// Opens (and for SQLite creates, with its folder) the database at
+    /// `url`, bringing its schema up to date.
     pub async fn open(url: &str) -> Result<Self, RecordsError> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(install_default_drivers);
@@ -86,6 +93,11 @@ impl Records {
             url: shown(url),
             reason,
         };
+        if let Some(file) = sqlite_file(url)
+            && let Some(folder) = file.parent().filter(|f| !f.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(folder).map_err(|e| fail(e.to_string()))?;
+        }
         let connect = if url.starts_with("sqlite:") && !url.contains("mode=") {
             let separator = if url.contains('?') { '&' } else { '?' };
             format!("{url}{separator}mode=rwc")

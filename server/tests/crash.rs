@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    ADMIN_TOKEN, Multipart, THREE_CLASS_CONFIG, flag_store, free_port, png, register_version,
+    ADMIN_TOKEN, THREE_CLASS_CONFIG, flag_store, free_port, png, post_flag, register_version,
 };
 use starcast_api::{PipelineRun, RunStatus};
 use starcast_pipeline::registry::{Registry, Task};
@@ -51,37 +51,6 @@ fn serve_with(port: u16, data: &std::path::Path, more: &[&str]) -> Child {
         std::thread::sleep(Duration::from_millis(50));
     }
     server
-}
-
-/// Posts one flag with a photo as client `client`: its id once the server
-/// acknowledged it, `None` when the server was gone first.
-fn post_flag(port: u16, client: u32, photo: &[u8]) -> Option<String> {
-    let form = Multipart::default()
-        .text("task", "actors")
-        .text("input", r#"{"file": "me.png"}"#)
-        .text(
-            "output",
-            r#"{"predictions": [{"label": "Ada", "score": 0.9}]}"#,
-        )
-        .text("reason", "not me")
-        .file("image", "photo.png", photo);
-    let forwarded = format!(
-        "X-Forwarded-For: 10.{}.{}.{}\r\n",
-        client >> 16 & 255,
-        client >> 8 & 255,
-        client & 255
-    );
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.write_all(&form.raw("/api/flags", &forwarded)).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    if !response.starts_with("HTTP/1.1 200") {
-        assert!(response.is_empty(), "a flag was refused: {response}");
-        return None;
-    }
-    let body = response.split("\r\n\r\n").nth(1)?;
-    let receipt: serde_json::Value = serde_json::from_str(body).ok()?;
-    Some(receipt["id"].as_str()?.to_string())
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The records database on a real PostgreSQL server (Debian's package, a
 //! fresh cluster on loopback): the prediction log's schema, writes and
-//! reads through the same code as SQLite's, and two `starcast serve`
-//! replicas logging to it, each reporting both replicas' answers.
+//! reads through the same code as SQLite's; two `starcast serve` replicas
+//! logging to it, each reporting both replicas' answers; and two replicas
+//! storing flags at once, their photos in one bucket (moto), all kept.
 
 mod common;
 
@@ -10,8 +11,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
+use common::moto::Moto;
 use common::postgres::Postgres;
-use common::{Multipart, ServeProcess, THREE_CLASS_CONFIG, png, three_class_safetensors};
+use common::{
+    Multipart, ServeProcess, THREE_CLASS_CONFIG, png, post_flag, three_class_safetensors,
+};
 use starcast_pipeline::records::{PredictionRecord, Records};
 
 #[tokio::test]
@@ -134,4 +138,84 @@ fn replicas_log_predictions_to_one_database_and_each_reports_them_all() {
         metrics.trim_end().ends_with("# EOF"),
         "still one exposition: {metrics}"
     );
+}
+
+#[test]
+fn replicas_store_flags_at_once_in_one_database_and_bucket_and_keep_them_all() {
+    let postgres = Postgres::start();
+    let moto = Moto::start();
+    assert_eq!(moto.http("PUT", "/flags", b"").0, 200);
+    let photos = "s3://flags/review";
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("model.safetensors"), three_class_safetensors()).unwrap();
+    std::fs::write(model.join("config.json"), THREE_CLASS_CONFIG).unwrap();
+    let replica = |name: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_starcast"));
+        command.envs(moto.env()).env("RUST_LOG", "warn");
+        let data = dir.path().join(name);
+        let args = [
+            "--actors-model".as_ref(),
+            model.as_os_str(),
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--records".as_ref(),
+            postgres.url.as_ref(),
+            "--flag-photos".as_ref(),
+            photos.as_ref(),
+            "--trusted-proxy".as_ref(),
+            "127.0.0.1".as_ref(),
+        ];
+        ServeProcess::start(command, args)
+    };
+    let servers = [replica("one"), replica("two")];
+    let replicas = [servers[0].port, servers[1].port];
+
+    // 8 clients at once, each sending 6 flags, alternately to each replica,
+    // each flag with a photo of its own.
+    let sent: Vec<(String, Vec<u8>)> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..8u8)
+            .map(|client| {
+                scope.spawn(move || {
+                    (0..6u8)
+                        .map(|n| {
+                            let photo = png(32, 32, [client * 30, n * 40, 7]);
+                            let port = replicas[usize::from((client + n) % 2)];
+                            let id = post_flag(port, u32::from(client) << 8 | u32::from(n), &photo)
+                                .expect("the replica answers");
+                            (id, photo)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect()
+    });
+    assert_eq!(sent.len(), 48);
+
+    // Read back by the daily loop's step on a third process.
+    let out = dir.path().join("flagged");
+    let output = Command::new(env!("CARGO_BIN_EXE_starcast"))
+        .envs(moto.env())
+        .args(["dataset", "flags", "--records", &postgres.url])
+        .args(["--flag-photos", photos, "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let exported = std::fs::read_dir(out.join("Ada")).unwrap().count();
+    assert_eq!(exported, 48, "every flag of both replicas is kept");
+    for (id, photo) in &sent {
+        let file = out.join("Ada").join(format!("{id}.png"));
+        assert_eq!(&std::fs::read(&file).unwrap(), photo, "flag {id}'s photo");
+    }
+    assert_eq!(moto.keys("flags", "review/").len(), 48);
 }

@@ -660,3 +660,38 @@ impl ServeProcess {
         response
     }
 }
+
+/// Posts one actor flag ("not me, but Ada") with a photo to the server on
+/// `port`, as client `client` (sent as `X-Forwarded-For`, for a server that
+/// trusts loopback as its proxy): its id once the server acknowledged it,
+/// `None` when the server was gone first.
+pub fn post_flag(port: u16, client: u32, photo: &[u8]) -> Option<String> {
+    use std::io::{Read, Write};
+    let form = Multipart::default()
+        .text("task", "actors")
+        .text("input", r#"{"file": "me.png"}"#)
+        .text(
+            "output",
+            r#"{"predictions": [{"label": "Ada", "score": 0.9}]}"#,
+        )
+        .text("reason", "not me")
+        .text("label", "Ada")
+        .file("image", "photo.png", photo);
+    let forwarded = format!(
+        "X-Forwarded-For: 10.{}.{}.{}\r\n",
+        client >> 16 & 255,
+        client >> 8 & 255,
+        client & 255
+    );
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.write_all(&form.raw("/api/flags", &forwarded)).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    if !response.starts_with("HTTP/1.1 200") {
+        assert!(response.is_empty(), "a flag was refused: {response}");
+        return None;
+    }
+    let body = response.split("\r\n\r\n").nth(1)?;
+    let receipt: serde_json::Value = serde_json::from_str(body).ok()?;
+    Some(receipt["id"].as_str()?.to_string())
+}
