@@ -47,7 +47,11 @@ wait_healthy() {
   return 1
 }
 
-flags_stored() { podman exec "$name" find /home/user/data/flags -name flag.json | wc -l; }
+# The review queue's size, as the daily loop's flag step reads it.
+flags_stored() {
+  podman exec "$name" /app/starcast dataset flags --data /home/user/data --out /home/user/flagged-check |
+    awk '/flags in the review queue/ { print $1 }'
+}
 
 podman volume rm -f "$volume" >/dev/null
 step "starting $image as a Space would (UID 1000, read-only but HOME, loopback only)"
@@ -62,9 +66,9 @@ step "driving it in Chromium"
 step "/metrics"
 in_net curl -fsS http://127.0.0.1:7860/metrics | grep -m 3 '^starcast_'
 
-step "the flag is stored under the data folder"
+step "the flag is stored in the data folder's records"
 stored=$(flags_stored)
-[[ $stored -ge 1 ]] || { echo "no flag.json under /home/user/data/flags" >&2; false; }
+[[ $stored -ge 1 ]] || { echo "no flag in /home/user/data/records.db" >&2; false; }
 echo "$stored flag(s)"
 
 step "a new container on the same volume keeps it"

@@ -76,7 +76,7 @@ pub fn flags(args: FlagsArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let counts = runtime.block_on(async {
+    let found = runtime.block_on(async {
         let url = args
             .records
             .unwrap_or_else(|| records::default_url(&args.data));
@@ -87,12 +87,13 @@ pub fn flags(args: FlagsArgs) -> anyhow::Result<()> {
         let store = FlagStore::open(records, photos).await?;
         anyhow::Ok(store.export_labelled(&args.out).await?)
     })?;
-    for (actor, photos) in &counts {
+    for (actor, photos) in &found.per_label {
         println!("{photos:>6}  {actor}");
     }
     println!(
-        "{} labelled photos in {}; evaluate a model on them with `starcast evaluate MODEL --data {}`",
-        counts.values().sum::<usize>(),
+        "{} flags in the review queue; {} labelled photos in {}; evaluate a model on them with `starcast evaluate MODEL --data {}`",
+        found.queued,
+        found.per_label.values().sum::<usize>(),
         args.out.display(),
         args.out.display()
     );

@@ -122,6 +122,15 @@ pub enum FlagError {
     Oversized { id: String, bytes: u64 },
 }
 
+/// What an export of labelled flagged photos found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LabelledPhotos {
+    /// Every flag in the queue, labelled or not.
+    pub queued: usize,
+    /// Photos written per label.
+    pub per_label: BTreeMap<String, usize>,
+}
+
 /// The review queue of flags: rows in the records database, photos in a
 /// folder or bucket.
 #[derive(Clone, Debug)]
@@ -301,11 +310,13 @@ impl FlagStore {
 
     /// Copies every actor flag's photo that has a correct label to
     /// `out/<label>/<flag id>.<ext>`, a dataset `starcast evaluate` reads;
-    /// returns how many photos each label got. A photo that can't be
-    /// read is skipped with a warning.
-    pub async fn export_labelled(&self, out: &Path) -> Result<BTreeMap<String, usize>, FlagError> {
+    /// says how many flags the queue holds and how many photos each label
+    /// got. A photo that can't be read is skipped with a warning.
+    pub async fn export_labelled(&self, out: &Path) -> Result<LabelledPhotos, FlagError> {
         let mut counts = BTreeMap::new();
-        for record in self.list().await? {
+        let flags = self.list().await?;
+        let queued = flags.len();
+        for record in flags {
             let (Task::Actors, Some(label), Some(name)) =
                 (record.task, &record.label, &record.attachment)
             else {
@@ -329,7 +340,10 @@ impl FlagStore {
             fs::write(&target, photo).map_err(io_error(&target))?;
             *counts.entry(label.clone()).or_insert(0) += 1;
         }
-        Ok(counts)
+        Ok(LabelledPhotos {
+            queued,
+            per_label: counts,
+        })
     }
 
     /// Moves the flags kept as `<root>/<id>/flag.json` into the records,
@@ -541,8 +555,9 @@ mod tests {
         }
         let out = dir.path().join("flagged");
         let counts = store.export_labelled(&out).await.unwrap();
+        assert_eq!(counts.queued, 5);
         assert_eq!(
-            counts.into_iter().collect::<Vec<_>>(),
+            counts.per_label.into_iter().collect::<Vec<_>>(),
             [
                 ("Barack Obama".to_string(), 2),
                 ("Joe Biden".to_string(), 1)
@@ -601,7 +616,7 @@ mod tests {
         );
         let out = dir.path().join("flagged");
         let counts = store.export_labelled(&out).await.unwrap();
-        assert_eq!(counts.get("Ada"), Some(&1));
+        assert_eq!(counts.per_label.get("Ada"), Some(&1));
         let exported = out.join("Ada").join(format!("{}.jpg", saved.id));
         assert_eq!(fs::read(exported).unwrap(), vec![0xff, 0xd8, 0xff]);
         assert!(!dir.path().join("flags").exists(), "nothing on disk");
@@ -754,7 +769,8 @@ mod tests {
             .export_labelled(&dir.path().join("out"))
             .await
             .unwrap();
-        assert_eq!(counts.get("Ada"), Some(&1));
+        assert_eq!(counts.queued, 1, "the damaged rows are not counted");
+        assert_eq!(counts.per_label.get("Ada"), Some(&1));
     }
 
     #[tokio::test]

@@ -114,6 +114,15 @@ impl Records {
             .run(&pool)
             .await
             .map_err(|e| fail(format!("its schema could not be brought up to date: {e}")))?;
+        if url.starts_with("sqlite:") {
+            // A commit then flushes one log instead of a rollback journal and
+            // the database, and readers (the Pipeline page, the loop's flag
+            // step) no longer wait for writers. The file remembers the mode.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(|e| fail(format!("it refused write-ahead logging: {e}")))?;
+        }
         Ok(Records {
             pool,
             url: shown(url),
