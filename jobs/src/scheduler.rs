@@ -6,7 +6,8 @@
 //! in a process group of its own, killed whole when the step runs past its
 //! timeout or the run is dropped; steps are retried, runs never overlap
 //! (not even across two servers on one data folder: a lock file), children
-//! get no admin token, and every run is recorded.
+//! get no admin token, and every run is recorded in the records database
+//! that every replica shares, under its data folder's runner id.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +17,9 @@ use chrono::Utc;
 use croner::Cron;
 use starcast_api::{PipelineRun, RunStatus, StepRun, Trigger};
 use starcast_pipeline::dataset::fingerprint;
+use starcast_pipeline::records::{Records, RecordsError};
 use starcast_pipeline::registry::{Registry, Task};
+use starcast_pipeline::runs::RunRecords;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::defaults;
@@ -25,7 +28,7 @@ use crate::step_metrics;
 /// How much of a step's output a run keeps.
 const LOG_TAIL_CHARS: usize = 4_000;
 /// How many runs the Pipeline page lists.
-pub const LISTED_RUNS: usize = 20;
+pub const LISTED_RUNS: u32 = 20;
 
 /// When a step has nothing to do.
 #[derive(Clone, Debug)]
@@ -94,11 +97,13 @@ pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 pub enum PipelineError {
     #[error("a pipeline run is already going: wait for it to finish")]
     AlreadyRunning,
-    #[error("could not record the run in {path}: {source}")]
-    Record {
+    #[error("could not lock or mark the data folder's runs in {path}: {source}")]
+    Folder {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("could not record the run: {0}")]
+    Record(#[from] RecordsError),
 }
 
 /// The steps, where runs are recorded, and the lock that keeps runs apart.
@@ -106,7 +111,9 @@ pub enum PipelineError {
 pub struct Pipeline {
     program: PathBuf,
     steps: Arc<Vec<Step>>,
-    records: PathBuf,
+    /// Holds the lock file and the runner id: one per data folder.
+    folder: PathBuf,
+    runs: RunRecords,
     busy: Arc<Mutex<()>>,
     retries: u32,
     retry_delay: Duration,
@@ -121,17 +128,29 @@ fn text_args(args: &[&str]) -> Vec<String> {
 }
 
 impl Pipeline {
-    pub fn new(program: PathBuf, steps: Vec<Step>, records: PathBuf) -> Self {
-        Pipeline {
+    /// Runs `steps` with `program`, locking `folder` while a run goes and
+    /// recording runs in `records` under the folder's runner id.
+    pub fn new(
+        program: PathBuf,
+        steps: Vec<Step>,
+        folder: PathBuf,
+        records: Records,
+    ) -> Result<Self, PipelineError> {
+        let runner = runner_id(&folder).map_err(|source| PipelineError::Folder {
+            path: folder.clone(),
+            source,
+        })?;
+        Ok(Pipeline {
             program,
             steps: Arc::new(steps),
-            records,
+            runs: RunRecords::new(records, runner),
+            folder,
             busy: Arc::new(Mutex::new(())),
             retries: 2,
             retry_delay: Duration::from_secs(30),
             step_timeout: DEFAULT_STEP_TIMEOUT,
             step_env: Arc::default(),
-        }
+        })
     }
 
     /// Gives every step these environment variables (a records URL that
@@ -155,12 +174,9 @@ impl Pipeline {
     /// stopped: they end as failed, the step that was running failed and
     /// the steps after it skipped, each saying why. Call it before any run
     /// starts.
-    pub fn close_interrupted(&self) {
+    pub async fn close_interrupted(&self) -> Result<(), PipelineError> {
         let stopped = "the server stopped during this step";
-        for mut run in self.history(usize::MAX) {
-            if run.status != RunStatus::Running {
-                continue;
-            }
+        for mut run in self.runs.running_here().await? {
             run.status = RunStatus::Failed;
             for step in &mut run.steps {
                 match step.status {
@@ -176,8 +192,9 @@ impl Pipeline {
                 }
             }
             tracing::warn!(id = %run.id, "a pipeline run was cut short by a restart; recorded as failed");
-            self.keep(&run);
+            self.runs.keep(&run).await?;
         }
+        Ok(())
     }
 
     /// Retries after a failure, and the pause before each.
@@ -189,8 +206,15 @@ impl Pipeline {
         }
     }
 
-    /// The daily loop over a data folder, run by `program` (this binary).
-    pub fn daily(program: PathBuf, data: &Path, registry: &Registry, sources: &Path) -> Self {
+    /// The daily loop over a data folder, run by `program` (this binary),
+    /// its runs recorded in `records`.
+    pub fn daily(
+        program: PathBuf,
+        data: &Path,
+        registry: &Registry,
+        sources: &Path,
+        records: Records,
+    ) -> Result<Self, PipelineError> {
         let path = |p: &Path| p.display().to_string();
         let raw = data.join("raw");
         let processed = data.join("processed").join("horoscopes.parquet");
@@ -290,12 +314,12 @@ impl Pipeline {
                 },
             },
         ];
-        Pipeline::new(program, steps, data.join("runs"))
+        Pipeline::new(program, steps, data.join("runs"), records)
     }
 
     /// Starts a run in the background, unless one is going; answers with
     /// the run as it starts.
-    pub fn start(&self, trigger: Trigger) -> Result<PipelineRun, PipelineError> {
+    pub async fn start(&self, trigger: Trigger) -> Result<PipelineRun, PipelineError> {
         let turn = self
             .busy
             .clone()
@@ -303,7 +327,7 @@ impl Pipeline {
             .map_err(|_| PipelineError::AlreadyRunning)?;
         let folder_lock = self.lock_folder()?;
         let run = self.new_run(trigger);
-        self.record(&run)?;
+        self.runs.keep(&run).await?;
         let pipeline = self.clone();
         let started = run.clone();
         tokio::spawn(async move {
@@ -366,14 +390,14 @@ impl Pipeline {
                 None => self.run_step(step, &mut run, index, folder_lock).await,
             }
             run.seconds = clock.elapsed().as_secs_f64();
-            self.keep(&run);
+            self.keep(&run).await;
         }
         run.status = if run.steps.iter().any(|s| s.status == RunStatus::Failed) {
             RunStatus::Failed
         } else {
             RunStatus::Succeeded
         };
-        self.keep(&run);
+        self.keep(&run).await;
         run
     }
 
@@ -392,7 +416,7 @@ impl Pipeline {
         loop {
             run.steps[index].attempts += 1;
             let attempt = run.steps[index].attempts;
-            self.keep(run);
+            self.keep(run).await;
             tracing::info!(step = %step.name, attempt, "pipeline step starting");
             let figures = tempfile::NamedTempFile::new().map(|f| f.into_temp_path());
             let mut command = tokio::process::Command::new(&self.program);
@@ -433,7 +457,7 @@ impl Pipeline {
                 return;
             }
             tracing::warn!(step = %step.name, attempt, "pipeline step failed; retrying");
-            self.keep(run);
+            self.keep(run).await;
             tokio::time::sleep(self.retry_delay).await;
         }
     }
@@ -462,19 +486,19 @@ impl Pipeline {
         }
     }
 
-    /// Takes `<records>/.lock`: one run at a time per data folder, whichever
+    /// Takes `<folder>/.lock`: one run at a time per data folder, whichever
     /// server starts it.
     fn lock_folder(&self) -> Result<std::fs::File, PipelineError> {
-        let error = |source| PipelineError::Record {
-            path: self.records.clone(),
+        let error = |source| PipelineError::Folder {
+            path: self.folder.clone(),
             source,
         };
-        std::fs::create_dir_all(&self.records).map_err(error)?;
+        std::fs::create_dir_all(&self.folder).map_err(error)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(self.records.join(".lock"))
+            .open(self.folder.join(".lock"))
             .map_err(error)?;
         match file.try_lock() {
             Ok(()) => Ok(file),
@@ -484,48 +508,46 @@ impl Pipeline {
     }
 
     /// Records the run as it stands; a run goes on when its record can't be written.
-    fn keep(&self, run: &PipelineRun) {
-        if let Err(error) = self.record(run) {
+    async fn keep(&self, run: &PipelineRun) {
+        if let Err(error) = self.runs.keep(run).await {
             tracing::error!(%error, "could not record the pipeline run");
         }
     }
 
-    /// Writes the run's record beside the others, replacing the last one.
-    fn record(&self, run: &PipelineRun) -> Result<(), PipelineError> {
-        let error = |source| PipelineError::Record {
-            path: self.records.clone(),
-            source,
-        };
-        std::fs::create_dir_all(&self.records).map_err(error)?;
-        let mut file = tempfile::NamedTempFile::new_in(&self.records).map_err(error)?;
-        serde_json::to_writer(&mut file, run).map_err(|e| error(e.into()))?;
-        file.as_file().sync_all().map_err(error)?;
-        file.persist(self.records.join(format!("{}.json", run.id)))
-            .map_err(|e| error(e.error))?;
-        std::fs::File::open(&self.records)
-            .and_then(|dir| dir.sync_all())
-            .map_err(error)
+    /// The latest runs of every replica, newest first; unreadable records
+    /// are skipped, and an unreachable database lists none.
+    pub async fn history(&self, limit: u32) -> Vec<PipelineRun> {
+        self.runs.latest(limit).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "could not read the pipeline runs");
+            Vec::new()
+        })
     }
+}
 
-    /// The latest runs, newest first; unreadable records are skipped.
-    pub fn history(&self, limit: usize) -> Vec<PipelineRun> {
-        let Ok(entries) = std::fs::read_dir(&self.records) else {
-            return Vec::new();
-        };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .rev()
-            .take(limit)
-            .filter_map(|path| {
-                let text = std::fs::read_to_string(path).ok()?;
-                serde_json::from_str(&text).ok()
-            })
-            .collect()
+/// The data folder's runner id, made once (kept in `<folder>/runner`): it
+/// tells this folder's runs from other replicas' in the shared records.
+fn runner_id(folder: &Path) -> std::io::Result<String> {
+    let file = folder.join("runner");
+    if let Ok(id) = std::fs::read_to_string(&file) {
+        return Ok(id.trim().to_string());
+    }
+    std::fs::create_dir_all(folder)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let id = format!("{:x}-{:x}", nanos, std::process::id());
+    let written = tempfile::NamedTempFile::new_in(folder)?;
+    std::fs::write(written.path(), &id)?;
+    written.as_file().sync_all()?;
+    // A link appears whole or not at all; another server on this folder
+    // may have made its own first.
+    match std::fs::hard_link(written.path(), &file) {
+        Ok(()) => Ok(id),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(&file)?.trim().to_string())
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -593,7 +615,7 @@ pub async fn follow_schedule(pipeline: Pipeline, schedule: Cron) {
         tracing::info!(next = %next, "next pipeline run");
         let wait = (next - now).to_std().unwrap_or_default();
         tokio::time::sleep(wait).await;
-        if let Err(error) = pipeline.start(Trigger::Schedule) {
+        if let Err(error) = pipeline.start(Trigger::Schedule).await {
             tracing::warn!(%error, "the scheduled run did not start");
         }
     }

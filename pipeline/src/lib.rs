@@ -1,6 +1,6 @@
 //! Starcast's data pipeline: the records and files that feed the app,
 //! evaluation and retraining: the examples gallery, the review queue of
-//! flagged predictions, models uploaded by an admin, photo and horoscope
+//! flagged predictions, the daily loop's run records, models uploaded by an admin, photo and horoscope
 //! collection and processing, the model registry and the model card a
 //! version carries to the Hub.
 
@@ -14,6 +14,7 @@ pub mod model_card;
 pub mod photos;
 pub mod records;
 pub mod registry;
+pub mod runs;
 pub mod store;
 pub mod tracking;
 pub mod uploads;

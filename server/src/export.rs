@@ -64,7 +64,11 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     let device = Device::Cpu;
     let serve = args.serve.clone();
     let (models, _) = tokio::task::spawn_blocking(move || serve.models(&device)).await??;
-    let state = args.serve.state(ServedModels::from(models)).await?;
+    let records = args.serve.records().await?;
+    let state = args
+        .serve
+        .state(ServedModels::from(models), records)
+        .await?;
     let hub_models = if args.weights_from_hub {
         hub_snapshots(&args.serve)?
     } else {

@@ -180,7 +180,7 @@ impl ServeArgs {
 
     /// The records database: the one named with --records, else
     /// `sqlite://<data>/records.db`.
-    async fn records(&self) -> anyhow::Result<Records> {
+    pub async fn records(&self) -> anyhow::Result<Records> {
         let default = records::default_url(&self.data);
         let url = self.records.as_deref().unwrap_or(&default);
         Records::open(url).await.with_context(|| match &self.records {
@@ -258,8 +258,8 @@ impl ServeArgs {
     }
 
     /// The server state these options describe, serving `models`, its
-    /// flags and prediction log in the records database.
-    pub async fn state(&self, models: ServedModels) -> anyhow::Result<AppState> {
+    /// flags and prediction log in `records`.
+    pub async fn state(&self, models: ServedModels, records: Records) -> anyhow::Result<AppState> {
         let bundle = self.site.join("pkg").join(format!("{OUTPUT_NAME}_bg.wasm"));
         if !bundle.is_file() {
             tracing::warn!(
@@ -274,7 +274,6 @@ impl ServeArgs {
             .site_addr(self.address())
             .env(Env::PROD)
             .build();
-        let records = self.records().await?;
         let flags = FlagStore::open(records.clone(), self.flag_photos())
             .await
             .context("could not open the review queue of flagged results")?;
@@ -430,12 +429,22 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let models = ServedModels::loading();
     let program = std::env::current_exe()
         .context("could not find the starcast binary to run the pipeline steps")?;
-    let pipeline = Pipeline::daily(program, &args.data, &args.registry(), &args.sources)
-        .with_step_timeout(Duration::from_secs(args.step_timeout_minutes * 60))
-        .with_step_env(args.step_env());
-    pipeline.close_interrupted();
+    let records = args.records().await?;
+    let pipeline = Pipeline::daily(
+        program,
+        &args.data,
+        &args.registry(),
+        &args.sources,
+        records.clone(),
+    )?
+    .with_step_timeout(Duration::from_secs(args.step_timeout_minutes * 60))
+    .with_step_env(args.step_env());
+    pipeline
+        .close_interrupted()
+        .await
+        .context("could not close the pipeline runs the last stop cut short")?;
     let state = args
-        .state(models.clone())
+        .state(models.clone(), records)
         .await?
         .with_pipeline(pipeline.clone())
         .with_device(device.clone())

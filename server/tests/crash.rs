@@ -19,7 +19,9 @@ use common::{
     ADMIN_TOKEN, THREE_CLASS_CONFIG, flag_store, free_port, png, post_flag, register_version,
 };
 use starcast_api::{PipelineRun, RunStatus};
+use starcast_pipeline::records::{self, Records};
 use starcast_pipeline::registry::{Registry, Task};
+use starcast_pipeline::runs::RunRecords;
 
 /// `starcast serve` on `port` over `data`, trusting loopback as the proxy
 /// so each test client can have its own address (the flag rate limit is
@@ -268,13 +270,13 @@ fn a_server_killed_mid_run_leaves_a_whole_record_and_no_overlapping_run() {
     server.kill().unwrap();
     server.wait().unwrap();
 
-    // The record on disk is whole, and says the run was under way.
-    let records: Vec<PipelineRun> = std::fs::read_dir(data.join("runs"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "json"))
-        .map(|path| serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap())
-        .collect();
+    // The record in the data folder's records is whole, and says the run
+    // was under way.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let records = runtime.block_on(async {
+        let records = Records::open(&records::default_url(&data)).await.unwrap();
+        RunRecords::new(records, "reader").latest(10).await.unwrap()
+    });
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].status, RunStatus::Running);
     assert_eq!(records[0].steps[0].status, RunStatus::Running);

@@ -16,7 +16,9 @@ use common::{
 use starcast_api::{PipelineRun, RunStatus, Trigger};
 use starcast_jobs::scheduler::{Guard, Pipeline, PipelineError, Step, parse_schedule};
 use starcast_pipeline::dataset::fingerprint;
+use starcast_pipeline::records::{self, Records};
 use starcast_pipeline::registry::{Registry, Task};
+use starcast_pipeline::runs::RunRecords;
 
 fn program() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_starcast"))
@@ -46,9 +48,19 @@ fn raw_day(root: &Path) -> PathBuf {
     raw
 }
 
+/// The records database a test's data folder `dir` keeps.
+async fn records_in(dir: &Path) -> Records {
+    Records::open(&records::default_url(dir)).await.unwrap()
+}
+
+/// `steps` run by `program` over the data folder `dir`, as a server runs them.
+async fn pipeline_in(dir: &Path, program: PathBuf, steps: Vec<Step>) -> Pipeline {
+    Pipeline::new(program, steps, dir.join("runs"), records_in(dir).await).unwrap()
+}
+
 async fn finished(pipeline: &Pipeline) -> PipelineRun {
     for _ in 0..600 {
-        if let Some(run) = pipeline.history(1).into_iter().next()
+        if let Some(run) = pipeline.history(1).await.into_iter().next()
             && run.status != RunStatus::Running
         {
             return run;
@@ -91,12 +103,13 @@ async fn steps_run_retry_and_skip_and_runs_never_overlap() {
         ),
         step("after collect", &["--version"], Some("collect")),
     ];
-    let pipeline = Pipeline::new(program(), steps, dir.path().join("runs"))
+    let pipeline = pipeline_in(dir.path(), program(), steps)
+        .await
         .with_retries(1, Duration::from_millis(10));
-    let started = pipeline.start(Trigger::Admin).unwrap();
+    let started = pipeline.start(Trigger::Admin).await.unwrap();
     assert_eq!(started.status, RunStatus::Running);
     assert!(matches!(
-        pipeline.start(Trigger::Admin),
+        pipeline.start(Trigger::Admin).await,
         Err(PipelineError::AlreadyRunning)
     ));
 
@@ -123,7 +136,7 @@ async fn steps_run_retry_and_skip_and_runs_never_overlap() {
     assert_eq!(after.status, RunStatus::Skipped);
     assert!(after.log.contains("'collect' did not succeed"));
     assert!(
-        pipeline.start(Trigger::Admin).is_ok(),
+        pipeline.start(Trigger::Admin).await.is_ok(),
         "the lock is free again"
     );
     finished(&pipeline).await;
@@ -148,8 +161,8 @@ async fn training_is_skipped_while_the_served_version_saw_the_same_photos() {
             registry: registry.clone(),
         },
     };
-    let pipeline = Pipeline::new(program(), vec![train], dir.path().join("runs"));
-    pipeline.start(Trigger::Schedule).unwrap();
+    let pipeline = pipeline_in(dir.path(), program(), vec![train]).await;
+    pipeline.start(Trigger::Schedule).await.unwrap();
     let run = finished(&pipeline).await;
     assert_eq!(run.steps[0].status, RunStatus::Skipped);
     assert!(
@@ -159,7 +172,7 @@ async fn training_is_skipped_while_the_served_version_saw_the_same_photos() {
     );
 
     std::fs::write(photos.join("Ada/2.jpg"), b"another photo").unwrap();
-    pipeline.start(Trigger::Schedule).unwrap();
+    pipeline.start(Trigger::Schedule).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let run = finished(&pipeline).await;
     assert_eq!(
@@ -194,9 +207,9 @@ async fn the_served_actor_model_is_checked_against_the_photos_users_flagged() {
             registry: registry.clone(),
         },
     };
-    let pipeline = Pipeline::new(program(), vec![check], dir.path().join("runs"));
+    let pipeline = pipeline_in(dir.path(), program(), vec![check]).await;
     let run_once = async || {
-        pipeline.start(Trigger::Schedule).unwrap();
+        pipeline.start(Trigger::Schedule).await.unwrap();
         finished(&pipeline).await.steps.remove(0)
     };
 
@@ -249,11 +262,12 @@ async fn the_served_actor_model_is_checked_against_the_photos_users_flagged() {
 async fn an_admin_starts_a_run_over_http_and_everyone_can_read_the_runs() {
     let server = server_with_admin(Default::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = Pipeline::new(
+    let pipeline = pipeline_in(
+        dir.path(),
         program(),
         vec![step("version", &["--version"], None)],
-        dir.path().join("runs"),
-    );
+    )
+    .await;
     let server = common::TestServer {
         state: server.state.clone().with_pipeline(pipeline.clone()),
         data: server.data,
@@ -310,11 +324,9 @@ fn a_schedule_is_cron_or_a_sentence() {
     assert!(err.contains("0 3 * * *"), "{err}");
 }
 
-#[test]
-fn runs_cut_short_by_a_restart_are_closed_as_failed() {
+#[tokio::test]
+async fn runs_cut_short_by_a_restart_are_closed_as_failed_and_other_replicas_runs_are_left() {
     let dir = tempfile::tempdir().unwrap();
-    let records = dir.path().join("runs");
-    std::fs::create_dir_all(&records).unwrap();
     let step = |name: &str, status| starcast_api::StepRun {
         name: name.into(),
         command: format!("starcast {name}"),
@@ -336,14 +348,29 @@ fn runs_cut_short_by_a_restart_are_closed_as_failed() {
             step("train", RunStatus::Waiting),
         ],
     };
-    std::fs::write(
-        records.join(format!("{}.json", interrupted.id)),
-        serde_json::to_string(&interrupted).unwrap(),
-    )
-    .unwrap();
-    let pipeline = Pipeline::new(program(), Vec::new(), records);
-    pipeline.close_interrupted();
-    let run = pipeline.history(1).remove(0);
+    let pipeline = pipeline_in(dir.path(), program(), Vec::new()).await;
+    let runner = std::fs::read_to_string(dir.path().join("runs").join("runner")).unwrap();
+    let records = records_in(dir.path()).await;
+    RunRecords::new(records.clone(), runner)
+        .keep(&interrupted)
+        .await
+        .unwrap();
+    // Another replica's run, going on while this server restarts.
+    let elsewhere = PipelineRun {
+        id: "20261123T044850.000Z".into(),
+        started: interrupted.started + chrono::Duration::seconds(1),
+        ..interrupted.clone()
+    };
+    RunRecords::new(records, "another-replica")
+        .keep(&elsewhere)
+        .await
+        .unwrap();
+
+    pipeline.close_interrupted().await.unwrap();
+    let runs = pipeline.history(10).await;
+    assert_eq!(runs[0], elsewhere, "another replica's run is not touched");
+    let run = runs[1].clone();
+    assert_eq!(run.id, interrupted.id);
     assert_eq!(run.status, RunStatus::Failed);
     let statuses: Vec<RunStatus> = run.steps.iter().map(|s| s.status).collect();
     assert_eq!(
@@ -360,10 +387,11 @@ async fn a_step_past_its_timeout_is_killed_with_its_children() {
     // The shell starts a grandchild that would outlive it, then waits.
     let script = format!("sleep 60 & echo $! > {}; wait", pid_file.display());
     let steps = vec![step("hangs", &["-c", &script], None)];
-    let pipeline = Pipeline::new(PathBuf::from("/bin/sh"), steps, dir.path().join("runs"))
+    let pipeline = pipeline_in(dir.path(), PathBuf::from("/bin/sh"), steps)
+        .await
         .with_retries(0, Duration::ZERO)
         .with_step_timeout(Duration::from_secs(1));
-    pipeline.start(Trigger::Admin).unwrap();
+    pipeline.start(Trigger::Admin).await.unwrap();
     let run = finished(&pipeline).await;
     assert_eq!(run.steps[0].status, RunStatus::Failed);
     assert!(run.steps[0].log.contains("ran longer than 1 s"), "{run:?}");
@@ -384,17 +412,16 @@ async fn a_step_past_its_timeout_is_killed_with_its_children() {
 async fn two_servers_on_one_data_folder_never_run_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let slow = || vec![step("slow", &["-c", "sleep 2"], None)];
-    let records = dir.path().join("runs");
-    let first = Pipeline::new(PathBuf::from("/bin/sh"), slow(), records.clone());
-    let second = Pipeline::new(PathBuf::from("/bin/sh"), slow(), records);
-    first.start(Trigger::Admin).unwrap();
+    let first = pipeline_in(dir.path(), PathBuf::from("/bin/sh"), slow()).await;
+    let second = pipeline_in(dir.path(), PathBuf::from("/bin/sh"), slow()).await;
+    first.start(Trigger::Admin).await.unwrap();
     assert!(matches!(
-        second.start(Trigger::Schedule),
+        second.start(Trigger::Schedule).await,
         Err(PipelineError::AlreadyRunning)
     ));
     finished(&first).await;
     for _ in 0..50 {
-        if second.start(Trigger::Schedule).is_ok() {
+        if second.start(Trigger::Schedule).await.is_ok() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -30,9 +30,7 @@ pub async fn runs(
     let Some(pipeline) = state.pipeline else {
         return Json(Vec::new());
     };
-    let mut runs = tokio::task::spawn_blocking(move || pipeline.history(LISTED_RUNS))
-        .await
-        .unwrap_or_default();
+    let mut runs = pipeline.history(LISTED_RUNS).await;
     if !admin {
         for step in runs.iter_mut().flat_map(|run| run.steps.iter_mut()) {
             step.command.clear();
@@ -62,7 +60,7 @@ pub async fn start(
 ) -> Result<(StatusCode, Json<PipelineRun>), ApiError> {
     require_admin(&state, &headers, client)?;
     let pipeline = state.pipeline.ok_or(ApiError::NoPipeline)?;
-    let run = pipeline.start(Trigger::Admin)?;
+    let run = pipeline.start(Trigger::Admin).await?;
     tracing::info!(id = %run.id, "an admin started a pipeline run");
     Ok((StatusCode::ACCEPTED, Json(run)))
 }
