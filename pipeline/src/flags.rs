@@ -385,10 +385,13 @@ fn flag_of(row: &sqlx::any::AnyRow) -> Result<FlagRecord, FlagError> {
     let optional = |index: usize| -> Result<Option<String>, FlagError> {
         row.try_get(index).map_err(|e| corrupt(e.to_string()))
     };
+    if !is_plain_name(&id) {
+        return Err(corrupt("its id is not a plain name".into()));
+    }
     let attachment = optional(7)?;
     if attachment
         .as_deref()
-        .is_some_and(|name| checked_label(name).is_err())
+        .is_some_and(|name| !is_plain_name(name))
     {
         return Err(corrupt("its photo's name is not a plain file name".into()));
     }
@@ -455,7 +458,7 @@ fn read_folder_record(path: &Path) -> Result<FlagRecord, FlagError> {
     if record
         .attachment
         .as_deref()
-        .is_some_and(|name| checked_label(name).is_err())
+        .is_some_and(|name| !is_plain_name(name))
     {
         return Err(FlagError::Corrupt {
             id,
@@ -490,14 +493,16 @@ fn depth(value: &serde_json::Value) -> usize {
 /// A label usable as a folder name: the user types it, the export makes a
 /// folder of it.
 fn checked_label(label: &str) -> Result<String, FlagError> {
-    let fine = label.len() <= MAX_LABEL_BYTES
-        && !label.starts_with('.')
-        && !label.contains(['/', '\\', '\0']);
-    if fine {
+    if is_plain_name(label) {
         Ok(label.to_string())
     } else {
         Err(FlagError::BadLabel)
     }
+}
+
+/// A name that stays one file or folder inside the folder it is joined to.
+fn is_plain_name(name: &str) -> bool {
+    name.len() <= MAX_LABEL_BYTES && !name.starts_with('.') && !name.contains(['/', '\\', '\0'])
 }
 
 #[cfg(test)]
@@ -749,6 +754,7 @@ mod tests {
             ("huge", "actors", huge.as_str(), "Ada", "input.jpg"),
             ("weather", "weather", "{}", "Ada", "input.jpg"),
             ("escaping", "actors", "{}", "Ada", "../../etc/passwd"),
+            ("../../etc", "actors", "{}", "Ada", "passwd"),
         ];
         for (id, task, input, label, attachment) in bad_rows {
             sqlx::query(

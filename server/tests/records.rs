@@ -2,7 +2,8 @@
 //! fresh cluster on loopback): the prediction log's schema, writes and
 //! reads through the same code as SQLite's; two `starcast serve` replicas
 //! logging to it, each reporting both replicas' answers; and two replicas
-//! storing flags at once, their photos in one bucket (moto), all kept.
+//! storing flags at once, their photos in one bucket (moto), all kept; and
+//! the daily loop's run records of two runners.
 
 mod common;
 
@@ -16,7 +17,9 @@ use common::postgres::Postgres;
 use common::{
     Multipart, ServeProcess, THREE_CLASS_CONFIG, png, post_flag, three_class_safetensors,
 };
+use starcast_api::{PipelineRun, RunStatus, Trigger};
 use starcast_pipeline::records::{PredictionRecord, Records};
+use starcast_pipeline::runs::RunRecords;
 
 #[tokio::test]
 async fn the_prediction_log_on_postgres_counts_recent_confidence() {
@@ -218,4 +221,34 @@ fn replicas_store_flags_at_once_in_one_database_and_bucket_and_keep_them_all() {
         assert_eq!(&std::fs::read(&file).unwrap(), photo, "flag {id}'s photo");
     }
     assert_eq!(moto.keys("flags", "review/").len(), 48);
+}
+
+#[tokio::test]
+async fn pipeline_runs_on_postgres_are_listed_for_all_and_closed_per_runner() {
+    let postgres = Postgres::start();
+    let records = Records::open(&postgres.url).await.unwrap();
+    let started = Utc.with_ymd_and_hms(2026, 12, 7, 3, 0, 0).unwrap();
+    let run = |id: &str, minutes: i64, status| PipelineRun {
+        id: id.into(),
+        trigger: Trigger::Schedule,
+        started: started + chrono::Duration::minutes(minutes),
+        seconds: 0.0,
+        status,
+        steps: Vec::new(),
+    };
+    let one = RunRecords::new(records.clone(), "replica-one");
+    let two = RunRecords::new(records, "replica-two");
+    one.keep(&run("a", 0, RunStatus::Running)).await.unwrap();
+    two.keep(&run("a", 1, RunStatus::Running)).await.unwrap();
+    one.keep(&run("a", 0, RunStatus::Succeeded)).await.unwrap();
+    let latest = two.latest(10).await.unwrap();
+    assert_eq!(
+        latest,
+        [
+            run("a", 1, RunStatus::Running),
+            run("a", 0, RunStatus::Succeeded)
+        ]
+    );
+    assert!(one.running_here().await.unwrap().is_empty());
+    assert_eq!(two.running_here().await.unwrap().len(), 1);
 }
