@@ -85,6 +85,18 @@ describe("actors page", () => {
     await close();
   });
 
+  test("a Russian visitor is told in Russian", async () => {
+    const { page, close } = await open("/", { locale: "ru-RU" });
+    await page.setInputFiles("#photo-input", {
+      name: "notes.txt",
+      mimeType: "text/plain",
+      buffer: Buffer.from("these are not pixels"),
+    });
+    const message = await page.textContent(".result .error", { timeout: 10_000 });
+    assert.match(message, /Это не изображение, которое приложение умеет читать/);
+    await close();
+  });
+
   test("paste and drop upload too", async () => {
     const { page, close } = await open("/");
     const bytes = [...tinyPng()];

@@ -55,6 +55,20 @@ pub fn text_with(language: Language, key: &str, arguments: &[(&str, FluentValue)
     LOCALES.lookup_with_args(&identifier(language), key, &arguments)
 }
 
+/// The text of `key` with `arguments` in `language`, when the locale
+/// files have it there (or in the fallback, English).
+pub fn try_text_with(
+    language: Language,
+    key: &str,
+    arguments: &[(&str, FluentValue)],
+) -> Option<String> {
+    let arguments: HashMap<Cow<'static, str>, FluentValue> = arguments
+        .iter()
+        .map(|(name, value)| (Cow::Owned(name.to_string()), value.clone()))
+        .collect();
+    LOCALES.try_lookup_with_args(&identifier(language), key, &arguments)
+}
+
 /// The text of `key` in the interface language, following it.
 pub fn t(key: &'static str) -> impl Fn() -> String + Copy + Send + Sync + 'static {
     let language = locale();

@@ -21,6 +21,10 @@ use crate::routes::{
     pipeline::PipelinePage,
 };
 
+/// The locale files' words for the server's own answers (API errors).
+pub use crate::i18n::{from_cookies, try_text_with};
+pub use fluent_templates::fluent_bundle::FluentValue;
+
 /// The name of the JS and WASM files the front end is built into.
 pub const OUTPUT_NAME: &str = "starcast";
 

@@ -208,6 +208,7 @@ impl IntoResponse for ApiError {
             self.sentence()
         };
         let mut response = (status, Json(ErrorBody { error })).into_response();
+        response.extensions_mut().insert(self.message());
         let retry_after = match self {
             ApiError::Busy { retry_after, .. } | ApiError::RateLimited { retry_after, .. } => {
                 Some(retry_after)

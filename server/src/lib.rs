@@ -11,6 +11,7 @@ pub mod client;
 pub mod connections;
 pub mod error;
 pub mod export;
+pub mod localize;
 pub mod metrics;
 pub mod model_check;
 pub mod prediction_log;

@@ -24,7 +24,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
-use crate::{api, client, metrics};
+use crate::{api, client, localize, metrics};
 
 /// Builds the app. Tests call it with `oneshot` and bind no port.
 pub fn router(state: AppState) -> Router {
@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .nest_service("/examples", ServeDir::new(state.examples.dir()))
         .leptos_routes_with_context(&state, pages, server_fn_context, render_shell)
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn(localize::errors))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,

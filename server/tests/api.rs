@@ -609,3 +609,47 @@ async fn while_the_models_load_health_and_predictions_say_so_and_pages_answer() 
         "{json}"
     );
 }
+
+#[tokio::test]
+async fn errors_are_told_in_the_language_the_request_asks_for() {
+    let server = server(with_actors()).await;
+    let empty_photo = |headers: &[(&'static str, &str)]| {
+        let mut request = Multipart::default()
+            .file("image", "empty.jpg", b"")
+            .request("/api/actors/predict");
+        for (name, value) in headers {
+            request.headers_mut().insert(*name, value.parse().unwrap());
+        }
+        request
+    };
+    let answer = async |request| {
+        let response = server.send(request).await;
+        let status = response.status();
+        let json: Value = serde_json::from_str(&text(response).await).unwrap();
+        (status, error_of(&json).to_string())
+    };
+
+    let (status, english) = answer(empty_photo(&[])).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(english.starts_with("The file is empty"), "{english}");
+    let (status, russian) = answer(empty_photo(&[(
+        "accept-language",
+        "ru-RU,ru;q=0.9,en;q=0.8",
+    )]))
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(russian.starts_with("Файл пуст"), "{russian}");
+    // The language switch's cookie wins over the browser's languages.
+    let (_, switched) = answer(empty_photo(&[
+        ("accept-language", "en-US"),
+        ("cookie", "theme=dark; starcast-lang=ru"),
+    ]))
+    .await;
+    assert_eq!(switched, russian);
+    let (_, back) = answer(empty_photo(&[
+        ("accept-language", "ru"),
+        ("cookie", "starcast-lang=en"),
+    ]))
+    .await;
+    assert_eq!(back, english);
+}
