@@ -18,16 +18,6 @@ pub struct RunRecords {
     runner: String,
 }
 
-fn status_name(status: RunStatus) -> &'static str {
-    match status {
-        RunStatus::Waiting => "waiting",
-        RunStatus::Running => "running",
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Failed => "failed",
-        RunStatus::Skipped => "skipped",
-    }
-}
-
 impl RunRecords {
     pub fn new(records: Records, runner: impl Into<String>) -> Self {
         RunRecords {
@@ -48,7 +38,7 @@ impl RunRecords {
         .bind(&self.runner)
         .bind(&run.id)
         .bind(run.started.timestamp_millis())
-        .bind(status_name(run.status))
+        .bind(run.status.as_str())
         .bind(record)
         .execute(self.records.pool())
         .await
@@ -75,7 +65,7 @@ impl RunRecords {
             "SELECT id, record FROM pipeline_runs WHERE runner = $1 AND status = $2 ORDER BY id",
         )
         .bind(&self.runner)
-        .bind(status_name(RunStatus::Running))
+        .bind(RunStatus::Running.as_str())
         .fetch_all(self.records.pool())
         .await
         .map_err(self.records.refused("reading the pipeline runs"))?;

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -75,11 +75,29 @@ fn recent_count(metrics: &str) -> Option<u64> {
         .and_then(|line| line.rsplit(' ').next()?.parse().ok())
 }
 
-fn replica(model: &Path, data: &Path, records: &str) -> ServeProcess {
+/// The three-class test classifier, as a model folder in `dir`.
+fn three_class_model(dir: &Path) -> PathBuf {
+    let model = dir.join("model");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("model.safetensors"), three_class_safetensors()).unwrap();
+    std::fs::write(model.join("config.json"), THREE_CLASS_CONFIG).unwrap();
+    model
+}
+
+/// `starcast serve` of `model` over `data`, keeping its records in
+/// `records`, with `more` options and `env`.
+fn replica(
+    model: &Path,
+    data: &Path,
+    records: &str,
+    more: &[&str],
+    env: &[(&str, String)],
+) -> ServeProcess {
     let mut command = Command::new(env!("CARGO_BIN_EXE_starcast"));
     command
         .env("RUST_LOG", "warn")
-        .env_remove("STARCAST_RECORDS");
+        .env_remove("STARCAST_RECORDS")
+        .envs(env.iter().map(|(name, value)| (name, value)));
     let args = [
         "--actors-model".as_ref(),
         model.as_os_str(),
@@ -88,21 +106,19 @@ fn replica(model: &Path, data: &Path, records: &str) -> ServeProcess {
         "--records".as_ref(),
         records.as_ref(),
     ];
-    ServeProcess::start(command, args)
+    ServeProcess::start(
+        command,
+        args.into_iter().chain(more.iter().map(|a| a.as_ref())),
+    )
 }
 
 #[test]
 fn replicas_log_predictions_to_one_database_and_each_reports_them_all() {
     let postgres = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("model");
-    std::fs::create_dir(&model).unwrap();
-    std::fs::write(model.join("model.safetensors"), three_class_safetensors()).unwrap();
-    std::fs::write(model.join("config.json"), THREE_CLASS_CONFIG).unwrap();
-    let replicas = [
-        replica(&model, &dir.path().join("one"), &postgres.url),
-        replica(&model, &dir.path().join("two"), &postgres.url),
-    ];
+    let model = three_class_model(dir.path());
+    let replicas =
+        ["one", "two"].map(|name| replica(&model, &dir.path().join(name), &postgres.url, &[], &[]));
     let photo = png(64, 48, [200, 30, 30]);
     for (n, replica) in replicas.iter().cycle().take(5).enumerate() {
         let request = Multipart::default()
@@ -150,29 +166,17 @@ fn replicas_store_flags_at_once_in_one_database_and_bucket_and_keep_them_all() {
     assert_eq!(moto.http("PUT", "/flags", b"").0, 200);
     let photos = "s3://flags/review";
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("model");
-    std::fs::create_dir(&model).unwrap();
-    std::fs::write(model.join("model.safetensors"), three_class_safetensors()).unwrap();
-    std::fs::write(model.join("config.json"), THREE_CLASS_CONFIG).unwrap();
-    let replica = |name: &str| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_starcast"));
-        command.envs(moto.env()).env("RUST_LOG", "warn");
-        let data = dir.path().join(name);
-        let args = [
-            "--actors-model".as_ref(),
-            model.as_os_str(),
-            "--data".as_ref(),
-            data.as_os_str(),
-            "--records".as_ref(),
-            postgres.url.as_ref(),
-            "--flag-photos".as_ref(),
-            photos.as_ref(),
-            "--trusted-proxy".as_ref(),
-            "127.0.0.1".as_ref(),
-        ];
-        ServeProcess::start(command, args)
-    };
-    let servers = [replica("one"), replica("two")];
+    let model = three_class_model(dir.path());
+    let more = ["--flag-photos", photos, "--trusted-proxy", "127.0.0.1"];
+    let servers = ["one", "two"].map(|name| {
+        replica(
+            &model,
+            &dir.path().join(name),
+            &postgres.url,
+            &more,
+            &moto.env(),
+        )
+    });
     let replicas = [servers[0].port, servers[1].port];
 
     // 8 clients at once, each sending 6 flags, alternately to each replica,

@@ -12,21 +12,9 @@ use starcast_api::{Language, Monitoring, PipelineRun, RunStatus, StepRun};
 use crate::api::client;
 use crate::i18n::{locale, t, text_in, text_with};
 
-/// A status as the page's `data-status` names it (and, as `status-<word>`,
-/// the key of its words).
-fn status_word(status: RunStatus) -> &'static str {
-    match status {
-        RunStatus::Waiting => "waiting",
-        RunStatus::Running => "running",
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Failed => "failed",
-        RunStatus::Skipped => "skipped",
-    }
-}
-
 /// A status in the interface language.
 fn status_words(language: Language, status: RunStatus) -> String {
-    text_in(language, &format!("status-{}", status_word(status)))
+    text_in(language, &format!("status-{}", status.as_str()))
 }
 
 #[component]
@@ -64,7 +52,7 @@ fn RunCard(run: PipelineRun) -> impl IntoView {
     let trigger = run.trigger.to_string();
     let details = format!("{:.1} s · {}", run.seconds, run.id);
     view! {
-        <section class="card run" data-status=status_word(run.status)>
+        <section class="card run" data-status=run.status.as_str()>
             <h2>{move || format!("{started} · {}", status_words(language.get(), run.status))}</h2>
             <p class="muted">{move || text_with(language.get(), "pipeline-started-by", &[("trigger", trigger.clone().into())])} " · " {details}</p>
             <table>
@@ -80,7 +68,7 @@ fn RunCard(run: PipelineRun) -> impl IntoView {
 #[component]
 fn StepRow(step: StepRun) -> impl IntoView {
     view! {
-        <tr data-status=status_word(step.status)>
+        <tr data-status=step.status.as_str()>
             <th scope="row">
                 <details><summary>{step.name}</summary><code>{step.command}</code><pre>{step.log}</pre></details>
                 {(!step.metrics.is_empty()).then(|| view! { <p class="figures">{figures(&step.metrics)}</p> })}
