@@ -201,7 +201,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let error = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        // A fault of the server's own is logged and not described; a 503
+        // (busy, loading) or 507 (the review queue is full) says what to do.
+        let error = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, "request failed");
             "Something went wrong on the server; the error was logged. Try again later.".to_string()
         } else {

@@ -14,6 +14,7 @@ use common::{
 use http_body_util::BodyExt;
 use serde_json::Value;
 use starcast_model::{Language, Models, ServedModels};
+use starcast_pipeline::flags::Quota;
 use starcast_server::Limits;
 
 fn with_actors() -> ServedModels {
@@ -652,4 +653,29 @@ async fn errors_are_told_in_the_language_the_request_asks_for() {
     ]))
     .await;
     assert_eq!(back, english);
+}
+
+#[tokio::test]
+async fn a_full_review_queue_says_so_and_keeps_what_it_has() {
+    let mut server = server(with_actors()).await;
+    let quota = Quota {
+        flags: 1,
+        bytes: 1 << 20,
+    };
+    server.state.flags = flag_store(server.data.path()).await.with_quota(quota);
+    let flag = || {
+        Multipart::default()
+            .text("task", "horoscope")
+            .text("input", r#"{"sign": "leo"}"#)
+            .text("output", r#"{"text": "The day is yours."}"#)
+    };
+    let (status, json) = server.post_form("/api/flags", flag()).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let (status, json) = server.post_form("/api/flags", flag()).await;
+    assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE, "{json}");
+    assert!(
+        error_of(&json).contains("review queue is full"),
+        "the user is told why: {json}"
+    );
+    assert_eq!(server.state.flags.list().await.unwrap().len(), 1);
 }
