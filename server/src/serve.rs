@@ -75,8 +75,8 @@ pub struct ServeArgs {
     /// The records database every replica shares: `sqlite://PATH` or
     /// `postgres://USER:PASSWORD@HOST/DATABASE` (default
     /// `sqlite://<data>/records.db`). It holds the review queue of flagged
-    /// results and the prediction log that `/metrics` reads the served
-    /// model's recent confidence from.
+    /// results, the daily loop's runs and the prediction log that
+    /// `/metrics` reads the served model's recent confidence from.
     #[arg(long, env = "STARCAST_RECORDS", hide_env_values = true)]
     pub records: Option<String>,
     /// Where flagged results' photos are kept: a folder (default
@@ -203,7 +203,10 @@ impl ServeArgs {
     /// photos this server uses, when they are not the data folder's own.
     fn step_env(&self) -> Vec<(String, String)> {
         let records = self.records.clone().map(|url| ("STARCAST_RECORDS", url));
-        let photos = (self.flag_photos.as_ref()).map(|l| ("STARCAST_FLAG_PHOTOS", l.to_string()));
+        let photos = self
+            .flag_photos
+            .as_ref()
+            .map(|l| ("STARCAST_FLAG_PHOTOS", l.to_string()));
         records
             .into_iter()
             .chain(photos)
